@@ -1,0 +1,6 @@
+"""tf_finetune: fine-tune TensorFlow Hub backbones for image and text classification.
+
+The library door is :func:`tf_finetune.job.run` with a :class:`tf_finetune.job.JobConfig`;
+errors a user can fix are :class:`tf_finetune.errors.TfFinetuneError`.
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,171 @@
+"""Resolving a backbone handle to a local SavedModel and loading it as a Keras layer.
+
+Handles: a registry id's tfhub.dev/Kaggle URL (through tensorflow_hub and its cache), a
+local SavedModel folder, ``file://`` path, a ``.tar.gz`` of a SavedModel, or
+``builtin:NAME`` (built from a pip package). ``s3://`` handles are downloaded by the door.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tf_finetune import storage
+from tf_finetune.builtin import ensure_builtin
+from tf_finetune.errors import BackboneError
+from tf_finetune.registry import ModelSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_SIZE = 224
+_REMOTE = ("http://", "https://", "gs://")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What to load, whether from the registry or a bare handle.
+
+    Attributes:
+        name: registry id, or the handle itself.
+        handle: where the backbone lives.
+        task: ``image`` or ``text``.
+        fine_tunable: whether its weights may be trained.
+        image_size: input size (image task); None = decide from the module.
+        preprocessor: handle of a text preprocessing model, if any.
+        output_key: key of the features when the backbone returns a dict.
+        requires: extra pip packages it needs.
+    """
+
+    name: str
+    handle: str
+    task: str
+    fine_tunable: bool = True
+    image_size: int | None = None
+    preprocessor: str | None = None
+    output_key: str | None = None
+    requires: tuple[str, ...] = ()
+
+    @classmethod
+    def from_registry(cls, model: ModelSpec, image_size: int | None = None) -> "BackboneSpec":
+        """The spec of a registry entry; ``image_size`` overrides the entry's size."""
+        return cls(model.id, model.handle, model.task, model.fine_tunable,
+                   image_size or model.image_size, model.preprocessor, model.output_key,
+                   model.requires)
+
+
+def resolve_handle(handle: str, cache_dir: Path) -> str:
+    """Turn ``handle`` into a local SavedModel folder.
+
+    Args:
+        handle: URL, path, ``file://`` path, archive or ``builtin:NAME``.
+        cache_dir: where built-in modules and extracted archives are kept.
+
+    Returns:
+        A local folder holding ``saved_model.pb``.
+
+    Raises:
+        BackboneError: what could not be found or fetched, and how to fix it offline.
+    """
+    if handle.startswith("builtin:"):
+        return str(ensure_builtin(handle.split(":", 1)[1], cache_dir))
+    if storage.is_s3(handle):
+        raise BackboneError(f"backbone {handle}: s3:// handles are downloaded by the command "
+                            "line or SageMaker door; in the library pass a local folder")
+    if handle.startswith(_REMOTE):
+        return _resolve_remote(handle)
+    path = Path(handle[len("file://"):] if handle.startswith("file://") else handle).expanduser()
+    if not path.exists():
+        raise BackboneError(f"backbone {handle}: no such file or folder. Pass a TF-Hub SavedModel "
+                            "folder, a .tar.gz of one, a registry id (--model-id) or a hub URL")
+    if path.is_file() and storage.is_archive(path):
+        path = _extract_cached(path, cache_dir)
+    return str(_saved_model_folder(path, handle))
+
+
+def _resolve_remote(handle: str) -> str:
+    import tensorflow_hub as hub
+
+    try:
+        return hub.resolve(handle)
+    except Exception as exc:  # urllib, HTTP and tarfile errors all mean "not available"
+        cache = os.environ.get("TFHUB_CACHE_DIR") or "(unset: a temporary folder)"
+        key = hashlib.sha1(handle.encode("utf-8")).hexdigest()
+        raise BackboneError(
+            f"cannot download backbone {handle} ({exc.__class__.__name__}: {exc}). "
+            "This machine may be offline or in network isolation. Either: fill the TF-Hub "
+            f"cache (TFHUB_CACHE_DIR={cache}) by extracting the model into <cache>/{key}/ on a "
+            "machine that can download it; or pass --handle with a local SavedModel folder or "
+            ".tar.gz; or, in SageMaker, give the model as the 'model' channel.") from None
+
+
+def _extract_cached(archive: Path, cache_dir: Path) -> Path:
+    stat = archive.stat()
+    key = hashlib.sha1(f"{archive.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    target = cache_dir / "archives" / key
+    if not target.is_dir():
+        storage.extract_archive(archive, target)
+    return target
+
+
+def _saved_model_folder(path: Path, handle: str) -> Path:
+    if (path / "saved_model.pb").is_file():
+        return path
+    children = [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
+    if len(children) == 1 and (children[0] / "saved_model.pb").is_file():
+        return children[0]  # an archive with one top-level folder
+    raise BackboneError(f"backbone {handle}: no saved_model.pb in {path}; a backbone must be a "
+                        "TF2 SavedModel in TF-Hub format")
+
+
+def check_requirements(spec: BackboneSpec) -> None:
+    """Import what the backbone needs beyond TensorFlow (e.g. tensorflow_text's ops).
+
+    Raises:
+        BackboneError: a required package is not installed.
+    """
+    import importlib
+
+    for requirement in spec.requires:
+        try:
+            importlib.import_module(requirement.replace("-", "_"))
+        except ImportError:
+            raise BackboneError(f"backbone {spec.name} needs the package {requirement}: "
+                                f"pip install {requirement}") from None
+
+
+def fixed_image_size(layer) -> int | None:
+    """The square input size a loaded image backbone insists on, or None if any size goes.
+
+    Reads the input shapes of the module's traced call functions.
+    """
+    func = layer.resolved_object
+    shapes = []
+    for concrete in getattr(getattr(func, "__call__", None), "concrete_functions", []):
+        args = concrete.structured_input_signature[0]
+        if args and getattr(args[0], "shape", None) is not None and args[0].shape.rank == 4:
+            shapes.append(tuple(args[0].shape[1:3]))
+    for height, width in shapes:
+        if height is not None and width is not None:
+            if height != width:
+                raise BackboneError(f"backbone input is {height}x{width}; only square inputs "
+                                    "are supported")
+            return int(height)
+    return None
+
+
+def choose_image_size(spec: BackboneSpec, fixed: int | None) -> int:
+    """The image size to train at, given what the module fixes.
+
+    Raises:
+        BackboneError: the requested size conflicts with a size the module fixes.
+    """
+    if fixed and spec.image_size and fixed != spec.image_size:
+        raise BackboneError(f"backbone {spec.name} takes {fixed}x{fixed} images only; "
+                            f"image_size {spec.image_size} cannot be used")
+    if spec.image_size or fixed:
+        return spec.image_size or fixed
+    log.info("backbone %s does not fix its input size; using image_size=%d (set --image-size "
+             "to change)", spec.name, DEFAULT_IMAGE_SIZE)
+    return DEFAULT_IMAGE_SIZE

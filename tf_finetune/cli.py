@@ -1,0 +1,131 @@
+"""``tf-finetune`` / ``python -m tf_finetune``: flags in, a job out, errors as messages.
+
+TensorFlow is imported only by the commands that train, so ``--help``, ``list-models`` and
+``describe`` answer at once.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from tf_finetune import __version__
+from tf_finetune.errors import TfFinetuneError
+from tf_finetune.hyperparameters import SCHEMA
+
+log = logging.getLogger("tf_finetune")
+
+CACHE_ENV = "TF_FINETUNE_CACHE"
+
+
+def default_cache_dir() -> str:
+    """``$TF_FINETUNE_CACHE``, else ``~/.cache/tf_finetune``."""
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "tf_finetune")
+
+
+def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "hyperparameters", "JumpStart names; --snake_case and --kebab-case both work; "
+        "booleans as True/False. Defaults: the schema, then the model's registry overrides.")
+    for param in SCHEMA:
+        flags = {f"--{n}" for name in (param.name, *param.aliases) for n in (name, name.replace("_", "-"))}
+        group.add_argument(*sorted(flags, key=len), dest=f"hp_{param.name}", default=None,
+                           metavar="V", help=f"{param.help} ({param.allowed()}; default {param.default})")
+
+
+def _add_job_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", default=None, metavar="DIR",
+                        help="where the model goes: DIR/output/model.tar.gz")
+    parser.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
+    parser.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR",
+                        help=f"built-in backbones and extracted archives (${CACHE_ENV})")
+    parser.add_argument("--cpu-devices", type=int, default=0, metavar="N",
+                        help="split the CPU into N logical devices (N replicas), to try "
+                             "distribution without GPUs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="tf-finetune", description="Fine-tune TensorFlow Hub backbones for image and text "
+        "classification, locally or as a SageMaker job.")
+    parser.add_argument("--version", action="version", version=f"tf_finetune {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="fine-tune a backbone and write model.tar.gz")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-id", help="registry id (see list-models)")
+    source.add_argument("--handle", help="backbone SavedModel: folder, .tar.gz, file:// or hub URL")
+    train.add_argument("--data", required=True, metavar="PATH",
+                       help="image class folders, or data.csv (or its folder) for text")
+    train.add_argument("--validation-data", metavar="PATH", help="separate validation data")
+    train.add_argument("--image-size", type=int, metavar="PX",
+                       help="input size for a handle that does not fix it (default 224)")
+    _add_job_flags(train)
+    _add_hyperparameter_flags(train)
+
+    listing = commands.add_parser("list-models", help="list the registry's backbones")
+    listing.add_argument("--task", choices=("image", "text"))
+    listing.add_argument("--registry", default=None, metavar="YAML")
+
+    describe = commands.add_parser("describe", help="show one registry entry")
+    describe.add_argument("model_id")
+    describe.add_argument("--registry", default=None, metavar="YAML")
+
+    demo = commands.add_parser("demo", help="fine-tune the built-in text backbone on the bundled "
+                               "sample data and show predictions (offline)")
+    _add_job_flags(demo)
+    demo.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if not args.debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return _dispatch(args)
+    except TfFinetuneError as exc:
+        if args.debug:
+            raise
+        print(f"tf-finetune: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tf-finetune: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from tf_finetune import catalog
+
+    if args.command == "list-models":
+        print(catalog.table(args.registry, args.task))
+        return 0
+    if args.command == "describe":
+        print(catalog.card(args.registry, args.model_id))
+        return 0
+    if args.cpu_devices:
+        from tf_finetune.distribute import split_cpu
+
+        split_cpu(args.cpu_devices)
+    if args.command == "demo":
+        from tf_finetune import demo
+
+        demo.run_demo(args.output, args.cache_dir, args.epochs)
+        return 0
+    from tf_finetune.job import JobConfig, run
+
+    if args.output is None:
+        raise TfFinetuneError("train needs --output DIR (the model goes to DIR/output/model.tar.gz)")
+    hps = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
+    result = run(JobConfig(data=args.data, output=args.output, model_id=args.model_id,
+                           handle=args.handle, validation_data=args.validation_data,
+                           hyperparameters=hps, image_size=args.image_size,
+                           registry=args.registry, cache_dir=args.cache_dir))
+    print(result.archive)
+    return 0

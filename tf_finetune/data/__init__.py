@@ -1,0 +1,123 @@
+"""Finding, checking and splitting training data, and the label mapping.
+
+:func:`load_data` is the one entry: it reads text (``data.csv``) or image (class folders)
+data, maps labels to class indices, and returns the train and validation examples.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from tf_finetune.data.images import list_images
+from tf_finetune.data.labels import LabelMap
+from tf_finetune.data.split import stratified_split
+from tf_finetune.data.text import read_text_csv
+from tf_finetune.errors import DataError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Examples", "DataSplit", "LabelMap", "load_data"]
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Model inputs and their class indices.
+
+    Attributes:
+        inputs: image file paths (image task) or texts (text task).
+        labels: class index of each input.
+    """
+
+    inputs: tuple[str, ...]
+    labels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def subset(self, indices: Sequence[int]) -> "Examples":
+        """The examples at ``indices``, in that order."""
+        return Examples(tuple(self.inputs[i] for i in indices), tuple(self.labels[i] for i in indices))
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """What training needs from the data.
+
+    Attributes:
+        task: ``image`` or ``text``.
+        train: training examples.
+        validation: validation examples, or None when there are none.
+        label_map: class names (and original text labels).
+    """
+
+    task: str
+    train: Examples
+    validation: Examples | None
+    label_map: LabelMap
+
+
+def load_data(task: str, train_path: str | Path, validation_path: str | Path | None = None,
+              validation_split_ratio: float = 0.2, seed: int = 0) -> DataSplit:
+    """Read training (and optional validation) data for ``task`` and split it.
+
+    Args:
+        task: ``image`` or ``text``.
+        train_path: class-folder root (image) or ``data.csv`` / its folder (text).
+        validation_path: separate validation data of the same kind; when None, a stratified
+            ``validation_split_ratio`` share of the training data is held out.
+        validation_split_ratio: share held out when there is no validation data; 0 for none.
+        seed: seed of the split.
+
+    Returns:
+        The examples and the label mapping.
+
+    Raises:
+        DataError: missing or malformed data, with the file, line or folder to fix.
+    """
+    train_path = Path(train_path)
+    _check_kind(task, train_path)
+    if task == "text":
+        train, label_map = _text_examples(train_path)
+        validation = _text_examples(validation_path, label_map)[0] if validation_path else None
+    else:
+        train, label_map = _image_examples(train_path)
+        validation = _image_examples(validation_path, label_map)[0] if validation_path else None
+    if validation is None and validation_split_ratio > 0:
+        train_idx, val_idx = stratified_split(train.labels, validation_split_ratio, seed)
+        train, validation = train.subset(train_idx), train.subset(val_idx)
+        if not len(validation):
+            validation = None
+    return DataSplit(task, train, validation, label_map)
+
+
+def _check_kind(task: str, path: Path) -> None:
+    is_text = path.suffix.lower() == ".csv" or (path / "data.csv").is_file()
+    if task == "image" and is_text:
+        raise DataError(f"{path} holds text data (a .csv) but the model is an image model; "
+                        "choose a text model (tf-finetune list-models --task text)")
+    if task == "text" and path.is_dir() and not is_text and not any(path.glob("*.csv")):
+        raise DataError(f"{path} holds no data.csv but the model is a text model; for image "
+                        "folders choose an image model (tf-finetune list-models --task image)")
+
+
+def _text_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple[Examples, LabelMap]:
+    rows = read_text_csv(path)
+    if label_map is None:
+        label_map = LabelMap.from_integer_labels(rows.labels)
+        if label_map.num_classes < 2:
+            raise DataError(f"{rows.path} has only one class (label {rows.labels[0]}); "
+                            "at least 2 classes are needed")
+    index = {label: i for i, label in enumerate(label_map.original_labels)}
+    unknown = sorted(set(rows.labels) - set(index))
+    if unknown:
+        raise DataError(f"{rows.path} has labels that the training data does not have: {unknown}")
+    log.info("read %d rows, %d classes from %s", len(rows.texts), label_map.num_classes, rows.path)
+    return Examples(rows.texts, tuple(index[v] for v in rows.labels)), label_map
+
+
+def _image_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple[Examples, LabelMap]:
+    files = list_images(path, label_map.class_names if label_map else None)
+    log.info("found %d images in %d classes under %s", len(files.paths), len(files.class_names), path)
+    return Examples(files.paths, files.labels), label_map or LabelMap(files.class_names)

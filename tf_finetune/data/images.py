@@ -1,0 +1,159 @@
+"""Image classification data: one sub-folder per class holding JPEG or PNG files."""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from tf_finetune.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+_FORMATS = {"JPEG", "PNG", "MPO"}  # MPO: multi-picture JPEG from cameras; decodes as JPEG
+_JPEG_END = b"\xff\xd9"
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """The usable images of one class-folder tree.
+
+    Attributes:
+        root: the folder read.
+        paths: image files, grouped by class, sorted within a class.
+        labels: class index of each path.
+        class_names: sorted class-folder names; index = position.
+        skipped: (path, reason) of files that were left out.
+    """
+
+    root: Path
+    paths: tuple[str, ...]
+    labels: tuple[int, ...]
+    class_names: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+
+
+def list_class_folders(root: str | Path) -> list[Path]:
+    """The class sub-folders of ``root``, sorted by name, hidden ones left out.
+
+    Raises:
+        DataError: ``root`` is missing or has no class sub-folders.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        hint = " (a .csv is text data: use a text model)" if root.suffix == ".csv" else ""
+        raise DataError(f"image data folder {root} does not exist or is not a folder{hint}")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        loose = [p.name for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
+        hint = (f"; it holds {len(loose)} image file(s) directly: move each into a folder "
+                "named after its class") if loose else ""
+        raise DataError(f"image data folder {root} has no class sub-folders{hint}. "
+                        "Expected one sub-folder per class, e.g. train/cats/*.jpg, train/dogs/*.jpg")
+    return folders
+
+
+def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
+                workers: int = 8) -> ImageFiles:
+    """Find and check every image under ``root``; unusable files are skipped with one warning.
+
+    Files in nested folders of a class count for that class; hidden files and folders are
+    ignored, symbolic links to folders are not followed.
+
+    Args:
+        root: folder with one sub-folder per class.
+        class_names: when given (validation data), the folders must be exactly these classes.
+        workers: threads that check files.
+
+    Returns:
+        The usable images and what was skipped.
+
+    Raises:
+        DataError: no class folders, a class without any usable image, fewer than two
+            classes, or (with ``class_names``) class folders that differ from training's.
+    """
+    root = Path(root)
+    folders = list_class_folders(root)
+    names = tuple(p.name for p in folders)
+    if class_names is not None and names != tuple(class_names):
+        missing = sorted(set(class_names) - set(names))
+        extra = sorted(set(names) - set(class_names))
+        raise DataError(f"the class folders of {root} differ from the training data's: "
+                        f"missing {missing or 'none'}, unexpected {extra or 'none'}")
+    if len(folders) < 2:
+        raise DataError(f"image data folder {root} has {len(folders)} class folder(s) "
+                        f"({', '.join(names)}); at least 2 classes are needed")
+    candidates, ignored = [], 0
+    for index, folder in enumerate(folders):
+        for path in _walk_files(folder):
+            if path.lower().endswith(IMAGE_EXTENSIONS):
+                candidates.append((path, index))
+            else:
+                ignored += 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        problems = list(pool.map(check_image, [p for p, _ in candidates]))
+    paths, labels, skipped = [], [], []
+    for (path, index), problem in zip(candidates, problems):
+        if problem:
+            skipped.append((path, problem))
+        else:
+            paths.append(path)
+            labels.append(index)
+    if skipped:
+        shown = "; ".join(f"{p}: {why}" for p, why in skipped[:10])
+        more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
+        log.warning("skipped %d unusable image file(s) in %s: %s%s", len(skipped), root, shown, more)
+    if ignored:
+        log.info("ignored %d file(s) in %s that are not %s", ignored, root, "/".join(IMAGE_EXTENSIONS))
+    for index, name in enumerate(names):
+        if index not in labels:
+            raise DataError(f"class folder {root / name} has no usable image "
+                            f"({'/'.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
+    return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped))
+
+
+def _walk_files(folder: Path) -> list[str]:
+    found = []
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(current, f) for f in sorted(files) if not f.startswith("."))
+    return found
+
+
+def check_image(path: str) -> str | None:
+    """Why ``path`` cannot be trained on, or None when it is a complete JPEG or PNG.
+
+    Reads the header and the last bytes; only a file whose end marker is missing is
+    decoded in full, to tell a truncated image from one with trailing bytes.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file"
+        with Image.open(path) as image:
+            if image.format not in _FORMATS:
+                return f"a {image.format} image, not JPEG or PNG"
+            width, height = image.size
+            if width < 1 or height < 1:
+                return "image has no pixels"
+            if _has_end_marker(path, image.format):
+                return None
+            image.load()  # raises on a truncated file
+            return None
+    except UnidentifiedImageError:
+        return "not an image (cannot be decoded)"
+    except Image.DecompressionBombError:
+        return "image too large to decode safely"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"cannot be decoded ({exc})"
+
+
+def _has_end_marker(path: str, image_format: str) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.path.getsize(path) - 64))
+        tail = handle.read().rstrip(b"\0\r\n ")
+    return tail.endswith(_PNG_END if image_format == "PNG" else _JPEG_END)

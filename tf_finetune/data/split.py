@@ -1,0 +1,34 @@
+"""Stratified, seeded train/validation split."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def stratified_split(labels: Sequence[int], ratio: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split example indices so every class keeps about ``ratio`` of its examples for validation.
+
+    A class with at least two examples keeps at least one on each side; a class with one
+    example stays in training.
+
+    Args:
+        labels: the class index of each example.
+        ratio: share of each class that goes to validation, in [0, 1).
+        seed: makes the split repeatable.
+
+    Returns:
+        (train indices, validation indices), each sorted.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    train, val = [], []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        rng.shuffle(members)
+        n_val = int(round(len(members) * ratio)) if ratio > 0 else 0
+        if ratio > 0 and len(members) >= 2:
+            n_val = min(max(n_val, 1), len(members) - 1)
+        val.extend(members[:n_val].tolist())
+        train.extend(members[n_val:].tolist())
+    return sorted(train), sorted(val)

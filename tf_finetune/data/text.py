@@ -1,0 +1,106 @@
+"""Text classification data: a headerless ``data.csv`` of ``label,text`` rows."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from tf_finetune.errors import DataError
+
+CSV_NAME = "data.csv"
+
+
+@dataclass(frozen=True)
+class TextRows:
+    """The rows of one CSV file.
+
+    Attributes:
+        path: the file read.
+        texts: column 2 of each row.
+        labels: column 1 of each row, the integer label as written.
+    """
+
+    path: Path
+    texts: tuple[str, ...]
+    labels: tuple[int, ...]
+
+
+def find_csv(path: str | Path) -> Path:
+    """The CSV file behind ``path``: the file itself, or ``data.csv`` (else the only .csv) in a folder.
+
+    Raises:
+        DataError: nothing usable there.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise DataError(f"text data {path} does not exist; pass a data.csv file or its folder")
+    if (path / CSV_NAME).is_file():
+        return path / CSV_NAME
+    candidates = sorted(p for p in path.glob("*.csv") if p.is_file())
+    if len(candidates) == 1:
+        return candidates[0]
+    found = ", ".join(p.name for p in candidates) or "no .csv file"
+    raise DataError(f"text data folder {path} needs a {CSV_NAME} (found {found})")
+
+
+def read_text_csv(path: str | Path) -> TextRows:
+    """Read and check a ``label,text`` CSV: no header, integer labels, non-empty text.
+
+    UTF-8 with or without a byte-order mark, ``\\n`` or ``\\r\\n`` line ends, and standard CSV
+    quoting (commas, quotes and line breaks inside quoted text) are accepted.
+
+    Args:
+        path: the CSV file, or a folder holding ``data.csv``.
+
+    Returns:
+        The rows, in file order.
+
+    Raises:
+        DataError: naming the file and line of the first problem and what to do about it.
+    """
+    path = find_csv(path)
+    raw = path.read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path} line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); "
+                        "save the file as UTF-8") from None
+    texts, labels = [], []
+    reader = csv.reader(io.StringIO(content, newline=""))
+    line = 1
+    try:
+        for row in reader:
+            start, line = line, reader.line_num + 1
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            label, text = _check_row(path, start, row, first=not labels)
+            labels.append(label)
+            texts.append(text)
+    except csv.Error as exc:
+        raise DataError(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
+    if not labels:
+        raise DataError(f"{path} is empty; expected rows of label,text with no header")
+    return TextRows(path, tuple(texts), tuple(labels))
+
+
+def _check_row(path: Path, line: int, row: list[str], first: bool) -> tuple[int, str]:
+    where = f"{path} line {line}"
+    if len(row) != 2:
+        raise DataError(f"{where} has {len(row)} column(s); expected 2 (label,text). "
+                        "Put text that contains commas in double quotes")
+    label_text, text = row[0].strip(), row[1]
+    try:
+        label = int(label_text)
+    except ValueError:
+        if first:
+            raise DataError(f"{where}: label {label_text!r} is not an integer; this looks like a "
+                            "header row, and data.csv must have none: delete the first line") from None
+        raise DataError(f"{where}: label {label_text!r} is not an integer; column 1 must be "
+                        "an integer class label") from None
+    if not text.strip():
+        raise DataError(f"{where}: the text (column 2) is empty; remove the row or add its text")
+    return label, text

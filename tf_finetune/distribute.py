@@ -1,0 +1,30 @@
+"""Choosing the distribution strategy, and the replica count and global batch that follow."""
+from __future__ import annotations
+
+import logging
+
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+
+def split_cpu(num_devices: int) -> None:
+    """Split the CPU into ``num_devices`` logical devices, so one machine has that many replicas.
+
+    For testing distribution without GPUs. Must run before TensorFlow initialises its devices
+    (before any op); afterwards it raises RuntimeError.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+
+
+def create_strategy() -> tf.distribute.Strategy:
+    """``MirroredStrategy`` over all local GPUs, or over the CPU device(s) when there is none."""
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+
+
+def global_batch_size(strategy: tf.distribute.Strategy, per_replica: int) -> int:
+    """Batch size across all replicas: ``per_replica`` x replicas."""
+    return per_replica * strategy.num_replicas_in_sync

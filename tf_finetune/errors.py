@@ -1,0 +1,30 @@
+"""Exception types of tf_finetune.
+
+Every error a user can cause or fix derives from :class:`TfFinetuneError`. Its message says
+what is wrong, where (file, line, value) and what to do; the command-line doors print it
+without a traceback and exit non-zero.
+"""
+
+
+class TfFinetuneError(Exception):
+    """Base class of all errors tf_finetune raises on purpose."""
+
+
+class RegistryError(TfFinetuneError):
+    """The model registry file is malformed, or a model id is unknown."""
+
+
+class HyperparameterError(TfFinetuneError):
+    """A hyperparameter is unknown, of the wrong type or out of range."""
+
+
+class DataError(TfFinetuneError):
+    """Training or validation data is missing or malformed."""
+
+
+class BackboneError(TfFinetuneError):
+    """A backbone handle cannot be resolved, loaded or used for the task."""
+
+
+class StorageError(TfFinetuneError):
+    """A local or remote path cannot be read or written."""

@@ -1,0 +1,68 @@
+"""Writing the trained model: versioned SavedModel, label and metrics files, ``model.tar.gz``."""
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import tf_keras
+
+from tf_finetune.data import LabelMap
+
+MODEL_VERSION = "1"
+LABELS_FILE = "labels.json"
+METRICS_FILE = "metrics.json"
+ARCHIVE_NAME = "model.tar.gz"
+
+
+def write_model_dir(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
+                    model_dir: Path) -> Path:
+    """Write ``1/`` (SavedModel for TensorFlow Serving), ``labels.json`` and ``metrics.json``.
+
+    Args:
+        model: the trained classifier.
+        label_map: class names (and original labels).
+        metrics: what to record about the run.
+        model_dir: an empty or new folder.
+
+    Returns:
+        ``model_dir``.
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / MODEL_VERSION, include_optimizer=False, save_format="tf")
+    (model_dir / LABELS_FILE).write_text(label_map.to_json(), encoding="utf-8")
+    (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return model_dir
+
+
+def pack_archive(model_dir: Path, archive: Path) -> Path:
+    """Tar+gzip the contents of ``model_dir`` into ``archive`` atomically.
+
+    The archive is written under a temporary name in the same folder and renamed, so
+    ``archive`` is either the previous file, or the complete new one, never a partial one.
+    """
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix="." + archive.name + ".", dir=archive.parent)
+    os.close(handle)
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for child in sorted(model_dir.iterdir()):
+                tar.add(child, arcname=child.name)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, archive)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return archive
+
+
+def export_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
+                   archive: Path) -> Path:
+    """Write the model folder in a temporary place and pack it as ``archive`` (atomically)."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=archive.parent) as tmp:
+        write_model_dir(model, label_map, metrics, Path(tmp) / "model")
+        return pack_archive(Path(tmp) / "model", archive)

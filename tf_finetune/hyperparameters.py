@@ -1,0 +1,234 @@
+"""The one hyperparameter schema, shared by every door (CLI, SageMaker entry point, library).
+
+Names and defaults follow SageMaker JumpStart's TensorFlow image and text classification
+algorithms. Values may arrive as Python values or as strings (``"True"``, ``"0.001"``), as
+SageMaker passes them; ``snake_case`` and ``kebab-case`` spellings are both accepted.
+
+Precedence when building the effective set: schema defaults < task defaults < the model's
+registry overrides < values given by the user.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from tf_finetune.errors import HyperparameterError
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: its type, default and allowed values.
+
+    ``kind`` is one of ``int``, ``float``, ``bool`` or ``choice``. Numeric ranges are
+    ``[low, high]``, with ``high_open`` making the upper bound exclusive.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values."""
+        if self.kind == "bool":
+            return "True or False"
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        high = "inf" if self.high is None else f"{self.high:g}"
+        closing = ")" if self.high_open or self.high is None else "]"
+        kind = "an integer" if self.kind == "int" else "a number"
+        return f"{kind} in [{self.low:g}, {high}{closing}"
+
+    def parse(self, value: Any) -> Any:
+        """Convert ``value`` (a Python value or a string) and check its range.
+
+        Raises:
+            HyperparameterError: naming the hyperparameter, the value and what is allowed.
+        """
+        try:
+            parsed = getattr(self, f"_parse_{self.kind}")(value)
+        except (TypeError, ValueError):
+            parsed = None
+        if parsed is None:
+            raise HyperparameterError(
+                f"hyperparameter {self.name}={value!r} is invalid: expected {self.allowed()}")
+        if self.kind in ("int", "float"):
+            too_high = self.high is not None and (
+                parsed >= self.high if self.high_open else parsed > self.high)
+            if parsed < self.low or too_high:
+                raise HyperparameterError(
+                    f"hyperparameter {self.name}={value!r} is out of range: expected {self.allowed()}")
+        return parsed
+
+    @staticmethod
+    def _parse_bool(value: Any) -> bool | None:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        return True if text in _TRUE else False if text in _FALSE else None
+
+    @staticmethod
+    def _parse_int(value: Any) -> int | None:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, float):
+            return int(value) if value.is_integer() else None
+        return int(str(value).strip())
+
+    @staticmethod
+    def _parse_float(value: Any) -> float | None:
+        if isinstance(value, bool):
+            return None
+        number = float(str(value).strip())
+        return number if math.isfinite(number) else None
+
+    def _parse_choice(self, value: Any) -> str | None:
+        text = "None" if value is None else str(value).strip()
+        for choice in self.choices:
+            if text.lower() == choice.lower():
+                return choice
+        return None
+
+
+_OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov", "rmsprop", "adagrad", "adadelta")
+_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
+                   "gaussian", "mitchellcubic")
+
+SCHEMA: tuple[Param, ...] = (
+    Param("epochs", "int", 3, "Number of passes over the training data.", low=1),
+    Param("batch_size", "int", 32,
+          "Batch size per replica; the global batch is batch_size x replicas.", low=1),
+    Param("learning_rate", "float", 0.001, "Optimizer learning rate.", low=0.0, high=1.0),
+    Param("optimizer", "choice", "adam", "Optimizer.", choices=_OPTIMIZERS),
+    Param("beta_1", "float", 0.9, "beta_1 of adam/adamw.", low=0.0, high=1.0),
+    Param("beta_2", "float", 0.999, "beta_2 of adam/adamw.", low=0.0, high=1.0),
+    Param("epsilon", "float", 1e-7, "epsilon of adam, adamw, rmsprop, adadelta, adagrad.",
+          low=0.0, high=1.0),
+    Param("momentum", "float", 0.9, "Momentum of sgd, nesterov and rmsprop.", low=0.0, high=1.0),
+    Param("rho", "float", 0.95, "Discounting factor of rmsprop and adadelta.", low=0.0, high=1.0),
+    Param("initial_accumulator_value", "float", 0.0001, "Initial accumulator of adagrad.",
+          low=0.0, high=1.0),
+    Param("dropout_rate", "float", 0.2, "Dropout before the classification layer.",
+          low=0.0, high=1.0, high_open=True),
+    Param("regularizers_l2", "float", 0.0001, "L2 factor on the classification layer.",
+          low=0.0, high=1.0),
+    Param("label_smoothing", "float", 0.1, "Label smoothing of the cross-entropy loss.",
+          low=0.0, high=1.0),
+    Param("train_only_top_layer", "bool", False,
+          "Train only the new classification layer (the backbone stays frozen).",
+          aliases=("train_only_on_top_layer",)),
+    Param("reinitialize_top_layer", "choice", "Auto",
+          "Auto/True: start the classification layer from random weights; "
+          "False keeps a previous model's layer (incremental training).",
+          choices=("Auto", "True", "False")),
+    Param("early_stopping", "bool", False, "Stop when val_loss stops improving."),
+    Param("early_stopping_patience", "int", 5, "Epochs without improvement before stopping.",
+          low=1),
+    Param("early_stopping_min_delta", "float", 0.0, "Smallest val_loss change that counts.",
+          low=0.0, high=1.0),
+    Param("validation_split_ratio", "float", 0.2,
+          "Share of the training data held out for validation when no validation data is "
+          "given (stratified, seeded); 0 means no validation.", low=0.0, high=1.0,
+          high_open=True),
+    Param("warmup_steps_fraction", "float", 0.1,
+          "adamw only: share of all steps over which the learning rate rises from 0, "
+          "then decays linearly to 0.", low=0.0, high=1.0),
+    Param("augmentation", "bool", False, "Images: random flip, rotation and zoom in training."),
+    Param("augmentation_random_flip", "choice", "horizontal_and_vertical", "Flip mode.",
+          choices=("horizontal_and_vertical", "horizontal", "vertical", "None")),
+    Param("augmentation_random_rotation", "float", 0.2, "Rotation, a fraction of 2 pi.",
+          low=-1.0, high=1.0),
+    Param("augmentation_random_zoom", "float", 0.1, "Zoom factor.", low=-1.0, high=1.0),
+    Param("image_resize_interpolation", "choice", "bilinear", "Resize method for images.",
+          choices=_INTERPOLATIONS),
+    Param("random_seed", "int", 123, "Seed of the split, shuffling and initialisation.", low=0),
+)
+
+_BY_NAME: dict[str, Param] = {}
+for _param in SCHEMA:
+    for _name in (_param.name, *_param.aliases):
+        _BY_NAME[_name] = _param
+
+
+def canonical_name(name: str) -> str:
+    """Map a spelling (``batch-size``, ``batch_size``, an alias) to the schema name.
+
+    Raises:
+        HyperparameterError: for an unknown name, listing the known ones.
+    """
+    key = name.strip().lstrip("-").replace("-", "_")
+    if key not in _BY_NAME:
+        known = ", ".join(p.name for p in SCHEMA)
+        raise HyperparameterError(f"unknown hyperparameter {name!r}; known: {known}")
+    return _BY_NAME[key].name
+
+
+class Hyperparameters(Mapping[str, Any]):
+    """An immutable, validated set of every hyperparameter (read as ``hp.epochs``)."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Hyperparameters({self._values!r})"
+
+
+def normalize(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Canonical names and parsed values for a partial set, checking each one.
+
+    Args:
+        values: name -> value; names in any accepted spelling, values as strings or Python.
+
+    Returns:
+        A dict keyed by schema name.
+
+    Raises:
+        HyperparameterError: an unknown name, a bad value, or one name given twice.
+    """
+    out: dict[str, Any] = {}
+    for name, value in (values or {}).items():
+        key = canonical_name(name)
+        if key in out:
+            raise HyperparameterError(f"hyperparameter {key} is given twice (as {name!r})")
+        out[key] = _BY_NAME[key].parse(value)
+    return out
+
+
+def resolve(*layers: Mapping[str, Any] | None) -> Hyperparameters:
+    """Merge partial sets over the schema defaults, later layers winning.
+
+    Args:
+        *layers: partial sets, lowest precedence first (e.g. task defaults, registry
+            overrides, user values).
+
+    Returns:
+        The complete, validated :class:`Hyperparameters`.
+    """
+    merged = {p.name: p.default for p in SCHEMA}
+    for layer in layers:
+        merged.update(normalize(layer))
+    return Hyperparameters(merged)

@@ -1,0 +1,121 @@
+"""The classifier: backbone, dropout and a dense softmax layer; optimizer and loss."""
+from __future__ import annotations
+
+import logging
+import math
+
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
+
+from tf_finetune.backbone import BackboneSpec, choose_image_size, fixed_image_size
+from tf_finetune.errors import BackboneError, HyperparameterError
+from tf_finetune.hyperparameters import Hyperparameters
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_LAYER = "classifier"
+
+
+def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: str | None,
+                     num_classes: int, hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
+    """Backbone -> Dropout -> Dense(num_classes, L2, softmax). Call inside ``strategy.scope()``.
+
+    Args:
+        spec: the backbone description (task, output key, requested image size).
+        backbone_path: local SavedModel folder of the backbone.
+        preprocessor_path: local SavedModel of a text preprocessing model, or None.
+        num_classes: width of the output.
+        hp: hyperparameters (dropout_rate, regularizers_l2, train_only_top_layer, random_seed).
+
+    Returns:
+        (the model, the image size used or None for text).
+
+    Raises:
+        BackboneError: the SavedModel does not fit the task (wrong input type or size, or an
+            output that is not a feature vector).
+    """
+    trainable = spec.fine_tunable and not hp.train_only_top_layer
+    layer = hub.KerasLayer(backbone_path, trainable=trainable, output_key=spec.output_key,
+                           name="backbone")
+    image_size = None
+    if spec.task == "image":
+        image_size = choose_image_size(spec, fixed_image_size(layer))
+        inputs = tf_keras.Input([image_size, image_size, 3], dtype=tf.float32, name="image")
+    else:
+        inputs = tf_keras.Input([], dtype=tf.string, name="text")
+    try:
+        x = inputs
+        if preprocessor_path:
+            x = hub.KerasLayer(preprocessor_path, name="preprocessor")(x)
+        features = layer(x)
+    except (ValueError, TypeError, tf.errors.OpError) as exc:
+        expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
+                    if spec.task == "image" else "a batch of strings")
+        reason = str(exc).strip().splitlines()[0][:300]
+        raise BackboneError(f"backbone {spec.name} cannot take {expected} (a {spec.task} "
+                            f"feature extractor is needed): {reason}") from None
+    if isinstance(features, dict) or len(features.shape) != 2:
+        shape = sorted(features) if isinstance(features, dict) else features.shape
+        raise BackboneError(f"backbone {spec.name} does not return a feature vector "
+                            f"[batch, dim] (got {shape}); is it a TF-Hub feature-vector model?")
+    x = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name="dropout")(features)
+    outputs = tf_keras.layers.Dense(
+        num_classes, activation="softmax", name=CLASSIFIER_LAYER,
+        kernel_regularizer=tf_keras.regularizers.l2(hp.regularizers_l2),
+        kernel_initializer=tf_keras.initializers.GlorotUniform(seed=hp.random_seed))(x)
+    model = tf_keras.Model(inputs, outputs, name="tf_finetune_classifier")
+    log.info("model: backbone %s (%s, %d features) -> dropout %.2f -> dense %d",
+             spec.name, "trainable" if trainable else "frozen", features.shape[-1],
+             hp.dropout_rate, num_classes)
+    return model, image_size
+
+
+class WarmupLinearDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
+    """Learning rate rising linearly from 0 over ``warmup_steps``, then falling linearly to 0."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = tf.constant(float(max(self.warmup_steps, 1)))
+        rise = self.peak * step / warmup
+        fall = self.peak * tf.maximum(0.0, (self.total_steps - step)
+                                      / float(max(self.total_steps - self.warmup_steps, 1)))
+        return tf.where(step < self.warmup_steps, rise, fall)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def make_optimizer(hp: Hyperparameters, total_steps: int) -> tf_keras.optimizers.Optimizer:
+    """The optimizer named by ``hp.optimizer`` with its hyperparameters.
+
+    ``adamw`` follows the BERT recipe: warmup over ``warmup_steps_fraction`` of all steps,
+    then linear decay to 0.
+    """
+    opt = tf_keras.optimizers
+    name, lr = hp.optimizer, hp.learning_rate
+    if name == "adam":
+        return opt.Adam(lr, beta_1=hp.beta_1, beta_2=hp.beta_2, epsilon=hp.epsilon)
+    if name == "adamw":
+        schedule = WarmupLinearDecay(lr, math.ceil(hp.warmup_steps_fraction * total_steps), total_steps)
+        return opt.AdamW(schedule, beta_1=hp.beta_1, beta_2=hp.beta_2, epsilon=hp.epsilon)
+    if name in ("sgd", "nesterov"):
+        return opt.SGD(lr, momentum=hp.momentum, nesterov=name == "nesterov")
+    if name == "rmsprop":
+        return opt.RMSprop(lr, rho=hp.rho, momentum=hp.momentum, epsilon=hp.epsilon)
+    if name == "adagrad":
+        return opt.Adagrad(lr, initial_accumulator_value=hp.initial_accumulator_value, epsilon=hp.epsilon)
+    if name == "adadelta":
+        return opt.Adadelta(lr, rho=hp.rho, epsilon=hp.epsilon)
+    raise HyperparameterError(f"optimizer {name!r} is not supported")
+
+
+def compile_classifier(model: tf_keras.Model, hp: Hyperparameters, total_steps: int) -> None:
+    """Attach optimizer, label-smoothed cross-entropy and accuracy. Call inside the strategy scope."""
+    model.compile(
+        optimizer=make_optimizer(hp, total_steps),
+        loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+        metrics=[tf_keras.metrics.CategoricalAccuracy(name="accuracy")])

@@ -1,0 +1,182 @@
+"""The catalogue of fine-tunable backbones (``hub_models.yaml``), read and validated.
+
+The catalogue is data: one YAML file, one :class:`ModelSpec` per entry, one door
+(:func:`get_model`). Reading it never imports TensorFlow, so ``list-models`` and
+``describe`` answer at once.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from tf_finetune import hyperparameters
+from tf_finetune.errors import HyperparameterError, RegistryError
+
+TASKS = ("image", "text")
+PIXEL_RANGES = ("0,1",)
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Handles the registry accepts: hub and Kaggle URLs, buckets, local folders, built-ins.
+_HANDLE = re.compile(r"^(https://[a-z0-9.-]+/\S+|gs://\S+|s3://\S+|file://\S+|builtin:[a-z0-9_-]+)$")
+_REQUIRED = ("id", "task", "handle", "fine_tunable", "license", "description")
+_KNOWN = set(_REQUIRED) | {"preprocessor", "output_key", "image_size", "pixel_range",
+                           "output_dim", "kaggle_handle", "requires", "hyperparameters"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One backbone of the catalogue.
+
+    Attributes:
+        id: registry id used on the command line.
+        task: ``image`` or ``text``.
+        handle: TF-Hub handle (tfhub.dev/Kaggle URL, ``builtin:NAME``, path).
+        fine_tunable: whether the backbone's weights may be trained.
+        license: licence of the pretrained weights.
+        description: one line for people.
+        preprocessor: handle of a separate text preprocessing model (BERT family).
+        output_key: key of the feature output when the backbone returns a dict.
+        image_size: input height = width in pixels (image task).
+        pixel_range: input value range (image task); TF-Hub image models take ``0,1``.
+        output_dim: width of the feature vector, where known.
+        kaggle_handle: the same model on Kaggle Models.
+        requires: extra Python packages the backbone needs (e.g. tensorflow-text).
+        hyperparameters: default overrides for this backbone.
+    """
+
+    id: str
+    task: str
+    handle: str
+    fine_tunable: bool
+    license: str
+    description: str
+    preprocessor: str | None = None
+    output_key: str | None = None
+    image_size: int | None = None
+    pixel_range: str | None = None
+    output_dim: int | None = None
+    kaggle_handle: str | None = None
+    requires: tuple[str, ...] = ()
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All entries of one registry file, with the per-task default hyperparameters."""
+
+    source: str
+    models: tuple[ModelSpec, ...]
+    task_defaults: Mapping[str, Mapping[str, Any]]
+
+    def get(self, model_id: str) -> ModelSpec:
+        """Return the entry ``model_id``.
+
+        Raises:
+            RegistryError: unknown id, with the closest known ids.
+        """
+        for spec in self.models:
+            if spec.id == model_id:
+                return spec
+        import difflib
+
+        close = difflib.get_close_matches(model_id, [m.id for m in self.models], n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise RegistryError(
+            f"unknown model id {model_id!r} in {self.source}.{hint} "
+            "Run 'tf-finetune list-models' to see all ids, or pass --handle.")
+
+
+def default_registry_path() -> Path:
+    """The ``hub_models.yaml`` shipped inside the package."""
+    return Path(str(importlib.resources.files("tf_finetune") / "hub_models.yaml"))
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    """Read and validate a registry file.
+
+    Args:
+        path: a YAML file; the packaged ``hub_models.yaml`` when None.
+
+    Returns:
+        The validated :class:`Registry`.
+
+    Raises:
+        RegistryError: naming the file, the entry and the field that is wrong.
+    """
+    path = Path(path) if path else default_registry_path()
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RegistryError(f"cannot read registry {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"registry {path} is not valid YAML: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("models"), list):
+        raise RegistryError(f"registry {path}: expected a mapping with a 'models' list")
+    task_defaults = document.get("task_defaults") or {}
+    for task, values in task_defaults.items():
+        if task not in TASKS:
+            raise RegistryError(f"registry {path}: task_defaults has unknown task {task!r}")
+        _check_hyperparameters(path, f"task_defaults.{task}", values)
+    models, seen = [], set()
+    for index, entry in enumerate(document["models"]):
+        spec = _parse_entry(path, index, entry)
+        if spec.id in seen:
+            raise RegistryError(f"registry {path}: model id {spec.id!r} appears twice")
+        seen.add(spec.id)
+        models.append(spec)
+    return Registry(str(path), tuple(models), task_defaults)
+
+
+def _parse_entry(path: Path, index: int, entry: Any) -> ModelSpec:
+    where = f"registry {path}, models[{index}]"
+    if not isinstance(entry, dict):
+        raise RegistryError(f"{where}: expected a mapping, got {type(entry).__name__}")
+    if isinstance(entry.get("id"), str):
+        where += f" (id {entry['id']!r})"
+    for name in _REQUIRED:
+        if entry.get(name) in (None, ""):
+            raise RegistryError(f"{where}: required field {name!r} is missing")
+    unknown = sorted(set(entry) - _KNOWN)
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    if not isinstance(entry["id"], str) or not _ID.match(entry["id"]):
+        raise RegistryError(f"{where}: field 'id' must be lower-case letters, digits, '.', '_', '-'")
+    if entry["task"] not in TASKS:
+        raise RegistryError(f"{where}: field 'task' is {entry['task']!r}; expected one of {TASKS}")
+    for name in ("handle", "preprocessor", "kaggle_handle"):
+        value = entry.get(name)
+        if value is not None and not (isinstance(value, str) and _HANDLE.match(value)):
+            raise RegistryError(f"{where}: field {name!r} is not a well-formed handle: {value!r}")
+    if not isinstance(entry["fine_tunable"], bool):
+        raise RegistryError(f"{where}: field 'fine_tunable' must be true or false")
+    if entry["task"] == "image":
+        size = entry.get("image_size")
+        if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 2048:
+            raise RegistryError(f"{where}: image models need 'image_size', an integer 8..2048")
+        if str(entry.get("pixel_range", "0,1")) not in PIXEL_RANGES:
+            raise RegistryError(f"{where}: field 'pixel_range' must be one of {PIXEL_RANGES}")
+    elif entry.get("image_size") is not None:
+        raise RegistryError(f"{where}: field 'image_size' is for image models only")
+    overrides = entry.get("hyperparameters") or {}
+    _check_hyperparameters(path, where, overrides)
+    return ModelSpec(
+        id=entry["id"], task=entry["task"], handle=entry["handle"],
+        fine_tunable=entry["fine_tunable"], license=str(entry["license"]),
+        description=str(entry["description"]).strip(), preprocessor=entry.get("preprocessor"),
+        output_key=entry.get("output_key"), image_size=entry.get("image_size"),
+        pixel_range=str(entry["pixel_range"]) if entry.get("pixel_range") else None,
+        output_dim=entry.get("output_dim"), kaggle_handle=entry.get("kaggle_handle"),
+        requires=tuple(entry.get("requires") or ()), hyperparameters=dict(overrides))
+
+
+def _check_hyperparameters(path: Path, where: str, values: Any) -> None:
+    if not isinstance(values, dict):
+        raise RegistryError(f"{where}: 'hyperparameters' must be a mapping")
+    try:
+        hyperparameters.normalize(values)
+    except HyperparameterError as exc:
+        raise RegistryError(f"{where}: {exc}") from exc

@@ -1,0 +1,60 @@
+"""Local paths and archives: safe extraction and atomic replacement.
+
+(``s3://`` transfer arrives with the SageMaker front door; paths are classified here so the
+rest of the code has one place to ask.)
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from tf_finetune.errors import StorageError
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def is_s3(uri: str) -> bool:
+    """Whether ``uri`` names an S3 location."""
+    return str(uri).startswith("s3://")
+
+
+def is_archive(path: str | Path) -> bool:
+    """Whether ``path`` is named like a tar archive."""
+    return str(path).lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def extract_archive(archive: str | Path, target: str | Path) -> Path:
+    """Extract a tar(.gz) archive into ``target``, refusing anything that would escape it.
+
+    Members with absolute paths, ``..`` components, links pointing outside the target, and
+    device files are refused (tarfile's ``data`` filter). The archive is extracted to a
+    temporary sibling folder first and renamed into place, so ``target`` is complete or absent.
+
+    Args:
+        archive: the ``.tar.gz``/``.tgz``/``.tar`` file.
+        target: folder to create; must not exist yet.
+
+    Returns:
+        ``target``.
+
+    Raises:
+        StorageError: not a tar archive, or an unsafe member (named).
+    """
+    archive, target = Path(archive), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="data")
+        os.replace(staging, target)
+    except tarfile.FilterError as exc:
+        raise StorageError(f"refusing to extract {archive}: unsafe member {exc.tarinfo.name!r} "
+                           f"({exc.__class__.__name__})") from None
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise StorageError(f"cannot extract {archive}: not a readable tar archive ({exc})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,57 @@
+"""Running ``fit``: per-epoch metric lines, early stopping, final validation metrics."""
+from __future__ import annotations
+
+import logging
+import time
+
+import tensorflow as tf
+import tf_keras
+
+from tf_finetune.hyperparameters import Hyperparameters
+
+log = logging.getLogger(__name__)
+
+
+def format_metrics(values: dict[str, float]) -> str:
+    """``name=value`` pairs with 4 decimals, the form hyperparameter-tuning regexes read."""
+    return " ".join(f"{name}={float(value):.4f}" for name, value in values.items())
+
+
+class EpochMetricsLogger(tf_keras.callbacks.Callback):
+    """One line per epoch: ``epoch=2/5 loss=0.4321 accuracy=0.8750 val_loss=… val_accuracy=… time=3.2s``."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = {k: v for k, v in (logs or {}).items() if k != "lr"}
+        log.info("epoch=%d/%d %s time=%.1fs", epoch + 1, self.epochs, format_metrics(values),
+                 time.perf_counter() - self._start)
+
+
+def fit(model: tf_keras.Model, train: tf.data.Dataset, validation: tf.data.Dataset | None,
+        hp: Hyperparameters) -> dict[str, list[float]]:
+    """Train for ``hp.epochs`` (fewer with early stopping, which restores the best weights).
+
+    Args:
+        model: a compiled classifier.
+        train: training batches; every epoch is one full pass.
+        validation: validation batches, or None.
+        hp: epochs and early-stopping settings.
+
+    Returns:
+        Keras history: metric name -> one value per epoch run.
+    """
+    callbacks = [EpochMetricsLogger(hp.epochs)]
+    if hp.early_stopping:
+        callbacks.append(tf_keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=hp.early_stopping_patience,
+            min_delta=hp.early_stopping_min_delta, restore_best_weights=True))
+    history = model.fit(train, validation_data=validation, epochs=hp.epochs,
+                        callbacks=callbacks, verbose=0)
+    return history.history
