@@ -1,6 +1,7 @@
 """Choosing the distribution strategy, and the replica count and global batch that follow."""
 from __future__ import annotations
 
+import functools
 import logging
 
 import tensorflow as tf
@@ -20,9 +21,19 @@ def split_cpu(num_devices: int) -> None:
 
 
 def create_strategy() -> tf.distribute.Strategy:
-    """``MirroredStrategy`` over all local GPUs, or over the CPU device(s) when there is none."""
+    """``MirroredStrategy`` over all local GPUs, or over the CPU device(s) when there is none.
+
+    One strategy per process and device set: a second MirroredStrategy in the same process
+    reuses collective-op keys and aborts with "Shape mismatch in the collective instance"
+    (tensorflow#62790), so jobs run one after another share the first one.
+    """
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+    return _mirrored(tuple(d.name for d in devices))
+
+
+@functools.lru_cache(maxsize=None)
+def _mirrored(devices: tuple[str, ...]) -> tf.distribute.Strategy:
+    return tf.distribute.MirroredStrategy(devices=list(devices))
 
 
 def global_batch_size(strategy: tf.distribute.Strategy, per_replica: int) -> int:

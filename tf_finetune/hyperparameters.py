@@ -82,7 +82,12 @@ class Param:
             return None
         if isinstance(value, float):
             return int(value) if value.is_integer() else None
-        return int(str(value).strip())
+        text = str(value).strip()
+        try:
+            return int(text)
+        except ValueError:  # "32.0", as SageMaker may pass an integer
+            number = float(text)
+            return int(number) if number.is_integer() else None
 
     @staticmethod
     def _parse_float(value: Any) -> float | None:
@@ -176,7 +181,13 @@ class Hyperparameters(Mapping[str, Any]):
     """An immutable, validated set of every hyperparameter (read as ``hp.epochs``)."""
 
     def __init__(self, values: Mapping[str, Any]):
-        self._values = dict(values)
+        object.__setattr__(self, "_values", dict(values))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Hyperparameters are immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Hyperparameters are immutable; cannot delete {name!r}")
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -210,11 +221,14 @@ def normalize(values: Mapping[str, Any] | None) -> dict[str, Any]:
         HyperparameterError: an unknown name, a bad value, or one name given twice.
     """
     out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
     for name, value in (values or {}).items():
         key = canonical_name(name)
         if key in out:
-            raise HyperparameterError(f"hyperparameter {key} is given twice (as {name!r})")
+            raise HyperparameterError(
+                f"hyperparameter {key} is given twice (as {spelled[key]!r} and {name!r})")
         out[key] = _BY_NAME[key].parse(value)
+        spelled[key] = name
     return out
 
 

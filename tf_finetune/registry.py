@@ -117,16 +117,20 @@ def load_registry(path: str | Path | None = None) -> Registry:
     if not isinstance(document, dict) or not isinstance(document.get("models"), list):
         raise RegistryError(f"registry {path}: expected a mapping with a 'models' list")
     task_defaults = document.get("task_defaults") or {}
+    if not isinstance(task_defaults, dict):
+        raise RegistryError(f"registry {path}: 'task_defaults' must be a mapping of task to "
+                            "hyperparameters")
     for task, values in task_defaults.items():
         if task not in TASKS:
             raise RegistryError(f"registry {path}: task_defaults has unknown task {task!r}")
-        _check_hyperparameters(path, f"task_defaults.{task}", values)
-    models, seen = [], set()
+        _check_hyperparameters(path, f"registry {path}, task_defaults.{task}", values)
+    models, seen = [], {}
     for index, entry in enumerate(document["models"]):
         spec = _parse_entry(path, index, entry)
         if spec.id in seen:
-            raise RegistryError(f"registry {path}: model id {spec.id!r} appears twice")
-        seen.add(spec.id)
+            raise RegistryError(f"registry {path}, models[{index}] (id {spec.id!r}): field 'id' "
+                                f"duplicates models[{seen[spec.id]}]; ids must be unique")
+        seen[spec.id] = index
         models.append(spec)
     return Registry(str(path), tuple(models), task_defaults)
 
@@ -152,11 +156,13 @@ def _parse_entry(path: Path, index: int, entry: Any) -> ModelSpec:
         if value is not None and not (isinstance(value, str) and _HANDLE.match(value)):
             raise RegistryError(f"{where}: field {name!r} is not a well-formed handle: {value!r}")
     if not isinstance(entry["fine_tunable"], bool):
-        raise RegistryError(f"{where}: field 'fine_tunable' must be true or false")
+        raise RegistryError(f"{where}: field 'fine_tunable' must be true or false; "
+                            f"got {entry['fine_tunable']!r}")
     if entry["task"] == "image":
         size = entry.get("image_size")
         if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 2048:
-            raise RegistryError(f"{where}: image models need 'image_size', an integer 8..2048")
+            raise RegistryError(f"{where}: image models need 'image_size', an integer 8..2048; "
+                                f"got {size!r}")
         if str(entry.get("pixel_range", "0,1")) not in PIXEL_RANGES:
             raise RegistryError(f"{where}: field 'pixel_range' must be one of {PIXEL_RANGES}")
     elif entry.get("image_size") is not None:

@@ -72,7 +72,7 @@ def read_word_vectors(package: Path) -> tuple[list[str], np.ndarray]:
     return words, matrix[[r[1] for _, r in ordered]].astype(np.float32)
 
 
-class _TextEmbedding(tf.train.Checkpoint):
+class TextEmbedding(tf.train.Checkpoint):
     """Reusable SavedModel object: sentences -> mean of the known words' vectors."""
 
     def __init__(self, vocab_file: str, vectors: np.ndarray):
@@ -104,7 +104,7 @@ def build_module(out_dir: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         vocab_file = Path(tmp) / "vocab.txt"
         vocab_file.write_text("\n".join(words) + "\n", encoding="utf-8")
-        module = _TextEmbedding(str(vocab_file), vectors)
+        module = TextEmbedding(str(vocab_file), vectors)
         spec = tf.TensorSpec([None], tf.string, name="inputs")
         for training in (False, True):
             module.__call__.get_concrete_function(spec, training=training)

@@ -1,6 +1,7 @@
 """Text classification data: a headerless ``data.csv`` of ``label,text`` rows."""
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass
@@ -66,11 +67,12 @@ def read_text_csv(path: str | Path) -> TextRows:
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise DataError(f"{path} line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); "
+        start = exc.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)
+        line = raw[:start].count(b"\n") + 1
+        raise DataError(f"{path} line {line}: not valid UTF-8 (byte 0x{raw[start]:02x}); "
                         "save the file as UTF-8") from None
     texts, labels = [], []
-    reader = csv.reader(io.StringIO(content, newline=""))
+    reader = csv.reader(io.StringIO(content, newline=""), strict=True)
     line = 1
     try:
         for row in reader:
@@ -81,7 +83,8 @@ def read_text_csv(path: str | Path) -> TextRows:
             labels.append(label)
             texts.append(text)
     except csv.Error as exc:
-        raise DataError(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
+        raise DataError(f"{path} line {line}: malformed CSV ({exc}); close every quoted field "
+                        "and double any quote inside quoted text (\"\")") from None
     if not labels:
         raise DataError(f"{path} is empty; expected rows of label,text with no header")
     return TextRows(path, tuple(texts), tuple(labels))
@@ -96,7 +99,7 @@ def _check_row(path: Path, line: int, row: list[str], first: bool) -> tuple[int,
     try:
         label = int(label_text)
     except ValueError:
-        if first:
+        if first and not _is_number(label_text):
             raise DataError(f"{where}: label {label_text!r} is not an integer; this looks like a "
                             "header row, and data.csv must have none: delete the first line") from None
         raise DataError(f"{where}: label {label_text!r} is not an integer; column 1 must be "
@@ -104,3 +107,11 @@ def _check_row(path: Path, line: int, row: list[str], first: bool) -> tuple[int,
     if not text.strip():
         raise DataError(f"{where}: the text (column 2) is empty; remove the row or add its text")
     return label, text
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,62 @@
+"""Shared fixtures. The CPU is split into 4 logical devices before any TensorFlow op, so
+every in-process training test runs with 4 replicas under MirroredStrategy."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from tf_finetune.distribute import split_cpu  # noqa: E402
+
+REPLICAS = 4
+split_cpu(REPLICAS)
+
+import tiny_modules  # noqa: E402
+
+from helpers import SHARED  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The real models and data in ../shared; tests that need them skip when it is absent."""
+    if not (SHARED / "models").is_dir() or not (SHARED / "data").is_dir():
+        pytest.skip(f"needs the real models and data in {SHARED} (set TF_FINETUNE_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def image_module(tmp_path_factory) -> Path:
+    """A tiny image feature-vector SavedModel that takes any input size."""
+    return tiny_modules.save_image_module(tmp_path_factory.mktemp("hub") / "tiny_image")
+
+
+@pytest.fixture(scope="session")
+def fixed_image_module(tmp_path_factory) -> Path:
+    """A tiny image feature-vector SavedModel that takes 32x32 inputs only."""
+    return tiny_modules.save_image_module(tmp_path_factory.mktemp("hub") / "tiny_image_32", size=32)
+
+
+@pytest.fixture(scope="session")
+def text_module(tmp_path_factory) -> Path:
+    """A tiny string -> 8-d embedding SavedModel."""
+    return tiny_modules.save_text_module(tmp_path_factory.mktemp("hub") / "tiny_text")
+
+
+@pytest.fixture(scope="session")
+def image_data(tmp_path_factory) -> Path:
+    """Two colour classes, 12 JPEGs each."""
+    return tiny_modules.write_image_folder(tmp_path_factory.mktemp("data") / "images")
+
+
+@pytest.fixture(scope="session")
+def text_data(tmp_path_factory) -> Path:
+    """A data.csv with labels 1 and 2 (mapped to indices 0 and 1)."""
+    return tiny_modules.write_text_csv(tmp_path_factory.mktemp("data") / "text" / "data.csv", labels=(1, 2))

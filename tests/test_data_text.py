@@ -1,0 +1,436 @@
+"""Text data: reading and checking data.csv, label mapping, splitting, and the load_data door.
+
+Every test writes a real CSV (or folder) into tmp_path and reads it with the library.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tiny_modules import COLOURS, write_image, write_image_folder, write_text_csv
+from tf_finetune.data import LabelMap, load_data
+from tf_finetune.data.text import find_csv, read_text_csv
+from tf_finetune.errors import DataError
+
+
+def write_bytes(path: Path, content: bytes | str) -> Path:
+    """Write ``content`` exactly as given (str is UTF-8 encoded, no newline translation)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+def read_error(path: Path) -> str:
+    """The DataError message read_text_csv raises for ``path``."""
+    with pytest.raises(DataError) as info:
+        read_text_csv(path)
+    return str(info.value)
+
+
+def at_line(path: Path, line: int) -> str:
+    """Regex for 'FILE line N' at the start of a message (N not followed by another digit)."""
+    return rf"^{re.escape(str(path))} line {line}\b"
+
+
+# --- valid files and the label mapping ----------------------------------------------------------
+
+@pytest.mark.parametrize("labels", [(0, 1, 2), (1, 2, 3), (-1, 5, 10), (100, 7, 42)])
+def test_integer_labels_map_to_contiguous_indices_in_label_order(tmp_path, labels):
+    order = [labels[2], labels[0], labels[1], labels[2], labels[0], labels[1]]
+    csv_path = write_bytes(tmp_path / "data.csv", "".join(f"{v},text {i}\n" for i, v in enumerate(order)))
+
+    split = load_data("text", csv_path, validation_split_ratio=0)
+
+    ordered = tuple(sorted(labels))
+    assert split.label_map.original_labels == ordered
+    assert split.label_map.class_names == tuple(str(v) for v in ordered)
+    assert split.label_map.num_classes == 3
+    assert split.train.inputs == tuple(f"text {i}" for i in range(6))
+    assert split.train.labels == tuple(ordered.index(v) for v in order)
+    assert split.validation is None
+
+
+def test_label_map_json_round_trip_keeps_original_labels():
+    label_map = LabelMap.from_integer_labels([10, -1, 5, 10, -1])
+    assert label_map.original_labels == (-1, 5, 10)
+
+    document = json.loads(label_map.to_json())
+    assert document["num_classes"] == 3
+    assert document["class_names"] == ["-1", "5", "10"]
+    assert document["index_to_name"] == {"0": "-1", "1": "5", "2": "10"}
+    assert document["original_labels"] == [-1, 5, 10]
+    assert document["index_to_original_label"] == {"0": -1, "1": 5, "2": 10}
+
+    assert LabelMap.from_json(label_map.to_json()) == label_map
+
+
+def test_label_map_json_round_trip_without_original_labels():
+    label_map = LabelMap(("cats", "dogs", "émeus"))
+    text = label_map.to_json()
+    assert "original_labels" not in json.loads(text)
+    assert "émeus" in text  # written as UTF-8, not \\u escapes
+    assert LabelMap.from_json(text) == label_map
+
+
+def test_csv_quoting_reads_back_exactly(tmp_path):
+    content = ('0,"a, b, and c"\n'
+               '1,"she said ""hi"" twice"\n'
+               '0,"line one\nline two\n\nline four"\n'
+               '1,"windows\r\nbreak"\n'
+               '0,plain text\n')
+    rows = read_text_csv(write_bytes(tmp_path / "data.csv", content))
+    assert rows.texts == ("a, b, and c", 'she said "hi" twice', "line one\nline two\n\nline four",
+                          "windows\r\nbreak", "plain text")
+    assert rows.labels == (0, 1, 0, 1, 0)
+
+
+def test_csv_written_by_csv_writer_round_trips(tmp_path):
+    texts = ['comma, inside', 'quote " inside', '""double""', "new\nline", "  leading and trailing  ",
+             "tab\there", "semi;colon", "ünïcödé 日本語 🙂"]
+    path = tmp_path / "data.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([i % 2, text] for i, text in enumerate(texts))
+    rows = read_text_csv(path)
+    assert rows.texts == tuple(texts)
+    assert rows.labels == tuple(i % 2 for i in range(len(texts)))
+
+
+def test_utf8_bom_is_stripped(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", b"\xef\xbb\xbf" + "3,première\n4,deuxième\n".encode())
+    rows = read_text_csv(path)
+    assert rows.labels == (3, 4)
+    assert rows.texts == ("première", "deuxième")
+
+
+def test_crlf_line_endings(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", b"0,first\r\n1,second\r\n0,third\r\n")
+    rows = read_text_csv(path)
+    assert rows.texts == ("first", "second", "third")
+    assert rows.labels == (0, 1, 0)
+
+
+def test_crlf_line_numbers_in_errors(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", b"0,first\r\n1,second\r\nx,third\r\n")
+    assert re.search(at_line(path, 3), read_error(path))
+
+
+def test_non_ascii_text(tmp_path):
+    texts = ("Grüße aus Köln", "Привет, мир", "東京は晴れ", "emoji 🎉🚀", "עברית")
+    path = write_bytes(tmp_path / "data.csv", "".join(f'{i % 2},"{t}"\n' for i, t in enumerate(texts)))
+    assert read_text_csv(path).texts == texts
+
+
+def test_trailing_and_inner_blank_lines_are_ignored(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", "0,a\n\n1,b\n   \n\n\n  \n")
+    rows = read_text_csv(path)
+    assert rows.texts == ("a", "b")
+    assert rows.labels == (0, 1)
+
+
+def test_label_with_spaces_is_accepted(tmp_path):
+    rows = read_text_csv(write_bytes(tmp_path / "data.csv", " 1 ,a\n2,b\n"))
+    assert rows.labels == (1, 2)
+
+
+# --- find_csv -----------------------------------------------------------------------------------
+
+def test_find_csv_in_folder_with_data_csv(tmp_path):
+    write_bytes(tmp_path / "other.csv", "0,a\n")
+    data = write_bytes(tmp_path / "data.csv", "0,a\n1,b\n")
+    assert find_csv(tmp_path) == data
+    assert read_text_csv(tmp_path).path == data
+
+
+def test_find_csv_file_given_directly(tmp_path):
+    path = write_bytes(tmp_path / "whatever.csv", "0,a\n")
+    assert find_csv(path) == path
+
+
+def test_find_csv_single_other_csv(tmp_path):
+    only = write_bytes(tmp_path / "reviews.csv", "0,a\n1,b\n")
+    write_bytes(tmp_path / "notes.txt", "not csv")
+    assert find_csv(tmp_path) == only
+    assert read_text_csv(tmp_path).texts == ("a", "b")
+
+
+def test_find_csv_two_csvs_without_data_csv_lists_them(tmp_path):
+    write_bytes(tmp_path / "train_a.csv", "0,a\n")
+    write_bytes(tmp_path / "train_b.csv", "1,b\n")
+    with pytest.raises(DataError, match=r"needs a data\.csv") as info:
+        find_csv(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path) in message
+    assert "train_a.csv" in message and "train_b.csv" in message
+
+
+def test_find_csv_folder_without_csv(tmp_path):
+    with pytest.raises(DataError, match=r"needs a data\.csv \(found no \.csv file\)"):
+        find_csv(tmp_path)
+
+
+def test_find_csv_missing_path(tmp_path):
+    missing = tmp_path / "nowhere" / "data.csv"
+    with pytest.raises(DataError, match=rf"{re.escape(str(missing))} does not exist"):
+        find_csv(missing)
+    with pytest.raises(DataError, match="does not exist"):
+        load_data("text", missing)
+
+
+# --- errors: each names the file and the line ---------------------------------------------------
+
+def test_header_row_on_line_1(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", "label,text\n0,a\n1,b\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 1), message)
+    assert "'label'" in message
+    assert "looks like a header" in message
+    assert "delete the first line" in message
+
+
+def test_non_integer_label_on_later_line(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", "0,a\n1,b\nabc,c\n0,d\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 3), message)
+    assert "'abc'" in message
+    assert "not an integer" in message
+    assert "header" not in message
+
+
+@pytest.mark.parametrize("label", ["1.5", "1.0", "2e3"])
+def test_float_label(tmp_path, label):
+    path = write_bytes(tmp_path / "data.csv", f"0,a\n{label},b\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 2), message)
+    assert f"'{label}'" in message
+    assert "must be an integer class label" in message
+
+
+@pytest.mark.parametrize("label", ["1.0", "-3.5"])
+def test_float_label_on_first_line_is_not_called_a_header(tmp_path, label):
+    # Telling the user to delete line 1 would throw away a data row.
+    path = write_bytes(tmp_path / "data.csv", f"{label},a\n1,b\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 1), message)
+    assert f"'{label}'" in message and "not an integer" in message
+    assert "header" not in message and "delete" not in message
+
+
+@pytest.mark.parametrize("text", ["", "   ", '"  \t "'])
+def test_empty_text(tmp_path, text):
+    path = write_bytes(tmp_path / "data.csv", f"0,a\n1,b\n1,{text}\n0,d\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 3), message)
+    assert "text (column 2) is empty" in message
+
+
+def test_missing_column(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", "0,a\n1\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 2), message)
+    assert "1 column(s); expected 2 (label,text)" in message
+
+
+def test_extra_columns_hint_about_quoting(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", "0,a\n1,b\n0,hello, world\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 3), message)
+    assert "3 column(s); expected 2" in message
+    assert "double quotes" in message
+
+
+def test_invalid_utf8_names_line_and_byte(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", b"0,a\n1,b\n0,caf\xe9 latin-1\n1,d\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 3), message)
+    assert "not valid UTF-8" in message
+    assert "0xe9" in message
+    assert "save the file as UTF-8" in message
+
+
+def test_invalid_utf8_line_counts_quoted_newlines_and_bom(tmp_path):
+    content = b"\xef\xbb\xbf" + b'0,"one\ntwo"\n1,b\n\n1,\xff\xfe\n'
+    path = write_bytes(tmp_path / "data.csv", content)
+    message = read_error(path)
+    assert re.search(at_line(path, 5), message)
+    assert "0xff" in message
+
+
+def test_empty_file(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", b"")
+    message = read_error(path)
+    assert str(path) in message and "is empty" in message
+    assert "label,text" in message
+
+
+def test_file_with_only_blank_lines(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", "\n\n   \n\r\n\n")
+    message = read_error(path)
+    assert str(path) in message and "is empty" in message
+
+
+def test_bom_only_file_is_empty(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", b"\xef\xbb\xbf\n")
+    assert "is empty" in read_error(path)
+
+
+def test_unclosed_quote_is_an_error_not_swallowed_rows(tmp_path):
+    # Without a check, the rest of the file silently becomes the text of line 2.
+    path = write_bytes(tmp_path / "data.csv", '0,a\n1,"never closed\n0,c\n1,d\n0,e\n')
+    message = read_error(path)
+    assert re.search(at_line(path, 2), message)
+    assert "malformed CSV" in message
+    assert "quote" in message
+
+
+def test_text_after_closing_quote_is_malformed(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", '0,a\n1,b\n0,"he said "hi" there"\n1,d\n')
+    message = read_error(path)
+    assert re.search(at_line(path, 3), message)
+    assert "malformed CSV" in message
+
+
+def test_field_beyond_csv_limit_names_line(tmp_path):
+    huge = "x" * (csv.field_size_limit() + 10)
+    path = write_bytes(tmp_path / "data.csv", f"0,a\n1,b\n0,{huge}\n1,d\n0,e\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 3), message)
+    assert "field limit" in message
+
+
+def test_huge_quoted_field_names_the_line_where_it_starts(tmp_path):
+    huge = "word\n" * (csv.field_size_limit() // 5 + 10)
+    path = write_bytes(tmp_path / "data.csv", f'0,a\n1,b\n0,"{huge}"\n1,d\n')
+    message = read_error(path)
+    assert re.search(at_line(path, 3), message)
+    assert "field limit" in message
+
+
+# --- line numbers after rows with quoted newlines -----------------------------------------------
+
+MULTILINE_PREFIX = ('0,"first\nrow"\n'          # lines 1-2
+                    '1,"second\n\nrow, with\nbreaks"\n'  # lines 3-6
+                    '\n'                          # line 7 (blank)
+                    '0,plain\n')                  # line 8
+
+
+@pytest.mark.parametrize("bad_row, expected", [
+    ("oops,text\n", "'oops' is not an integer"),
+    ("1,\n", "text (column 2) is empty"),
+    ("1\n", "1 column(s)"),
+    ("1,a,b\n", "3 column(s)"),
+    ('1,"unclosed\n0,x\n', "malformed CSV"),
+    ('1,"x"y\n', "malformed CSV"),
+])
+def test_line_number_is_physical_start_line_after_quoted_newlines(tmp_path, bad_row, expected):
+    path = write_bytes(tmp_path / "data.csv", MULTILINE_PREFIX + bad_row + "1,after\n")
+    message = read_error(path)
+    assert re.search(at_line(path, 9), message), message
+    assert expected in message
+
+
+def test_line_number_of_bad_row_that_itself_spans_lines(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", '0,a\n1,"b\nc"\n0,"d\ne",extra\n1,f\n')
+    message = read_error(path)
+    assert re.search(at_line(path, 4), message)
+    assert "3 column(s)" in message
+
+
+# --- load_data ----------------------------------------------------------------------------------
+
+def test_only_one_class(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", "".join(f"7,text {i}\n" for i in range(10)))
+    with pytest.raises(DataError, match=r"only one class \(label 7\); at least 2 classes") as info:
+        load_data("text", path)
+    assert str(path) in str(info.value)
+
+
+def test_validation_label_missing_from_training(tmp_path):
+    train = write_text_csv(tmp_path / "train" / "data.csv", rows_per_class=4, labels=(0, 1))
+    val = write_bytes(tmp_path / "val" / "data.csv", "0,a\n9,b\n1,c\n5,d\n9,e\n")
+    with pytest.raises(DataError, match=r"labels that the training data does not have: \[5, 9\]") as info:
+        load_data("text", train, val)
+    assert str(val) in str(info.value)
+
+
+def test_validation_file_used_as_given(tmp_path):
+    train = write_text_csv(tmp_path / "train" / "data.csv", rows_per_class=5, labels=(1, 2))
+    val = write_bytes(tmp_path / "val" / "data.csv", "2,v one\n1,v two\n2,v three\n")
+
+    split = load_data("text", train, tmp_path / "val", validation_split_ratio=0.5)
+
+    assert split.validation.inputs == ("v one", "v two", "v three")
+    assert split.validation.labels == (1, 0, 1)  # mapped with training's 1 -> 0, 2 -> 1
+    assert len(split.train) == 10  # nothing held out of training
+    assert split.label_map.original_labels == (1, 2)
+
+
+def test_validation_split_is_stratified(tmp_path):
+    path = tmp_path / "data.csv"
+    rows = [0] * 20 + [1] * 8 + [2] * 2 + [3] * 12
+    write_bytes(path, "".join(f"{v},text {i}\n" for i, v in enumerate(rows)))
+
+    split = load_data("text", path, validation_split_ratio=0.25, seed=3)
+
+    val_counts, train_counts = Counter(split.validation.labels), Counter(split.train.labels)
+    assert val_counts == {0: 5, 1: 2, 2: 1, 3: 3}
+    assert train_counts == {0: 15, 1: 6, 2: 1, 3: 9}
+    # the two sides are a partition of the file, with labels still attached to their texts
+    assert sorted(split.train.inputs + split.validation.inputs) == sorted(f"text {i}" for i in range(len(rows)))
+    for text, label in zip(split.train.inputs + split.validation.inputs, split.train.labels + split.validation.labels):
+        assert rows[int(text.split()[1])] == label
+
+
+def test_validation_split_is_seeded(tmp_path):
+    path = tmp_path / "data.csv"
+    write_bytes(path, "".join(f"{i % 3},text {i}\n" for i in range(90)))
+
+    first = load_data("text", path, validation_split_ratio=0.2, seed=11)
+    again = load_data("text", path, validation_split_ratio=0.2, seed=11)
+    other = load_data("text", path, validation_split_ratio=0.2, seed=12)
+
+    assert first.validation == again.validation and first.train == again.train
+    assert set(first.validation.inputs) != set(other.validation.inputs)
+    assert len(first.validation) == len(other.validation) == 18
+
+
+def test_validation_split_ratio_zero_means_no_validation(tmp_path):
+    path = write_text_csv(tmp_path / "data.csv", rows_per_class=6, labels=(3, 8))
+    split = load_data("text", path, validation_split_ratio=0)
+    assert split.validation is None
+    assert len(split.train) == 12
+    assert split.task == "text"
+
+
+def test_load_data_text_from_folder(tmp_path):
+    write_text_csv(tmp_path / "data.csv", rows_per_class=5, labels=(0, 1))
+    split = load_data("text", tmp_path, validation_split_ratio=0.2)
+    assert len(split.train) + len(split.validation) == 10
+
+
+def test_image_task_given_text_data(tmp_path):
+    path = write_text_csv(tmp_path / "text" / "data.csv", rows_per_class=3)
+    for target in (path, path.parent):
+        with pytest.raises(DataError, match="holds text data .* image model") as info:
+            load_data("image", target)
+        assert str(target) in str(info.value)
+        assert "--task text" in str(info.value)
+
+
+def test_text_task_given_image_folder(tmp_path):
+    root = write_image_folder(tmp_path / "images", per_class=2)
+    with pytest.raises(DataError, match="no data.csv but the model is a text model") as info:
+        load_data("text", root)
+    assert str(root) in str(info.value)
+    assert "--task image" in str(info.value)
+
+
+def test_text_task_given_an_image_file(tmp_path):
+    image = write_image(tmp_path / "one.jpg", COLOURS["red"])
+    with pytest.raises(DataError, match="not valid UTF-8") as info:
+        load_data("text", image)
+    assert str(image) in str(info.value)

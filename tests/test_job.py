@@ -1,0 +1,238 @@
+"""End-to-end jobs on tiny hub modules, in-process, with 4 CPU replicas."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tiny_modules
+from conftest import REPLICAS
+from tf_finetune.errors import BackboneError, DataError, HyperparameterError
+from tf_finetune.job import JobConfig, run
+
+FAST = {"epochs": 4, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
+
+
+def _extract(archive, into):
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        tar.extractall(into, filter="data")
+    return names
+
+
+def _decode(paths, size):
+    images = []
+    for path in paths:
+        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False,
+                                   dtype=tf.float32)
+        images.append(tf.image.resize(image, [size, size], method="bilinear"))
+    return tf.clip_by_value(tf.stack(images), 0.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def image_validation(tmp_path_factory):
+    return tiny_modules.write_image_folder(tmp_path_factory.mktemp("val") / "images", per_class=5)
+
+
+def test_image_job_writes_a_model_that_reloads_with_the_reported_accuracy(
+        image_module, image_data, image_validation, cache_dir, tmp_path, caplog):
+    caplog.set_level("INFO")
+    result = run(JobConfig(data=str(image_data), validation_data=str(image_validation),
+                           output=str(tmp_path / "out"), handle=str(image_module), image_size=24,
+                           hyperparameters=FAST, cache_dir=str(cache_dir)))
+
+    assert result.archive == tmp_path / "out" / "output" / "model.tar.gz"
+    names = _extract(result.archive, tmp_path / "x")
+    assert {"1/saved_model.pb", "labels.json", "metrics.json"} <= set(names)
+    assert any(n.startswith("1/variables/") for n in names)
+    assert not list((tmp_path / "out" / "output").glob(".*")), "temporary files left behind"
+
+    labels = json.loads((tmp_path / "x" / "labels.json").read_text())
+    assert labels["class_names"] == ["blue", "red"]
+    metrics = json.loads((tmp_path / "x" / "metrics.json").read_text())
+    assert metrics["replicas"] == REPLICAS
+    assert metrics["global_batch_size"] == 4 * REPLICAS
+    assert metrics["epochs_run"] == 4 and metrics["num_validation_examples"] == 10
+    assert metrics["backbone"]["handle"] == str(image_module)
+    assert f"replicas={REPLICAS} batch_size=4 global_batch={4 * REPLICAS}" in caplog.text
+    assert "val_accuracy=" in caplog.text and "epoch=4/4" in caplog.text
+
+    # Reload with plain TensorFlow and score the validation images independently.
+    serve = tf.saved_model.load(str(tmp_path / "x" / "1")).signatures["serving_default"]
+    paths, truth = [], []
+    for index, name in enumerate(labels["class_names"]):
+        for path in sorted((image_validation / name).iterdir()):
+            paths.append(path)
+            truth.append(index)
+    probabilities = next(iter(serve(image=_decode(paths, 24)).values())).numpy()
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == np.array(truth)))
+    assert accuracy == pytest.approx(metrics["final"]["val_accuracy"], abs=1e-6)
+    assert accuracy >= 0.9, "two colour classes must be learnt"
+
+
+def test_text_job_keeps_original_labels_and_reloads(text_module, text_data, cache_dir, tmp_path):
+    result = run(JobConfig(data=str(text_data), output=str(tmp_path / "out"), handle=str(text_module),
+                           hyperparameters=dict(FAST, epochs=8), cache_dir=str(cache_dir)))
+    _extract(result.archive, tmp_path / "x")
+    labels = json.loads((tmp_path / "x" / "labels.json").read_text())
+    assert labels["original_labels"] == [1, 2] and labels["class_names"] == ["1", "2"]
+    assert result.metrics["final"]["val_accuracy"] >= 0.9
+
+    serve = tf.saved_model.load(str(tmp_path / "x" / "1")).signatures["serving_default"]
+    texts = tf.constant(["rain and snow today", "the team scored a goal"])
+    probabilities = next(iter(serve(text=texts).values())).numpy()
+    assert [labels["original_labels"][i] for i in probabilities.argmax(axis=1)] == [1, 2]
+
+
+def test_tiny_dataset_still_trains_one_step_per_epoch(text_module, cache_dir, tmp_path):
+    data = tiny_modules.write_text_csv(tmp_path / "data.csv", rows_per_class=2)
+    result = run(JobConfig(data=str(data), output=None, handle=str(text_module),
+                           hyperparameters={"epochs": 2, "batch_size": 32}, cache_dir=str(cache_dir)))
+    assert result.metrics["epochs_run"] == 2
+    assert result.metrics["num_train_examples"] == 2 and result.metrics["num_validation_examples"] == 2
+    assert len(result.metrics["history"]["loss"]) == 2
+
+
+def test_failed_run_keeps_the_previous_model_and_writes_nothing(text_module, text_data, cache_dir, tmp_path):
+    out = tmp_path / "out"
+    first = run(JobConfig(data=str(text_data), output=str(out), handle=str(text_module),
+                          hyperparameters={"epochs": 1}, cache_dir=str(cache_dir)))
+    before = hashlib.sha256(first.archive.read_bytes()).hexdigest()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label,text\n0,hello\n")
+    with pytest.raises(DataError, match="header"):
+        run(JobConfig(data=str(bad), output=str(out), handle=str(text_module), cache_dir=str(cache_dir)))
+    assert hashlib.sha256(first.archive.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in (out / "output").iterdir()) == ["model.tar.gz"]
+
+    fresh = tmp_path / "fresh"
+    with pytest.raises(BackboneError):
+        run(JobConfig(data=str(text_data), output=str(fresh), handle=str(tmp_path / "missing"),
+                      cache_dir=str(cache_dir)))
+    assert not fresh.exists()
+
+
+def test_only_the_top_layer_trains_when_asked(image_module, image_data, cache_dir, tmp_path):
+    original = tf.saved_model.load(str(image_module)).kernel.numpy()
+    kernels = {}
+    for frozen in (True, False):
+        out = tmp_path / str(frozen)
+        run(JobConfig(data=str(image_data), output=str(out), handle=str(image_module), image_size=16,
+                      hyperparameters=dict(FAST, epochs=1, train_only_top_layer=frozen),
+                      cache_dir=str(cache_dir)))
+        _extract(out / "output" / "model.tar.gz", out / "x")
+        model = tf.saved_model.load(str(out / "x" / "1"))
+        (kernel,) = [v.numpy() for v in model.variables if v.shape == original.shape]
+        kernels[frozen] = kernel
+    np.testing.assert_array_equal(kernels[True], original)
+    assert np.abs(kernels[False] - original).max() > 1e-4
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "nesterov", "rmsprop", "adagrad", "adadelta"])
+def test_every_optimizer_trains(optimizer, text_module, text_data, cache_dir):
+    result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module),
+                           hyperparameters={"epochs": 2, "optimizer": optimizer, "batch_size": 4},
+                           cache_dir=str(cache_dir)))
+    losses = result.metrics["history"]["loss"]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert result.metrics["hyperparameters"]["optimizer"] == optimizer
+
+
+def test_early_stopping_stops_when_validation_loss_stalls(text_module, text_data, cache_dir):
+    result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module),
+                           hyperparameters={"epochs": 20, "learning_rate": 0.0, "early_stopping": "True",
+                                            "early_stopping_patience": 2}, cache_dir=str(cache_dir)))
+    assert result.metrics["epochs_run"] == 3
+
+
+def test_early_stopping_without_validation_is_refused(text_module, text_data, cache_dir):
+    with pytest.raises(HyperparameterError, match="early_stopping needs validation data"):
+        run(JobConfig(data=str(text_data), output=None, handle=str(text_module),
+                      hyperparameters={"early_stopping": True, "validation_split_ratio": 0},
+                      cache_dir=str(cache_dir)))
+
+
+def test_augmentation_runs_on_images(image_module, image_data, cache_dir):
+    result = run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=16,
+                           hyperparameters=dict(FAST, epochs=1, augmentation=True,
+                                                augmentation_random_flip="horizontal"),
+                           cache_dir=str(cache_dir)))
+    assert result.metrics["epochs_run"] == 1
+
+
+def test_fixed_size_module_sets_the_size_and_refuses_another(fixed_image_module, image_data, cache_dir):
+    result = run(JobConfig(data=str(image_data), output=None, handle=str(fixed_image_module),
+                           hyperparameters={"epochs": 1}, cache_dir=str(cache_dir)))
+    assert result.metrics["backbone"]["image_size"] == 32
+    with pytest.raises(BackboneError, match="takes 32x32 images only; image_size 64"):
+        run(JobConfig(data=str(image_data), output=None, handle=str(fixed_image_module), image_size=64,
+                      cache_dir=str(cache_dir)))
+
+
+def test_dynamic_module_defaults_to_224(image_module, image_data, cache_dir):
+    result = run(JobConfig(data=str(image_data), output=None, handle=str(image_module),
+                           hyperparameters={"epochs": 1}, cache_dir=str(cache_dir)))
+    assert result.metrics["backbone"]["image_size"] == 224
+
+
+def test_text_module_on_images_is_one_clear_error(text_module, image_data, cache_dir):
+    with pytest.raises(BackboneError, match="cannot take float32 images"):
+        run(JobConfig(data=str(image_data), output=None, handle=str(text_module), cache_dir=str(cache_dir)))
+
+
+def test_image_module_on_text_is_one_clear_error(image_module, text_data, cache_dir):
+    with pytest.raises(BackboneError, match="cannot take a batch of strings"):
+        run(JobConfig(data=str(text_data), output=None, handle=str(image_module), cache_dir=str(cache_dir)))
+
+
+def test_module_that_is_not_a_feature_vector_is_refused(image_data, cache_dir, tmp_path):
+    module = tiny_modules.save_image_module(tmp_path / "map", module=tiny_modules.TinyNotAFeatureVector())
+    with pytest.raises(BackboneError, match=r"does not return a feature vector"):
+        run(JobConfig(data=str(image_data), output=None, handle=str(module), image_size=16,
+                      cache_dir=str(cache_dir)))
+
+
+def test_registry_url_offline_says_what_to_do(image_data, cache_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty-cache"))
+    with pytest.raises(BackboneError) as error:
+        run(JobConfig(data=str(image_data), output=str(tmp_path / "out"), model_id="mobilenet-v2-035-96",
+                      cache_dir=str(cache_dir)))
+    message = str(error.value)
+    for needle in ("https://tfhub.dev/google/imagenet/mobilenet_v2_035_96/feature_vector/5",
+                   "TFHUB_CACHE_DIR", "--handle", "'model' channel", "offline"):
+        assert needle in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_registry_url_resolves_offline_from_a_filled_tfhub_cache(image_module, image_data, cache_dir,
+                                                                 tmp_path, monkeypatch):
+    handle = "https://tfhub.dev/google/imagenet/mobilenet_v2_035_96/feature_vector/5"
+    hub_cache = tmp_path / "hub-cache"
+    shutil.copytree(image_module, hub_cache / hashlib.sha1(handle.encode()).hexdigest())
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(hub_cache))
+    result = run(JobConfig(data=str(image_data), output=None, model_id="mobilenet-v2-035-96",
+                           hyperparameters={"epochs": 1}, cache_dir=str(cache_dir)))
+    assert result.metrics["backbone"]["image_size"] == 96
+    assert result.metrics["backbone"]["id"] == "mobilenet-v2-035-96"
+
+
+def test_archive_and_file_url_handles(image_module, image_data, cache_dir, tmp_path):
+    archive = tmp_path / "backbone.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for child in image_module.iterdir():
+            tar.add(child, arcname=child.name)
+    for handle in (str(archive), f"file://{image_module}"):
+        result = run(JobConfig(data=str(image_data), output=None, handle=handle, image_size=16,
+                               hyperparameters={"epochs": 1}, cache_dir=str(cache_dir)))
+        assert result.metrics["epochs_run"] == 1
+
+
+def test_image_size_is_refused_for_text(text_module, text_data, cache_dir):
+    with pytest.raises(HyperparameterError, match="image_size applies to image models only"):
+        run(JobConfig(data=str(text_data), output=None, handle=str(text_module), image_size=64,
+                      cache_dir=str(cache_dir)))
