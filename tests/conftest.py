@@ -11,12 +11,11 @@ import pytest  # noqa: E402
 
 from tf_finetune.distribute import split_cpu  # noqa: E402
 
-REPLICAS = 4
+from helpers import REPLICAS, SHARED  # noqa: E402
+
 split_cpu(REPLICAS)
 
 import tiny_modules  # noqa: E402
-
-from helpers import SHARED  # noqa: E402
 
 
 @pytest.fixture(scope="session")

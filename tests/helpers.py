@@ -8,6 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TF_FINETUNE_SHARED", REPO.parent / "shared"))
+REPLICAS = 4  # conftest splits the CPU into this many logical devices
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -15,3 +16,25 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     return subprocess.run([sys.executable, "-m", "tf_finetune", *args], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=REPO)
+
+
+def extract(archive, into) -> list[str]:
+    """Extract a model.tar.gz; returns its member names."""
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        tar.extractall(into, filter="data")
+    return names
+
+
+def decode_images(paths, size):
+    """Images as the model expects them, decoded here independently of tf_finetune's pipeline."""
+    import tensorflow as tf
+
+    images = []
+    for path in paths:
+        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False,
+                                   dtype=tf.float32)
+        images.append(tf.image.resize(image, [size, size], method="bilinear"))
+    return tf.clip_by_value(tf.stack(images), 0.0, 1.0)

@@ -11,27 +11,12 @@ import pytest
 import tensorflow as tf
 
 import tiny_modules
-from conftest import REPLICAS
+
+from helpers import REPLICAS, decode_images, extract
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError
 from tf_finetune.job import JobConfig, run
 
 FAST = {"epochs": 4, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
-
-
-def _extract(archive, into):
-    with tarfile.open(archive) as tar:
-        names = tar.getnames()
-        tar.extractall(into, filter="data")
-    return names
-
-
-def _decode(paths, size):
-    images = []
-    for path in paths:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False,
-                                   dtype=tf.float32)
-        images.append(tf.image.resize(image, [size, size], method="bilinear"))
-    return tf.clip_by_value(tf.stack(images), 0.0, 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +32,7 @@ def test_image_job_writes_a_model_that_reloads_with_the_reported_accuracy(
                            hyperparameters=FAST, cache_dir=str(cache_dir)))
 
     assert result.archive == tmp_path / "out" / "output" / "model.tar.gz"
-    names = _extract(result.archive, tmp_path / "x")
+    names = extract(result.archive, tmp_path / "x")
     assert {"1/saved_model.pb", "labels.json", "metrics.json"} <= set(names)
     assert any(n.startswith("1/variables/") for n in names)
     assert not list((tmp_path / "out" / "output").glob(".*")), "temporary files left behind"
@@ -69,7 +54,7 @@ def test_image_job_writes_a_model_that_reloads_with_the_reported_accuracy(
         for path in sorted((image_validation / name).iterdir()):
             paths.append(path)
             truth.append(index)
-    probabilities = next(iter(serve(image=_decode(paths, 24)).values())).numpy()
+    probabilities = next(iter(serve(image=decode_images(paths, 24)).values())).numpy()
     accuracy = float(np.mean(probabilities.argmax(axis=1) == np.array(truth)))
     assert accuracy == pytest.approx(metrics["final"]["val_accuracy"], abs=1e-6)
     assert accuracy >= 0.9, "two colour classes must be learnt"
@@ -78,7 +63,7 @@ def test_image_job_writes_a_model_that_reloads_with_the_reported_accuracy(
 def test_text_job_keeps_original_labels_and_reloads(text_module, text_data, cache_dir, tmp_path):
     result = run(JobConfig(data=str(text_data), output=str(tmp_path / "out"), handle=str(text_module),
                            hyperparameters=dict(FAST, epochs=8), cache_dir=str(cache_dir)))
-    _extract(result.archive, tmp_path / "x")
+    extract(result.archive, tmp_path / "x")
     labels = json.loads((tmp_path / "x" / "labels.json").read_text())
     assert labels["original_labels"] == [1, 2] and labels["class_names"] == ["1", "2"]
     assert result.metrics["final"]["val_accuracy"] >= 0.9
@@ -125,22 +110,12 @@ def test_only_the_top_layer_trains_when_asked(image_module, image_data, cache_di
         run(JobConfig(data=str(image_data), output=str(out), handle=str(image_module), image_size=16,
                       hyperparameters=dict(FAST, epochs=1, train_only_top_layer=frozen),
                       cache_dir=str(cache_dir)))
-        _extract(out / "output" / "model.tar.gz", out / "x")
+        extract(out / "output" / "model.tar.gz", out / "x")
         model = tf.saved_model.load(str(out / "x" / "1"))
         (kernel,) = [v.numpy() for v in model.variables if v.shape == original.shape]
         kernels[frozen] = kernel
     np.testing.assert_array_equal(kernels[True], original)
     assert np.abs(kernels[False] - original).max() > 1e-4
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "nesterov", "rmsprop", "adagrad", "adadelta"])
-def test_every_optimizer_trains(optimizer, text_module, text_data, cache_dir):
-    result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module),
-                           hyperparameters={"epochs": 2, "optimizer": optimizer, "batch_size": 4},
-                           cache_dir=str(cache_dir)))
-    losses = result.metrics["history"]["loss"]
-    assert len(losses) == 2 and all(np.isfinite(losses))
-    assert result.metrics["hyperparameters"]["optimizer"] == optimizer
 
 
 def test_early_stopping_stops_when_validation_loss_stalls(text_module, text_data, cache_dir):

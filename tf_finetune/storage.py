@@ -9,7 +9,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tf_finetune.errors import StorageError
 
@@ -24,6 +24,14 @@ def is_s3(uri: str) -> bool:
 def is_archive(path: str | Path) -> bool:
     """Whether ``path`` is named like a tar archive."""
     return str(path).lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _refuse_unsafe_name(archive: Path, name: str) -> None:
+    # tarfile's data filter would strip a leading "/" and extract anyway; refuse it outright.
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or ".." in parts or (parts and parts[0].endswith(":")):
+        raise StorageError(f"refusing to extract {archive}: unsafe member {name!r} "
+                           "(absolute path or '..')")
 
 
 def extract_archive(archive: str | Path, target: str | Path) -> Path:
@@ -48,6 +56,8 @@ def extract_archive(archive: str | Path, target: str | Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
         with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                _refuse_unsafe_name(archive, member.name)
             tar.extractall(staging, filter="data")
         os.replace(staging, target)
     except tarfile.FilterError as exc:
