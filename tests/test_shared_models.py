@@ -1,7 +1,8 @@
 """Real pretrained backbones on real data from ../shared (skipped when it is absent).
 
 Accuracy targets: MobileNetV2-0.35 ImageNet on ants/bees >= 0.85; wordllama words on SMS
-spam >= 0.95. Both run in-process with 4 CPU replicas (global batch 32).
+spam >= 0.95. Both run in-process with 4 CPU replicas (global batch 32 and 128), few epochs at a
+raised learning rate to keep the suite short.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def test_mobilenet_on_ants_and_bees(shared, cache_dir, tmp_path):
     result = run(JobConfig(
         data=str(data / "train"), validation_data=str(data / "val"), output=str(tmp_path),
         handle=str(shared / "models" / "mobilenet_v2_035_imagenet"), image_size=160,
-        hyperparameters={"train_only_top_layer": True, "epochs": 10, "batch_size": 32 // REPLICAS},
+        hyperparameters={"train_only_top_layer": True, "epochs": 5, "learning_rate": 0.003,
+                         "batch_size": 32 // REPLICAS},
         cache_dir=str(cache_dir)))
     metrics = result.metrics
     print(f"\nants/bees val_accuracy={metrics['final']['val_accuracy']:.4f} "
@@ -48,7 +50,8 @@ def test_wordllama_on_sms_spam(shared, cache_dir, tmp_path):
     result = run(JobConfig(
         data=str(shared / "data" / "sms_spam" / "data.csv"), output=None,
         handle=str(shared / "models" / "wordllama_words256"),
-        hyperparameters={"epochs": 3, "batch_size": 32 // REPLICAS, "label_smoothing": 0.0},
+        hyperparameters={"epochs": 3, "batch_size": 128 // REPLICAS, "learning_rate": 0.005,
+                         "label_smoothing": 0.0},
         cache_dir=str(cache_dir)))
     metrics = result.metrics
     print(f"\nsms val_accuracy={metrics['final']['val_accuracy']:.4f} "

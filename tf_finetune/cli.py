@@ -31,7 +31,8 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
         "booleans as True/False. Defaults: the schema, then the model's registry overrides.")
     for param in SCHEMA:
         flags = {f"--{n}" for name in (param.name, *param.aliases) for n in (name, name.replace("_", "-"))}
-        group.add_argument(*sorted(flags, key=len), dest=f"hp_{param.name}", default=None,
+        # Kebab-case first: argparse shows the first flag in the usage line.
+        group.add_argument(*sorted(flags, key=lambda f: (len(f), "_" in f, f)), dest=f"hp_{param.name}", default=None,
                            metavar="V", help=f"{param.help} ({param.allowed()}; default {param.default})")
 
 
