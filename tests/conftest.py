@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 
 from tf_finetune.distribute import split_cpu  # noqa: E402
 
-from helpers import REPLICAS, SHARED  # noqa: E402
+from helpers import REPLICAS, SHARED, free_port, s3_environment  # noqa: E402
 
 split_cpu(REPLICAS)
 
@@ -59,3 +59,28 @@ def image_data(tmp_path_factory) -> Path:
 def text_data(tmp_path_factory) -> Path:
     """A data.csv with labels 1 and 2 (mapped to indices 0 and 1)."""
     return tiny_modules.write_text_csv(tmp_path_factory.mktemp("data") / "text" / "data.csv", labels=(1, 2))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 protocol server (moto) on 127.0.0.1; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """boto3 (ours and the test's) pointed at the test server with dummy credentials.
+
+    Yields a client; the same variables reach subprocesses through os.environ.
+    """
+    import boto3
+
+    for name, value in s3_environment(s3_server).items():
+        monkeypatch.setenv(name, value)
+    yield boto3.client("s3")

@@ -38,3 +38,19 @@ def decode_images(paths, size):
                                    dtype=tf.float32)
         images.append(tf.image.resize(image, [size, size], method="bilinear"))
     return tf.clip_by_value(tf.stack(images), 0.0, 1.0)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def s3_environment(endpoint: str) -> dict[str, str]:
+    """What points boto3 at the test S3 server: endpoint, region and dummy credentials."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}

@@ -2,10 +2,11 @@
 
 Handles: a registry id's tfhub.dev/Kaggle URL (through tensorflow_hub and its cache), a
 local SavedModel folder, ``file://`` path, a ``.tar.gz`` of a SavedModel, or
-``builtin:NAME`` (built from a pip package). ``s3://`` handles are downloaded by the door.
+``builtin:NAME`` (built from a pip package). ``s3://`` handles are downloaded by the job first.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -54,6 +55,17 @@ class BackboneSpec:
                    image_size or model.image_size, model.preprocessor, model.output_key,
                    model.requires)
 
+    def located_at(self, handle: str) -> "BackboneSpec":
+        """This backbone with its SavedModel at ``handle`` (a fetched copy, the model channel).
+
+        A bundled preprocessor (``preprocessor/`` inside that SavedModel folder, as
+        ``fetch-model`` packs it) is preferred over the entry's preprocessor handle at load time.
+        """
+        return dataclasses.replace(self, handle=handle)
+
+
+BUNDLED_PREPROCESSOR = "preprocessor"
+
 
 def resolve_handle(handle: str, cache_dir: Path) -> str:
     """Turn ``handle`` into a local SavedModel folder.
@@ -71,17 +83,35 @@ def resolve_handle(handle: str, cache_dir: Path) -> str:
     if handle.startswith("builtin:"):
         return str(ensure_builtin(handle.split(":", 1)[1], cache_dir))
     if storage.is_s3(handle):
-        raise BackboneError(f"backbone {handle}: s3:// handles are downloaded by the command "
-                            "line or SageMaker door; in the library pass a local folder")
+        raise BackboneError(f"backbone {handle}: download s3:// handles first "
+                            "(tf_finetune.s3.download_prefix); job.run does this")
     if handle.startswith(_REMOTE):
         return _resolve_remote(handle)
     path = Path(handle[len("file://"):] if handle.startswith("file://") else handle).expanduser()
     if not path.exists():
         raise BackboneError(f"backbone {handle}: no such file or folder. Pass a TF-Hub SavedModel "
                             "folder, a .tar.gz of one, a registry id (--model-id) or a hub URL")
+    if path.is_dir() and not (path / "saved_model.pb").exists():
+        archives = [p for p in path.iterdir() if p.is_file() and storage.is_archive(p)]
+        if len(archives) == 1:  # a channel or folder holding one model.tar.gz
+            path = archives[0]
     if path.is_file() and storage.is_archive(path):
         path = _extract_cached(path, cache_dir)
     return str(_saved_model_folder(path, handle))
+
+
+def resolve_preprocessor(spec: BackboneSpec, backbone_path: str, cache_dir: Path) -> str | None:
+    """The local folder of ``spec``'s text preprocessor, if it has one.
+
+    A copy bundled with the backbone (``<backbone>/preprocessor/``, as ``fetch-model`` packs
+    it) wins over downloading the entry's preprocessor handle, so network-isolated jobs work.
+    """
+    if not spec.preprocessor:
+        return None
+    bundled = Path(backbone_path) / BUNDLED_PREPROCESSOR
+    if (bundled / "saved_model.pb").is_file():
+        return str(bundled)
+    return resolve_handle(spec.preprocessor, cache_dir)
 
 
 def _resolve_remote(handle: str) -> str:

@@ -38,7 +38,8 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_job_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, metavar="DIR",
-                        help="where the model goes: DIR/output/model.tar.gz")
+                        help="where the model goes: DIR/output/model.tar.gz; DIR may be "
+                             "s3://bucket/<model-name>")
     parser.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
     parser.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR",
                         help=f"built-in backbones and extracted archives (${CACHE_ENV})")
@@ -57,11 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="fine-tune a backbone and write model.tar.gz")
-    source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model-id", help="registry id (see list-models)")
-    source.add_argument("--handle", help="backbone SavedModel: folder, .tar.gz, file:// or hub URL")
+    train.add_argument("--model-id", help="registry id (see list-models)")
+    train.add_argument("--handle", help="backbone SavedModel: folder, .tar.gz, s3://, file:// or "
+                       "hub URL; with --model-id, where that entry's SavedModel is (e.g. from "
+                       "fetch-model)")
     train.add_argument("--data", required=True, metavar="PATH",
-                       help="image class folders, or data.csv (or its folder) for text")
+                       help="image class folders, or data.csv (or its folder) for text; local "
+                            "or s3://")
     train.add_argument("--validation-data", metavar="PATH", help="separate validation data")
     train.add_argument("--image-size", type=int, metavar="PX",
                        help="input size for a handle that does not fix it (default 224)")
@@ -76,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("model_id")
     describe.add_argument("--registry", default=None, metavar="YAML")
 
+    fetch = commands.add_parser("fetch-model", help="store a registry backbone as a .tar.gz for "
+                                "the SageMaker 'model' channel or --handle (network isolation)")
+    fetch.add_argument("model_id")
+    fetch.add_argument("--to", required=True, metavar="DIR_OR_S3",
+                       help="local folder or s3://bucket/prefix/; writes <to>/<model_id>.tar.gz")
+    fetch.add_argument("--registry", default=None, metavar="YAML")
+    fetch.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR")
+
     demo = commands.add_parser("demo", help="fine-tune the built-in text backbone on the bundled "
                                "sample data and show predictions (offline)")
     _add_job_flags(demo)
@@ -86,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Our progress at INFO; libraries (boto3, TensorFlow) only when they warn.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("tf_finetune").setLevel(logging.INFO)
     if not args.debug:
         # TensorFlow's C++ and Python INFO/WARNING chatter hides our epoch lines.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -112,6 +125,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "describe":
         print(catalog.card(args.registry, args.model_id))
         return 0
+    if args.command == "fetch-model":
+        from tf_finetune.fetch import fetch_model
+
+        print(fetch_model(args.model_id, args.to, args.cache_dir, args.registry))
+        return 0
     if args.cpu_devices:
         from tf_finetune.distribute import split_cpu
 
@@ -121,6 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         demo.run_demo(args.output, args.cache_dir, args.epochs)
         return 0
+    from tf_finetune.cluster import num_workers
     from tf_finetune.job import JobConfig, run
 
     if args.output is None:
@@ -129,6 +148,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     result = run(JobConfig(data=args.data, output=args.output, model_id=args.model_id,
                            handle=args.handle, validation_data=args.validation_data,
                            hyperparameters=hps, image_size=args.image_size,
-                           registry=args.registry, cache_dir=args.cache_dir))
-    print(result.archive)
+                           registry=args.registry, cache_dir=args.cache_dir,
+                           multi_worker=num_workers(os.environ.get("TF_CONFIG")) > 1))
+    if result.archive:
+        print(result.archive)
     return 0

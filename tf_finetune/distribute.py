@@ -20,15 +20,47 @@ def split_cpu(num_devices: int) -> None:
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
 
 
-def create_strategy() -> tf.distribute.Strategy:
-    """``MirroredStrategy`` over all local GPUs, or over the CPU device(s) when there is none.
+def create_strategy(multi_worker: bool = False) -> tf.distribute.Strategy:
+    """The strategy of this process: one host or several.
+
+    With ``multi_worker`` (``TF_CONFIG`` names more than one worker), a
+    ``MultiWorkerMirroredStrategy`` over every worker's devices; else a ``MirroredStrategy``
+    over all local GPUs, or over the CPU device(s) when there is none.
 
     One strategy per process and device set: a second MirroredStrategy in the same process
     reuses collective-op keys and aborts with "Shape mismatch in the collective instance"
     (tensorflow#62790), so jobs run one after another share the first one.
     """
+    if multi_worker:
+        return _multi_worker()
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return _mirrored(tuple(d.name for d in devices))
+
+
+@functools.lru_cache(maxsize=None)
+def _multi_worker() -> tf.distribute.Strategy:
+    # Reads TF_CONFIG (TensorFlow's own contract); the door sets it from the host list.
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def worker_count(strategy: tf.distribute.Strategy) -> int:
+    """How many hosts (workers) train together: 1 unless multi-worker."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(role, ())) for role in ("chief", "worker"))
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the outputs: always on one host; worker 0 (or the chief) on several."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 @functools.lru_cache(maxsize=None)

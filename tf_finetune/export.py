@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import tf_keras
 
+from tf_finetune import storage
 from tf_finetune.data import LabelMap
 
 MODEL_VERSION = "1"
@@ -39,24 +38,8 @@ def write_model_dir(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping
 
 
 def pack_archive(model_dir: Path, archive: Path) -> Path:
-    """Tar+gzip the contents of ``model_dir`` into ``archive`` atomically.
-
-    The archive is written under a temporary name in the same folder and renamed, so
-    ``archive`` is either the previous file, or the complete new one, never a partial one.
-    """
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix="." + archive.name + ".", dir=archive.parent)
-    os.close(handle)
-    try:
-        with tarfile.open(tmp, "w:gz") as tar:
-            for child in sorted(model_dir.iterdir()):
-                tar.add(child, arcname=child.name)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, archive)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return archive
+    """Tar+gzip the contents of ``model_dir`` into ``archive`` atomically (see storage.pack_archive)."""
+    return storage.pack_archive(((c, c.name) for c in sorted(model_dir.iterdir())), archive)
 
 
 def export_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],

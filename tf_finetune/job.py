@@ -5,16 +5,20 @@ call :func:`run`; nothing below this reads the environment.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from tf_finetune import hyperparameters
-from tf_finetune.backbone import BackboneSpec, check_requirements, resolve_handle
-from tf_finetune.data import DataSplit, load_data
+from tf_finetune import hyperparameters, storage
+from tf_finetune.backbone import (BackboneSpec, check_requirements, resolve_handle,
+                                  resolve_preprocessor)
+from tf_finetune.data import DataSplit, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import load_registry
 
@@ -28,16 +32,22 @@ class JobConfig:
     """What to fine-tune, on what, and where the result goes.
 
     Attributes:
-        data: training data: a class-folder root (images) or a data.csv / its folder (text).
-        output: the model location; the archive goes to ``<output>/output/model.tar.gz``.
+        data: training data: a class-folder root (images) or a data.csv / its folder (text);
+            local or ``s3://``.
+        output: the model location, local or ``s3://``; the archive goes to
+            ``<output>/output/model.tar.gz``.
         model_id: registry id of the backbone (or give ``handle``).
-        handle: a backbone handle instead of a registry id (folder, .tar.gz, URL, builtin:).
-        validation_data: separate validation data; else a split of ``data``.
+        handle: a backbone handle (folder, .tar.gz, s3://, URL, builtin:). With ``model_id``
+            it says where that entry's SavedModel is (e.g. the SageMaker ``model`` channel).
+        validation_data: separate validation data (local or ``s3://``); else a split of ``data``.
+        test_data: held-out data evaluated once after training (``test_*`` metrics).
         hyperparameters: user values (any accepted spelling, strings or Python values).
         image_size: input size for handles that do not fix theirs (overrides the registry).
         registry: a registry YAML instead of the packaged one.
         cache_dir: where built-in backbones and extracted archives are kept.
         model_dir: when set, also leave the unpacked model folder here (SageMaker's model dir).
+        multi_worker: train across several hosts (``TF_CONFIG`` describes the cluster); only the
+            chief writes outputs.
     """
 
     data: str
@@ -45,11 +55,13 @@ class JobConfig:
     model_id: str | None = None
     handle: str | None = None
     validation_data: str | None = None
+    test_data: str | None = None
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     image_size: int | None = None
     registry: str | None = None
     cache_dir: str = str(Path.home() / ".cache" / "tf_finetune")
     model_dir: str | None = None
+    multi_worker: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,14 +69,17 @@ class JobResult:
     """What a finished job produced.
 
     Attributes:
-        archive: path of ``model.tar.gz`` (None when only ``model_dir`` was asked for).
+        archive: where ``model.tar.gz`` went, a path or ``s3://`` URI (None when only
+            ``model_dir`` was asked for, or on a worker that is not the chief).
         metrics: the content of ``metrics.json``.
         label_map: the class names.
+        chief: whether this process wrote the outputs (False on other workers of a cluster).
     """
 
-    archive: Path | None
+    archive: Path | str | None
     metrics: dict[str, Any]
     label_map: Any
+    chief: bool = True
 
 
 def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparameters]:
@@ -73,13 +88,15 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
     Raises:
         TfFinetuneError: unknown model, bad hyperparameters, contradictory settings.
     """
-    if bool(config.model_id) == bool(config.handle):
-        raise HyperparameterError("give exactly one of a registry model id (--model-id) or a "
-                                  "backbone handle (--handle)")
+    if not config.model_id and not config.handle:
+        raise HyperparameterError("give a registry model id (--model-id) or a backbone handle "
+                                  "(--handle)")
     registry = load_registry(config.registry)
     if config.model_id:
         model = registry.get(config.model_id)
         spec = BackboneSpec.from_registry(model, config.image_size)
+        if config.handle:  # the entry's weights from elsewhere: a fetched copy, the model channel
+            spec = spec.located_at(config.handle)
         overrides = model.hyperparameters
     else:
         task = "text" if _looks_like_text(config.data) else "image"
@@ -103,13 +120,17 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
 
 def _looks_like_text(data: str) -> bool:
     path = Path(data)
+    if storage.is_s3(data):
+        return path.suffix.lower() == ".csv"  # a prefix is checked once downloaded
     return path.suffix.lower() == ".csv" or (path.is_dir() and any(path.glob("*.csv")))
 
 
 def run(config: JobConfig) -> JobResult:
     """Fine-tune the backbone on the data and write the model.
 
-    Nothing is written unless the whole job succeeds: the archive appears atomically at the end.
+    ``s3://`` data, validation data and handles are downloaded first; an ``s3://`` output is
+    uploaded at the end. Nothing is written unless the whole job succeeds: the archive
+    appears atomically (locally by rename, on S3 as one complete object).
 
     Args:
         config: the job.
@@ -121,28 +142,69 @@ def run(config: JobConfig) -> JobResult:
         TfFinetuneError: any problem a user can fix, with what to do.
     """
     started = time.perf_counter()
-    spec, hp = plan(config)
+    if not config.model_id and not config.handle:
+        plan(config)  # the "give a model" error before any download
+    with tempfile.TemporaryDirectory(prefix="tf_finetune.") as workdir:
+        # Data first: a bare handle's task is read from the data, so plan needs it local.
+        config = _localize_data(config, Path(workdir))
+        spec, hp = plan(config)
+        spec = _localize_backbone(spec, Path(workdir))
+        return _run_local(config, spec, hp, started, Path(workdir))
+
+
+def _fetch(uri: str | None, target: Path) -> str | None:
+    """Download ``uri`` into ``target`` when it is an ``s3://`` URI; other values pass through."""
+    if not uri or not storage.is_s3(uri):
+        return uri
+    from tf_finetune import s3
+
+    return str(s3.download_prefix(uri, target))
+
+
+def _localize_data(config: JobConfig, workdir: Path) -> JobConfig:
+    """The job with its ``s3://`` data, validation and test channels downloaded into ``workdir``."""
+    return dataclasses.replace(config, data=_fetch(config.data, workdir / "training"),
+                               validation_data=_fetch(config.validation_data, workdir / "validation"),
+                               test_data=_fetch(config.test_data, workdir / "test"))
+
+
+def _localize_backbone(spec: BackboneSpec, workdir: Path) -> BackboneSpec:
+    """The backbone with an ``s3://`` handle downloaded into ``workdir``."""
+    if not storage.is_s3(spec.handle):
+        return spec
+    key = hashlib.sha1(spec.handle.encode("utf-8")).hexdigest()[:12]
+    return dataclasses.replace(spec, handle=_fetch(spec.handle, workdir / f"model-{key}"))
+
+
+def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperparameters,
+               started: float, workdir: Path) -> JobResult:
     data = load_data(spec.task, config.data, config.validation_data, hp.validation_split_ratio,
                      hp.random_seed)
+    test = load_examples(spec.task, config.test_data, data.label_map) if config.test_data else None
 
+    # TensorFlow is imported only now, and the strategy is created before any other op
+    # (MultiWorkerMirroredStrategy requires it).
+    from tf_finetune import distribute
+
+    strategy = distribute.create_strategy(config.multi_worker)
     import tf_keras
 
-    from tf_finetune import distribute, export, model as model_lib, train
+    from tf_finetune import export, model as model_lib, train
     from tf_finetune.data.pipeline import make_augmenter, make_dataset
 
     tf_keras.utils.set_random_seed(hp.random_seed)
     check_requirements(spec)
     cache = Path(config.cache_dir)
     backbone_path = resolve_handle(spec.handle, cache)
-    preprocessor_path = resolve_handle(spec.preprocessor, cache) if spec.preprocessor else None
+    preprocessor_path = resolve_preprocessor(spec, backbone_path, cache)
 
-    strategy = distribute.create_strategy()
     replicas = strategy.num_replicas_in_sync
     global_batch = distribute.global_batch_size(strategy, hp.batch_size)
     steps_per_epoch = math.ceil(len(data.train) / global_batch)
-    log.info("replicas=%d batch_size=%d global_batch=%d steps_per_epoch=%d train=%d validation=%d",
-             replicas, hp.batch_size, global_batch, steps_per_epoch, len(data.train),
-             len(data.validation) if data.validation else 0)
+    workers = distribute.worker_count(strategy)
+    log.info("workers=%d replicas=%d batch_size=%d global_batch=%d steps_per_epoch=%d train=%d "
+             "validation=%d", workers, replicas, hp.batch_size, global_batch, steps_per_epoch,
+             len(data.train), len(data.validation) if data.validation else 0)
     with strategy.scope():
         model, image_size = model_lib.build_classifier(
             spec, backbone_path, preprocessor_path, data.label_map.num_classes, hp)
@@ -165,17 +227,43 @@ def run(config: JobConfig) -> JobResult:
         values = model.evaluate(val_ds, verbose=0, return_dict=True)
         final.update({"val_" + k: float(v) for k, v in values.items()})
         log.info("final %s", train.format_metrics({k: v for k, v in final.items() if k.startswith("val_")}))
+    if test is not None:
+        values = model.evaluate(make_dataset(test, **common), verbose=0, return_dict=True)
+        final.update({"test_" + k: float(v) for k, v in values.items()})
+        log.info("test %s (%d examples)", train.format_metrics(
+            {k: v for k, v in final.items() if k.startswith("test_")}), len(test))
+    log.info("weights_digest=%s", model_lib.weights_digest(model))
 
     metrics = _metrics_record(config, spec, hp, data, final, history, replicas, global_batch,
                               image_size, train_seconds, time.perf_counter() - started)
+    metrics.update(workers=workers, num_test_examples=len(test) if test is not None else 0)
+    if not distribute.is_chief(strategy):
+        # Saving runs collective ops, so every worker saves; only the chief keeps the result.
+        export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model")
+        return JobResult(None, metrics, data.label_map, chief=False)
     archive = None
     if config.model_dir:
         export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir))
     if config.output:
-        archive = Path(config.output) / OUTPUT_SUBDIR / export.ARCHIVE_NAME
-        export.export_archive(model, data.label_map, metrics, archive)
-        log.info("model written to %s", archive)
+        archive = _write_archive(model, data.label_map, metrics, config.output, workdir)
     return JobResult(archive, metrics, data.label_map)
+
+
+def _write_archive(model, label_map, metrics: dict, output: str, workdir: Path) -> Path | str:
+    from tf_finetune import export
+
+    if not storage.is_s3(output):
+        archive = Path(output) / OUTPUT_SUBDIR / export.ARCHIVE_NAME
+        export.export_archive(model, label_map, metrics, archive)
+        log.info("model written to %s", archive)
+        return archive
+    from tf_finetune import s3
+
+    local = export.export_archive(model, label_map, metrics, workdir / export.ARCHIVE_NAME)
+    uri = str(s3.S3Uri.parse(output).join(OUTPUT_SUBDIR, export.ARCHIVE_NAME))
+    s3.upload_file(local, uri)
+    log.info("model written to %s", uri)
+    return uri
 
 
 def _metrics_record(config: JobConfig, spec: BackboneSpec, hp, data: DataSplit, final: dict,

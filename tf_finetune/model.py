@@ -1,6 +1,7 @@
 """The classifier: backbone, dropout and a dense softmax layer; optimizer and loss."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 
@@ -119,3 +120,11 @@ def compile_classifier(model: tf_keras.Model, hp: Hyperparameters, total_steps: 
         optimizer=make_optimizer(hp, total_steps),
         loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
         metrics=[tf_keras.metrics.CategoricalAccuracy(name="accuracy")])
+
+
+def weights_digest(model: tf_keras.Model) -> str:
+    """A short SHA-256 of all the model's weights, to compare replicas, workers and runs."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(weight.numpy().tobytes())
+    return digest.hexdigest()[:16]

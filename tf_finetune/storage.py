@@ -1,7 +1,7 @@
-"""Local paths and archives: safe extraction and atomic replacement.
+"""Local paths and archives: safe extraction and atomic packing.
 
-(``s3://`` transfer arrives with the SageMaker front door; paths are classified here so the
-rest of the code has one place to ask.)
+(``s3://`` transfer is in :mod:`tf_finetune.s3`; paths are classified here so the rest of
+the code has one place to ask.)
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
+from typing import Iterable
 
 from tf_finetune.errors import StorageError
 
@@ -68,3 +69,27 @@ def extract_archive(archive: str | Path, target: str | Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def pack_archive(members: Iterable[tuple[Path, str]], archive: Path) -> Path:
+    """Write a ``.tar.gz`` of ``members`` (path, name in the archive) atomically.
+
+    The archive is written under a temporary name in the same folder and renamed, so
+    ``archive`` is either the previous file or the complete new one, never a partial one.
+
+    Returns:
+        ``archive``.
+    """
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix="." + archive.name + ".", dir=archive.parent)
+    os.close(handle)
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for path, name in members:
+                tar.add(path, arcname=name)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, archive)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return archive

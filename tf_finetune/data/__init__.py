@@ -18,7 +18,7 @@ from tf_finetune.errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Examples", "DataSplit", "LabelMap", "load_data"]
+__all__ = ["Examples", "DataSplit", "LabelMap", "load_data", "load_examples"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,17 @@ def load_data(task: str, train_path: str | Path, validation_path: str | Path | N
         if not len(validation):
             validation = None
     return DataSplit(task, train, validation, label_map)
+
+
+def load_examples(task: str, path: str | Path, label_map: LabelMap) -> Examples:
+    """Read held-out data (e.g. a test channel) with the classes of a training set.
+
+    Raises:
+        DataError: malformed data, or a label / class folder the training data does not have.
+    """
+    _check_kind(task, Path(path))
+    reader = _text_examples if task == "text" else _image_examples
+    return reader(path, label_map)[0]
 
 
 def _check_kind(task: str, path: Path) -> None:

@@ -1,0 +1,150 @@
+"""S3 channels and outputs over real HTTP to a local S3 server (moto), through boto3."""
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from helpers import extract, run_cli
+from tf_finetune import s3 as s3_lib
+from tf_finetune.errors import StorageError
+from tf_finetune.fetch import pack_backbone
+
+
+def put_tree(client, bucket: str, prefix: str, root: Path) -> int:
+    """Upload every file under ``root`` to ``s3://bucket/prefix/<relative path>``."""
+    count = 0
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
+            count += 1
+    return count
+
+
+def object_keys(client, bucket: str) -> list[str]:
+    return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_download_prefix_keeps_the_tree_and_ignores_sibling_prefixes(s3, image_data, tmp_path):
+    s3.create_bucket(Bucket="channels")
+    uploaded = put_tree(s3, "channels", "jobs/data", image_data)
+    s3.put_object(Bucket="channels", Key="jobs/data-old/red/stale.jpg", Body=b"not this one")
+    target = s3_lib.download_prefix("s3://channels/jobs/data", tmp_path / "training")
+    files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    expected = sorted(p.relative_to(image_data).as_posix() for p in image_data.rglob("*") if p.is_file())
+    assert files == expected and len(files) == uploaded
+    assert all((target / f).read_bytes() == (image_data / f).read_bytes() for f in files)
+    assert not list(tmp_path.rglob(".*"))  # no temporary files left behind
+
+
+def test_download_of_one_object_returns_the_file(s3, text_data, tmp_path):
+    s3.create_bucket(Bucket="one")
+    s3.upload_file(str(text_data), "one", "text/data.csv")
+    path = s3_lib.download_prefix("s3://one/text/data.csv", tmp_path / "t")
+    assert path == tmp_path / "t" / "data.csv"
+    assert path.read_bytes() == text_data.read_bytes()
+
+
+def test_missing_bucket_and_empty_prefix_are_named(s3, tmp_path):
+    with pytest.raises(StorageError, match=r"bucket 'no-such-bucket' does not exist"):
+        s3_lib.download_prefix("s3://no-such-bucket/data/", tmp_path / "a")
+    s3.create_bucket(Bucket="empty")
+    with pytest.raises(StorageError, match=r"nothing found at s3://empty/data/.*bucket empty"):
+        s3_lib.download_prefix("s3://empty/data/", tmp_path / "b")
+    with pytest.raises(StorageError, match=r"cannot upload .*s3://no-such-bucket/m/output/model.tar.gz"):
+        s3_lib.upload_file(_file(tmp_path), "s3://no-such-bucket/m/output/model.tar.gz")
+
+
+def _file(tmp_path: Path) -> Path:
+    path = tmp_path / "payload.bin"
+    path.write_bytes(b"x" * 1000)
+    return path
+
+
+def test_large_upload_is_multipart_and_complete(s3, tmp_path):
+    s3.create_bucket(Bucket="big")
+    payload = tmp_path / "big.bin"
+    payload.write_bytes(bytes(range(256)) * (40 * 4096))  # 40 MiB: above boto3's 8 MiB threshold
+    s3_lib.upload_file(payload, "s3://big/m/output/model.tar.gz")
+    head = s3.head_object(Bucket="big", Key="m/output/model.tar.gz")
+    assert head["ContentLength"] == payload.stat().st_size
+    assert "-" in head["ETag"]  # a multipart ETag: the object was assembled from parts
+    assert s3.list_multipart_uploads(Bucket="big").get("Uploads", []) == []
+
+
+def test_cli_trains_from_s3_and_uploads_to_the_jumpstart_layout(s3, s3_server, text_module, text_data,
+                                                                 tmp_path):
+    s3.create_bucket(Bucket="bucket")
+    s3.upload_file(str(text_data), "bucket", "datasets/topics/data.csv")
+    model_archive = pack_backbone(text_module, tmp_path / "tiny-text.tar.gz")
+    s3.upload_file(str(model_archive), "bucket", "base-models/tiny-text.tar.gz")
+    proc = run_cli("train", "--handle", "s3://bucket/base-models/tiny-text.tar.gz",
+                   "--data", "s3://bucket/datasets/topics/", "--output", "s3://bucket/my-model",
+                   "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "s3://bucket/my-model/output/model.tar.gz"
+    body = s3.get_object(Bucket="bucket", Key="my-model/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert {"1/saved_model.pb", "labels.json", "metrics.json"} <= set(tar.getnames())
+    assert sorted(object_keys(s3, "bucket")) == ["base-models/tiny-text.tar.gz",
+                                                 "datasets/topics/data.csv",
+                                                 "my-model/output/model.tar.gz"]
+
+
+def test_failed_run_leaves_no_object_and_names_the_problem(s3, text_module, tmp_path):
+    s3.create_bucket(Bucket="failing")
+    s3.put_object(Bucket="failing", Key="bad/data.csv", Body=b"label,text\n0,hello\n1,world\n")
+    proc = run_cli("train", "--handle", str(text_module), "--data", "s3://failing/bad/",
+                   "--output", "s3://failing/my-model", "--cache-dir", str(tmp_path / "cache"))
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]
+    assert len(errors) == 1 and "data.csv line 1" in errors[0], proc.stderr
+    assert object_keys(s3, "failing") == ["bad/data.csv"]
+
+    proc = run_cli("train", "--handle", str(text_module), "--data", "s3://no-such-bucket/x/",
+                   "--output", "s3://failing/my-model")
+    assert proc.returncode == 1
+    assert "bucket 'no-such-bucket' does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_fetch_model_packs_a_local_entry_and_uploads_it(s3, text_module, tmp_path):
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(f"""
+models:
+  - id: tiny-text
+    task: text
+    handle: {text_module.as_uri()}
+    fine_tunable: true
+    license: Apache-2.0
+    description: a tiny test module
+""", encoding="utf-8")
+    s3.create_bucket(Bucket="models")
+    proc = run_cli("fetch-model", "tiny-text", "--to", "s3://models/jumpstart/", "--registry", str(registry))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "s3://models/jumpstart/tiny-text.tar.gz"
+    local = tmp_path / "fetched.tar.gz"
+    s3.download_file("models", "jumpstart/tiny-text.tar.gz", str(local))
+    names = extract(local, tmp_path / "x")
+    assert "saved_model.pb" in names and "variables/variables.index" in names
+    original = {p.relative_to(text_module).as_posix(): p.read_bytes()
+                for p in text_module.rglob("*") if p.is_file()}
+    unpacked = {p.relative_to(tmp_path / "x").as_posix(): p.read_bytes()
+                for p in (tmp_path / "x").rglob("*") if p.is_file()}
+    assert unpacked == original
+
+    proc = run_cli("fetch-model", "tiny-text", "--to", str(tmp_path / "staged"), "--registry", str(registry))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "staged" / "tiny-text.tar.gz").is_file()
+
+
+def test_fetch_model_offline_is_the_clear_error(tmp_path):
+    proc = run_cli("fetch-model", "mobilenet-v2-100-224", "--to", str(tmp_path / "staged"),
+                   env={"TFHUB_CACHE_DIR": str(tmp_path / "hub-cache")})
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "TFHUB_CACHE_DIR" in errors[0] and "'model' channel" in errors[0] and "--handle" in errors[0]
+    assert not (tmp_path / "staged").exists()
