@@ -148,3 +148,14 @@ def test_fetch_model_offline_is_the_clear_error(tmp_path):
     assert len(errors) == 1, proc.stderr
     assert "TFHUB_CACHE_DIR" in errors[0] and "'model' channel" in errors[0] and "--handle" in errors[0]
     assert not (tmp_path / "staged").exists()
+
+
+def test_a_bundled_preprocessor_is_used_instead_of_downloading(text_module, tmp_path):
+    from tf_finetune.backbone import BackboneSpec, resolve_handle, resolve_preprocessor
+
+    archive = pack_backbone(text_module, tmp_path / "channel" / "bert.tar.gz", preprocessor=text_module)
+    spec = BackboneSpec("bert", "https://tfhub.dev/x/bert/1", "text",
+                        preprocessor="https://tfhub.dev/x/preprocess/1").located_at(str(archive.parent))
+    backbone = resolve_handle(spec.handle, tmp_path / "cache")
+    assert (Path(backbone) / "saved_model.pb").is_file()
+    assert resolve_preprocessor(spec, backbone, tmp_path / "cache") == str(Path(backbone) / "preprocessor")

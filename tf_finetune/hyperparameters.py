@@ -9,6 +9,7 @@ registry overrides < values given by the user.
 """
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
@@ -173,7 +174,9 @@ def canonical_name(name: str) -> str:
     key = name.strip().lstrip("-").replace("-", "_")
     if key not in _BY_NAME:
         known = ", ".join(p.name for p in SCHEMA)
-        raise HyperparameterError(f"unknown hyperparameter {name!r}; known: {known}")
+        close = difflib.get_close_matches(key, _BY_NAME, n=1)
+        hint = f" (did you mean {_BY_NAME[close[0]].name}?)" if close else ""
+        raise HyperparameterError(f"unknown hyperparameter {name!r}{hint}; known: {known}")
     return _BY_NAME[key].name
 
 
