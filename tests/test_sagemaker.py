@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,7 +94,17 @@ def test_training_job_writes_the_model_and_outputs(text_data, model_channel, tmp
     assert metrics["num_test_examples"] == metrics["num_validation_examples"] > 0
     assert metrics["final"]["test_accuracy"] == pytest.approx(metrics["final"]["val_accuracy"])
     # the toolkit passed the estimator's own argument, which the entry point accepted
-    assert "--model_dir s3://bucket/tf-finetune-test/model" in proc.stdout + proc.stderr
+    logs = proc.stdout + proc.stderr
+    assert "--model_dir s3://bucket/tf-finetune-test/model" in logs
+    # the README's metric regexes for hyperparameter tuning find the values in the job's log
+    readme = (REPO / "README.md").read_text()
+    definitions = dict(re.findall(r'\{"Name": "(\w+)", "Regex": r"(.+?)"\}', readme))
+    assert set(definitions) == {"val_accuracy", "val_loss", "train_accuracy", "test_accuracy"}
+    found = {name: [float(v) for v in re.findall(regex, logs, re.M)] for name, regex in definitions.items()}
+    assert found["val_accuracy"][-1] == pytest.approx(metrics["history"]["val_accuracy"][-1], abs=1e-4)
+    assert found["val_loss"][-1] == pytest.approx(metrics["history"]["val_loss"][-1], abs=1e-4)
+    assert len(found["train_accuracy"]) == 2
+    assert found["test_accuracy"] == [pytest.approx(metrics["final"]["test_accuracy"], abs=1e-4)]
 
 
 def test_unknown_hyperparameter_fails_with_the_reason_in_the_failure_file(text_data, model_channel,

@@ -230,7 +230,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     if test is not None:
         values = model.evaluate(make_dataset(test, **common), verbose=0, return_dict=True)
         final.update({"test_" + k: float(v) for k, v in values.items()})
-        log.info("test %s (%d examples)", train.format_metrics(
+        log.info("%s test_examples=%d", train.format_metrics(
             {k: v for k, v in final.items() if k.startswith("test_")}), len(test))
     log.info("weights_digest=%s", model_lib.weights_digest(model))
 
