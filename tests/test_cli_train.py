@@ -48,6 +48,8 @@ def test_offline_registry_model_is_one_clear_error(image_data, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_model_id_and_handle_are_exclusive(tmp_path):
-    proc = run_cli("train", "--model-id", "efficientnet-b0", "--handle", "x", "--data", "d", "--output", "o")
-    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
+def test_a_backbone_is_required(text_data, tmp_path):
+    proc = run_cli("train", "--data", str(text_data), "--output", str(tmp_path / "o"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("tf-finetune: error: give a registry model id (--model-id) or a "
+                                   "backbone handle (--handle)")
