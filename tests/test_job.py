@@ -48,13 +48,13 @@ def test_image_job_writes_a_model_that_reloads_with_the_reported_accuracy(
     assert "val_accuracy=" in caplog.text and "epoch=4/4" in caplog.text
 
     # Reload with plain TensorFlow and score the validation images independently.
-    serve = tf.saved_model.load(str(tmp_path / "x" / "1")).signatures["serving_default"]
+    serve = tf.saved_model.load(str(tmp_path / "x" / "1")).signatures["serving_images"]
     paths, truth = [], []
     for index, name in enumerate(labels["class_names"]):
         for path in sorted((image_validation / name).iterdir()):
             paths.append(path)
             truth.append(index)
-    probabilities = next(iter(serve(image=decode_images(paths, 24)).values())).numpy()
+    probabilities = serve(image=decode_images(paths, 24))["probabilities"].numpy()
     accuracy = float(np.mean(probabilities.argmax(axis=1) == np.array(truth)))
     assert accuracy == pytest.approx(metrics["final"]["val_accuracy"], abs=1e-6)
     assert accuracy >= 0.9, "two colour classes must be learnt"
@@ -70,7 +70,7 @@ def test_text_job_keeps_original_labels_and_reloads(text_module, text_data, cach
 
     serve = tf.saved_model.load(str(tmp_path / "x" / "1")).signatures["serving_default"]
     texts = tf.constant(["rain and snow today", "the team scored a goal"])
-    probabilities = next(iter(serve(text=texts).values())).numpy()
+    probabilities = serve(text=texts)["probabilities"].numpy()
     assert [labels["original_labels"][i] for i in probabilities.argmax(axis=1)] == [1, 2]
 
 

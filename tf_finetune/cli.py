@@ -87,6 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--registry", default=None, metavar="YAML")
     fetch.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR")
 
+    predict = commands.add_parser("predict", help="classify images or texts with a fine-tuned model")
+    predict.add_argument("--model", required=True, metavar="PATH",
+                         help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT",
+                         help="image files/folders; or texts, a data.csv, a .txt file; - for stdin")
+    predict.add_argument("--top-k", type=int, default=3, metavar="K", help="labels to show (default 3)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per input")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy, F1 and confusion matrix on labelled data")
+    evaluate.add_argument("--model", required=True, metavar="PATH",
+                          help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
+    evaluate.add_argument("--data", required=True, metavar="PATH",
+                          help="labelled data in the training format (class folders or data.csv)")
+    evaluate.add_argument("--output-dir", default="evaluation", metavar="DIR",
+                          help="where evaluation.json and confusion_matrix.png go (default ./evaluation)")
+
     demo = commands.add_parser("demo", help="fine-tune the built-in text backbone on the bundled "
                                "sample data and show predictions (offline)")
     _add_job_flags(demo)
@@ -130,6 +146,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(fetch_model(args.model_id, args.to, args.cache_dir, args.registry))
         return 0
+    if args.command == "predict":
+        return _predict(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
     if args.cpu_devices:
         from tf_finetune.distribute import split_cpu
 
@@ -152,4 +172,45 @@ def _dispatch(args: argparse.Namespace) -> int:
                            multi_worker=num_workers(os.environ.get("TF_CONFIG")) > 1))
     if result.archive:
         print(result.archive)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import json
+
+    from tf_finetune.predictor import collect_inputs, open_model, top_k
+
+    with open_model(args.model) as model:
+        stdin = sys.stdin.readlines() if "-" in args.inputs else ()
+        inputs = collect_inputs(args.inputs, model.task, stdin)
+        if not inputs:
+            raise TfFinetuneError("nothing to predict on: " + " ".join(args.inputs))
+        best = top_k(model.predict(inputs), model.label_map.class_names, max(1, args.top_k))
+    for item, ranked in zip(inputs, best):
+        if args.json:
+            print(json.dumps({"input": item, "predictions": [
+                {"label": label, "probability": round(p, 6)} for label, p in ranked]}, ensure_ascii=False))
+        else:
+            shown = "  ".join(f"{label} {p:.1%}" for label, p in ranked)
+            print(f"{item}\t{shown}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tf_finetune.data import load_examples
+    from tf_finetune.evaluation import classification_report, format_report, write_report
+    from tf_finetune.predictor import open_model
+
+    with open_model(args.model) as model:
+        examples = load_examples(model.task, args.data, model.label_map)
+        probabilities = model.predict([str(x) for x in examples.inputs])
+        names = model.label_map.class_names
+    report = classification_report(examples.labels, probabilities.argmax(axis=1), names)
+    report["model"], report["data"] = args.model, args.data
+    print(format_report(report))
+    for path in write_report(report, Path(args.output_dir), f"{Path(args.data).name}: "
+                             f"accuracy {report['accuracy']:.3f}"):
+        print(f"wrote {path}")
     return 0

@@ -6,9 +6,7 @@ demo trains, then reloads the exported SavedModel and classifies unseen sentence
 from __future__ import annotations
 
 import importlib.resources
-import json
 import logging
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -56,15 +54,9 @@ def run_demo(output: str | None, cache_dir: str, epochs: int | None = None) -> d
 
 
 def predict_texts(archive: Path, texts: list[str]) -> list[tuple[str, tuple[str, float]]]:
-    """Load ``model.tar.gz`` with plain TensorFlow and return each text's top label and probability."""
-    import numpy as np
-    import tensorflow as tf
+    """Each text's top label and probability from the exported ``model.tar.gz``."""
+    from tf_finetune.predictor import open_model, top_k
 
-    with tempfile.TemporaryDirectory() as tmp:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-        labels = json.loads((Path(tmp) / "labels.json").read_text("utf-8"))["class_names"]
-        serve = tf.saved_model.load(str(Path(tmp) / "1")).signatures["serving_default"]
-        probabilities = next(iter(serve(text=tf.constant(texts)).values())).numpy()
-    best = np.argmax(probabilities, axis=1)
-    return [(t, (labels[i], float(probabilities[n, i]))) for n, (t, i) in enumerate(zip(texts, best))]
+    with open_model(str(archive)) as model:
+        best = top_k(model.predict(texts), model.label_map.class_names, 1)
+    return [(text, ranked[0]) for text, ranked in zip(texts, best)]

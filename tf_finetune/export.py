@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,24 +16,36 @@ MODEL_VERSION = "1"
 LABELS_FILE = "labels.json"
 METRICS_FILE = "metrics.json"
 ARCHIVE_NAME = "model.tar.gz"
+CODE_DIR = "code"
+HANDLERS_FILE = "inference.py"
 
 
 def write_model_dir(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
-                    model_dir: Path) -> Path:
-    """Write ``1/`` (SavedModel for TensorFlow Serving), ``labels.json`` and ``metrics.json``.
+                    model_dir: Path, signatures: Mapping[str, Any] | None = None) -> Path:
+    """Write the deployable model folder.
+
+    ``1/`` is the SavedModel (TensorFlow Serving looks for numbered versions), ``labels.json``
+    and ``metrics.json`` describe it, and ``code/inference.py`` holds the request/response
+    handlers of the SageMaker TensorFlow Serving container.
 
     Args:
         model: the trained classifier.
         label_map: class names (and original labels).
         metrics: what to record about the run.
         model_dir: an empty or new folder.
+        signatures: serving signatures (:func:`tf_finetune.serving.make_signatures`); the
+            Keras default when None.
 
     Returns:
         ``model_dir``.
     """
     model_dir.mkdir(parents=True, exist_ok=True)
-    model.save(model_dir / MODEL_VERSION, include_optimizer=False, save_format="tf")
+    model.save(model_dir / MODEL_VERSION, include_optimizer=False, save_format="tf",
+               signatures=dict(signatures) if signatures else None)
     (model_dir / LABELS_FILE).write_text(label_map.to_json(), encoding="utf-8")
+    code = model_dir / CODE_DIR
+    code.mkdir(exist_ok=True)
+    shutil.copyfile(Path(__file__).with_name("deploy") / HANDLERS_FILE, code / HANDLERS_FILE)
     (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return model_dir
 
@@ -43,9 +56,9 @@ def pack_archive(model_dir: Path, archive: Path) -> Path:
 
 
 def export_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
-                   archive: Path) -> Path:
+                   archive: Path, signatures: Mapping[str, Any] | None = None) -> Path:
     """Write the model folder in a temporary place and pack it as ``archive`` (atomically)."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=archive.parent) as tmp:
-        write_model_dir(model, label_map, metrics, Path(tmp) / "model")
+        write_model_dir(model, label_map, metrics, Path(tmp) / "model", signatures)
         return pack_archive(Path(tmp) / "model", archive)

@@ -189,7 +189,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     strategy = distribute.create_strategy(config.multi_worker)
     import tf_keras
 
-    from tf_finetune import export, model as model_lib, train
+    from tf_finetune import export, model as model_lib, serving, train
     from tf_finetune.data.pipeline import make_augmenter, make_dataset
 
     tf_keras.utils.set_random_seed(hp.random_seed)
@@ -237,29 +237,32 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     metrics = _metrics_record(config, spec, hp, data, final, history, replicas, global_batch,
                               image_size, train_seconds, time.perf_counter() - started)
     metrics.update(workers=workers, num_test_examples=len(test) if test is not None else 0)
+    signatures = serving.make_signatures(model, spec.task, data.label_map.class_names, image_size,
+                                         hp.image_resize_interpolation)
     if not distribute.is_chief(strategy):
         # Saving runs collective ops, so every worker saves; only the chief keeps the result.
-        export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model")
+        export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model", signatures)
         return JobResult(None, metrics, data.label_map, chief=False)
     archive = None
     if config.model_dir:
-        export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir))
+        export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), signatures)
     if config.output:
-        archive = _write_archive(model, data.label_map, metrics, config.output, workdir)
+        archive = _write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
     return JobResult(archive, metrics, data.label_map)
 
 
-def _write_archive(model, label_map, metrics: dict, output: str, workdir: Path) -> Path | str:
+def _write_archive(model, label_map, metrics: dict, signatures: dict, output: str,
+                   workdir: Path) -> Path | str:
     from tf_finetune import export
 
     if not storage.is_s3(output):
         archive = Path(output) / OUTPUT_SUBDIR / export.ARCHIVE_NAME
-        export.export_archive(model, label_map, metrics, archive)
+        export.export_archive(model, label_map, metrics, archive, signatures)
         log.info("model written to %s", archive)
         return archive
     from tf_finetune import s3
 
-    local = export.export_archive(model, label_map, metrics, workdir / export.ARCHIVE_NAME)
+    local = export.export_archive(model, label_map, metrics, workdir / export.ARCHIVE_NAME, signatures)
     uri = str(s3.S3Uri.parse(output).join(OUTPUT_SUBDIR, export.ARCHIVE_NAME))
     s3.upload_file(local, uri)
     log.info("model written to %s", uri)

@@ -10,11 +10,17 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def decode_image(path: tf.Tensor, image_size: int, interpolation: str) -> tf.Tensor:
-    """Read a JPEG/PNG file as float32 RGB in [0, 1], resized to ``image_size`` square.
+    """Read a JPEG/PNG file as float32 RGB in [0, 1], resized to ``image_size`` square."""
+    return decode_image_bytes(tf.io.read_file(path), image_size, interpolation)
 
-    Grayscale, CMYK, palette and 16-bit images all come out as 3-channel RGB.
+
+def decode_image_bytes(data: tf.Tensor, image_size: int, interpolation: str) -> tf.Tensor:
+    """Decode JPEG/PNG bytes as float32 RGB in [0, 1], resized to ``image_size`` square.
+
+    Training and the exported serving signature both use this, so what is served is
+    preprocessed exactly as what was trained on. Grayscale, CMYK, palette and 16-bit images
+    all come out as 3-channel RGB.
     """
-    data = tf.io.read_file(path)
     image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.float32)
     image.set_shape([None, None, 3])
     image = tf.image.resize(image, [image_size, image_size], method=interpolation)

@@ -1,0 +1,231 @@
+"""What a deployed model answers: serving signatures, SageMaker TFS handlers, predict and evaluate."""
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
+
+import tiny_modules
+from helpers import extract, run_cli
+from tf_finetune.data.pipeline import decode_image
+from tf_finetune.job import JobConfig, run
+
+FAST = {"epochs": 4, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
+
+# Runs in a fresh interpreter that never imports tf_finetune: plain TensorFlow, as a server does.
+PLAIN_TF_SCRIPT = """
+import json, sys
+import tensorflow as tf
+model_dir, kind, *inputs = sys.argv[1:]
+serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+if kind == "image":
+    out = serve(image_bytes=tf.constant([open(p, "rb").read() for p in inputs]))
+else:
+    out = serve(text=tf.constant(inputs))
+print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
+                  "label": [x.decode() for x in out["label"].numpy()]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def image_model(image_module, image_data, cache_dir, tmp_path_factory) -> Path:
+    """A fine-tuned tiny image model, unpacked; its validation images are in ``<dir>/../val``."""
+    root = tmp_path_factory.mktemp("served")
+    validation = tiny_modules.write_image_folder(root / "val", per_class=5)
+    result = run(JobConfig(data=str(image_data), validation_data=str(validation), output=str(root / "out"),
+                           handle=str(image_module), image_size=24, hyperparameters=FAST,
+                           cache_dir=str(cache_dir)))
+    extract(result.archive, root / "model")
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def text_model(text_module, text_data, cache_dir, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("served-text")
+    result = run(JobConfig(data=str(text_data), output=str(root / "out"), handle=str(text_module),
+                           hyperparameters=dict(FAST, epochs=8), cache_dir=str(cache_dir)))
+    extract(result.archive, root / "model")
+    return root / "model"
+
+
+def plain_tf(model_dir: Path, kind: str, inputs) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PLAIN_TF_SCRIPT, str(model_dir / "1"), kind, *map(str, inputs)],
+                          capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def keras_model(model_dir: Path) -> tf_keras.Model:
+    return tf_keras.models.load_model(str(model_dir / "1"), custom_objects={"KerasLayer": hub.KerasLayer})
+
+
+def test_raw_jpeg_bytes_served_by_plain_tensorflow_match_the_keras_model(image_model):
+    paths = sorted((image_model.parent / "val").rglob("*.jpg"))
+    served = plain_tf(image_model, "image", paths)
+    # The Keras model on images decoded by the training pipeline: no train/serve skew.
+    images = tf.stack([decode_image(tf.constant(str(p)), 24, "bilinear") for p in paths])
+    expected = keras_model(image_model).predict(images, verbose=0)
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    names = json.loads((image_model / "labels.json").read_text())["class_names"]
+    assert served["label"] == [names[i] for i in expected.argmax(axis=1)]
+    assert served["label"] == [p.parent.name for p in paths]  # the colours are learnt
+
+    batch = tf.saved_model.load(str(image_model / "1")).signatures["serving_images"]
+    np.testing.assert_allclose(batch(image=images)["probabilities"].numpy(), expected, atol=1e-6)
+
+
+def test_raw_strings_served_by_plain_tensorflow_match_the_keras_model(text_model):
+    texts = ["rain and snow today", "the team scored a goal", "wind and cloud", "a match to win"]
+    served = plain_tf(text_model, "text", texts)
+    expected = keras_model(text_model).predict(tf.constant(texts), verbose=0)
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    assert served["label"] == ["1", "2", "1", "2"]
+
+
+@dataclass
+class Context:
+    """The attributes of the TFS container's request context that the handlers read."""
+
+    request_content_type: str
+    accept_header: str
+
+
+@dataclass
+class Response:
+    status_code: int
+    content: bytes
+
+
+def tf_serving_predict(model_dir: Path, request: str) -> Response:
+    """What TF Serving's REST predict does with a JSON request, in row format."""
+    serve = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
+    (input_name,) = serve.structured_input_signature[1]
+    instances = json.loads(request)["instances"]
+    values = [base64.b64decode(x["b64"]) if isinstance(x, dict) else x.encode() for x in instances]
+    try:
+        outputs = {k: v.numpy().tolist() for k, v in serve(**{input_name: tf.constant(values)}).items()}
+    except tf.errors.InvalidArgumentError as exc:
+        return Response(400, json.dumps({"error": exc.message}).encode())
+    rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i]) for k, v in outputs.items()}
+            for i in range(len(values))]
+    return Response(200, json.dumps({"predictions": rows}).encode())
+
+
+def load_handlers(model_dir: Path):
+    spec = importlib.util.spec_from_file_location("inference", model_dir / "code" / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tfs_handlers_answer_images_as_jumpstart_does(image_model):
+    handlers = load_handlers(image_model)
+    image = sorted((image_model.parent / "val" / "red").glob("*.jpg"))[0]
+    names = json.loads((image_model / "labels.json").read_text())["class_names"]
+
+    context = Context("application/x-image", "application/json;verbose")
+    request = handlers.input_handler(image.read_bytes(), context)
+    body, content_type = handlers.output_handler(tf_serving_predict(image_model, request), context)
+    answer = json.loads(body)
+    assert content_type == "application/json"
+    assert answer["labels"] == names and answer["predicted_label"] == "red"
+    assert len(answer["probabilities"]) == 2 and sum(answer["probabilities"]) == pytest.approx(1, abs=1e-5)
+
+    context = Context("application/x-image", "application/json")
+    body, _ = handlers.output_handler(
+        tf_serving_predict(image_model, handlers.input_handler(image.read_bytes(), context)), context)
+    assert json.loads(body) == {"probabilities": answer["probabilities"]}
+
+    # a JSON batch of base64 images gives one answer per image
+    blue = sorted((image_model.parent / "val" / "blue").glob("*.jpg"))[0]
+    batch = json.dumps([{"b64": base64.b64encode(p.read_bytes()).decode()} for p in (image, blue)])
+    context = Context("application/json", "application/json;verbose")
+    body, _ = handlers.output_handler(tf_serving_predict(image_model, handlers.input_handler(batch, context)),
+                                      context)
+    assert [a["predicted_label"] for a in json.loads(body)] == ["red", "blue"]
+
+    # a body that is not an image comes back as the server's error, not a wrong answer
+    context = Context("application/x-image", "application/json")
+    bad = tf_serving_predict(image_model, handlers.input_handler(b"not an image", context))
+    with pytest.raises(ValueError, match="(?i)unknown image file format|decode"):
+        handlers.output_handler(bad, context)
+    with pytest.raises(ValueError, match="unsupported content type 'application/pdf'"):
+        handlers.input_handler(b"%PDF", Context("application/pdf", "application/json"))
+
+
+def test_tfs_handlers_answer_texts(text_model):
+    handlers = load_handlers(text_model)
+    context = Context("application/x-text", "application/json;verbose")
+    body, _ = handlers.output_handler(
+        tf_serving_predict(text_model, handlers.input_handler("the team scored a goal".encode(), context)),
+        context)
+    assert json.loads(body)["predicted_label"] == "2"
+    context = Context("application/json", "application/json;verbose")
+    request = handlers.input_handler(json.dumps(["rain and snow today", "a match to win"]), context)
+    body, _ = handlers.output_handler(tf_serving_predict(text_model, request), context)
+    assert [a["predicted_label"] for a in json.loads(body)] == ["1", "2"]
+
+
+def test_predict_command_prints_top_k_and_json(image_model, tmp_path):
+    val = image_model.parent / "val"
+    archive = image_model.parent / "out" / "output" / "model.tar.gz"
+    proc = run_cli("predict", "--model", str(archive), "--top-k", "2", str(val))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 10
+    for line in lines:
+        path, ranked = line.split("\t")
+        first = ranked.split()[0]
+        assert first == Path(path).parent.name and ranked.count("%") == 2
+
+    proc = run_cli("predict", "--model", str(image_model), "--json", str(next(val.glob("red/*.jpg"))))
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["predictions"][0]["label"] == "red" and len(answer["predictions"]) == 2
+
+    proc = run_cli("predict", "--model", str(tmp_path), "x.jpg")
+    assert proc.returncode == 1 and "is not a tf_finetune model: no labels.json" in proc.stderr
+
+
+def test_predict_texts_from_arguments_and_stdin(text_model):
+    proc = subprocess.run([sys.executable, "-m", "tf_finetune", "predict", "--model", str(text_model),
+                           "--top-k", "1", "the team scored a goal", "-"],
+                          input="rain and snow today\n", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split("\t")[1].split()[0] for line in proc.stdout.strip().splitlines()] == ["2", "1"]
+
+
+def test_evaluate_reports_the_validation_accuracy_and_writes_files(image_model, tmp_path):
+    proc = run_cli("evaluate", "--model", str(image_model), "--data", str(image_model.parent / "val"),
+                   "--output-dir", str(tmp_path / "eval"))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((image_model / "metrics.json").read_text())
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert report["accuracy"] == pytest.approx(metrics["final"]["val_accuracy"], abs=1e-6)
+    assert report["num_examples"] == 10 and sum(map(sum, report["confusion_matrix"])) == 10
+    assert set(report["per_class"]) == {"blue", "red"}
+    assert f"accuracy={report['accuracy']:.4f} macro_f1={report['macro_f1']:.4f}" in proc.stdout
+    assert (tmp_path / "eval" / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_classification_report_counts():
+    from tf_finetune.evaluation import classification_report
+
+    report = classification_report([0, 0, 1, 1, 2], [0, 1, 1, 1, 1], ["a", "b", "c"])
+    assert report["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 1, 0]]
+    assert report["accuracy"] == pytest.approx(0.6)
+    assert report["per_class"]["b"] == {"precision": pytest.approx(0.5), "recall": 1.0,
+                                        "f1": pytest.approx(2 / 3), "support": 2}
+    assert report["per_class"]["c"]["f1"] == 0.0  # never predicted, no division error
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)

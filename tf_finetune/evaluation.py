@@ -1,0 +1,75 @@
+"""Classification metrics: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_PNG = "confusion_matrix.png"
+
+
+def classification_report(truth: Sequence[int], predicted: Sequence[int],
+                          class_names: Sequence[str]) -> dict[str, Any]:
+    """Metrics of ``predicted`` class indices against ``truth``.
+
+    Args:
+        truth: true class index per example.
+        predicted: predicted class index per example.
+        class_names: names in index order.
+
+    Returns:
+        ``accuracy``, ``macro_f1``, ``per_class`` (name -> precision, recall, f1, support),
+        ``confusion_matrix`` (rows: true class, columns: predicted) and ``num_examples``.
+        A class never predicted has precision 0; one absent from ``truth`` has recall 0.
+    """
+    n = len(class_names)
+    truth, predicted = np.asarray(truth, dtype=int), np.asarray(predicted, dtype=int)
+    matrix = np.zeros((n, n), dtype=int)
+    np.add.at(matrix, (truth, predicted), 1)
+    hits = np.diag(matrix).astype(float)
+    predicted_count, true_count = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(hits, predicted_count, out=np.zeros(n), where=predicted_count > 0)
+    recall = np.divide(hits, true_count, out=np.zeros(n), where=true_count > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros(n), where=denominator > 0)
+    return {
+        "num_examples": int(len(truth)),
+        "accuracy": float(hits.sum() / max(len(truth), 1)),
+        "macro_f1": float(f1.mean()),
+        "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]),
+                             "f1": float(f1[i]), "support": int(true_count[i])}
+                      for i, name in enumerate(class_names)},
+        "class_names": list(class_names),
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a text table, as ``evaluate`` prints it."""
+    width = max(10, *(len(n) for n in report["class_names"]))
+    lines = [f"{'class':<{width}}  precision  recall      f1  support"]
+    for name, row in report["per_class"].items():
+        lines.append(f"{name:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  "
+                     f"{row['f1']:6.4f}  {row['support']:7d}")
+    lines.append(f"accuracy={report['accuracy']:.4f} macro_f1={report['macro_f1']:.4f} "
+                 f"examples={report['num_examples']}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], directory: Path, title: str = "") -> list[Path]:
+    """Write ``evaluation.json`` and ``confusion_matrix.png`` into ``directory``.
+
+    Returns:
+        The files written.
+    """
+    from tf_finetune import plots
+
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / EVALUATION_FILE
+    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    png = plots.confusion_matrix(report["confusion_matrix"], report["class_names"],
+                                 directory / CONFUSION_PNG, title)
+    return [json_path, png]

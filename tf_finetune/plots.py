@@ -1,0 +1,60 @@
+"""PNG figures: confusion matrix and training curves (matplotlib, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+MAX_ANNOTATED_CLASSES = 30  # beyond this, cell counts are unreadable
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path,
+                     title: str = "") -> Path:
+    """Draw ``matrix`` (rows: true class, columns: predicted) to ``path``; returns ``path``."""
+    plt = _pyplot()
+    n = len(class_names)
+    size = min(4 + 0.4 * n, 20)
+    figure, axes = plt.subplots(figsize=(size, size))
+    image = axes.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    axes.set_xticks(range(n), labels=class_names, rotation=45, ha="right")
+    axes.set_yticks(range(n), labels=class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title or "confusion matrix")
+    if n <= MAX_ANNOTATED_CLASSES:
+        peak = max((max(row) for row in matrix), default=0)
+        for i, row in enumerate(matrix):
+            for j, count in enumerate(row):
+                axes.text(j, i, str(count), ha="center", va="center",
+                          color="white" if count > peak / 2 else "black")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def training_curves(history: Mapping[str, Sequence[float]], path: Path) -> Path:
+    """Loss and accuracy per epoch (training and validation) to ``path``; returns ``path``."""
+    plt = _pyplot()
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+        for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
+            if history.get(key):
+                epochs = range(1, len(history[key]) + 1)
+                axes.plot(epochs, history[key], style, label=key)
+        axes.set_xlabel("epoch")
+        axes.set_title(metric)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
