@@ -1,8 +1,11 @@
 """``python -m tf_finetune train`` as a user runs it: real subprocesses, exit codes, messages."""
 from __future__ import annotations
 
+import json
 import re
 import tarfile
+
+import pytest
 
 from helpers import run_cli
 
@@ -22,7 +25,14 @@ def test_train_with_two_replicas_prints_metric_lines_and_writes_the_archive(text
     assert [m.group(1, 2) for m in EPOCH_LINE.finditer(proc.stderr)] == [("1", "2"), ("2", "2")]
     assert re.search(r"^final val_loss=\d+\.\d{4} val_accuracy=\d\.\d{4}$", proc.stderr, re.M)
     with tarfile.open(archive) as tar:
-        assert {"1/saved_model.pb", "labels.json", "metrics.json"} <= set(tar.getnames())
+        assert {"1/saved_model.pb", "labels.json", "metrics.json", "code/inference.py"} <= set(tar.getnames())
+        metrics = json.load(tar.extractfile("metrics.json"))
+    reports = out / "output" / "reports"
+    assert (reports / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (reports / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    evaluation = json.loads((reports / "evaluation.json").read_text())
+    assert evaluation["accuracy"] == pytest.approx(metrics["final"]["val_accuracy"], abs=1e-6)
+    assert list((out / "output" / "tensorboard").rglob("events.out.tfevents.*"))
 
 
 def test_bad_data_is_one_message_and_exit_1_with_nothing_written(text_module, tmp_path):

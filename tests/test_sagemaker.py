@@ -87,6 +87,9 @@ def test_training_job_writes_the_model_and_outputs(text_data, model_channel, tmp
     assert labels["class_names"] == ["1", "2"]
     metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2
+    for report in ("training_curves.png", "confusion_matrix.png", "evaluation.json"):
+        assert (base / "output" / "data" / report).is_file(), report
+    assert list((base / "output" / "tensorboard").rglob("events.out.tfevents.*"))
     assert metrics["backbone"]["id"] == "wordllama-words256"
     assert metrics["backbone"]["handle"].endswith("input/data/model")
     assert metrics["hyperparameters"]["train_only_top_layer"] is False

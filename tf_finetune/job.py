@@ -46,6 +46,10 @@ class JobConfig:
         registry: a registry YAML instead of the packaged one.
         cache_dir: where built-in backbones and extracted archives are kept.
         model_dir: when set, also leave the unpacked model folder here (SageMaker's model dir).
+        report_dir: where training curves, the validation confusion matrix and evaluation.json
+            go; default ``<output>/output/reports`` (uploaded there for ``s3://`` outputs).
+        tensorboard_dir: TensorBoard logs; default ``<output>/output/tensorboard`` for a local
+            output, none otherwise.
         multi_worker: train across several hosts (``TF_CONFIG`` describes the cluster); only the
             chief writes outputs.
     """
@@ -61,6 +65,8 @@ class JobConfig:
     registry: str | None = None
     cache_dir: str = str(Path.home() / ".cache" / "tf_finetune")
     model_dir: str | None = None
+    report_dir: str | None = None
+    tensorboard_dir: str | None = None
     multi_worker: bool = False
 
 
@@ -220,7 +226,11 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     val_ds = make_dataset(data.validation, **common) if data.validation else None
 
     fit_started = time.perf_counter()
-    history = train.fit(model, train_ds, val_ds, hp)
+    chief = distribute.is_chief(strategy)
+    tensorboard_dir = config.tensorboard_dir
+    if tensorboard_dir is None and config.output and not storage.is_s3(config.output):
+        tensorboard_dir = str(Path(config.output) / OUTPUT_SUBDIR / "tensorboard")
+    history = train.fit(model, train_ds, val_ds, hp, tensorboard_dir if chief else None)
     train_seconds = time.perf_counter() - fit_started
     final = {"train_" + k: float(v[-1]) for k, v in history.items() if not k.startswith("val_")}
     if val_ds is not None:
@@ -239,7 +249,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     metrics.update(workers=workers, num_test_examples=len(test) if test is not None else 0)
     signatures = serving.make_signatures(model, spec.task, data.label_map.class_names, image_size,
                                          hp.image_resize_interpolation)
-    if not distribute.is_chief(strategy):
+    if not chief:
         # Saving runs collective ops, so every worker saves; only the chief keeps the result.
         export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model", signatures)
         return JobResult(None, metrics, data.label_map, chief=False)
@@ -248,7 +258,36 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), signatures)
     if config.output:
         archive = _write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
+    _write_reports(config, model, data, val_ds, history, workers, workdir)
     return JobResult(archive, metrics, data.label_map)
+
+
+def _write_reports(config: JobConfig, model, data: DataSplit, val_ds, history: dict, workers: int,
+                   workdir: Path) -> None:
+    """Training curves, and the validation confusion matrix with per-class metrics."""
+    from tf_finetune import evaluation, plots
+
+    s3_output = bool(config.output) and storage.is_s3(config.output)
+    if config.report_dir:
+        directory = Path(config.report_dir)
+    elif config.output:
+        directory = workdir / "reports" if s3_output else Path(config.output) / OUTPUT_SUBDIR / "reports"
+    else:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    plots.training_curves(history, directory / "training_curves.png")
+    if val_ds is not None and workers == 1:  # several workers would return predictions out of order
+        predicted = model.predict(val_ds, verbose=0).argmax(axis=1)
+        report = evaluation.classification_report(data.validation.labels, predicted,
+                                                  data.label_map.class_names)
+        evaluation.write_report(report, directory, f"validation: accuracy {report['accuracy']:.3f}")
+    if s3_output and not config.report_dir:
+        from tf_finetune import s3
+
+        prefix = s3.S3Uri.parse(config.output).join(OUTPUT_SUBDIR, "reports")
+        for path in sorted(directory.iterdir()):
+            s3.upload_file(path, str(prefix.join(path.name)))
+    log.info("reports written to %s", directory)
 
 
 def _write_archive(model, label_map, metrics: dict, signatures: dict, output: str,

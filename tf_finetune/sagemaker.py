@@ -152,7 +152,9 @@ def job_config(env: SageMakerEnv, options: Mapping[str, str], hyperparameters: M
                      handle=handle, validation_data=env.channels.get("validation"),
                      test_data=env.channels.get("test"), hyperparameters=dict(hyperparameters),
                      image_size=parsed.get("image_size"), cache_dir=cache_dir,
-                     model_dir=env.model_dir, multi_worker=multi_worker)
+                     model_dir=env.model_dir, report_dir=env.output_data_dir,
+                     tensorboard_dir=os.path.join(env.output_dir, "tensorboard"),
+                     multi_worker=multi_worker)
 
 
 def configure_cluster(env: SageMakerEnv, options: Mapping[str, str],

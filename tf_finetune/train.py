@@ -35,7 +35,7 @@ class EpochMetricsLogger(tf_keras.callbacks.Callback):
 
 
 def fit(model: tf_keras.Model, train: tf.data.Dataset, validation: tf.data.Dataset | None,
-        hp: Hyperparameters) -> dict[str, list[float]]:
+        hp: Hyperparameters, tensorboard_dir: str | None = None) -> dict[str, list[float]]:
     """Train for ``hp.epochs`` (fewer with early stopping, which restores the best weights).
 
     Args:
@@ -43,11 +43,15 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, validation: tf.data.Datas
         train: training batches; every epoch is one full pass.
         validation: validation batches, or None.
         hp: epochs and early-stopping settings.
+        tensorboard_dir: write TensorBoard logs (scalars per epoch) here, when given.
 
     Returns:
         Keras history: metric name -> one value per epoch run.
     """
     callbacks = [EpochMetricsLogger(hp.epochs)]
+    if tensorboard_dir:
+        callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), histogram_freq=0,
+                                                        write_graph=False, profile_batch=0))
     if hp.early_stopping:
         callbacks.append(tf_keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=hp.early_stopping_patience,
