@@ -139,8 +139,13 @@ def _extract_cached(archive: Path, cache_dir: Path) -> Path:
     return target
 
 
+def is_finetuned_model(path: str | Path) -> bool:
+    """Whether ``path`` is a model folder written by tf_finetune (``1/`` + ``labels.json``)."""
+    return (Path(path) / "labels.json").is_file() and (Path(path) / "1" / "saved_model.pb").is_file()
+
+
 def _saved_model_folder(path: Path, handle: str) -> Path:
-    if (path / "saved_model.pb").is_file():
+    if (path / "saved_model.pb").is_file() or is_finetuned_model(path):
         return path
     children = [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
     if len(children) == 1 and (children[0] / "saved_model.pb").is_file():

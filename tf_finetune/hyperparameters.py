@@ -133,8 +133,8 @@ SCHEMA: tuple[Param, ...] = (
           "Train only the new classification layer (the backbone stays frozen).",
           aliases=("train_only_on_top_layer",)),
     Param("reinitialize_top_layer", "choice", "Auto",
-          "Auto/True: start the classification layer from random weights; "
-          "False keeps a previous model's layer (incremental training).",
+          "Continuing from a previous model (incremental training): Auto and False keep its "
+          "trained classification layer, True starts it from random weights.",
           choices=("Auto", "True", "False")),
     Param("early_stopping", "bool", False, "Stop when val_loss stops improving."),
     Param("early_stopping_patience", "int", 5, "Epochs without improvement before stopping.",

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from tf_finetune import hyperparameters, storage
-from tf_finetune.backbone import (BackboneSpec, check_requirements, resolve_handle,
-                                  resolve_preprocessor)
-from tf_finetune.data import DataSplit, load_data, load_examples
+from tf_finetune.backbone import (BackboneSpec, check_requirements, is_finetuned_model,
+                                  resolve_handle, resolve_preprocessor)
+from tf_finetune.data import DataSplit, LabelMap, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import load_registry
 
@@ -202,7 +202,8 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     check_requirements(spec)
     cache = Path(config.cache_dir)
     backbone_path = resolve_handle(spec.handle, cache)
-    preprocessor_path = resolve_preprocessor(spec, backbone_path, cache)
+    preprocessor_path = None if is_finetuned_model(backbone_path) else \
+        resolve_preprocessor(spec, backbone_path, cache)
 
     replicas = strategy.num_replicas_in_sync
     global_batch = distribute.global_batch_size(strategy, hp.batch_size)
@@ -212,8 +213,13 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
              "validation=%d", workers, replicas, hp.batch_size, global_batch, steps_per_epoch,
              len(data.train), len(data.validation) if data.validation else 0)
     with strategy.scope():
-        model, image_size = model_lib.build_classifier(
-            spec, backbone_path, preprocessor_path, data.label_map.num_classes, hp)
+        if is_finetuned_model(backbone_path):  # incremental training from a previous model
+            previous = LabelMap.from_json((Path(backbone_path) / "labels.json").read_text("utf-8"))
+            model, image_size = model_lib.load_classifier(backbone_path, spec, data.label_map,
+                                                          previous, hp)
+        else:
+            model, image_size = model_lib.build_classifier(
+                spec, backbone_path, preprocessor_path, data.label_map.num_classes, hp)
         model_lib.compile_classifier(model, hp, steps_per_epoch * hp.epochs)
 
     augmenter = None

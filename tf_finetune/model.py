@@ -72,6 +72,53 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
     return model, image_size
 
 
+def load_classifier(model_dir: str, spec: BackboneSpec, label_map, previous_labels,
+                    hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
+    """A previously fine-tuned model (incremental training). Call inside ``strategy.scope()``.
+
+    ``reinitialize_top_layer`` Auto or False keeps its trained classification layer; True draws
+    new weights. ``train_only_top_layer`` freezes or unfreezes its backbone as for a new model.
+
+    Args:
+        model_dir: the previous model folder (``1/``, ``labels.json``).
+        spec: the backbone description (task, fine-tunable).
+        label_map: the classes of the new training data.
+        previous_labels: the previous model's classes.
+        hp: hyperparameters.
+
+    Returns:
+        (the model, its image size or None for text).
+
+    Raises:
+        BackboneError: the classes differ (listed), or the model does not fit the task.
+    """
+    model = tf_keras.models.load_model(f"{model_dir}/1", compile=False,
+                                       custom_objects={"KerasLayer": hub.KerasLayer})
+    task = "text" if model.inputs[0].dtype == tf.string else "image"
+    if task != spec.task:
+        raise BackboneError(f"cannot continue training {spec.name}: it is a {task} model and the "
+                            f"data is {spec.task} data")
+    if tuple(previous_labels.class_names) != tuple(label_map.class_names):
+        old, new = set(previous_labels.class_names), set(label_map.class_names)
+        raise BackboneError(
+            f"cannot continue training {spec.name}: its classes differ from the data's. "
+            f"Only in the model: {sorted(old - new) or 'none'}; only in the data: "
+            f"{sorted(new - old) or 'none'}"
+            + ("; same classes in another order" if old == new else "")
+            + ". Train from a backbone instead, or use data with the model's classes.")
+    model.get_layer("backbone").trainable = spec.fine_tunable and not hp.train_only_top_layer
+    head = model.get_layer(CLASSIFIER_LAYER)
+    if hp.reinitialize_top_layer == "True":
+        initializer = tf_keras.initializers.GlorotUniform(seed=hp.random_seed)
+        head.kernel.assign(initializer(head.kernel.shape))
+        head.bias.assign(tf.zeros_like(head.bias))
+    image_size = int(model.inputs[0].shape[1]) if task == "image" else None
+    log.info("continuing from %s (%s classification layer, backbone %s)", spec.name,
+             "new" if hp.reinitialize_top_layer == "True" else "trained",
+             "trainable" if model.get_layer("backbone").trainable else "frozen")
+    return model, image_size
+
+
 class WarmupLinearDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
     """Learning rate rising linearly from 0 over ``warmup_steps``, then falling linearly to 0."""
 
