@@ -359,7 +359,7 @@ def test_validation_label_missing_from_training(tmp_path):
 
 def test_validation_file_used_as_given(tmp_path):
     train = write_text_csv(tmp_path / "train" / "data.csv", rows_per_class=5, labels=(1, 2))
-    val = write_bytes(tmp_path / "val" / "data.csv", "2,v one\n1,v two\n2,v three\n")
+    write_bytes(tmp_path / "val" / "data.csv", "2,v one\n1,v two\n2,v three\n")
 
     split = load_data("text", train, tmp_path / "val", validation_split_ratio=0.5)
 
