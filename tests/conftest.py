@@ -64,8 +64,11 @@ def text_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 protocol server (moto) on 127.0.0.1; yields its endpoint URL."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()

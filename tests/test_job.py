@@ -88,12 +88,13 @@ def test_failed_run_keeps_the_previous_model_and_writes_nothing(text_module, tex
     first = run(JobConfig(data=str(text_data), output=str(out), handle=str(text_module),
                           hyperparameters={"epochs": 1}, cache_dir=str(cache_dir)))
     before = hashlib.sha256(first.archive.read_bytes()).hexdigest()
+    listing = sorted(p.relative_to(out) for p in out.rglob("*"))
     bad = tmp_path / "bad.csv"
     bad.write_text("label,text\n0,hello\n")
     with pytest.raises(DataError, match="header"):
         run(JobConfig(data=str(bad), output=str(out), handle=str(text_module), cache_dir=str(cache_dir)))
     assert hashlib.sha256(first.archive.read_bytes()).hexdigest() == before
-    assert sorted(p.name for p in (out / "output").iterdir()) == ["model.tar.gz"]
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == listing
 
     fresh = tmp_path / "fresh"
     with pytest.raises(BackboneError):

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="image class folders, or data.csv (or its folder) for text; local "
                             "or s3://")
     train.add_argument("--validation-data", metavar="PATH", help="separate validation data")
+    train.add_argument("--no-feature-cache", dest="feature_cache", action="store_false",
+                       help="with a frozen backbone, still run it every epoch (by default its "
+                            "features are computed once)")
     train.add_argument("--image-size", type=int, metavar="PX",
                        help="input size for a handle that does not fix it (default 224)")
     _add_job_flags(train)
@@ -169,6 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                            handle=args.handle, validation_data=args.validation_data,
                            hyperparameters=hps, image_size=args.image_size,
                            registry=args.registry, cache_dir=args.cache_dir,
+                           feature_cache=args.feature_cache,
                            multi_worker=num_workers(os.environ.get("TF_CONFIG")) > 1))
     if result.archive:
         print(result.archive)

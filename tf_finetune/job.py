@@ -50,6 +50,8 @@ class JobConfig:
             go; default ``<output>/output/reports`` (uploaded there for ``s3://`` outputs).
         tensorboard_dir: TensorBoard logs; default ``<output>/output/tensorboard`` for a local
             output, none otherwise.
+        feature_cache: with a frozen backbone and no augmentation, compute its features once
+            and train the head on them (False: run the backbone every epoch).
         multi_worker: train across several hosts (``TF_CONFIG`` describes the cluster); only the
             chief writes outputs.
     """
@@ -68,6 +70,7 @@ class JobConfig:
     report_dir: str | None = None
     tensorboard_dir: str | None = None
     multi_worker: bool = False
+    feature_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     strategy = distribute.create_strategy(config.multi_worker)
     import tf_keras
 
-    from tf_finetune import export, model as model_lib, serving, train
+    from tf_finetune import export, feature_cache, model as model_lib, serving, train
     from tf_finetune.data.pipeline import make_augmenter, make_dataset
 
     tf_keras.utils.set_random_seed(hp.random_seed)
@@ -236,13 +239,26 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     tensorboard_dir = config.tensorboard_dir
     if tensorboard_dir is None and config.output and not storage.is_s3(config.output):
         tensorboard_dir = str(Path(config.output) / OUTPUT_SUBDIR / "tensorboard")
-    history = train.fit(model, train_ds, val_ds, hp, tensorboard_dir if chief else None)
+    cache, why_not = feature_cache.can_cache(hp, spec.task, config.multi_worker)
+    if cache and not config.feature_cache:
+        cache, why_not = False, "the feature cache is turned off"
+    val_probabilities = None
+    if cache:
+        plain_train = make_dataset(data.train, **common)  # in order: features line up with labels
+        history, val_final, val_probabilities = feature_cache.fit_head(
+            model, strategy, data, {"train": plain_train, "validation": val_ds}, hp, global_batch,
+            steps_per_epoch * hp.epochs, workdir, tensorboard_dir if chief else None)
+    else:
+        if hp.train_only_top_layer:
+            log.info("head-only training through the backbone every epoch: %s", why_not)
+        history = train.fit(model, train_ds, val_ds, hp, tensorboard_dir if chief else None)
+        val_final = model.evaluate(val_ds, verbose=0, return_dict=True) if val_ds is not None else {}
+        val_final = {"val_" + k: float(v) for k, v in val_final.items()}
     train_seconds = time.perf_counter() - fit_started
     final = {"train_" + k: float(v[-1]) for k, v in history.items() if not k.startswith("val_")}
-    if val_ds is not None:
-        values = model.evaluate(val_ds, verbose=0, return_dict=True)
-        final.update({"val_" + k: float(v) for k, v in values.items()})
-        log.info("final %s", train.format_metrics({k: v for k, v in final.items() if k.startswith("val_")}))
+    final.update(val_final)
+    if val_final:
+        log.info("final %s", train.format_metrics(val_final))
     if test is not None:
         values = model.evaluate(make_dataset(test, **common), verbose=0, return_dict=True)
         final.update({"test_" + k: float(v) for k, v in values.items()})
@@ -264,12 +280,12 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), signatures)
     if config.output:
         archive = _write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
-    _write_reports(config, model, data, val_ds, history, workers, workdir)
+    _write_reports(config, model, data, val_ds, val_probabilities, history, workers, workdir)
     return JobResult(archive, metrics, data.label_map)
 
 
-def _write_reports(config: JobConfig, model, data: DataSplit, val_ds, history: dict, workers: int,
-                   workdir: Path) -> None:
+def _write_reports(config: JobConfig, model, data: DataSplit, val_ds, val_probabilities,
+                   history: dict, workers: int, workdir: Path) -> None:
     """Training curves, and the validation confusion matrix with per-class metrics."""
     from tf_finetune import evaluation, plots
 
@@ -283,7 +299,9 @@ def _write_reports(config: JobConfig, model, data: DataSplit, val_ds, history: d
     directory.mkdir(parents=True, exist_ok=True)
     plots.training_curves(history, directory / "training_curves.png")
     if val_ds is not None and workers == 1:  # several workers would return predictions out of order
-        predicted = model.predict(val_ds, verbose=0).argmax(axis=1)
+        if val_probabilities is None:
+            val_probabilities = model.predict(val_ds, verbose=0)
+        predicted = val_probabilities.argmax(axis=1)
         report = evaluation.classification_report(data.validation.labels, predicted,
                                                   data.label_map.class_names)
         evaluation.write_report(report, directory, f"validation: accuracy {report['accuracy']:.3f}")

@@ -16,6 +16,7 @@ from tf_finetune.hyperparameters import Hyperparameters
 log = logging.getLogger(__name__)
 
 CLASSIFIER_LAYER = "classifier"
+DROPOUT_LAYER = "dropout"
 
 
 def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: str | None,
@@ -60,7 +61,7 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
         shape = sorted(features) if isinstance(features, dict) else features.shape
         raise BackboneError(f"backbone {spec.name} does not return a feature vector "
                             f"[batch, dim] (got {shape}); is it a TF-Hub feature-vector model?")
-    x = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name="dropout")(features)
+    x = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name=DROPOUT_LAYER)(features)
     outputs = tf_keras.layers.Dense(
         num_classes, activation="softmax", name=CLASSIFIER_LAYER,
         kernel_regularizer=tf_keras.regularizers.l2(hp.regularizers_l2),

@@ -1,0 +1,70 @@
+"""Head-only training on backbone features computed once gives the model an uncached run gives."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tiny_modules
+from helpers import extract
+from tf_finetune.data.pipeline import decode_image
+from tf_finetune.job import JobConfig, run
+
+HEAD_ONLY = {"train_only_top_layer": True, "epochs": 3, "batch_size": 4, "learning_rate": 0.05,
+             "label_smoothing": 0.0}
+
+
+def served_probabilities(archive, tmp_path, images) -> np.ndarray:
+    target = tmp_path / archive.parent.parent.name
+    extract(archive, target)
+    serve = tf.saved_model.load(str(target / "1")).signatures["serving_images"]
+    return serve(image=images)["probabilities"].numpy()
+
+
+def test_cached_and_uncached_head_only_runs_give_the_same_model(image_module, image_data, cache_dir,
+                                                                tmp_path, caplog):
+    caplog.set_level("INFO")
+    validation = tiny_modules.write_image_folder(tmp_path / "val", per_class=4)
+    results = {}
+    for cached in (True, False):
+        caplog.clear()
+        results[cached] = run(JobConfig(
+            data=str(image_data), validation_data=str(validation), output=str(tmp_path / f"c{cached}"),
+            handle=str(image_module), image_size=24, hyperparameters=HEAD_ONLY, feature_cache=cached,
+            cache_dir=str(cache_dir)))
+        computed_once = "features computed once: 32 x" in caplog.text
+        assert computed_once == cached, caplog.text
+    history = {k: results[k].metrics["history"] for k in results}
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(history[True][name], history[False][name], atol=1e-4, err_msg=name)
+    paths = sorted(validation.rglob("*.jpg"))
+    images = tf.stack([decode_image(tf.constant(str(p)), 24, "bilinear") for p in paths])
+    np.testing.assert_allclose(served_probabilities(results[True].archive, tmp_path, images),
+                               served_probabilities(results[False].archive, tmp_path, images), atol=1e-4)
+
+
+def test_augmentation_falls_back_to_the_backbone_every_epoch(image_module, image_data, cache_dir, caplog):
+    caplog.set_level("INFO")
+    result = run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
+                           hyperparameters=dict(HEAD_ONLY, epochs=1, augmentation=True),
+                           cache_dir=str(cache_dir)))
+    assert "features computed once" not in caplog.text
+    assert "augmentation is on, so features change every epoch" in caplog.text
+    assert result.metrics["epochs_run"] == 1
+
+
+def test_large_features_go_to_a_file_backed_array(image_module, image_data, cache_dir, monkeypatch,
+                                                  caplog):
+    caplog.set_level("INFO")
+    from tf_finetune import feature_cache
+
+    small = run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
+                          hyperparameters=HEAD_ONLY, cache_dir=str(cache_dir)))
+    monkeypatch.setattr(feature_cache, "MEMORY_LIMIT_BYTES", 0)  # the limit, not our results
+    big = run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
+                        hyperparameters=HEAD_ONLY, cache_dir=str(cache_dir)))
+    for name in ("loss", "val_loss"):
+        np.testing.assert_allclose(big.metrics["history"][name], small.metrics["history"][name],
+                                   atol=1e-4)
+    assert "are kept in a file" in caplog.text
+    assert big.metrics["history"]["loss"] != pytest.approx([0, 0, 0])
