@@ -87,8 +87,8 @@ def timed(command: list[str], env: dict) -> tuple[float, str]:
     return seconds, proc.stdout + proc.stderr
 
 
-def summary(values: list[float]) -> str:
-    return f"{min(values):7.2f} {statistics.median(values):7.2f} {max(values):7.2f}"
+def summary(values: list[float], digits: int = 2) -> str:
+    return " ".join(f"{v:7.{digits}f}" for v in (min(values), statistics.median(values), max(values)))
 
 
 def main() -> None:
@@ -135,7 +135,7 @@ def main() -> None:
         print(f"{name:12} {summary(values)}")
     print(f"\nours / recipe = {median['ours'] / median['recipe']:.3f}   (target <= 0.25)")
     print(f"ours / floor  = {median['ours'] / median['floor']:.3f}   (target <= 1.3)")
-    print(f"val_accuracy: ours {summary(accuracy['ours'])}; recipe {summary(accuracy['recipe'])} "
+    print(f"val_accuracy: ours {summary(accuracy['ours'], 4)}; recipe {summary(accuracy['recipe'], 4)} "
           f"(min median max)")
     print(f"--help {median['help']:.2f}s, list-models {median['list-models']:.2f}s   (target < 1 s)")
 
