@@ -153,6 +153,7 @@ def run(config: JobConfig) -> JobResult:
     started = time.perf_counter()
     if not config.model_id and not config.handle:
         plan(config)  # the "give a model" error before any download
+    hyperparameters.normalize(config.hyperparameters)  # and bad names or values
     with tempfile.TemporaryDirectory(prefix="tf_finetune.") as workdir:
         # Data first: a bare handle's task is read from the data, so plan needs it local.
         config = _localize_data(config, Path(workdir))
