@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Sequence
 
-from tf_finetune import __version__
+from tf_finetune import __version__, logs
 from tf_finetune.errors import TfFinetuneError
 from tf_finetune.hyperparameters import SCHEMA
 
@@ -116,13 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""
     args = build_parser().parse_args(argv)
-    # Our progress at INFO; libraries (boto3, TensorFlow) only when they warn.
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("tf_finetune").setLevel(logging.INFO)
-    if not args.debug:
-        # TensorFlow's C++ and Python INFO/WARNING chatter hides our epoch lines.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logs.configure(quiet_libraries=not args.debug)
     try:
         return _dispatch(args)
     except TfFinetuneError as exc:

@@ -97,9 +97,7 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
     Raises:
         TfFinetuneError: unknown model, bad hyperparameters, contradictory settings.
     """
-    if not config.model_id and not config.handle:
-        raise HyperparameterError("give a registry model id (--model-id) or a backbone handle "
-                                  "(--handle)")
+    _require_backbone(config)
     registry = load_registry(config.registry)
     if config.model_id:
         model = registry.get(config.model_id)
@@ -127,6 +125,12 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
     return spec, hp
 
 
+def _require_backbone(config: JobConfig) -> None:
+    if not config.model_id and not config.handle:
+        raise HyperparameterError("give a registry model id (--model-id) or a backbone handle "
+                                  "(--handle)")
+
+
 def _looks_like_text(data: str) -> bool:
     path = Path(data)
     if storage.is_s3(data):
@@ -151,9 +155,8 @@ def run(config: JobConfig) -> JobResult:
         TfFinetuneError: any problem a user can fix, with what to do.
     """
     started = time.perf_counter()
-    if not config.model_id and not config.handle:
-        plan(config)  # the "give a model" error before any download
-    hyperparameters.normalize(config.hyperparameters)  # and bad names or values
+    _require_backbone(config)  # these two before any download
+    hyperparameters.normalize(config.hyperparameters)
     with tempfile.TemporaryDirectory(prefix="tf_finetune.") as workdir:
         # Data first: a bare handle's task is read from the data, so plan needs it local.
         config = _localize_data(config, Path(workdir))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from tf_finetune import logs
 from tf_finetune.errors import HyperparameterError, TfFinetuneError
 
 log = logging.getLogger("tf_finetune")
@@ -194,11 +195,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     """
     argv = sys.argv[1:] if argv is None else argv
     environ = os.environ if environ is None else environ
-    # Our progress at INFO; libraries (boto3, TensorFlow) only when they warn.
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("tf_finetune").setLevel(logging.INFO)
-    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logs.configure(environ, tf_cpp_level="2")
     try:
         env = SageMakerEnv.read(environ)
         options, hyperparameters = parse_arguments(argv)
