@@ -411,3 +411,34 @@ def test_make_dataset_shuffle_is_reproducible_per_epoch(tmp_path):
         [images.mean(axis=(1, 2)), labels], axis=1).round(5).tolist()))
     for images, labels in first + other:
         assert key(images, labels) == key(*unshuffled)
+
+
+# --- decoding large JPEGs at a reduced scale ----------------------------------------------------
+
+@pytest.mark.parametrize("height,width,size,ratio", [
+    (100, 80, 100, 1), (200, 300, 100, 2), (399, 900, 100, 2), (400, 400, 100, 4),
+    (1600, 900, 100, 8), (5000, 5000, 224, 8), (447, 1000, 224, 1)])
+def test_jpeg_ratio_keeps_the_short_side_at_or_above_the_target(height, width, size, ratio):
+    from tf_finetune.data.pipeline import JPEG_RATIOS, jpeg_ratio
+
+    assert JPEG_RATIOS[int(jpeg_ratio(tf.constant(height), tf.constant(width), size))] == ratio
+
+
+def test_large_jpeg_is_decoded_scaled_and_matches_a_full_decode(tmp_path):
+    from tf_finetune.data.pipeline import decode_image_bytes
+
+    # a smooth 1600x1200 photo-like gradient: scaled DCT decoding and a full decode agree closely
+    y, x = np.mgrid[0:1200, 0:1600]
+    pixels = np.stack([x / 1600, y / 1200, (x + y) / 2800], axis=-1) * 255
+    path = tmp_path / "big.jpg"
+    Image.fromarray(pixels.astype(np.uint8)).save(path, quality=95)
+    data = tf.io.read_file(str(path))
+
+    scaled = decode_image_bytes(data, 100, "area").numpy()
+    full = tf.image.resize(tf.io.decode_jpeg(data, channels=3), [100, 100], method="area").numpy() / 255
+    assert scaled.shape == (100, 100, 3)
+    assert np.abs(scaled - full).mean() < 0.01
+    # a PNG of the same picture goes the general way and agrees too
+    png = tmp_path / "big.png"
+    Image.fromarray(pixels.astype(np.uint8)).save(png)
+    assert np.abs(decode_image_bytes(tf.io.read_file(str(png)), 100, "area").numpy() - full).mean() < 0.01

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import tiny_modules
 
-from helpers import REPLICAS, decode_images, extract
+from helpers import REPLICAS, decode_images, extract, run_cli
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError
 from tf_finetune.job import JobConfig, run
 
@@ -212,3 +212,33 @@ def test_image_size_is_refused_for_text(text_module, text_data, cache_dir):
     with pytest.raises(HyperparameterError, match="image_size applies to image models only"):
         run(JobConfig(data=str(text_data), output=None, handle=str(text_module), image_size=64,
                       cache_dir=str(cache_dir)))
+
+
+def test_full_fine_tune_with_decoded_image_cache_and_mixed_precision_on_cpu(
+        image_module, image_data, image_validation, cache_dir, caplog):
+    caplog.set_level("INFO")
+    hp = dict(FAST, epochs=2, mixed_precision=True, random_seed=3)
+    result = run(JobConfig(data=str(image_data), validation_data=str(image_validation), output=None,
+                           handle=str(image_module), image_size=24, hyperparameters=hp,
+                           cache_dir=str(cache_dir)))
+
+    assert "mixed_precision=True is ignored: no GPU" in caplog.text
+    assert "decoded images are cached after the first epoch" in caplog.text
+    assert result.metrics["epochs_run"] == 2
+    assert np.isfinite(result.metrics["history"]["loss"]).all()
+    assert result.metrics["final"]["val_accuracy"] >= 0.8
+
+
+def test_jit_compile_trains_on_one_device_and_is_refused_on_split_cpus(
+        image_module, image_data, cache_dir, tmp_path):
+    with pytest.raises(HyperparameterError, match="jit_compile=True cannot run on 4 logical CPU"):
+        run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
+                      hyperparameters=dict(FAST, jit_compile=True), cache_dir=str(cache_dir)))
+    done = run_cli("train", "--handle", str(image_module), "--data", str(image_data), "--image-size", "24",
+                   "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir), "--epochs", "2",
+                   "--batch-size", "8", "--learning-rate", "0.05", "--jit-compile", "True")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(tarfile.open(tmp_path / "out" / "output" / "model.tar.gz")
+                         .extractfile("metrics.json").read())
+    assert metrics["hyperparameters"]["jit_compile"] is True and metrics["replicas"] == 1
+    assert np.isfinite(metrics["history"]["loss"]).all()

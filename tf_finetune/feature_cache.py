@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras
 
 from tf_finetune import train
+from tf_finetune.data.pipeline import shuffle_for_epochs
 from tf_finetune.model import CLASSIFIER_LAYER, DROPOUT_LAYER
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def extract_features(extractor: tf_keras.Model, dataset: tf.data.Dataset, count:
 
 
 def _feature_dataset(features: np.ndarray, labels, num_classes: int, global_batch: int,
-                     shuffle_seed: int | None) -> tf.data.Dataset:
+                     shuffle_seed: int | None, task: str) -> tf.data.Dataset:
     """Batches of (features, one-hot labels), shuffled as the image/text pipeline shuffles.
 
     Example indices are shuffled and batched, then each batch is gathered: from a tensor when
@@ -70,7 +71,7 @@ def _feature_dataset(features: np.ndarray, labels, num_classes: int, global_batc
     onehot = tf.one_hot(tf.constant(np.asarray(labels, dtype=np.int32)), num_classes)
     dataset = tf.data.Dataset.from_tensor_slices(tf.range(len(features), dtype=tf.int64))
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(features), seed=shuffle_seed, reshuffle_each_iteration=True)
+        dataset = shuffle_for_epochs(dataset, len(features), shuffle_seed, task)
     dataset = dataset.batch(global_batch)
     if isinstance(features, np.memmap):
         dim = features.shape[1]
@@ -87,7 +88,7 @@ def _feature_dataset(features: np.ndarray, labels, num_classes: int, global_batc
 
 
 def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, datasets: dict,
-             hp, global_batch: int, total_steps: int, workdir: Path,
+             hp, global_batch: int, total_steps: int, workdir: Path, task: str,
              tensorboard_dir: str | None = None) -> tuple[dict, dict, np.ndarray | None]:
     """Train ``model``'s classification head on cached backbone features.
 
@@ -100,6 +101,7 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, data
         global_batch: batch size across replicas.
         total_steps: steps of the whole run (for the learning-rate schedule).
         workdir: where file-backed features may go.
+        task: ``image`` or ``text`` (they shuffle differently: see ``shuffle_for_epochs``).
         tensorboard_dir: TensorBoard logs, when given.
 
     Returns:
@@ -125,10 +127,11 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, data
         head_out = model.get_layer(CLASSIFIER_LAYER)(model.get_layer(DROPOUT_LAYER)(features_in))
         head = tf_keras.Model(features_in, head_out, name="head")
         model_lib.compile_classifier(head, hp, total_steps)
-    train_ds = _feature_dataset(train_features, data.train.labels, num_classes, global_batch, hp.random_seed)
+    train_ds = _feature_dataset(train_features, data.train.labels, num_classes, global_batch, hp.random_seed,
+                                task)
     val_ds = None
     if val_features is not None:
-        val_ds = _feature_dataset(val_features, data.validation.labels, num_classes, global_batch, None)
+        val_ds = _feature_dataset(val_features, data.validation.labels, num_classes, global_batch, None, task)
     history = train.fit(head, train_ds, val_ds, hp, tensorboard_dir)
     final, probabilities = {}, None
     if val_ds is not None:

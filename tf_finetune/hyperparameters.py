@@ -156,7 +156,12 @@ SCHEMA: tuple[Param, ...] = (
     Param("augmentation_random_zoom", "float", 0.1, "Zoom factor.", low=-1.0, high=1.0),
     Param("image_resize_interpolation", "choice", "bilinear", "Resize method for images.",
           choices=_INTERPOLATIONS),
-    Param("random_seed", "int", 123, "Seed of the split, shuffling and initialisation.", low=0),
+    Param("mixed_precision", "bool", False,
+          "GPUs: run the backbone's float32 graph in float16 where it is safe (automatic mixed "
+          "precision) with loss scaling. Ignored on CPUs, where float16 is slower."),
+    Param("jit_compile", "bool", False, "Compile the training step with XLA."),
+    Param("random_seed", "int", 123, "Seed of the split, shuffling and initialisation; setting it "
+          "explicitly also makes the input order deterministic.", low=0),
 )
 
 _BY_NAME: dict[str, Param] = {}

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import logging
 import math
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -219,6 +220,8 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     log.info("workers=%d replicas=%d batch_size=%d global_batch=%d steps_per_epoch=%d train=%d "
              "validation=%d", workers, replicas, hp.batch_size, global_batch, steps_per_epoch,
              len(data.train), len(data.validation) if data.validation else 0)
+    model_lib.check_jit_compile(hp, strategy)
+    loss_scaling = model_lib.use_mixed_precision(hp)
     with strategy.scope():
         if is_finetuned_model(backbone_path):  # incremental training from a previous model
             previous = LabelMap.from_json((Path(backbone_path) / "labels.json").read_text("utf-8"))
@@ -227,31 +230,37 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         else:
             model, image_size = model_lib.build_classifier(
                 spec, backbone_path, preprocessor_path, data.label_map.num_classes, hp)
-        model_lib.compile_classifier(model, hp, steps_per_epoch * hp.epochs)
+        model_lib.compile_classifier(model, hp, steps_per_epoch * hp.epochs, loss_scaling)
 
     augmenter = None
     if spec.task == "image" and hp.augmentation:
         augmenter = make_augmenter(hp.augmentation_random_flip, hp.augmentation_random_rotation,
                                    hp.augmentation_random_zoom, hp.random_seed)
+    cache, why_not = feature_cache.can_cache(hp, spec.task, config.multi_worker)
+    if cache and not config.feature_cache:
+        cache, why_not = False, "the feature cache is turned off"
+    # An explicit seed asks for a repeatable run; otherwise parallel decoding may reorder.
+    seeded = "random_seed" in hyperparameters.normalize(config.hyperparameters)
     common = dict(task=spec.task, num_classes=data.label_map.num_classes, global_batch=global_batch,
-                  image_size=image_size, interpolation=hp.image_resize_interpolation)
-    train_ds = make_dataset(data.train, shuffle_seed=hp.random_seed, augmenter=augmenter, **common)
-    val_ds = make_dataset(data.validation, **common) if data.validation else None
+                  image_size=image_size, interpolation=hp.image_resize_interpolation,
+                  deterministic=seeded)
+    decoded = _decoded_image_cache(spec.task, data, image_size, workdir) if not cache else {}
+    train_ds = make_dataset(data.train, shuffle_seed=hp.random_seed, augmenter=augmenter,
+                            cache_file=decoded.get("train"), **common)
+    val_ds = make_dataset(data.validation, cache_file=decoded.get("validation"),
+                          **common) if data.validation else None
 
     fit_started = time.perf_counter()
     chief = distribute.is_chief(strategy)
     tensorboard_dir = config.tensorboard_dir
     if tensorboard_dir is None and config.output and not storage.is_s3(config.output):
         tensorboard_dir = str(Path(config.output) / OUTPUT_SUBDIR / "tensorboard")
-    cache, why_not = feature_cache.can_cache(hp, spec.task, config.multi_worker)
-    if cache and not config.feature_cache:
-        cache, why_not = False, "the feature cache is turned off"
     val_probabilities = None
     if cache:
         plain_train = make_dataset(data.train, **common)  # in order: features line up with labels
         history, val_final, val_probabilities = feature_cache.fit_head(
             model, strategy, data, {"train": plain_train, "validation": val_ds}, hp, global_batch,
-            steps_per_epoch * hp.epochs, workdir, tensorboard_dir if chief else None)
+            steps_per_epoch * hp.epochs, workdir, spec.task, tensorboard_dir if chief else None)
     else:
         if hp.train_only_top_layer:
             log.info("head-only training through the backbone every epoch: %s", why_not)
@@ -286,6 +295,28 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         archive = _write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
     _write_reports(config, model, data, val_ds, val_probabilities, history, workers, workdir)
     return JobResult(archive, metrics, data.label_map)
+
+
+def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None,
+                         workdir: Path) -> dict[str, str]:
+    """Cache files for decoded training and validation images, when the disk has room for them.
+
+    Decoding is then paid once instead of every epoch; the files live in the job's temporary
+    folder and go with it.
+    """
+    from tf_finetune.data.pipeline import decoded_size
+
+    if task != "image":
+        return {}
+    splits = {"train": data.train, "validation": data.validation}
+    needed = sum(decoded_size(len(examples), image_size) for examples in splits.values() if examples)
+    free = shutil.disk_usage(workdir).free
+    if needed * 2 > free:  # leave room for the export and everything else
+        log.info("decoded images (%.1f GiB) are not cached: %.1f GiB free in %s", needed / 2**30,
+                 free / 2**30, workdir)
+        return {}
+    log.info("decoded images are cached after the first epoch (%.2f GiB in %s)", needed / 2**30, workdir)
+    return {name: str(workdir / f"decoded-{name}") for name, examples in splits.items() if examples}
 
 
 def _write_reports(config: JobConfig, model, data: DataSplit, val_ds, val_probabilities,

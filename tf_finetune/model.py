@@ -162,12 +162,57 @@ def make_optimizer(hp: Hyperparameters, total_steps: int) -> tf_keras.optimizers
     raise HyperparameterError(f"optimizer {name!r} is not supported")
 
 
-def compile_classifier(model: tf_keras.Model, hp: Hyperparameters, total_steps: int) -> None:
-    """Attach optimizer, label-smoothed cross-entropy and accuracy. Call inside the strategy scope."""
+def use_mixed_precision(hp: Hyperparameters) -> bool:
+    """Turn on automatic mixed precision when ``hp.mixed_precision`` asks and a GPU is present.
+
+    A hub backbone is a fixed float32 graph, so a Keras dtype policy would not reach inside
+    it; Grappler's automatic mixed precision rewrites the whole training graph instead,
+    keeping float32 where float16 is unsafe.
+
+    Returns:
+        Whether it is on (then the optimizer needs loss scaling: see :func:`compile_classifier`).
+    """
+    if not hp.mixed_precision:
+        return False
+    if not tf.config.list_logical_devices("GPU"):
+        log.warning("mixed_precision=True is ignored: no GPU (float16 on CPUs is slower)")
+        return False
+    tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
+    log.info("automatic mixed precision (float16) with dynamic loss scaling")
+    return True
+
+
+def check_jit_compile(hp: Hyperparameters, strategy: tf.distribute.Strategy) -> None:
+    """Refuse XLA on a CPU split into several logical devices, which XLA cannot run.
+
+    Raises:
+        HyperparameterError: ``jit_compile`` with more than one CPU replica.
+    """
+    if hp.jit_compile and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
+        raise HyperparameterError(
+            f"jit_compile=True cannot run on {strategy.num_replicas_in_sync} logical CPU devices "
+            "(XLA cannot reach variables placed on another CPU device): drop --cpu-devices or "
+            "jit_compile")
+
+
+def compile_classifier(model: tf_keras.Model, hp: Hyperparameters, total_steps: int,
+                       loss_scaling: bool = False) -> None:
+    """Attach optimizer, label-smoothed cross-entropy and accuracy. Call inside the strategy scope.
+
+    Args:
+        model: the classifier (or the head alone).
+        hp: optimizer settings and ``jit_compile``.
+        total_steps: steps of the whole run, for learning-rate schedules.
+        loss_scaling: wrap the optimizer in dynamic loss scaling (for float16 training).
+    """
+    optimizer = make_optimizer(hp, total_steps)
+    if loss_scaling:
+        optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
     model.compile(
-        optimizer=make_optimizer(hp, total_steps),
+        optimizer=optimizer,
         loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
-        metrics=[tf_keras.metrics.CategoricalAccuracy(name="accuracy")])
+        metrics=[tf_keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=hp.jit_compile)
 
 
 def weights_digest(model: tf_keras.Model) -> str:

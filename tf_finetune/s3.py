@@ -52,13 +52,24 @@ class S3Uri:
 
 
 def client():
-    """A boto3 S3 client from the standard credential/region/endpoint chain, with retries."""
+    """A boto3 S3 client from the standard credential/region/endpoint chain, with retries.
+
+    Retries default to ``standard`` mode with :data:`MAX_ATTEMPTS` retries; the user's
+    ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` (or ``max_attempts`` / ``retry_mode`` in the
+    AWS config file) win over these defaults.
+    """
     import boto3
+    import botocore.session
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-                    max_pool_connections=WORKERS)
-    return boto3.session.Session().client("s3", config=config)
+    core = botocore.session.get_session()
+    retries = {}
+    if core.get_config_variable("max_attempts") is None:
+        retries["max_attempts"] = MAX_ATTEMPTS
+    if not (os.environ.get("AWS_RETRY_MODE") or core.get_scoped_config().get("retry_mode")):
+        retries["mode"] = "standard"
+    config = Config(retries=retries, max_pool_connections=WORKERS)
+    return boto3.session.Session(botocore_session=core).client("s3", config=config)
 
 
 def download_prefix(uri: str, target: Path) -> Path:
@@ -163,10 +174,11 @@ def _download_one(s3, bucket: str, key: str, destination: Path) -> None:
 
 def _storage_error(exc: Exception, action: str, location: S3Uri) -> StorageError:
     """One message naming bucket and key and what to do, for botocore's many error types."""
-    code = ""
-    response = getattr(exc, "response", None)
+    code, cause = "", _botocore_cause(exc)
+    response = getattr(cause, "response", None)
     if isinstance(response, dict):
         code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if code else None
     if code == "NoSuchBucket":
         hint = f"bucket {location.bucket!r} does not exist (check the name and the region)"
     elif code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId",
@@ -175,11 +187,33 @@ def _storage_error(exc: Exception, action: str, location: S3Uri) -> StorageError
                 f"s3://{location.bucket}/{location.key}")
     elif code in ("NoSuchKey", "404"):
         hint = "no such object"
-    elif exc.__class__.__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+    elif code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
+        hint = (f"S3 kept failing after retries ({cause}); "
+                + ("the upload was abandoned (a multipart upload is aborted); " if action == "upload" else "")
+                + "try again later, or allow more retries with AWS_MAX_ATTEMPTS")
+    elif cause.__class__.__name__ in ("NoCredentialsError", "PartialCredentialsError"):
         hint = "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     else:
         hint = f"{exc.__class__.__name__}: {exc}"
     return StorageError(f"cannot {action} {location}: {hint}")
+
+
+_TRANSIENT_CODES = ("InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout",
+                    "Throttling", "ThrottlingException", "RequestLimitExceeded")
+
+
+def _botocore_cause(exc: BaseException) -> BaseException:
+    """The botocore error inside boto3's transfer wrappers (S3UploadFailedError re-raises a
+    ClientError as text; RetriesExceededError keeps it as ``last_exception``)."""
+    seen = exc
+    for _ in range(5):
+        if isinstance(getattr(seen, "response", None), dict):
+            return seen
+        nested = (getattr(seen, "last_exception", None) or seen.__cause__ or seen.__context__)
+        if nested is None:
+            break
+        seen = nested
+    return exc
 
 
 def _progress(total: int, description: str):

@@ -19,12 +19,35 @@ def decode_image_bytes(data: tf.Tensor, image_size: int, interpolation: str) -> 
 
     Training and the exported serving signature both use this, so what is served is
     preprocessed exactly as what was trained on. Grayscale, CMYK, palette and 16-bit images
-    all come out as 3-channel RGB.
+    all come out as 3-channel RGB. A JPEG at least twice the target size on its short side is
+    decoded at 1/2, 1/4 or 1/8 scale (``decode_jpeg``'s ``ratio``: the scaling happens inside
+    the DCT, several times faster than decoding every pixel) while staying at or above the
+    target size, then resized as usual.
     """
-    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.float32)
+    image = tf.cond(tf.io.is_jpeg(data), lambda: _decode_jpeg_scaled(data, image_size),
+                    lambda: tf.io.decode_image(data, channels=3, expand_animations=False,
+                                               dtype=tf.float32))
     image.set_shape([None, None, 3])
     image = tf.image.resize(image, [image_size, image_size], method=interpolation)
     return tf.clip_by_value(image, 0.0, 1.0)
+
+
+JPEG_RATIOS = (1, 2, 4, 8)  # the scales libjpeg decodes at
+
+
+def jpeg_ratio(height: tf.Tensor, width: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Index into :data:`JPEG_RATIOS` of the largest scale-down keeping the short side >= ``image_size``."""
+    shortest = tf.minimum(height, width)
+    return tf.add_n([tf.cast(shortest >= ratio * image_size, tf.int32) for ratio in JPEG_RATIOS[1:]])
+
+
+def _decode_jpeg_scaled(data: tf.Tensor, image_size: int) -> tf.Tensor:
+    shape = tf.io.extract_jpeg_shape(data)
+    index = jpeg_ratio(shape[0], shape[1], image_size)
+    # ``ratio`` is an attribute, not an input, hence one branch per value.
+    branches = [lambda ratio=ratio: tf.io.decode_jpeg(data, channels=3, ratio=ratio)
+                for ratio in JPEG_RATIOS]
+    return tf.image.convert_image_dtype(tf.switch_case(index, branches), tf.float32)
 
 
 def make_augmenter(flip: str, rotation: float, zoom: float, seed: int) -> tf_keras.Sequential | None:
@@ -41,8 +64,16 @@ def make_augmenter(flip: str, rotation: float, zoom: float, seed: int) -> tf_ker
 
 def make_dataset(examples: Examples, task: str, num_classes: int, global_batch: int, *,
                  image_size: int | None = None, interpolation: str = "bilinear",
-                 shuffle_seed: int | None = None, augmenter=None) -> tf.data.Dataset:
+                 shuffle_seed: int | None = None, augmenter=None, cache_file: str | None = None,
+                 deterministic: bool = True) -> tf.data.Dataset:
     """Batches of (inputs, one-hot labels) for ``fit``/``evaluate``.
+
+    Images are read and decoded in parallel. With ``cache_file`` the decoded images are kept
+    in that file after the first pass (later epochs read them back instead of decoding again;
+    a file rather than memory, so memory use does not grow with the dataset). Shuffling then
+    happens twice: a full, seeded shuffle of the file order before the first pass, and a
+    window of :data:`SHUFFLE_WINDOW` decoded images reshuffled every epoch (see
+    :func:`shuffle_for_epochs`; the same with or without the cache, so both give one order).
 
     Args:
         examples: image paths or texts and their class indices.
@@ -53,6 +84,9 @@ def make_dataset(examples: Examples, task: str, num_classes: int, global_batch: 
         interpolation: ``tf.image.resize`` method.
         shuffle_seed: shuffle every epoch with this seed; None keeps file order.
         augmenter: a Keras model applied to image batches in training mode, or None.
+        cache_file: keep decoded images in this file (image task); None decodes every epoch.
+        deterministic: keep the element order fixed across runs; False lets parallel decoding
+            hand over whichever image is ready first (faster when file reads vary).
 
     Returns:
         A prefetched dataset; the last batch may be smaller than ``global_batch``.
@@ -60,14 +94,47 @@ def make_dataset(examples: Examples, task: str, num_classes: int, global_batch: 
     inputs = tf.constant(list(examples.inputs), dtype=tf.string)
     labels = tf.one_hot(tf.constant(list(examples.labels), dtype=tf.int32), num_classes)
     dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(examples), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if task == "image":
-        dataset = dataset.map(lambda p, y: (decode_image(p, image_size, interpolation), y),
-                              num_parallel_calls=AUTOTUNE)
+    cache_file = cache_file if task == "image" else None
+
+    def decode(dataset):
+        if task == "image":
+            dataset = dataset.map(lambda p, y: (decode_image(p, image_size, interpolation), y),
+                                  num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        return dataset.cache(cache_file) if cache_file is not None else dataset
+
+    if shuffle_seed is None:
+        dataset = decode(dataset)
+    else:
+        dataset = shuffle_for_epochs(dataset, len(examples), shuffle_seed, task, between=decode)
     dataset = dataset.batch(global_batch)
     if augmenter is not None:
-        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE)
+        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE,
+                              deterministic=deterministic)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = deterministic
     return dataset.with_options(options).prefetch(AUTOTUNE)
+
+
+SHUFFLE_WINDOW = 256  # decoded images reshuffled per epoch: bounded memory whatever the dataset
+
+
+def shuffle_for_epochs(dataset: tf.data.Dataset, count: int, seed: int, task: str,
+                       between=lambda dataset: dataset) -> tf.data.Dataset:
+    """The training order: one full seeded shuffle, ``between`` (decoding, caching), then a
+    reshuffle every epoch.
+
+    The per-epoch reshuffle covers all examples for text, and a window of
+    :data:`SHUFFLE_WINDOW` for images (its buffer holds decoded images, and cached decoded
+    images can only be read back in the order they were written). The permutation depends
+    only on the seed and the count, so the feature cache shuffles example indices with this
+    same function and trains on the same batches.
+    """
+    window = count if task == "text" else min(count, SHUFFLE_WINDOW)
+    dataset = between(dataset.shuffle(count, seed=seed, reshuffle_each_iteration=False))
+    return dataset.shuffle(window, seed=seed, reshuffle_each_iteration=True)
+
+
+def decoded_size(count: int, image_size: int) -> int:
+    """Bytes that ``count`` decoded float32 RGB images of ``image_size`` square take."""
+    return count * image_size * image_size * 3 * 4
