@@ -87,3 +87,21 @@ def s3(s3_server, monkeypatch):
     for name, value in s3_environment(s3_server).items():
         monkeypatch.setenv(name, value)
     yield boto3.client("s3")
+
+
+@pytest.fixture(scope="session")
+def ants_bees_h5_run(shared, cache_dir, tmp_path_factory):
+    """ONE real run shared by the Keras-backbone and TFLite tests: the Teachable Machine .h5 as
+    ``--handle``, head-only on ants/bees at 160 px (test_shared_models.py's settings), with
+    ``tflite=int8`` at the end. Returns (the output folder, the JobResult)."""
+    from tf_finetune.job import JobConfig, run
+
+    data = shared / "data" / "hymenoptera"
+    output = tmp_path_factory.mktemp("ants_bees_h5")
+    result = run(JobConfig(
+        data=str(data / "train"), validation_data=str(data / "val"), output=str(output),
+        handle=str(shared / "models" / "source" / "teachable_machine_keras_model.h5"),
+        image_size=160, cache_dir=str(cache_dir),
+        hyperparameters={"train_only_top_layer": True, "epochs": 5, "learning_rate": 0.003,
+                         "batch_size": 32 // REPLICAS, "tflite": "int8"}))
+    return output, result

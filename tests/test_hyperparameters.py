@@ -209,7 +209,8 @@ def test_wrong_type(name, value, allowed):
     ("batch_size", "-1", "[1, inf)"),
     ("early_stopping_patience", 0, "[1, inf)"),
     ("augmentation_random_rotation", 1.5, "[-1, 1]"),
-    ("random_seed", -1, "[0, inf)"),
+    ("random_seed", -1, "[0, 4294967295]"),
+    ("random_seed", 2**32, "[0, 4294967295]"),  # NumPy's seed limit
 ])
 def test_out_of_range(name, value, allowed):
     message = _error({name: value})

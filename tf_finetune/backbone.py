@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf_finetune import storage
+from tf_finetune import keras_backbone, storage
 from tf_finetune.builtin import ensure_builtin
 from tf_finetune.errors import BackboneError
 from tf_finetune.registry import ModelSpec
@@ -67,12 +67,17 @@ class BackboneSpec:
 BUNDLED_PREPROCESSOR = "preprocessor"
 
 
-def resolve_handle(handle: str, cache_dir: Path) -> str:
+def resolve_handle(handle: str, cache_dir: Path, keras=None) -> str:
     """Turn ``handle`` into a local SavedModel folder.
 
+    A Keras model file (``.h5``, ``.keras``, or a Keras SavedModel of a whole classifier, also
+    inside a folder or archive) is cut at its feature layer and saved once as a TF-Hub module
+    in the cache (:mod:`tf_finetune.keras_backbone`).
+
     Args:
-        handle: URL, path, ``file://`` path, archive or ``builtin:NAME``.
-        cache_dir: where built-in modules and extracted archives are kept.
+        handle: URL, path, ``file://`` path, archive, Keras model file or ``builtin:NAME``.
+        cache_dir: where built-in modules, extracted archives and imported Keras backbones are kept.
+        keras: :class:`tf_finetune.keras_backbone.KerasOptions` for a Keras model file.
 
     Returns:
         A local folder holding ``saved_model.pb``.
@@ -97,6 +102,9 @@ def resolve_handle(handle: str, cache_dir: Path) -> str:
             path = archives[0]
     if path.is_file() and storage.is_archive(path):
         path = _extract_cached(path, cache_dir)
+    imported = keras_backbone.resolve(keras_backbone.keras_file_in(path) or path, cache_dir, keras)
+    if imported is not None:
+        return str(imported)
     return str(_saved_model_folder(path, handle))
 
 

@@ -12,12 +12,13 @@ import sys
 from typing import Sequence
 
 from tf_finetune import __version__, logs
-from tf_finetune.errors import TfFinetuneError
+from tf_finetune.errors import TfFinetuneError, TrainingInterrupted
 from tf_finetune.hyperparameters import SCHEMA
 
 log = logging.getLogger("tf_finetune")
 
 CACHE_ENV = "TF_FINETUNE_CACHE"
+EXIT_INTERRUPTED = 128 + 15  # stopped by SIGTERM after saving a checkpoint, as shells report it
 
 
 def default_cache_dir() -> str:
@@ -48,6 +49,16 @@ def _add_job_flags(parser: argparse.ArgumentParser) -> None:
                              "distribution without GPUs")
 
 
+def _add_keras_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("a Keras model file as the backbone (.h5, .keras, Keras "
+                                      "SavedModel of a whole classifier)")
+    group.add_argument("--feature-layer", metavar="NAME", help="layer to cut at (default: the "
+                       "input of the classification head, i.e. of the final Dense layers)")
+    group.add_argument("--pixel-range", metavar="LOW,HIGH", help="pixel values the network was "
+                       "trained on (0,1 / -1,1 / 0,255) when the model does not show it "
+                       "(Rescaling layer, known architecture); else 0,1 is assumed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
@@ -71,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "features are computed once)")
     train.add_argument("--image-size", type=int, metavar="PX",
                        help="input size for a handle that does not fix it (default 224)")
+    train.add_argument("--checkpoint-dir", metavar="DIR",
+                       help="save the training state here every epoch and on SIGTERM; a rerun "
+                            "of the same job resumes from it")
+    train.add_argument("--checkpoint-steps", type=int, default=0, metavar="N",
+                       help="with --checkpoint-dir, also save every N steps")
+    train.add_argument("--fresh-start", action="store_true",
+                       help="discard a checkpoint of another job found in --checkpoint-dir")
+    _add_keras_flags(train)
     _add_job_flags(train)
     _add_hyperparameter_flags(train)
 
@@ -106,6 +125,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output-dir", default="evaluation", metavar="DIR",
                           help="where evaluation.json and confusion_matrix.png go (default ./evaluation)")
 
+    imported = commands.add_parser(
+        "import-backbone", help="cut a Keras classifier (.h5, .keras, Keras SavedModel) at its "
+        "feature layer and save it as a TF-Hub image feature-vector SavedModel")
+    imported.add_argument("model_file", metavar="MODEL_FILE")
+    imported.add_argument("--to", required=True, metavar="DIR",
+                          help="new folder for the SavedModel; DIR.tar.gz or s3://… for an archive")
+    imported.add_argument("--image-size", type=int, metavar="PX",
+                          help="input size, for a network that declares none and cannot take any")
+    _add_keras_flags(imported)
+
+    lite = commands.add_parser("export-tflite", help="convert a fine-tuned model to TensorFlow "
+                               "Lite and check its accuracy against the SavedModel")
+    lite.add_argument("--model", required=True, metavar="PATH_OR_TAR",
+                      help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
+    lite.add_argument("--quantize", choices=("none", "float16", "dynamic", "int8"), default="none",
+                      help="none (float32), float16 weights, dynamic (int8 weights) or int8 "
+                           "(weights and activations; needs --data)")
+    lite.add_argument("--data", metavar="PATH", help="training images: int8 calibrates on a "
+                      "sample of them")
+    lite.add_argument("--validation-data", metavar="PATH", help="held-out labelled data to "
+                      "check the TFLite model's accuracy against the SavedModel's")
+    lite.add_argument("--output-dir", metavar="DIR", help="where model.tflite, labels.txt and "
+                      "tflite_report.json go (default: beside model.tar.gz, or in the model folder)")
+
     demo = commands.add_parser("demo", help="fine-tune the built-in text backbone on the bundled "
                                "sample data and show predictions (offline)")
     _add_job_flags(demo)
@@ -119,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(quiet_libraries=not args.debug)
     try:
         return _dispatch(args)
+    except TrainingInterrupted as exc:
+        print(f"tf-finetune: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except TfFinetuneError as exc:
         if args.debug:
             raise
@@ -147,6 +193,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _predict(args)
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "import-backbone":
+        from tf_finetune.keras_backbone import import_to
+
+        print(import_to(args.model_file, args.to, args.feature_layer, args.pixel_range,
+                        args.image_size))
+        return 0
+    if args.command == "export-tflite":
+        from tf_finetune.tflite import export_model
+
+        report = export_model(args.model, args.quantize, args.data, args.validation_data,
+                              args.output_dir)
+        print(report["tflite_path"])
+        return 0
     if args.cpu_devices:
         from tf_finetune.distribute import split_cpu
 
@@ -161,12 +220,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.output is None:
         raise TfFinetuneError("train needs --output DIR (the model goes to DIR/output/model.tar.gz)")
+    if args.checkpoint_dir:
+        from tf_finetune.checkpoint import install_sigterm_handler
+
+        install_sigterm_handler()
     hps = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
     result = run(JobConfig(data=args.data, output=args.output, model_id=args.model_id,
                            handle=args.handle, validation_data=args.validation_data,
                            hyperparameters=hps, image_size=args.image_size,
                            registry=args.registry, cache_dir=args.cache_dir,
-                           feature_cache=args.feature_cache,
+                           feature_cache=args.feature_cache, feature_layer=args.feature_layer,
+                           pixel_range=args.pixel_range, checkpoint_dir=args.checkpoint_dir,
+                           checkpoint_steps=args.checkpoint_steps, fresh_start=args.fresh_start,
                            multi_worker=num_workers(os.environ.get("TF_CONFIG")) > 1))
     if result.archive:
         print(result.archive)

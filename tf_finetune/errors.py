@@ -28,3 +28,11 @@ class BackboneError(TfFinetuneError):
 
 class StorageError(TfFinetuneError):
     """A local or remote path cannot be read or written."""
+
+
+class CheckpointError(TfFinetuneError):
+    """The checkpoint folder holds another job's checkpoint, or cannot be used."""
+
+
+class TrainingInterrupted(TfFinetuneError):
+    """Training stopped on request (SIGTERM) after saving a checkpoint; rerun to resume."""

@@ -89,7 +89,7 @@ def _feature_dataset(features: np.ndarray, labels, num_classes: int, global_batc
 
 def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, datasets: dict,
              hp, global_batch: int, total_steps: int, workdir: Path, task: str,
-             tensorboard_dir: str | None = None) -> tuple[dict, dict, np.ndarray | None]:
+             tensorboard_dir: str | None = None, checkpoints=None) -> tuple[dict, dict, np.ndarray | None]:
     """Train ``model``'s classification head on cached backbone features.
 
     Args:
@@ -103,6 +103,7 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, data
         workdir: where file-backed features may go.
         task: ``image`` or ``text`` (they shuffle differently: see ``shuffle_for_epochs``).
         tensorboard_dir: TensorBoard logs, when given.
+        checkpoints: resume from and save to these checkpoints (of the head), or None.
 
     Returns:
         (Keras history, final validation metrics ``{"val_loss": …, "val_accuracy": …}`` or {},
@@ -132,7 +133,7 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, data
     val_ds = None
     if val_features is not None:
         val_ds = _feature_dataset(val_features, data.validation.labels, num_classes, global_batch, None, task)
-    history = train.fit(head, train_ds, val_ds, hp, tensorboard_dir)
+    history = train.fit(head, train_ds, val_ds, hp, tensorboard_dir, checkpoints)
     final, probabilities = {}, None
     if val_ds is not None:
         values = head.evaluate(val_ds, verbose=0, return_dict=True)

@@ -44,7 +44,10 @@ class Param:
             return "True or False"
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
-        high = "inf" if self.high is None else f"{self.high:g}"
+        if self.high is None:
+            high = "inf"
+        else:
+            high = f"{self.high:d}" if self.kind == "int" else f"{self.high:g}"
         closing = ")" if self.high_open or self.high is None else "]"
         kind = "an integer" if self.kind == "int" else "a number"
         return f"{kind} in [{self.low:g}, {high}{closing}"
@@ -160,8 +163,13 @@ SCHEMA: tuple[Param, ...] = (
           "GPUs: run the backbone's float32 graph in float16 where it is safe (automatic mixed "
           "precision) with loss scaling. Ignored on CPUs, where float16 is slower."),
     Param("jit_compile", "bool", False, "Compile the training step with XLA."),
+    Param("tflite", "choice", "none",
+          "Image models: also export model.tflite, labels.txt and tflite_report.json after "
+          "training, with this quantization (int8 calibrates on training images), checked "
+          "against the SavedModel on the validation data. Text models: none only.",
+          choices=("none", "float16", "dynamic", "int8")),
     Param("random_seed", "int", 123, "Seed of the split, shuffling and initialisation; setting it "
-          "explicitly also makes the input order deterministic.", low=0),
+          "explicitly also makes the input order deterministic.", low=0, high=2**32 - 1),
 )
 
 _BY_NAME: dict[str, Param] = {}

@@ -55,6 +55,15 @@ class JobConfig:
             and train the head on them (False: run the backbone every epoch).
         multi_worker: train across several hosts (``TF_CONFIG`` describes the cluster); only the
             chief writes outputs.
+        checkpoint_dir: save the training state here every epoch (and on SIGTERM, see
+            :mod:`tf_finetune.checkpoint`) and resume from it when it holds this job's checkpoint.
+        checkpoint_steps: also save every this many steps (0: at epoch ends only).
+        fresh_start: discard a checkpoint of another job in ``checkpoint_dir`` instead of
+            refusing to start.
+        feature_layer: a Keras model file as the backbone: the layer to cut at (default: the
+            input of its classification head).
+        pixel_range: a Keras model file as the backbone: the pixel range it was trained on
+            (``0,1``, ``-1,1``, ``0,255``) when the model does not show it.
     """
 
     data: str
@@ -72,6 +81,11 @@ class JobConfig:
     tensorboard_dir: str | None = None
     multi_worker: bool = False
     feature_cache: bool = True
+    checkpoint_dir: str | None = None
+    checkpoint_steps: int = 0
+    fresh_start: bool = False
+    feature_layer: str | None = None
+    pixel_range: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,9 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
                                       "train_only_top_layer must be True")
         hp = hyperparameters.resolve(hp, {"train_only_top_layer": True})
         log.info("backbone %s is not fine-tunable: training the top layer only", spec.name)
+    if hp.tflite != "none" and spec.task == "text":
+        raise HyperparameterError(f"tflite={hp.tflite} applies to image models: a text model's "
+                                  "string ops have no TFLite builtins; leave tflite at none")
     if hp.early_stopping and not config.validation_data and hp.validation_split_ratio == 0:
         raise HyperparameterError("early_stopping needs validation data: give validation data "
                                   "or set validation_split_ratio above 0")
@@ -209,12 +226,17 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     tf_keras.utils.set_random_seed(hp.random_seed)
     check_requirements(spec)
     cache = Path(config.cache_dir)
-    backbone_path = resolve_handle(spec.handle, cache)
+    from tf_finetune import keras_backbone
+
+    backbone_path = resolve_handle(spec.handle, cache, keras_backbone.KerasOptions(
+        config.feature_layer, config.pixel_range, config.image_size, spec.task))
+    spec = keras_backbone.with_declared_size(spec, backbone_path)
     preprocessor_path = None if is_finetuned_model(backbone_path) else \
         resolve_preprocessor(spec, backbone_path, cache)
 
     replicas = strategy.num_replicas_in_sync
     global_batch = distribute.global_batch_size(strategy, hp.batch_size)
+    checkpoints = _open_checkpoints(config, spec, hp, data, global_batch)
     steps_per_epoch = math.ceil(len(data.train) / global_batch)
     workers = distribute.worker_count(strategy)
     log.info("workers=%d replicas=%d batch_size=%d global_batch=%d steps_per_epoch=%d train=%d "
@@ -260,11 +282,13 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         plain_train = make_dataset(data.train, **common)  # in order: features line up with labels
         history, val_final, val_probabilities = feature_cache.fit_head(
             model, strategy, data, {"train": plain_train, "validation": val_ds}, hp, global_batch,
-            steps_per_epoch * hp.epochs, workdir, spec.task, tensorboard_dir if chief else None)
+            steps_per_epoch * hp.epochs, workdir, spec.task, tensorboard_dir if chief else None,
+            checkpoints)
     else:
         if hp.train_only_top_layer:
             log.info("head-only training through the backbone every epoch: %s", why_not)
-        history = train.fit(model, train_ds, val_ds, hp, tensorboard_dir if chief else None)
+        history = train.fit(model, train_ds, val_ds, hp, tensorboard_dir if chief else None,
+                            checkpoints)
         val_final = model.evaluate(val_ds, verbose=0, return_dict=True) if val_ds is not None else {}
         val_final = {"val_" + k: float(v) for k, v in val_final.items()}
     train_seconds = time.perf_counter() - fit_started
@@ -291,10 +315,41 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     archive = None
     if config.model_dir:
         export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), signatures)
+    if hp.tflite != "none":  # model.tflite next to model.tar.gz and in the model dir
+        from tf_finetune import tflite
+
+        source = Path(config.model_dir) if config.model_dir else export.write_model_dir(
+            model, data.label_map, metrics, workdir / "tflite-model", signatures)
+        targets = [t for t in (config.model_dir, config.output
+                               and f"{config.output.rstrip('/')}/{OUTPUT_SUBDIR}") if t]
+        tflite.export_after_training(hp.tflite, source, data, workdir, targets)
     if config.output:
         archive = _write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
     _write_reports(config, model, data, val_ds, val_probabilities, history, workers, workdir)
+    if checkpoints is not None:
+        checkpoints.clear()  # done: a rerun starts afresh
     return JobResult(archive, metrics, data.label_map)
+
+
+def _open_checkpoints(config: JobConfig, spec: BackboneSpec, hp, data: DataSplit, global_batch: int):
+    """The job's checkpoints, when ``checkpoint_dir`` is set (checked against what it holds)."""
+    if not config.checkpoint_dir:
+        return None
+    from tf_finetune import checkpoint
+
+    identity = {
+        "backbone": config.model_id or config.handle, "handle": config.handle if config.model_id else None,
+        "task": spec.task, "image_size": config.image_size, "hyperparameters": dict(hp),
+        "global_batch": global_batch, "feature_cache": config.feature_cache,
+        "train": checkpoint.fingerprint_examples(data.train, config.data),
+        "validation": checkpoint.fingerprint_examples(data.validation, config.validation_data or config.data)
+        if data.validation else None,
+        "classes": list(data.label_map.class_names)}
+    checkpoints, resuming = checkpoint.open_checkpoints(config.checkpoint_dir, identity,
+                                                        config.checkpoint_steps, config.fresh_start)
+    log.info("checkpoints: %s (%s)", checkpoints.directory,
+             "resuming this job" if resuming else "new job")
+    return checkpoints
 
 
 def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None,

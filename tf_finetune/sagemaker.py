@@ -20,14 +20,25 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from tf_finetune import logs
-from tf_finetune.errors import HyperparameterError, TfFinetuneError
+from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted
 
 log = logging.getLogger("tf_finetune")
 
 DEFAULT_BASE_DIR = "/opt/ml"
+EXIT_INTERRUPTED = 128 + 15  # stopped by SIGTERM after saving a checkpoint
 
 # Job options that travel as hyperparameters but are not training hyperparameters.
-JOB_OPTIONS = {"model_id": str, "image_size": int, "worker_port": int}
+def _flag(value: str) -> bool:
+    from tf_finetune.hyperparameters import Param
+
+    parsed = Param._parse_bool(value)
+    if parsed is None:
+        raise ValueError(value)
+    return parsed
+
+
+JOB_OPTIONS = {"model_id": str, "image_size": int, "worker_port": int, "checkpoint_steps": int,
+               "fresh_start": _flag}
 # Arguments the estimator or toolkit add on their own; outputs go to SM_MODEL_DIR regardless.
 IGNORED_ARGUMENTS = {"model_dir"}
 
@@ -45,6 +56,8 @@ class SageMakerEnv:
         hosts: all hosts of the job (``SM_HOSTS`` or ``resourceconfig.json``).
         current_host: this host.
         num_gpus: GPUs on this host (``SM_NUM_GPUS``).
+        checkpoint_dir: ``/opt/ml/checkpoints`` when SageMaker made it (the estimator's
+            ``checkpoint_s3_uri`` is set; managed spot training syncs it with S3), else None.
     """
 
     channels: Mapping[str, str]
@@ -54,6 +67,7 @@ class SageMakerEnv:
     hosts: tuple[str, ...]
     current_host: str
     num_gpus: int
+    checkpoint_dir: str | None = None
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> "SageMakerEnv":
@@ -74,7 +88,8 @@ class SageMakerEnv:
                    output_data_dir=environ.get("SM_OUTPUT_DATA_DIR", str(base / "output" / "data")),
                    output_dir=output_dir(environ),
                    hosts=hosts, current_host=current,
-                   num_gpus=int(environ.get("SM_NUM_GPUS", "0") or 0))
+                   num_gpus=int(environ.get("SM_NUM_GPUS", "0") or 0),
+                   checkpoint_dir=str(base / "checkpoints") if (base / "checkpoints").is_dir() else None)
 
 
 def output_dir(environ: Mapping[str, str]) -> str:
@@ -144,7 +159,7 @@ def job_config(env: SageMakerEnv, options: Mapping[str, str], hyperparameters: M
             parsed[name] = JOB_OPTIONS[name](value)
         except ValueError:
             raise HyperparameterError(f"hyperparameter {name}={value!r}: expected "
-                                      f"{JOB_OPTIONS[name].__name__}") from None
+                                      f"{'True or False' if JOB_OPTIONS[name] is _flag else JOB_OPTIONS[name].__name__}") from None
     handle = env.channels.get("model")
     if not parsed.get("model_id") and not handle:
         raise HyperparameterError("no backbone: set the model_id hyperparameter (see "
@@ -155,7 +170,9 @@ def job_config(env: SageMakerEnv, options: Mapping[str, str], hyperparameters: M
                      image_size=parsed.get("image_size"), cache_dir=cache_dir,
                      model_dir=env.model_dir, report_dir=env.output_data_dir,
                      tensorboard_dir=os.path.join(env.output_dir, "tensorboard"),
-                     multi_worker=multi_worker)
+                     multi_worker=multi_worker, checkpoint_dir=env.checkpoint_dir,
+                     checkpoint_steps=parsed.get("checkpoint_steps", 0),
+                     fresh_start=parsed.get("fresh_start", False))
 
 
 def configure_cluster(env: SageMakerEnv, options: Mapping[str, str],
@@ -207,11 +224,19 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
                  env.num_gpus, ", ".join(f"{k}={v}" for k, v in sorted(env.channels.items())))
         from tf_finetune.job import run
 
+        if config.checkpoint_dir:  # spot interruption: save, then stop
+            from tf_finetune.checkpoint import install_sigterm_handler
+
+            install_sigterm_handler()
         result = run(config)
         if result.chief:
             _write_output_data(env.output_data_dir, result.metrics)
             log.info("model written to %s", env.model_dir)
         return 0
+    except TrainingInterrupted as exc:
+        print(f"tf-finetune: {exc}", file=sys.stderr)
+        write_failure(output_dir(environ), str(exc))
+        return EXIT_INTERRUPTED
     except TfFinetuneError as exc:
         reason = str(exc)
     except Exception as exc:  # an internal error: still one readable line first, then the trace

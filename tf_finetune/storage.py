@@ -32,7 +32,16 @@ def _refuse_unsafe_name(archive: Path, name: str) -> None:
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if name.startswith(("/", "\\")) or ".." in parts or (parts and parts[0].endswith(":")):
         raise StorageError(f"refusing to extract {archive}: unsafe member {name!r} "
-                           "(absolute path or '..')")
+                           "(an absolute path or '..'); re-create the archive with relative paths")
+
+
+_FILTER_REASONS = {  # tarfile's data-filter refusals, in words
+    "AbsolutePathError": "an absolute path",
+    "OutsideDestinationError": "a path outside the archive",
+    "AbsoluteLinkError": "a link to the absolute path {link!r}",
+    "LinkOutsideDestinationError": "a link to {link!r}, outside the archive",
+    "SpecialFileError": "a device or special file",
+}
 
 
 def extract_archive(archive: str | Path, target: str | Path) -> Path:
@@ -62,10 +71,18 @@ def extract_archive(archive: str | Path, target: str | Path) -> Path:
             tar.extractall(staging, filter="data")
         os.replace(staging, target)
     except tarfile.FilterError as exc:
+        why = _FILTER_REASONS.get(exc.__class__.__name__, exc.__class__.__name__)
         raise StorageError(f"refusing to extract {archive}: unsafe member {exc.tarinfo.name!r} "
-                           f"({exc.__class__.__name__})") from None
+                           f"({why.format(link=exc.tarinfo.linkname)}); re-create the archive "
+                           "with relative paths and links that stay inside it") from None
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise StorageError(f"cannot extract {archive}: not a readable tar archive ({exc})") from None
+        # tarfile lists every compression it tried, one per line: keep the message one line.
+        first = (str(exc).splitlines() or [""])[0].rstrip(":")
+        reason = ("an empty file" if archive.is_file() and archive.stat().st_size == 0 else
+                  "not a tar, .tar.gz, .tar.bz2 or .tar.xz file" if "could not be opened" in first
+                  else first or exc.__class__.__name__)
+        raise StorageError(f"cannot extract {archive}: not a readable tar archive ({reason}); "
+                           "download it again, or give the SavedModel folder instead") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -35,7 +35,8 @@ class EpochMetricsLogger(tf_keras.callbacks.Callback):
 
 
 def fit(model: tf_keras.Model, train: tf.data.Dataset, validation: tf.data.Dataset | None,
-        hp: Hyperparameters, tensorboard_dir: str | None = None) -> dict[str, list[float]]:
+        hp: Hyperparameters, tensorboard_dir: str | None = None,
+        checkpoints=None) -> dict[str, list[float]]:
     """Train for ``hp.epochs`` (fewer with early stopping, which restores the best weights).
 
     Args:
@@ -44,11 +45,21 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, validation: tf.data.Datas
         validation: validation batches, or None.
         hp: epochs and early-stopping settings.
         tensorboard_dir: write TensorBoard logs (scalars per epoch) here, when given.
+        checkpoints: a :class:`~tf_finetune.checkpoint.Checkpoints` to resume from and save
+            to, or None.
 
     Returns:
-        Keras history: metric name -> one value per epoch run.
+        Keras history: metric name -> one value per epoch run (with checkpoints, including
+        the epochs run before a resume).
+
+    Raises:
+        TrainingInterrupted: a stop was requested (SIGTERM); the checkpoint is saved.
     """
     callbacks = [EpochMetricsLogger(hp.epochs)]
+    if checkpoints is not None:
+        from tf_finetune import checkpoint
+
+        callbacks.insert(0, checkpoint.make_callback(checkpoints))  # restores before the others start
     if tensorboard_dir:
         callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), histogram_freq=0,
                                                         write_graph=False, profile_batch=0))
@@ -58,4 +69,4 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, validation: tf.data.Datas
             min_delta=hp.early_stopping_min_delta, restore_best_weights=True))
     history = model.fit(train, validation_data=validation, epochs=hp.epochs,
                         callbacks=callbacks, verbose=0)
-    return history.history
+    return checkpoints.history() if checkpoints is not None else history.history

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ def list_class_folders(root: str | Path) -> list[Path]:
         hint = " (a .csv is text data: use a text model)" if root.suffix == ".csv" else ""
         raise DataError(f"image data folder {root} does not exist or is not a folder{hint}")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for folder in folders:
+        if folder.is_symlink() and folder.resolve() in (root.resolve(), *root.resolve().parents):
+            raise DataError(f"class folder {folder} is a symbolic link to {folder.resolve()}, which "
+                            f"contains it (a loop): remove the link {folder}")
     if not folders:
         loose = [p.name for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
         hint = (f"; it holds {len(loose)} image file(s) directly: move each into a folder "
@@ -95,7 +100,10 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
                 candidates.append((path, index))
             else:
                 ignored += 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
+        # Pillow warns about images above ~89 M pixels; decoding is scaled, and check_image
+        # itself reports the ones too large to open (DecompressionBombError).
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         problems = list(pool.map(check_image, [p for p, _ in candidates]))
     paths, labels, skipped = [], [], []
     for (path, index), problem in zip(candidates, problems):

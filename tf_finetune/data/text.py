@@ -4,12 +4,15 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from tf_finetune.errors import DataError
 
 CSV_NAME = "data.csv"
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # not int()'s "1_000" or non-ASCII digits
+_OTHER_SEPARATOR = re.compile(r"\s*[+-]?[0-9]+[ ]*([\t;])")  # "1\ttext", "1;text"
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,9 @@ def read_text_csv(path: str | Path) -> TextRows:
     except UnicodeDecodeError as exc:
         start = exc.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)
         line = raw[:start].count(b"\n") + 1
-        raise DataError(f"{path} line {line}: not valid UTF-8 (byte 0x{raw[start]:02x}); "
+        utf16 = (" (it looks like UTF-16)"
+                 if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "")
+        raise DataError(f"{path} line {line}: not valid UTF-8 (byte 0x{raw[start]:02x}){utf16}; "
                         "save the file as UTF-8") from None
     texts, labels = [], []
     reader = csv.reader(io.StringIO(content, newline=""), strict=True)
@@ -83,6 +88,10 @@ def read_text_csv(path: str | Path) -> TextRows:
             labels.append(label)
             texts.append(text)
     except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise DataError(f"{path} line {line}: a field is longer than the field limit of "
+                            f"{csv.field_size_limit()} characters; shorten that text, or close "
+                            "the quote it starts with if it is left open") from None
         raise DataError(f"{path} line {line}: malformed CSV ({exc}); close every quoted field "
                         "and double any quote inside quoted text (\"\")") from None
     if not labels:
@@ -92,11 +101,18 @@ def read_text_csv(path: str | Path) -> TextRows:
 
 def _check_row(path: Path, line: int, row: list[str], first: bool) -> tuple[int, str]:
     where = f"{path} line {line}"
+    other = _OTHER_SEPARATOR.match(row[0]) if len(row) == 1 else None
+    if other:
+        separator = "a tab" if other.group(1) == "\t" else "a semicolon"
+        raise DataError(f"{where} has 1 column(s); expected 2 (label,text) separated by a comma, "
+                        f"but the line uses {separator}: save the file as comma-separated CSV")
     if len(row) != 2:
         raise DataError(f"{where} has {len(row)} column(s); expected 2 (label,text). "
                         "Put text that contains commas in double quotes")
     label_text, text = row[0].strip(), row[1]
     try:
+        if not _INTEGER.fullmatch(label_text):
+            raise ValueError(label_text)
         label = int(label_text)
     except ValueError:
         if first and not _is_number(label_text):

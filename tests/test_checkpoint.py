@@ -1,0 +1,152 @@
+"""Checkpoint and resume: real training processes stopped with SIGTERM and SIGKILL, then rerun."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+
+import pytest
+import tensorflow as tf
+
+import tiny_modules
+from helpers import REPO, extract
+
+EPOCHS = 8
+
+
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory):
+    """Enough tiny images that an epoch takes a noticeable fraction of a second at batch 1."""
+    return tiny_modules.write_image_folder(tmp_path_factory.mktemp("data") / "images", per_class=40)
+
+
+class Training:
+    """``python -m tf_finetune train`` in a subprocess whose log is read line by line."""
+
+    def __init__(self, *args: str):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        self.proc = subprocess.Popen([sys.executable, "-m", "tf_finetune", "train", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env, cwd=REPO)
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 240) -> None:
+        with self._seen:
+            found = self._seen.wait_for(lambda: any(re.search(pattern, line) for line in self.lines)
+                                        or self.proc.poll() is not None, timeout)
+        assert found and any(re.search(pattern, line) for line in self.lines), self.log
+
+    def finish(self, timeout: float = 240) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        return code
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def epochs_run(self) -> list[int]:
+        return [int(m) for m in re.findall(rf"epoch=(\d+)/{EPOCHS} ", self.log)]
+
+    def epochs_saved(self) -> list[int]:
+        return [int(m) for m in re.findall(r"checkpoint saved: epoch (\d+)", self.log)]
+
+
+def train_args(image_module, data, out, checkpoints, cache_dir, *extra: str) -> list[str]:
+    return ["--handle", str(image_module), "--data", str(data), "--image-size", "16",
+            "--output", str(out), "--checkpoint-dir", str(checkpoints), "--cache-dir", str(cache_dir),
+            "--epochs", str(EPOCHS), "--batch-size", "1", "--learning-rate", "0.01",
+            "--random-seed", "7", *extra]
+
+
+def check_model(out, tmp_path) -> dict:
+    archive = out / "output" / "model.tar.gz"
+    extract(archive, tmp_path / "model")
+    serve = tf.saved_model.load(str(tmp_path / "model" / "1")).signatures["serving_images"]
+    probabilities = serve(image=tf.zeros([2, 16, 16, 3]))["probabilities"].numpy()
+    assert probabilities.shape == (2, 2)
+    return json.loads((tmp_path / "model" / "metrics.json").read_text())
+
+
+def test_sigkill_then_rerun_resumes_after_the_last_saved_epoch(image_module, many_images, cache_dir,
+                                                               tmp_path):
+    out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
+    args = train_args(image_module, many_images, out, checkpoints, cache_dir)
+    killed = Training(*args)
+    killed.wait_for(r"checkpoint saved: epoch 2\b")
+    killed.proc.send_signal(signal.SIGKILL)
+    assert killed.finish() == -signal.SIGKILL
+    saved = max(killed.epochs_saved())
+    assert saved < EPOCHS and not (out / "output" / "model.tar.gz").exists()
+
+    # Another job must not pick up this checkpoint, nor destroy it.
+    other = Training(*args[:-2], "--random-seed", "8")
+    assert other.finish() == 1
+    assert "holds a checkpoint of another job (hyperparameters.random_seed: 7 -> 8" in other.log
+    assert "--fresh-start" in other.log and "Traceback" not in other.log
+    assert (checkpoints / "job.json").is_file() and (checkpoints / "training_state").is_dir()
+
+    resumed = Training(*args)
+    assert resumed.finish() == 0, resumed.log
+    assert f"saved at epoch {saved}, step" in resumed.log
+    assert resumed.epochs_run() == list(range(saved + 1, EPOCHS + 1))
+    metrics = check_model(out, tmp_path)
+    assert metrics["epochs_run"] == EPOCHS
+    assert len(metrics["history"]["loss"]) == len(metrics["history"]["val_loss"]) == EPOCHS
+    assert list(checkpoints.iterdir()) == []  # done: nothing to resume
+
+
+def test_sigterm_saves_mid_epoch_and_the_rerun_continues_from_that_step(image_module, many_images,
+                                                                        cache_dir, tmp_path):
+    out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
+    args = train_args(image_module, many_images, out, checkpoints, cache_dir, "--checkpoint-steps", "5")
+    stopped = Training(*args)
+    stopped.wait_for(r"checkpoint saved: epoch 1\b")
+    stopped.proc.send_signal(signal.SIGTERM)
+    assert stopped.finish() == 143, stopped.log
+    match = re.search(r"stopped on request \(SIGTERM\) at epoch (\d+), step (\d+); the checkpoint is in "
+                      + re.escape(str(checkpoints)), stopped.log)
+    assert match, stopped.log
+    epoch, step = int(match.group(1)), int(match.group(2))
+    assert "Traceback" not in stopped.log
+    assert not (out / "output" / "model.tar.gz").exists(), "an interrupted run must not leave a model"
+
+    resumed = Training(*args)
+    assert resumed.finish() == 0, resumed.log
+    assert f"saved at epoch {epoch}, step {step})" in resumed.log
+    assert resumed.epochs_run() == list(range(epoch, EPOCHS + 1))  # the interrupted epoch is finished
+    metrics = check_model(out, tmp_path)
+    assert metrics["epochs_run"] == EPOCHS
+    assert list(checkpoints.iterdir()) == []
+
+
+def test_fresh_start_discards_another_jobs_checkpoint(image_module, image_data, cache_dir, tmp_path):
+    from tf_finetune.checkpoint import open_checkpoints
+    from tf_finetune.errors import CheckpointError
+
+    folder = tmp_path / "checkpoints"
+    first, resuming = open_checkpoints(folder, {"hyperparameters": {"epochs": 3}})
+    assert not resuming
+    first.record_epoch(0, {"loss": 0.5})
+    (folder / "training_state").mkdir()
+    again, resuming = open_checkpoints(folder, {"hyperparameters": {"epochs": 3}})
+    assert resuming and again.history() == {"loss": [0.5]}
+    with pytest.raises(CheckpointError, match=r"hyperparameters.epochs: 3 -> 4"):
+        open_checkpoints(folder, {"hyperparameters": {"epochs": 4}})
+    fresh, resuming = open_checkpoints(folder, {"hyperparameters": {"epochs": 4}}, fresh_start=True)
+    assert not resuming and fresh.history() == {}
+    assert sorted(p.name for p in folder.iterdir()) == ["job.json"]

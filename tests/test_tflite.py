@@ -1,0 +1,149 @@
+"""TFLite export: the ``tflite`` hyperparameter at the end of training, the ``export-tflite``
+command, the self-check against the SavedModel, and what is refused (text models, int8 without
+training images). The real checks use ONE ants/bees model trained per session
+(``ants_bees_h5_run`` in conftest) and convert it four ways."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import extract, run_cli
+from tf_finetune.data import load_data
+from tf_finetune.errors import HyperparameterError, TfFinetuneError
+from tf_finetune.job import JobConfig, plan, run
+from tf_finetune.tflite import LABELS_TXT, REPORT_FILE, TFLITE_FILE, export_tflite
+
+SIZES: dict[str, int] = {}  # quantization -> bytes, filled by the real tests in order
+
+
+@pytest.fixture(scope="module")
+def ants_bees(ants_bees_h5_run, shared, tmp_path_factory):
+    """(output folder, unpacked model folder, data split) of the session's ants/bees run."""
+    output, result = ants_bees_h5_run
+    model_dir = tmp_path_factory.mktemp("ants_bees_model")
+    extract(result.archive, model_dir)
+    data = shared / "data" / "hymenoptera"
+    return output / "output", model_dir, load_data("image", data / "train", data / "val")
+
+
+def _print_row(report):
+    print(f"\n| {report['quantize']} | {report['tflite_bytes']:,} | {report['accuracy_tflite']:.4f} | "
+          f"{report['accuracy_savedmodel']:.4f} | {report['agreement']:.4f} |")
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_none_keeps_the_savedmodel_predictions(ants_bees, tmp_path):
+    _, model_dir, data = ants_bees
+    report = export_tflite(model_dir, tmp_path, "none", heldout=data.validation)
+    _print_row(report)
+    assert report["num_examples"] == 153
+    assert report["agreement"] == 1.0 and report["max_abs_diff"] < 1e-4
+    assert report["accuracy_tflite"] == report["accuracy_savedmodel"]
+    # the file runs on its own: one ant, in float32 [1, 160, 160, 3] in [0, 1]
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / TFLITE_FILE))
+    interpreter.allocate_tensors()
+    assert list(interpreter.get_input_details()[0]["shape"]) == [1, 160, 160, 3]
+    assert (tmp_path / LABELS_TXT).read_text().splitlines() == ["ants", "bees"]
+    SIZES["none"] = report["tflite_bytes"]
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_export_tflite_command_float16_within_one_point(ants_bees, shared, tmp_path):
+    output = ants_bees[0]
+    proc = run_cli("export-tflite", "--model", str(output / "model.tar.gz"), "--quantize", "float16",
+                   "--validation-data", str(shared / "data" / "hymenoptera" / "val"),
+                   "--output-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(tmp_path / TFLITE_FILE)
+    report = json.loads((tmp_path / REPORT_FILE).read_text())
+    _print_row(report)
+    assert "tflite float16:" in proc.stderr and "SavedModel" in proc.stderr  # reported side by side
+    assert abs(report["accuracy_tflite"] - report["accuracy_savedmodel"]) <= 0.01
+    assert report["tflite_bytes"] == (tmp_path / TFLITE_FILE).stat().st_size
+    SIZES["float16"] = report["tflite_bytes"]
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_int8_from_the_tflite_hyperparameter_within_three_points(ants_bees, ants_bees_h5_run):
+    output, _, _ = ants_bees
+    report = json.loads((output / REPORT_FILE).read_text())
+    _print_row(report)
+    assert report["quantize"] == "int8" and report["num_examples"] == 153
+    # the job's validation accuracy is what the SavedModel scores in the check
+    final = ants_bees_h5_run[1].metrics["final"]["val_accuracy"]
+    assert report["accuracy_savedmodel"] == pytest.approx(final, abs=1e-6)
+    assert abs(report["accuracy_tflite"] - report["accuracy_savedmodel"]) <= 0.03
+    assert (output / LABELS_TXT).read_text() == "ants\nbees\n"
+    assert (output / TFLITE_FILE).stat().st_size == report["tflite_bytes"]
+    SIZES["int8"] = report["tflite_bytes"]
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_dynamic_and_the_sizes_shrink(ants_bees, tmp_path):
+    _, model_dir, data = ants_bees
+    report = export_tflite(model_dir, tmp_path, "dynamic", heldout=data.validation)
+    _print_row(report)
+    SIZES["dynamic"] = report["tflite_bytes"]
+    assert abs(report["accuracy_tflite"] - report["accuracy_savedmodel"]) <= 0.03
+    print("sizes:", SIZES)
+    if len(SIZES) < 4:
+        pytest.skip("needs the other quantizations' tests of this module")
+    assert SIZES["none"] > 1.8 * SIZES["float16"]            # weights halved
+    assert SIZES["float16"] > 1.2 * SIZES["int8"]            # int8 weights, plus int8 activations' scales
+    assert 0.75 < SIZES["dynamic"] / SIZES["int8"] < 1.25    # both store int8 weights
+
+
+# ---- mechanics on tiny models -------------------------------------------------------------------
+
+def test_tflite_hyperparameter_goes_to_output_and_model_dir(image_module, image_data, tmp_path,
+                                                            cache_dir):
+    run(JobConfig(data=str(image_data), output=str(tmp_path / "out"), handle=str(image_module),
+                  model_dir=str(tmp_path / "model"), image_size=32, cache_dir=str(cache_dir),
+                  hyperparameters={"epochs": 1, "train_only_top_layer": True, "tflite": "dynamic"}))
+    for folder in (tmp_path / "out" / "output", tmp_path / "model"):
+        assert {TFLITE_FILE, LABELS_TXT, REPORT_FILE} <= {p.name for p in folder.iterdir()}
+        assert (folder / LABELS_TXT).read_text() == "blue\nred\n"
+    report = json.loads((tmp_path / "model" / REPORT_FILE).read_text())
+    assert report["quantize"] == "dynamic" and report["input"]["shape"] == [-1, 32, 32, 3]
+    assert report["num_examples"] == 5  # the validation split of 24 images
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "model" / TFLITE_FILE))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                           np.full([1, 32, 32, 3], 0.5, np.float32))
+    interpreter.invoke()
+    assert interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).sum() == \
+        pytest.approx(1.0, abs=1e-5)
+
+
+def test_int8_needs_training_images(image_module, image_data, tmp_path, cache_dir):
+    run(JobConfig(data=str(image_data), output=None, handle=str(image_module),
+                  model_dir=str(tmp_path / "model"), image_size=32, cache_dir=str(cache_dir),
+                  hyperparameters={"epochs": 1, "train_only_top_layer": True}))
+    proc = run_cli("export-tflite", "--model", str(tmp_path / "model"), "--quantize", "int8")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "tf-finetune: error: int8 quantization needs a representative sample of the training "
+        "data: give the training images (--data)")
+    with pytest.raises(TfFinetuneError, match="no labels.json"):
+        export_tflite(image_data, tmp_path / "x")
+
+
+def test_text_models_are_refused_with_the_ops_that_stop_them(text_module, text_data, tmp_path,
+                                                            cache_dir):
+    with pytest.raises(HyperparameterError, match="tflite=float16 applies to image models"):
+        plan(JobConfig(data=str(text_data), output=None, handle=str(text_module),
+                       hyperparameters={"tflite": "float16"}))
+    run(JobConfig(data=str(text_data), output=None, handle=str(text_module),
+                  model_dir=str(tmp_path / "model"), cache_dir=str(cache_dir),
+                  hyperparameters={"epochs": 1}))
+    with pytest.raises(TfFinetuneError, match=r"text model cannot be exported to TFLite: .*"
+                                              r"\(LookupTableFindV2, .*StringLower.*\)"):
+        export_tflite(tmp_path / "model", tmp_path / "lite", "float16")
+    assert not (tmp_path / "lite").exists()

@@ -1,0 +1,203 @@
+"""Checkpoints that let an interrupted job resume where it stopped.
+
+The training state (model, optimizer, epoch and step) is saved at the end of every epoch, every
+``steps`` steps when asked, and when SIGTERM arrives (SageMaker sends it before stopping a spot
+instance). Beside it, ``job.json`` holds a fingerprint of what the job trains (data, backbone,
+hyperparameters, global batch) and the metrics of the epochs done, so a restart only resumes
+the same job and still reports the whole history.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from tf_finetune.errors import CheckpointError, TrainingInterrupted
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "job.json"
+TRAINING_STATE_DIR = "training_state"
+_NEVER = 2 ** 62  # BackupAndRestore's step-count mode without periodic step saves
+
+_stop_requested = threading.Event()
+
+
+def request_stop(signum: int | None = None, frame=None) -> None:
+    """Ask the running training to save a checkpoint after the current step and stop."""
+    _stop_requested.set()
+
+
+def stop_requested() -> bool:
+    """Whether a stop was requested (by SIGTERM or :func:`request_stop`)."""
+    return _stop_requested.is_set()
+
+
+def install_sigterm_handler() -> None:
+    """Turn SIGTERM into a stop request (for the doors: the library installs no handlers)."""
+    signal.signal(signal.SIGTERM, request_stop)
+
+
+def fingerprint_examples(examples, root: str | None) -> str:
+    """A digest of a data split: inputs (image paths relative to ``root``, or texts), labels
+    and image file sizes, so a changed, added or removed example gives another digest."""
+    digest = hashlib.sha256()
+    for item, label in zip(examples.inputs, examples.labels):
+        path = Path(item)
+        if root and path.is_absolute() and path.is_file():
+            item = f"{os.path.relpath(path, root)}:{path.stat().st_size}"
+        digest.update(f"{label}\t{item}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """A checkpoint folder bound to one job.
+
+    Attributes:
+        directory: the folder (``/opt/ml/checkpoints`` on SageMaker, ``--checkpoint-dir`` locally).
+        job: what identifies the job (JSON-able; compared on resume).
+        steps: also save every this many steps (0: at epoch ends only).
+    """
+
+    directory: Path
+    job: Mapping[str, Any]
+    steps: int = 0
+
+    @property
+    def training_state(self) -> Path:
+        return self.directory / TRAINING_STATE_DIR
+
+    def history(self) -> dict[str, list[float]]:
+        """Metric name -> one value per completed epoch, across restarts."""
+        state = _read_state(self.directory) or {}
+        history: dict[str, list[float]] = {}
+        for _, logs in sorted(state.get("epochs", {}).items(), key=lambda item: int(item[0])):
+            for name, value in logs.items():
+                history.setdefault(name, []).append(value)
+        return history
+
+    def record_epoch(self, epoch: int, logs: Mapping[str, float]) -> None:
+        """Keep epoch ``epoch``'s metrics in ``job.json`` (written atomically; an epoch run
+        again after a restart replaces its earlier record)."""
+        state = _read_state(self.directory) or {"job": dict(self.job), "epochs": {}}
+        state.setdefault("epochs", {})[str(epoch)] = {k: float(v) for k, v in logs.items() if k != "lr"}
+        _write_state(self.directory, state)
+
+    def clear(self) -> None:
+        """Remove the checkpoint after the job's outputs are written (the job is done)."""
+        for entry in self.directory.iterdir() if self.directory.is_dir() else ():
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def open_checkpoints(directory: str | Path, job: Mapping[str, Any], steps: int = 0,
+                     fresh_start: bool = False) -> tuple[Checkpoints, bool]:
+    """Bind ``directory`` to ``job``, checking what is already there.
+
+    Args:
+        directory: the checkpoint folder; created when missing.
+        job: what identifies the job (data digests, backbone, hyperparameters, global batch).
+        steps: also save every this many steps.
+        fresh_start: discard a checkpoint of another job instead of refusing to start.
+
+    Returns:
+        (the checkpoints, whether a checkpoint of this job is there to resume from).
+
+    Raises:
+        CheckpointError: the folder holds another job's checkpoint and ``fresh_start`` is off.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot create the checkpoint folder {directory}: {exc.strerror}") from None
+    checkpoints = Checkpoints(directory, json.loads(json.dumps(dict(job))), steps)
+    if not any(directory.iterdir()):
+        _write_state(directory, {"job": checkpoints.job, "epochs": {}})
+        return checkpoints, False
+    state = _read_state(directory)
+    previous = state.get("job") if state else None
+    if previous == checkpoints.job:
+        return checkpoints, (directory / TRAINING_STATE_DIR).is_dir()
+    differences = _differences(previous, checkpoints.job)
+    if not fresh_start:
+        raise CheckpointError(
+            f"the checkpoint folder {directory} holds a checkpoint of another job ({differences}). "
+            "Run with the same data, backbone and hyperparameters to resume it, use another "
+            "checkpoint folder, or pass --fresh-start (SageMaker: fresh_start=True) to discard it")
+    log.warning("discarding the checkpoint in %s (%s): fresh start", directory, differences)
+    checkpoints.clear()
+    _write_state(directory, {"job": checkpoints.job, "epochs": {}})
+    return checkpoints, False
+
+
+def _differences(previous: Mapping | None, current: Mapping) -> str:
+    if not isinstance(previous, Mapping):
+        return f"no readable {STATE_FILE}"
+    changed = []
+    for key in sorted(set(previous) | set(current)):
+        old, new = previous.get(key), current.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            changed += [f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                        for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            changed.append(f"{key}: {old!r} -> {new!r}")
+    return "; ".join(changed[:6]) + ("; …" if len(changed) > 6 else "")
+
+
+def _read_state(directory: Path) -> dict | None:
+    try:
+        return json.loads((directory / STATE_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_state(directory: Path, state: Mapping) -> None:
+    temporary = directory / f".{STATE_FILE}.tmp"
+    temporary.write_text(json.dumps(state, indent=1) + "\n", "utf-8")
+    os.replace(temporary, directory / STATE_FILE)
+
+
+def make_callback(checkpoints: Checkpoints):
+    """A Keras callback that restores the saved training state at the start of ``fit`` (so
+    ``fit`` continues at the saved epoch and step), saves it at every epoch end (and every
+    ``steps`` steps), and on a stop request saves and raises :class:`TrainingInterrupted`."""
+    import tf_keras
+
+    class Checkpointer(tf_keras.callbacks.BackupAndRestore):
+        def __init__(self):
+            # Step-count mode (even without periodic step saves) so a save in the middle of an
+            # epoch resumes at the next step rather than at the next epoch.
+            super().__init__(str(checkpoints.training_state), save_freq=checkpoints.steps or _NEVER,
+                             delete_checkpoint=False)
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            epoch = int(self._training_state._ckpt_saved_epoch.numpy())
+            step = int(self._training_state._ckpt_saved_batch.numpy())
+            if epoch >= 0:
+                log.info("resuming from the checkpoint in %s (saved at epoch %d, step %d)",
+                         checkpoints.directory, epoch + 1, step + 1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            checkpoints.record_epoch(epoch, logs or {})  # first: a kill in between reruns the epoch
+            self._backup(epoch=epoch, batch=int(self._training_state._ckpt_saved_batch.numpy()))
+            log.info("checkpoint saved: epoch %d", epoch + 1)
+
+        def on_train_batch_end(self, batch, logs=None):
+            super().on_train_batch_end(batch, logs)
+            if stop_requested():
+                self._backup(epoch=self._current_epoch, batch=batch)
+                raise TrainingInterrupted(
+                    f"stopped on request (SIGTERM) at epoch {self._current_epoch + 1}, step "
+                    f"{batch + 1}; the checkpoint is in {checkpoints.directory}: run the same job "
+                    "again to resume")
+
+    return Checkpointer()

@@ -1,0 +1,416 @@
+"""TensorFlow Lite export of a fine-tuned model, checked against the SavedModel.
+
+Image models convert the ``serving_images`` signature (float32 RGB ``[batch, size, size, 3]``
+in [0, 1]) to a TFLite model whose one output is the class probabilities; TFLite builtins
+cover the whole network. Text models are refused with the ops that stop them: their string
+handling (lower-casing, regex, splitting, lookups) has no TFLite builtins, and would need the
+select-TF-ops (Flex) runtime, which this check cannot run.
+
+Quantization: ``none`` (float32), ``float16`` (weights stored as float16), ``dynamic``
+(weights int8, activations float) and ``int8`` (weights and activations int8, calibrated on a
+representative sample of the training images; input and output stay float32).
+
+The export checks itself: on held-out data it runs the TFLite interpreter and the SavedModel
+and reports both accuracies (``tflite_report.json``).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tf_finetune.errors import TfFinetuneError
+
+log = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+TFLITE_FILE = "model.tflite"
+LABELS_TXT = "labels.txt"
+REPORT_FILE = "tflite_report.json"
+REPRESENTATIVE_EXAMPLES = 100
+BATCH = 32
+
+
+def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "none",
+                  representative=None, heldout=None) -> dict[str, Any]:
+    """Convert the model in ``model_dir`` and write ``model.tflite``, ``labels.txt`` and
+    ``tflite_report.json`` into ``out_dir``.
+
+    Args:
+        model_dir: a model folder written by tf_finetune (``1/``, ``labels.json``).
+        out_dir: where the files go (created if needed; existing files of these names are
+            replaced).
+        quantize: ``none``, ``float16``, ``dynamic`` or ``int8``.
+        representative: training :class:`~tf_finetune.data.Examples` (image paths); int8
+            calibrates on a seeded sample of up to 100 of them.
+        heldout: held-out :class:`~tf_finetune.data.Examples` to check accuracy on; None skips
+            the check.
+
+    Returns:
+        The report: quantization, sizes, both accuracies and their agreement.
+
+    Raises:
+        TfFinetuneError: not a tf_finetune model, an unknown quantization, int8 without
+            training images, a text model (its string ops are not TFLite builtins), a failed
+            conversion.
+    """
+    import tensorflow as tf
+
+    from tf_finetune.data import LabelMap
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if quantize not in QUANTIZATIONS:
+        raise TfFinetuneError(f"quantize={quantize!r} is not supported: choose one of "
+                              f"{', '.join(QUANTIZATIONS)}")
+    for needed in ("labels.json", "1/saved_model.pb"):
+        if not (model_dir / needed).is_file():
+            raise TfFinetuneError(f"{model_dir} is not a tf_finetune model: no {needed} in it "
+                                  "(give the model.tar.gz or the folder it unpacks to)")
+    label_map = LabelMap.from_json((model_dir / "labels.json").read_text("utf-8"))
+    loaded = tf.saved_model.load(str(model_dir / "1"))
+    task = "image" if "image_bytes" in loaded.signatures["serving_default"].structured_input_signature[1] \
+        else "text"
+    interpolation = _interpolation(model_dir)
+    if task == "image":
+        if quantize == "int8" and (representative is None or not len(representative)):
+            raise TfFinetuneError("int8 quantization needs a representative sample of the "
+                                  "training data: give the training images (--data)")
+        function, image_size = _image_function(loaded)
+        samples = _sample(representative, REPRESENTATIVE_EXAMPLES) if quantize == "int8" else None
+        content = _convert(function, loaded, quantize, samples, image_size, interpolation)
+    else:
+        function, image_size = _text_function(loaded), None
+        content = _convert_text(function, loaded, quantize)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomically(out_dir / TFLITE_FILE, content)
+    _write_atomically(out_dir / LABELS_TXT, ("\n".join(label_map.class_names) + "\n").encode("utf-8"))
+    report: dict[str, Any] = {
+        "quantize": quantize, "task": task, "tflite_bytes": len(content),
+        "savedmodel_bytes": _folder_bytes(model_dir / "1"),
+        "input": ({"name": "image", "dtype": "float32", "shape": [-1, image_size, image_size, 3],
+                   "range": [0.0, 1.0], "interpolation": interpolation}
+                  if task == "image" else {"name": "text", "dtype": "string", "shape": [-1]}),
+        "output": {"name": "probabilities", "dtype": "float32", "shape": [-1, label_map.num_classes]},
+        "class_names": list(label_map.class_names),
+    }
+    if heldout is not None and len(heldout):
+        report.update(check_accuracy(content, function, heldout, task, image_size, interpolation))
+        log.info("tflite %s: %d bytes; accuracy on %d held-out examples: TFLite %.4f, "
+                 "SavedModel %.4f (agreement %.4f)", quantize, len(content),
+                 report["num_examples"], report["accuracy_tflite"], report["accuracy_savedmodel"],
+                 report["agreement"])
+    else:
+        log.info("tflite %s: %d bytes; no held-out data, accuracy not checked", quantize, len(content))
+    _write_atomically(out_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    return report
+
+
+def check_accuracy(content: bytes, function, examples, task: str, image_size: int | None,
+                   interpolation: str = "bilinear") -> dict[str, Any]:
+    """Accuracy of the TFLite model and of the SavedModel function on the same examples.
+
+    Args:
+        content: the ``.tflite`` flatbuffer.
+        function: the SavedModel's probabilities function (same input as the TFLite model).
+        examples: :class:`~tf_finetune.data.Examples` with class indices.
+        task: ``image`` or ``text``.
+        image_size: input size (image task).
+        interpolation: resize method used in training.
+
+    Returns:
+        ``accuracy_tflite``, ``accuracy_savedmodel``, ``agreement`` (same predicted class),
+        ``max_abs_diff`` of the probabilities and ``num_examples``.
+    """
+    import tensorflow as tf
+
+    with warnings.catch_warnings():  # deprecated in favour of ai_edge_litert, still the one here
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_content=content, num_threads=os.cpu_count())
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+    lite_rows, saved_rows = [], []
+    for start in range(0, len(examples), BATCH):
+        chunk = list(examples.inputs[start:start + BATCH])
+        batch = (_decode(chunk, image_size, interpolation) if task == "image"
+                 else tf.constant(chunk, dtype=tf.string))
+        saved_rows.append(function(batch).numpy())
+        value = batch.numpy()
+        interpreter.resize_tensor_input(input_index, list(value.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(input_index, value)
+        interpreter.invoke()
+        lite_rows.append(np.array(interpreter.get_tensor(output_index)))
+    lite, saved = np.concatenate(lite_rows), np.concatenate(saved_rows)
+    labels = np.asarray(examples.labels)
+    return {"num_examples": int(len(labels)),
+            "accuracy_tflite": float((lite.argmax(1) == labels).mean()),
+            "accuracy_savedmodel": float((saved.argmax(1) == labels).mean()),
+            "agreement": float((lite.argmax(1) == saved.argmax(1)).mean()),
+            "max_abs_diff": float(np.abs(lite - saved).max())}
+
+
+def _image_function(loaded):
+    import tensorflow as tf
+
+    from tf_finetune.serving import IMAGES_SIGNATURE
+
+    if IMAGES_SIGNATURE not in loaded.signatures:
+        raise TfFinetuneError(f"the model has no {IMAGES_SIGNATURE} signature (written by an "
+                              "older tf_finetune?): train it again to export TFLite")
+    serve = loaded.signatures[IMAGES_SIGNATURE]
+    spec = serve.structured_input_signature[1]["image"]
+    image_size = int(spec.shape[1])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32,
+                                                name="image")])
+    def probabilities(image):
+        return serve(image=image)["probabilities"]
+
+    return probabilities, image_size
+
+
+def _text_function(loaded):
+    import tensorflow as tf
+
+    serve = loaded.signatures["serving_default"]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def probabilities(text):
+        return serve(text=text)["probabilities"]
+
+    return probabilities
+
+
+def _converter(function, loaded, quantize: str):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [function.get_concrete_function()], loaded)
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter
+
+
+def _convert(function, loaded, quantize: str, samples, image_size: int, interpolation: str) -> bytes:
+    import tensorflow as tf
+
+    converter = _converter(function, loaded, quantize)
+    if quantize == "int8":
+        def representative_dataset():
+            for path in samples:
+                yield [_decode([path], image_size, interpolation).numpy()]
+
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        with _quiet_absl():
+            return converter.convert()
+    except Exception as exc:  # the converter raises ConverterError and plain exceptions
+        raise TfFinetuneError(f"TFLite conversion ({quantize}) failed: "
+                              f"{_first_line(exc)}") from None
+
+
+def _convert_text(function, loaded, quantize: str) -> bytes:
+    import re
+
+    string_ops = _string_ops(function.get_concrete_function().graph)
+    if string_ops:
+        _refuse_text(", ".join(string_ops[:8]))
+    converter = _converter(function, loaded, quantize)
+    try:
+        with _quiet_absl():
+            return converter.convert()
+    except Exception as exc:
+        names = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op", str(exc))))
+        _refuse_text(", ".join(names[:8]) if names else _first_line(exc)[:200])
+
+
+def _refuse_text(detail: str):
+    raise TfFinetuneError(
+        "this text model cannot be exported to TFLite: its text processing needs TensorFlow ops "
+        f"that TFLite has no builtins for ({detail}). TFLite export supports image models; "
+        "serve a text model as the SavedModel (model.tar.gz)")
+
+
+_PLUMBING = {"Placeholder", "Identity", "IdentityN", "Const", "NoOp", "StatefulPartitionedCall",
+             "PartitionedCall", "Pack", "GatherV2", "Reshape", "Shape", "If", "StatelessIf",
+             "While", "StatelessWhile"}
+
+
+def _string_ops(graph) -> list[str]:
+    """Types of the ops in ``graph`` and the functions it calls that compute on strings."""
+    import tensorflow as tf
+
+    graph_def = graph.as_graph_def()
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    found = set()
+    for node in nodes:
+        types = [value.type for key, value in node.attr.items() if key in ("T", "dtype", "Tin", "Tout")]
+        types += [t for key, value in node.attr.items() for t in value.list.type]
+        if tf.string.as_datatype_enum in types and node.op not in _PLUMBING:
+            found.add(node.op)
+    for node in nodes:  # ops with only string inputs/outputs declared by their op definition
+        if node.op in ("StringLower", "StringUpper", "StaticRegexReplace", "RegexReplace",
+                       "StringSplit", "StringSplitV2", "LookupTableFindV2", "StringToHashBucketFast",
+                       "UnicodeTranscode", "StringNGrams"):
+            found.add(node.op)
+    return sorted(found)
+
+
+def _decode(paths: Sequence[str], image_size: int, interpolation: str):
+    import tensorflow as tf
+
+    from tf_finetune.data.pipeline import decode_image
+
+    return tf.stack([decode_image(tf.constant(p), image_size, interpolation) for p in paths])
+
+
+def _sample(examples, count: int) -> list[str]:
+    paths = list(examples.inputs)
+    random.Random(0).shuffle(paths)
+    return paths[:count]
+
+
+def _interpolation(model_dir: Path) -> str:
+    metrics = model_dir / "metrics.json"
+    if metrics.is_file():
+        hp = json.loads(metrics.read_text("utf-8")).get("hyperparameters", {})
+        return hp.get("image_resize_interpolation", "bilinear")
+    return "bilinear"
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else exc.__class__.__name__)[:300]
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """Keep absl's INFO lines (renamed function inputs) out of the log during save/convert."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    handle, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def export_after_training(quantize: str, model_dir: Path, data, workdir: Path,
+                          targets: Sequence[str]) -> dict[str, Any]:
+    """The ``tflite`` hyperparameter: export the just-trained model and put the files in place.
+
+    Args:
+        quantize: ``float16``, ``dynamic`` or ``int8``.
+        model_dir: the written model folder (``1/``, ``labels.json``).
+        data: the job's :class:`~tf_finetune.data.DataSplit` (training images calibrate int8;
+            the validation examples check accuracy).
+        workdir: a scratch folder.
+        targets: folders or ``s3://`` prefixes to receive ``model.tflite``, ``labels.txt`` and
+            ``tflite_report.json``.
+
+    Returns:
+        The report.
+    """
+    import shutil
+
+    from tf_finetune import storage
+
+    staging = workdir / "tflite"
+    report = export_tflite(model_dir, staging, quantize, data.train, data.validation)
+    for target in targets:
+        for name in (TFLITE_FILE, LABELS_TXT, REPORT_FILE):
+            if storage.is_s3(target):
+                from tf_finetune import s3
+
+                s3.upload_file(staging / name, f"{target.rstrip('/')}/{name}")
+            else:
+                Path(target).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(staging / name, Path(target) / name)
+        log.info("%s written to %s", TFLITE_FILE, target)
+    return report
+
+
+def export_model(model: str, quantize: str = "none", data: str | None = None,
+                 validation_data: str | None = None, output_dir: str | None = None) -> dict[str, Any]:
+    """``export-tflite``: convert a model folder, ``model.tar.gz`` or ``s3://`` archive.
+
+    Args:
+        model: the fine-tuned model.
+        quantize: ``none``, ``float16``, ``dynamic`` or ``int8``.
+        data: training data (class folders); int8 calibrates on a sample of it.
+        validation_data: held-out labelled data to check accuracy on (optional).
+        output_dir: where the files go; default beside ``model.tar.gz`` or in the model folder
+            (required for an ``s3://`` model).
+
+    Returns:
+        The report, plus ``tflite_path``.
+
+    Raises:
+        TfFinetuneError: see :func:`export_tflite`; unreadable model or data.
+    """
+    from tf_finetune import storage
+    from tf_finetune.data import LabelMap, load_examples
+
+    if storage.is_s3(model) and not output_dir:
+        raise TfFinetuneError(f"{model} is on S3: give --output-dir for the TFLite files")
+    with tempfile.TemporaryDirectory(prefix="tf_finetune.tflite.") as tmp:
+        path = Path(model)
+        if storage.is_s3(model):
+            from tf_finetune import s3
+
+            path = Path(s3.download_prefix(model, Path(tmp) / "download"))
+        elif not path.exists():
+            raise TfFinetuneError(f"{model}: no such model file or folder")
+        default_out = path.parent if path.is_file() else path
+        if path.is_file() and storage.is_archive(path):
+            path = storage.extract_archive(path, Path(tmp) / "model")
+        if not (path / "labels.json").is_file():
+            raise TfFinetuneError(f"{model} is not a tf_finetune model: no labels.json in it "
+                                  "(give the model.tar.gz or the folder it unpacks to)")
+        label_map = LabelMap.from_json((path / "labels.json").read_text("utf-8"))
+        task = "image" if _is_image_model(path) else "text"
+        representative = load_examples(task, data, label_map) if data and task == "image" else None
+        heldout = load_examples(task, validation_data, label_map) if validation_data else None
+        out = Path(output_dir) if output_dir else default_out
+        report = export_tflite(path, out, quantize, representative, heldout)
+    report["tflite_path"] = str(out / TFLITE_FILE)
+    return report
+
+
+def _is_image_model(model_dir: Path) -> bool:
+    metrics = model_dir / "metrics.json"
+    if metrics.is_file():
+        task = json.loads(metrics.read_text("utf-8")).get("backbone", {}).get("task")
+        if task:
+            return task == "image"
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
+    return "image_bytes" in serve.structured_input_signature[1]
