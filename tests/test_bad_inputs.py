@@ -380,6 +380,9 @@ HP_CASES = [
             "one of adam, adamw, sgd"),
     hp_case("hp-given-twice", {"batch_size": 8, "batch-size": 16}, "batch_size is given twice",
             "'batch_size'", "'batch-size'"),
+    plan_case("hp-augmentation-for-text-model", HyperparameterError,
+              "augmentation applies to image models only", model_id="nnlm-en-dim128",
+              hyperparameters={"augmentation": "True"}),
     plan_case("hp-early-stopping-without-validation", HyperparameterError,
               "early_stopping needs validation data", "validation_split_ratio above 0",
               model_id="nnlm-en-dim128",
@@ -448,11 +451,7 @@ MODEL_CASES = [
          ("backbone feature_map does not return a feature vector [batch, dim]",
           "(None, 224, 224, 3)")),
     Case("model-signature-only-saved-model", build_with("signature_only", "image"), FATAL,
-         BackboneError, ("backbone signature_only",),
-         marks=(pytest.mark.xfail(strict=True, raises=ValueError,
-                                  reason="model.build_classifier creates hub.KerasLayer outside its "
-                                         "try: a SavedModel without __call__ is a ValueError "
-                                         "traceback, not a BackboneError"),)),
+         BackboneError, ("backbone signature_only", "not a TF-Hub reusable SavedModel")),
     Case("model-text-backbone-for-images", build_with("text", "image"), FATAL, BackboneError,
          ("backbone text cannot take float32 images [batch, 224, 224, 3]", "feature extractor")),
     Case("model-image-backbone-for-text", build_with("image", "text"), FATAL, BackboneError,

@@ -102,18 +102,26 @@ def test_dynamic_and_the_sizes_shrink(ants_bees, tmp_path):
 
 # ---- mechanics on tiny models -------------------------------------------------------------------
 
-def test_tflite_hyperparameter_goes_to_output_and_model_dir(image_module, image_data, tmp_path,
-                                                            cache_dir):
-    run(JobConfig(data=str(image_data), output=str(tmp_path / "out"), handle=str(image_module),
-                  model_dir=str(tmp_path / "model"), image_size=32, cache_dir=str(cache_dir),
-                  hyperparameters={"epochs": 1, "train_only_top_layer": True, "tflite": "dynamic"}))
-    for folder in (tmp_path / "out" / "output", tmp_path / "model"):
+@pytest.fixture(scope="module")
+def tiny_run(image_module, image_data, tmp_path_factory, cache_dir):
+    """A tiny image model trained with tflite=dynamic, written to an output and a model dir."""
+    root = tmp_path_factory.mktemp("tiny_tflite")
+    result = run(JobConfig(data=str(image_data), output=str(root / "out"), handle=str(image_module),
+                           model_dir=str(root / "model"), image_size=32, cache_dir=str(cache_dir),
+                           hyperparameters={"epochs": 1, "train_only_top_layer": True,
+                                            "tflite": "dynamic"}))
+    return root, result
+
+
+def test_tflite_hyperparameter_goes_to_output_and_model_dir(tiny_run):
+    root, result = tiny_run
+    for folder in (root / "out" / "output", root / "model"):
         assert {TFLITE_FILE, LABELS_TXT, REPORT_FILE} <= {p.name for p in folder.iterdir()}
         assert (folder / LABELS_TXT).read_text() == "blue\nred\n"
-    report = json.loads((tmp_path / "model" / REPORT_FILE).read_text())
+    report = json.loads((root / "model" / REPORT_FILE).read_text())
     assert report["quantize"] == "dynamic" and report["input"]["shape"] == [-1, 32, 32, 3]
-    assert report["num_examples"] == 5  # the validation split of 24 images
-    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "model" / TFLITE_FILE))
+    assert report["num_examples"] == result.metrics["num_validation_examples"] > 0
+    interpreter = tf.lite.Interpreter(model_path=str(root / "model" / TFLITE_FILE))
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
                            np.full([1, 32, 32, 3], 0.5, np.float32))
@@ -122,17 +130,13 @@ def test_tflite_hyperparameter_goes_to_output_and_model_dir(image_module, image_
         pytest.approx(1.0, abs=1e-5)
 
 
-def test_int8_needs_training_images(image_module, image_data, tmp_path, cache_dir):
-    run(JobConfig(data=str(image_data), output=None, handle=str(image_module),
-                  model_dir=str(tmp_path / "model"), image_size=32, cache_dir=str(cache_dir),
-                  hyperparameters={"epochs": 1, "train_only_top_layer": True}))
-    proc = run_cli("export-tflite", "--model", str(tmp_path / "model"), "--quantize", "int8")
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == (
-        "tf-finetune: error: int8 quantization needs a representative sample of the training "
-        "data: give the training images (--data)")
-    with pytest.raises(TfFinetuneError, match="no labels.json"):
-        export_tflite(image_data, tmp_path / "x")
+def test_int8_needs_training_images(tiny_run, image_data, tmp_path):
+    with pytest.raises(TfFinetuneError, match=r"int8 quantization needs a representative sample "
+                                              r"of the training data: give the training images \(--data\)"):
+        export_tflite(tiny_run[0] / "model", tmp_path, "int8")
+    with pytest.raises(TfFinetuneError, match="is not a tf_finetune model: no labels.json"):
+        export_tflite(image_data, tmp_path, "none")
+    assert not list(tmp_path.iterdir())
 
 
 def test_text_models_are_refused_with_the_ops_that_stop_them(text_module, text_data, tmp_path,
@@ -142,7 +146,7 @@ def test_text_models_are_refused_with_the_ops_that_stop_them(text_module, text_d
                        hyperparameters={"tflite": "float16"}))
     run(JobConfig(data=str(text_data), output=None, handle=str(text_module),
                   model_dir=str(tmp_path / "model"), cache_dir=str(cache_dir),
-                  hyperparameters={"epochs": 1}))
+                  hyperparameters={"epochs": 1, "train_only_top_layer": True}))
     with pytest.raises(TfFinetuneError, match=r"text model cannot be exported to TFLite: .*"
                                               r"\(LookupTableFindV2, .*StringLower.*\)"):
         export_tflite(tmp_path / "model", tmp_path / "lite", "float16")

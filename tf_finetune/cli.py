@@ -62,7 +62,7 @@ def _add_keras_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
-        prog="tf-finetune", description="Fine-tune TensorFlow Hub backbones for image and text "
+        prog="tf-finetune", allow_abbrev=False, description="Fine-tune TensorFlow Hub backbones for image and text "
         "classification, locally or as a SageMaker job.")
     parser.add_argument("--version", action="version", version=f"tf_finetune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "sample data and show predictions (offline)")
     _add_job_flags(demo)
     demo.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
+    for command in commands.choices.values():  # no silent prefix matching of flags
+        command.allow_abbrev = False
     return parser
 
 

@@ -127,6 +127,9 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
     if spec.task == "text" and config.image_size:
         raise HyperparameterError("image_size applies to image models only")
     user = hyperparameters.normalize(config.hyperparameters)
+    if spec.task == "text" and user.get("augmentation"):
+        raise HyperparameterError("augmentation applies to image models only; remove "
+                                  "augmentation=True for this text model")
     hp = hyperparameters.resolve(registry.task_defaults.get(spec.task), overrides, user)
     if not spec.fine_tunable and not hp.train_only_top_layer:
         if "train_only_top_layer" in user:

@@ -38,8 +38,13 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
             output that is not a feature vector).
     """
     trainable = spec.fine_tunable and not hp.train_only_top_layer
-    layer = hub.KerasLayer(backbone_path, trainable=trainable, output_key=spec.output_key,
-                           name="backbone")
+    try:
+        layer = hub.KerasLayer(backbone_path, trainable=trainable, output_key=spec.output_key,
+                               name="backbone")
+    except (ValueError, TypeError) as exc:  # e.g. a SavedModel with signatures but no __call__
+        raise BackboneError(f"backbone {spec.name} is not a TF-Hub reusable SavedModel (no callable "
+                            f"model: {_first_line(exc)}); export it with tf.saved_model.save of a "
+                            "Keras model or tf.Module that has __call__") from None
     image_size = None
     if spec.task == "image":
         image_size = choose_image_size(spec, fixed_image_size(layer))
@@ -54,9 +59,8 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
     except (ValueError, TypeError, tf.errors.OpError) as exc:
         expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
                     if spec.task == "image" else "a batch of strings")
-        reason = str(exc).strip().splitlines()[0][:300]
-        raise BackboneError(f"backbone {spec.name} cannot take {expected} (a {spec.task} "
-                            f"feature extractor is needed): {reason}") from None
+        raise BackboneError(f"backbone {spec.name} cannot take {expected} (an {spec.task} "
+                            f"feature extractor is needed): {_first_line(exc)}") from None
     if isinstance(features, dict) or len(features.shape) != 2:
         shape = sorted(features) if isinstance(features, dict) else features.shape
         raise BackboneError(f"backbone {spec.name} does not return a feature vector "
@@ -71,6 +75,14 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
              spec.name, "trainable" if trainable else "frozen", features.shape[-1],
              hp.dropout_rate, num_classes)
     return model, image_size
+
+
+def _first_line(exc: Exception) -> str:
+    """The informative first line of a TensorFlow/Keras error (not Keras's "Exception
+    encountered when calling layer" preamble)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith("Exception encountered when calling")]
+    return (useful or lines or [exc.__class__.__name__])[0][:300]
 
 
 def load_classifier(model_dir: str, spec: BackboneSpec, label_map, previous_labels,
