@@ -99,6 +99,20 @@ def test_nested_models_are_followed_and_feature_layer_chooses(tmp_path, cache_di
     np.testing.assert_allclose(tf.saved_model.load(chosen)(images), inner(expected), atol=1e-6)
 
 
+def test_a_network_that_needs_its_size_keeps_it(tmp_path, cache_dir):
+    inputs = tf_keras.Input([8, 8, 3])
+    x = tf_keras.layers.Flatten(name="flat")(tf_keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax")(x))
+    module = resolve_handle(str(_save(model, tmp_path / "flat.h5")), cache_dir)
+    info = read_info(module)
+    assert info["feature_layer"] == "flat" and info["feature_dim"] == 72
+    assert info["any_size"] is False and info["input_size"] == 8
+    layer = hub.KerasLayer(module)
+    from tf_finetune.backbone import fixed_image_size
+
+    assert fixed_image_size(layer) == 8  # so training uses 8x8, and another size is one error
+
+
 def test_pixel_range_is_read_from_a_rescaling_layer_or_given(tmp_path, cache_dir):
     model = tiny_classifier(rescale=1 / 255)
     source = _save(model, tmp_path / "rescaled.h5")

@@ -59,6 +59,7 @@ def export_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[
                    archive: Path, signatures: Mapping[str, Any] | None = None) -> Path:
     """Write the model folder in a temporary place and pack it as ``archive`` (atomically)."""
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=archive.parent) as tmp:
+    storage.remove_stale_staging(archive.parent)  # what killed runs left
+    with tempfile.TemporaryDirectory(prefix=storage.staging_prefix(), dir=archive.parent) as tmp:
         write_model_dir(model, label_map, metrics, Path(tmp) / "model", signatures)
         return pack_archive(Path(tmp) / "model", archive)

@@ -530,7 +530,7 @@ def _detect_pixel_range(model) -> tuple[tuple[float, float], str] | None:
     import numpy as np
 
     layers = _all_layers(model)
-    for layer in layers[:6]:
+    for layer in _leading_layers(model):
         if type(layer).__name__ == "Rescaling":
             scale = np.asarray(layer.scale, dtype=np.float64).reshape(-1)[0]
             offset = np.asarray(layer.offset, dtype=np.float64).reshape(-1)[0]
@@ -545,6 +545,25 @@ def _detect_pixel_range(model) -> tuple[tuple[float, float], str] | None:
         if required <= names:
             return value, f"{architecture} (recognised by its layer names)"
     return None
+
+
+def _leading_layers(model, limit: int = 8) -> list:
+    """The first layers the input flows through, nested models followed in (depth first)."""
+    import tf_keras
+
+    found: list = []
+
+    def walk(container):
+        for layer in container.layers:
+            if len(found) >= limit:
+                return
+            if isinstance(layer, tf_keras.Model):
+                walk(layer)
+            elif not isinstance(layer, tf_keras.layers.InputLayer):
+                found.append(layer)
+
+    walk(model)
+    return found
 
 
 def _range_text(value) -> str:
@@ -571,9 +590,8 @@ def _make_module(network, pixel_range, declared: int | None, image_size: int | N
         if size is None:
             raise BackboneError(f"{source}: the network takes neither any image size nor a "
                                 "declared one; pass --image-size") from None
-        if image_size and declared and image_size != declared:
-            log.info("%s takes %dx%d images only (%s)", source, declared, declared,
-                     str(exc).strip().splitlines()[0][:120])
+        log.info("%s takes %dx%d images only (%s)", source, size, size,
+                 (str(exc).strip().splitlines() or [""])[0][:120])
         module = _HubImageModule(network, pixel_range)
         spec = tf.TensorSpec([None, size, size, 3], tf.float32, name="inputs")
         for training in (False, True):

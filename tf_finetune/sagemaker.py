@@ -38,7 +38,8 @@ def _flag(value: str) -> bool:
 
 
 JOB_OPTIONS = {"model_id": str, "image_size": int, "worker_port": int, "checkpoint_steps": int,
-               "fresh_start": _flag}
+               "fresh_start": _flag,
+               "feature_layer": str, "pixel_range": str}  # a Keras model file as the model channel
 # Arguments the estimator or toolkit add on their own; outputs go to SM_MODEL_DIR regardless.
 IGNORED_ARGUMENTS = {"model_dir"}
 
@@ -168,6 +169,7 @@ def job_config(env: SageMakerEnv, options: Mapping[str, str], hyperparameters: M
                      handle=handle, validation_data=env.channels.get("validation"),
                      test_data=env.channels.get("test"), hyperparameters=dict(hyperparameters),
                      image_size=parsed.get("image_size"), cache_dir=cache_dir,
+                     feature_layer=parsed.get("feature_layer"), pixel_range=parsed.get("pixel_range"),
                      model_dir=env.model_dir, report_dir=env.output_data_dir,
                      tensorboard_dir=os.path.join(env.output_dir, "tensorboard"),
                      multi_worker=multi_worker, checkpoint_dir=env.checkpoint_dir,

@@ -88,6 +88,36 @@ def extract_archive(archive: str | Path, target: str | Path) -> Path:
     return target
 
 
+STAGING_PREFIX = ".tf_finetune-staging-"
+
+
+def staging_prefix() -> str:
+    """Name prefix of this process's temporary files and folders beside an output.
+
+    The process id in it lets a later run tell a killed run's leftovers (see
+    :func:`remove_stale_staging`) from a live run's.
+    """
+    return f"{STAGING_PREFIX}{os.getpid()}-"
+
+
+def remove_stale_staging(folder: Path) -> None:
+    """Remove temporary files and folders in ``folder`` left by runs that are no longer running."""
+    for entry in folder.glob(STAGING_PREFIX + "*") if folder.is_dir() else ():
+        pid = entry.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def pack_archive(members: Iterable[tuple[Path, str]], archive: Path) -> Path:
     """Write a ``.tar.gz`` of ``members`` (path, name in the archive) atomically.
 
@@ -98,7 +128,7 @@ def pack_archive(members: Iterable[tuple[Path, str]], archive: Path) -> Path:
         ``archive``.
     """
     archive.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix="." + archive.name + ".", dir=archive.parent)
+    handle, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".tar.gz", dir=archive.parent)
     os.close(handle)
     try:
         with tarfile.open(tmp, "w:gz") as tar:
