@@ -77,8 +77,12 @@ def test_training_job_writes_the_model_and_outputs(text_data, model_channel, tmp
                                             "train_only_top_layer": False, "label_smoothing": 0.0},
                           {"training": text_data, "validation": validation,
                            "test": validation, "model": model_channel})
+    (base / "checkpoints").mkdir()  # as SageMaker makes it when checkpoint_s3_uri is set
     proc = run_toolkit(base)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"checkpoints: {base / 'checkpoints'} (new job)" in proc.stdout + proc.stderr
+    assert "checkpoint saved: epoch 2" in proc.stdout + proc.stderr
+    assert list((base / "checkpoints").iterdir()) == []  # done: removed after the model is written
     assert not (base / "output" / "failure").exists()
     assert (base / "output" / "success").exists()
     model = base / "model"

@@ -581,7 +581,9 @@ def _make_module(network, pixel_range, declared: int | None, image_size: int | N
     try:
         spec = tf.TensorSpec([None, None, None, 3], tf.float32, name="inputs")
         for training in (False, True):
-            module.__call__.get_concrete_function(spec, training=training)
+            traced = module.__call__.get_concrete_function(spec, training=training)
+            if traced.structured_outputs.shape[-1] is None:  # e.g. Flatten: width depends on size
+                raise ValueError("the feature width depends on the image size")
         size = image_size or declared or 224
         module(tf.zeros([1, size, size, 3]))
         return module, True, None
