@@ -10,7 +10,8 @@ throughput  The same model (backbone trainable, 224 px, batch 32, one CPU device
               files    tf_finetune's own pipeline over the training images (``--copies`` x):
                        parallel decode, decoded-image cache, shuffle, prefetch
               memory   one batch of synthetic tensors already in memory, repeated: the upper bound
-              xla      as files, with ``jit_compile=True`` (XLA), to decide its default
+              xla      (with --xla) as files, with ``jit_compile=True`` (XLA), to decide its
+                       default; a run that does not finish within --xla-timeout is reported so
             and prints training images/s over all epochs and over the epochs after the first
             (the first one decodes and fills the cache), and files / memory.
 memory      Peak RSS of ``tf-finetune train`` (full fine-tune, 1 epoch) on the dataset and on the
@@ -73,8 +74,12 @@ THROUGHPUT = textwrap.dedent("""
 """)
 
 
-def run_json(command: list[str], env: dict) -> dict:
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+def run_json(command: list[str], env: dict, timeout: float | None = None) -> dict | None:
+    """The JSON line the command prints last; None when it ran out of ``timeout``."""
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -98,10 +103,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--xla", action="store_true", help="also time jit_compile=True")
+    parser.add_argument("--xla-timeout", type=float, default=600, metavar="S")
     args = parser.parse_args()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     py = sys.executable
-    rate = {mode: {"all": [], "later": []} for mode in ("files", "memory", "xla")}
+    modes = ("files", "memory", "xla") if args.xla else ("files", "memory")
+    rate = {mode: {"all": [], "later": []} for mode in modes}
+    xla_timeouts = 0
     rss = {"1x": [], "4x": []}
     with tempfile.TemporaryDirectory(prefix="bench.") as tmp:
         tmp = Path(tmp)
@@ -112,7 +121,11 @@ def main() -> None:
         for run in range(args.runs):
             for mode in rate:
                 result = run_json([py, "-c", THROUGHPUT, mode, str(tmp / "train"), args.handle,
-                                   str(args.image_size), str(args.epochs)], env)
+                                   str(args.image_size), str(args.epochs)], env,
+                                  args.xla_timeout if mode == "xla" else None)
+                if result is None:
+                    xla_timeouts += 1
+                    continue
                 seconds = result["epoch_seconds"]
                 rate[mode]["all"].append(result["images"] * len(seconds) / sum(seconds))
                 rate[mode]["later"].append(result["images"] * (len(seconds) - 1) / sum(seconds[1:]))
@@ -124,7 +137,7 @@ def main() -> None:
                      str(folder / "val"), "--epochs", "1", "--output", str(tmp / f"out-{copies}"),
                      "--cache-dir", str(tmp / "cache")], env))
             print(f"run {run + 1}/{args.runs}: " + ", ".join(
-                f"{mode} {values['all'][-1]:.1f} img/s" for mode, values in rate.items())
+                f"{mode} {values['all'][-1]:.1f} img/s" for mode, values in rate.items() if values["all"])
                 + ", " + ", ".join(f"RSS {k} {v[-1]:.0f} MiB" for k, v in rss.items()), flush=True)
     median = lambda values: statistics.median(values)  # noqa: E731
     print(f"\nthroughput: {n_train} training images ({args.copies}x {args.data / 'train'}), "
@@ -133,13 +146,17 @@ def main() -> None:
     print(f"{'images/s':22} {'min':>7} {'median':>7} {'max':>7}")
     for mode, values in rate.items():
         for span, label in (("all", "all epochs"), ("later", "after epoch 1")):
-            print(f"{mode + ', ' + label:22} {summary(values[span], 1)}")
+            if values[span]:
+                print(f"{mode + ', ' + label:22} {summary(values[span], 1)}")
     for span, label in (("all", "all epochs"), ("later", "after epoch 1")):
         ratios = [f / m for f, m in zip(rate["files"][span], rate["memory"][span])]
         print(f"files / memory, {label}: {summary(ratios, 3)}   (target >= 0.9)")
-        xla = [x / f for x, f in zip(rate["xla"][span], rate["files"][span])]
-        print(f"xla / files, {label}:    {summary(xla, 3)}")
-    print(f"\npeak RSS, tf-finetune train, full fine-tune, 1 epoch (MiB):")
+        if args.xla and rate["xla"][span]:
+            xla = [x / f for x, f in zip(rate["xla"][span], rate["files"][span])]
+            print(f"xla / files, {label}:    {summary(xla, 3)}")
+    if xla_timeouts:
+        print(f"xla: {xla_timeouts} of {args.runs} runs did not finish within {args.xla_timeout:.0f} s")
+    print("\npeak RSS, tf-finetune train, full fine-tune, 1 epoch (MiB):")
     for copies, values in rss.items():
         print(f"{copies:22} {summary(values, 0)}")
     ratios = [b / a for a, b in zip(rss["1x"], rss["4x"])]

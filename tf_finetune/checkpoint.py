@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from tf_finetune import storage
 from tf_finetune.errors import CheckpointError, TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -160,9 +161,7 @@ def _read_state(directory: Path) -> dict | None:
 
 
 def _write_state(directory: Path, state: Mapping) -> None:
-    temporary = directory / f".{STATE_FILE}.tmp"
-    temporary.write_text(json.dumps(state, indent=1) + "\n", "utf-8")
-    os.replace(temporary, directory / STATE_FILE)
+    storage.write_atomically(directory / STATE_FILE, (json.dumps(state, indent=1) + "\n").encode("utf-8"))
 
 
 def make_callback(checkpoints: Checkpoints):

@@ -6,6 +6,14 @@ without a traceback and exit non-zero.
 """
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The informative first line of a library's error message, for quoting in ours (skipping
+    Keras's "Exception encountered when calling layer" preamble)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith("Exception encountered when calling")]
+    return (useful or lines or [exc.__class__.__name__])[0][:limit]
+
+
 class TfFinetuneError(Exception):
     """Base class of all errors tf_finetune raises on purpose."""
 

@@ -10,7 +10,7 @@ import tensorflow_hub as hub
 import tf_keras
 
 from tf_finetune.backbone import BackboneSpec, choose_image_size, fixed_image_size
-from tf_finetune.errors import BackboneError, HyperparameterError
+from tf_finetune.errors import BackboneError, HyperparameterError, first_line
 from tf_finetune.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
                                name="backbone")
     except (ValueError, TypeError) as exc:  # e.g. a SavedModel with signatures but no __call__
         raise BackboneError(f"backbone {spec.name} is not a TF-Hub reusable SavedModel (no callable "
-                            f"model: {_first_line(exc)}); export it with tf.saved_model.save of a "
+                            f"model: {first_line(exc)}); export it with tf.saved_model.save of a "
                             "Keras model or tf.Module that has __call__") from None
     image_size = None
     if spec.task == "image":
@@ -60,7 +60,7 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
         expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
                     if spec.task == "image" else "a batch of strings")
         raise BackboneError(f"backbone {spec.name} cannot take {expected} (an {spec.task} "
-                            f"feature extractor is needed): {_first_line(exc)}") from None
+                            f"feature extractor is needed): {first_line(exc)}") from None
     if isinstance(features, dict) or len(features.shape) != 2:
         shape = sorted(features) if isinstance(features, dict) else features.shape
         raise BackboneError(f"backbone {spec.name} does not return a feature vector "
@@ -75,14 +75,6 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
              spec.name, "trainable" if trainable else "frozen", features.shape[-1],
              hp.dropout_rate, num_classes)
     return model, image_size
-
-
-def _first_line(exc: Exception) -> str:
-    """The informative first line of a TensorFlow/Keras error (not Keras's "Exception
-    encountered when calling layer" preamble)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith("Exception encountered when calling")]
-    return (useful or lines or [exc.__class__.__name__])[0][:300]
 
 
 def load_classifier(model_dir: str, spec: BackboneSpec, label_map, previous_labels,

@@ -16,7 +16,7 @@ import numpy as np
 
 from tf_finetune import storage
 from tf_finetune.data import LabelMap
-from tf_finetune.errors import TfFinetuneError
+from tf_finetune.errors import TfFinetuneError, first_line
 
 BATCH = 64
 
@@ -56,7 +56,7 @@ class FineTunedModel:
                     out = self.serve(text=tf.constant(chunk))
             except (OSError, tf.errors.InvalidArgumentError) as exc:
                 raise TfFinetuneError(f"cannot predict on {_name_batch(chunk)}: "
-                                      f"{str(exc).strip().splitlines()[0][:200]}") from None
+                                      f"{first_line(exc, 200)}") from None
             rows.append(out["probabilities"].numpy())
         width = self.label_map.num_classes
         return np.concatenate(rows) if rows else np.zeros((0, width), dtype=np.float32)

@@ -118,6 +118,20 @@ def _running(pid: int) -> bool:
     return True
 
 
+def write_atomically(path: Path, content: bytes) -> Path:
+    """Write ``content`` to ``path`` under a temporary name, then rename: never a partial file."""
+    handle, tmp = tempfile.mkstemp(prefix=staging_prefix(), dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def pack_archive(members: Iterable[tuple[Path, str]], archive: Path) -> Path:
     """Write a ``.tar.gz`` of ``members`` (path, name in the archive) atomically.
 

@@ -27,7 +27,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tf_finetune.errors import TfFinetuneError
+from tf_finetune import storage
+from tf_finetune.errors import TfFinetuneError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,8 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
         function, image_size = _text_function(loaded), None
         content = _convert_text(function, loaded, quantize)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomically(out_dir / TFLITE_FILE, content)
-    _write_atomically(out_dir / LABELS_TXT, ("\n".join(label_map.class_names) + "\n").encode("utf-8"))
+    storage.write_atomically(out_dir / TFLITE_FILE, content)
+    storage.write_atomically(out_dir / LABELS_TXT, ("\n".join(label_map.class_names) + "\n").encode("utf-8"))
     report: dict[str, Any] = {
         "quantize": quantize, "task": task, "tflite_bytes": len(content),
         "savedmodel_bytes": _folder_bytes(model_dir / "1"),
@@ -109,7 +110,7 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
                  report["agreement"])
     else:
         log.info("tflite %s: %d bytes; no held-out data, accuracy not checked", quantize, len(content))
-    _write_atomically(out_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    storage.write_atomically(out_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return report
 
 
@@ -217,7 +218,7 @@ def _convert(function, loaded, quantize: str, samples, image_size: int, interpol
             return converter.convert()
     except Exception as exc:  # the converter raises ConverterError and plain exceptions
         raise TfFinetuneError(f"TFLite conversion ({quantize}) failed: "
-                              f"{_first_line(exc)}") from None
+                              f"{first_line(exc)}") from None
 
 
 def _convert_text(function, loaded, quantize: str) -> bytes:
@@ -232,7 +233,7 @@ def _convert_text(function, loaded, quantize: str) -> bytes:
             return converter.convert()
     except Exception as exc:
         names = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op", str(exc))))
-        _refuse_text(", ".join(names[:8]) if names else _first_line(exc)[:200])
+        _refuse_text(", ".join(names[:8]) if names else first_line(exc)[:200])
 
 
 def _refuse_text(detail: str):
@@ -293,11 +294,6 @@ def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return (lines[0] if lines else exc.__class__.__name__)[:300]
-
-
 @contextlib.contextmanager
 def _quiet_absl():
     """Keep absl's INFO lines (renamed function inputs) out of the log during save/convert."""
@@ -308,18 +304,6 @@ def _quiet_absl():
         yield
     finally:
         absl.setLevel(level)
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    handle, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def export_after_training(quantize: str, model_dir: Path, data, workdir: Path,
