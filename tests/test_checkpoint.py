@@ -15,13 +15,13 @@ import tensorflow as tf
 import tiny_modules
 from helpers import REPO, extract
 
-EPOCHS = 8
+EPOCHS = 6
 
 
 @pytest.fixture(scope="module")
 def many_images(tmp_path_factory):
     """Enough tiny images that an epoch takes a noticeable fraction of a second at batch 1."""
-    return tiny_modules.write_image_folder(tmp_path_factory.mktemp("data") / "images", per_class=40)
+    return tiny_modules.write_image_folder(tmp_path_factory.mktemp("data") / "images", per_class=30)
 
 
 class Training:

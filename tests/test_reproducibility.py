@@ -6,7 +6,7 @@ import re
 import tiny_modules
 from tf_finetune.job import JobConfig, run
 
-HP = {"epochs": 3, "batch_size": 2, "learning_rate": 0.05, "validation_split_ratio": 0.25,
+HP = {"epochs": 2, "batch_size": 2, "learning_rate": 0.05, "validation_split_ratio": 0.25,
       "dropout_rate": 0.3}
 
 
@@ -21,8 +21,8 @@ def trained(data, module, cache_dir, seed: int, caplog) -> tuple[dict, str]:
 
 def test_same_seed_same_run_other_seed_other_run(image_module, cache_dir, tmp_path, caplog):
     caplog.set_level("INFO")
-    # 20 noisy images per class: the split, the order and dropout all show in the weights
-    data = tiny_modules.write_image_folder(tmp_path / "images", per_class=20)
+    # 12 noisy images per class: the split, the order and dropout all show in the weights
+    data = tiny_modules.write_image_folder(tmp_path / "images", per_class=12)
     first, digest = trained(data, image_module, cache_dir, 11, caplog)
     again, digest_again = trained(data, image_module, cache_dir, 11, caplog)
     other, digest_other = trained(data, image_module, cache_dir, 12, caplog)
