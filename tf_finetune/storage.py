@@ -5,12 +5,13 @@ the code has one place to ask.)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from tf_finetune.errors import StorageError
 
@@ -118,39 +119,38 @@ def _running(pid: int) -> bool:
     return True
 
 
-def write_atomically(path: Path, content: bytes) -> Path:
-    """Write ``content`` to ``path`` under a temporary name, then rename: never a partial file."""
-    handle, tmp = tempfile.mkstemp(prefix=staging_prefix(), dir=path.parent)
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = "") -> Iterator[str]:
+    """A temporary path beside ``path`` to write to; renamed to ``path`` when the block ends
+    without an error, removed otherwise. ``path`` is the previous file or the complete new one,
+    never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=suffix, dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
+        yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_atomically(path: Path, content: bytes) -> Path:
+    """Write ``content`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        out.write(content)
     return path
 
 
 def pack_archive(members: Iterable[tuple[Path, str]], archive: Path) -> Path:
-    """Write a ``.tar.gz`` of ``members`` (path, name in the archive) atomically.
-
-    The archive is written under a temporary name in the same folder and renamed, so
-    ``archive`` is either the previous file or the complete new one, never a partial one.
+    """Write a ``.tar.gz`` of ``members`` (path, name in the archive) atomically (see
+    :func:`atomic_path`).
 
     Returns:
         ``archive``.
     """
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".tar.gz", dir=archive.parent)
-    os.close(handle)
-    try:
-        with tarfile.open(tmp, "w:gz") as tar:
-            for path, name in members:
-                tar.add(path, arcname=name)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, archive)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(archive, ".tar.gz") as tmp, tarfile.open(tmp, "w:gz") as tar:
+        for path, name in members:
+            tar.add(path, arcname=name)
     return archive
