@@ -66,6 +66,29 @@ def _name_batch(chunk: Sequence[str]) -> str:
     return chunk[0] if len(chunk) == 1 else f"one of {len(chunk)} inputs from {chunk[0]!s}"
 
 
+def unpack_model(source: str, workdir: Path) -> Path:
+    """The local folder of a fine-tuned model given as a folder, ``model.tar.gz`` or
+    ``s3://…/model.tar.gz`` (downloaded and extracted into ``workdir`` as needed).
+
+    Raises:
+        TfFinetuneError: nothing there, or not a tf_finetune model (what is missing is named).
+    """
+    path = Path(source)
+    if storage.is_s3(source):
+        from tf_finetune import s3
+
+        path = Path(s3.download_prefix(source, workdir / "download"))
+    elif not path.exists():
+        raise TfFinetuneError(f"{source}: no such model file or folder")
+    if path.is_file() and storage.is_archive(path):
+        path = storage.extract_archive(path, workdir / "model")
+    for needed in ("labels.json", "1/saved_model.pb"):
+        if not (path / needed).is_file():
+            raise TfFinetuneError(f"{source} is not a tf_finetune model: no {needed} in it "
+                                  "(give the model.tar.gz or the folder it unpacks to)")
+    return path
+
+
 @contextlib.contextmanager
 def open_model(source: str) -> Iterator[FineTunedModel]:
     """Open a model folder, ``model.tar.gz`` or ``s3://…/model.tar.gz`` for inference.
@@ -79,17 +102,7 @@ def open_model(source: str) -> Iterator[FineTunedModel]:
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory(prefix="tf_finetune.model.") as tmp:
-        path = Path(source)
-        if storage.is_s3(source):
-            from tf_finetune import s3
-
-            path = Path(s3.download_prefix(source, Path(tmp) / "download"))
-        if path.is_file() and storage.is_archive(path):
-            path = storage.extract_archive(path, Path(tmp) / "model")
-        for needed in ("labels.json", "1/saved_model.pb"):
-            if not (path / needed).is_file():
-                raise TfFinetuneError(f"{source} is not a tf_finetune model: no {needed} in it "
-                                      "(give the model.tar.gz or the folder it unpacks to)")
+        path = unpack_model(source, Path(tmp))
         label_map = LabelMap.from_json((path / "labels.json").read_text("utf-8"))
         serve = tf.saved_model.load(str(path / "1")).signatures["serving_default"]
         inputs = serve.structured_input_signature[1]

@@ -364,20 +364,11 @@ def export_model(model: str, quantize: str = "none", data: str | None = None,
 
     if storage.is_s3(model) and not output_dir:
         raise TfFinetuneError(f"{model} is on S3: give --output-dir for the TFLite files")
-    with tempfile.TemporaryDirectory(prefix="tf_finetune.tflite.") as tmp:
-        path = Path(model)
-        if storage.is_s3(model):
-            from tf_finetune import s3
+    from tf_finetune.predictor import unpack_model
 
-            path = Path(s3.download_prefix(model, Path(tmp) / "download"))
-        elif not path.exists():
-            raise TfFinetuneError(f"{model}: no such model file or folder")
-        default_out = path.parent if path.is_file() else path
-        if path.is_file() and storage.is_archive(path):
-            path = storage.extract_archive(path, Path(tmp) / "model")
-        if not (path / "labels.json").is_file():
-            raise TfFinetuneError(f"{model} is not a tf_finetune model: no labels.json in it "
-                                  "(give the model.tar.gz or the folder it unpacks to)")
+    with tempfile.TemporaryDirectory(prefix="tf_finetune.tflite.") as tmp:
+        default_out = Path(model).parent if Path(model).is_file() else Path(model)
+        path = unpack_model(model, Path(tmp))
         label_map = LabelMap.from_json((path / "labels.json").read_text("utf-8"))
         task = "image" if _is_image_model(path) else "text"
         representative = load_examples(task, data, label_map) if data and task == "image" else None
