@@ -38,7 +38,7 @@ THROUGHPUT = textwrap.dedent("""
     from tf_finetune import distribute, hyperparameters, model as model_lib
     from tf_finetune.backbone import BackboneSpec
     from tf_finetune.data import load_data
-    from tf_finetune.data.pipeline import make_dataset
+    from tf_finetune.data.pipeline import steps_per_epoch, training_batches
 
     mode, data, handle, size, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     strategy = distribute.create_strategy()
@@ -50,16 +50,14 @@ THROUGHPUT = textwrap.dedent("""
         model, _ = model_lib.build_classifier(spec, handle, None, classes, hp)
         model_lib.compile_classifier(model, hp, epochs * -(-n // 32))
     with tempfile.TemporaryDirectory() as tmp:
+        steps = steps_per_epoch(n, 32)
         if mode == "memory":
             images = tf.random.uniform([32, size, size, 3])
             labels = tf.one_hot(tf.range(32) % classes, classes)
-            full, last = divmod(n, 32)
-            dataset = tf.data.Dataset.from_tensors((images, labels)).repeat(full)
-            if last:
-                dataset = dataset.concatenate(tf.data.Dataset.from_tensors((images[:last], labels[:last])))
+            dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
         else:
-            dataset = make_dataset(split.train, "image", classes, 32, image_size=size, shuffle_seed=123,
-                                   cache_file=f"{tmp}/decoded")
+            dataset = training_batches(split.train, "image", classes, 32, image_size=size, shuffle_seed=123,
+                                       cache_file=f"{tmp}/decoded")
         seconds = []
 
         class Clock(tf_keras.callbacks.Callback):
@@ -69,7 +67,7 @@ THROUGHPUT = textwrap.dedent("""
             def on_epoch_end(self, epoch, logs=None):
                 seconds.append(time.perf_counter() - self.start)
 
-        model.fit(dataset, epochs=epochs, callbacks=[Clock()], verbose=0)
+        model.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=[Clock()], verbose=0)
     print(json.dumps({"images": n, "epoch_seconds": seconds}))
 """)
 

@@ -18,7 +18,7 @@ from PIL import Image
 from tiny_modules import COLOURS, write_image, write_image_folder
 from tf_finetune.data import Examples, load_data
 from tf_finetune.data.images import check_image, list_images
-from tf_finetune.data.pipeline import decode_image, make_dataset
+from tf_finetune.data.pipeline import decode_image, inference_batches, steps_per_epoch, training_batches
 from tf_finetune.errors import DataError
 
 LOGGER = "tf_finetune.data.images"
@@ -355,62 +355,97 @@ def _examples(tmp_path: Path, per_class: int = 5) -> Examples:
     return Examples(files.paths, files.labels)
 
 
-def test_make_dataset_batches_and_one_hot_labels(tmp_path):
+def _rows(dataset: tf.data.Dataset, batches: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+    sizes, images, labels = [], [], []
+    for batch_images, one_hot in dataset.take(batches):
+        sizes.append(int(batch_images.shape[0]))
+        images.append(batch_images.numpy())
+        labels.append(one_hot.numpy())
+    return sizes, np.concatenate(images), np.concatenate(labels)
+
+
+def _key(images: np.ndarray, labels: np.ndarray) -> list[tuple]:
+    """Examples as sortable rows (mean colour + label), to compare orders of the same examples."""
+    rows = np.concatenate([images.mean(axis=(1, 2)), labels], axis=1).astype(np.float64)
+    return sorted(map(tuple, rows.round(4).tolist()))
+
+
+def test_training_batches_are_full_and_a_pass_continues_into_the_next(tmp_path):
     examples = _examples(tmp_path)  # 15 images
-    dataset = make_dataset(examples, "image", num_classes=3, global_batch=4, image_size=SIZE)
+    dataset = training_batches(examples, "image", num_classes=3, global_batch=4, shuffle_seed=1,
+                               image_size=SIZE)
+    assert steps_per_epoch(len(examples), 4) == 4
+    sizes, images, labels = _rows(dataset, 8)  # two epochs of steps: 32 examples, > two passes
 
-    sizes, labels = [], []
-    for images, one_hot in dataset:
-        assert images.dtype == tf.float32 and one_hot.dtype == tf.float32
-        assert images.shape[0] <= 4 and images.shape[1:] == (SIZE, SIZE, 3)
-        assert one_hot.shape == (images.shape[0], 3)
-        array = images.numpy()
-        assert array.min() >= 0.0 and array.max() <= 1.0
-        sizes.append(int(images.shape[0]))
-        labels.extend(one_hot.numpy().tolist())
-
-    assert sizes == [4, 4, 4, 3]
-    assert sum(sizes) == len(examples)
-    assert labels == np.eye(3)[list(examples.labels)].tolist()  # file order without shuffling
+    assert sizes == [4] * 8  # never a short batch, so no replica is ever short or empty
+    assert images.dtype == np.float32 and images.shape[1:] == (SIZE, SIZE, 3)
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert labels.shape == (32, 3)
+    file_images = np.stack([decode_image(tf.constant(p), SIZE, "bilinear").numpy() for p in examples.inputs])
+    file_labels = np.eye(3)[list(examples.labels)]
+    # each pass is a permutation of all 15 examples with their labels attached
+    assert _key(images[:15], labels[:15]) == _key(file_images, file_labels)
+    assert _key(images[15:30], labels[15:30]) == _key(file_images, file_labels)
+    assert not np.array_equal(images[:15], images[15:30])  # reshuffled per pass
 
 
-def test_make_dataset_decodes_each_class_colour(tmp_path):
+def test_training_batches_decode_each_class_colour(tmp_path):
     examples = _examples(tmp_path, per_class=2)
-    dataset = make_dataset(examples, "image", num_classes=3, global_batch=6, image_size=SIZE)
+    dataset = training_batches(examples, "image", num_classes=3, global_batch=6, shuffle_seed=3,
+                               image_size=SIZE)
     images, one_hot = next(iter(dataset))
     channel = images.numpy().mean(axis=(1, 2)).argmax(axis=1)  # dominant colour channel
     # blue -> channel 2, green -> 1, red -> 0
     assert channel.tolist() == [{0: 2, 1: 1, 2: 0}[c] for c in one_hot.numpy().argmax(axis=1)]
 
 
-def _epochs(examples: Examples, seed: int | None, epochs: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
-    dataset = make_dataset(examples, "image", num_classes=3, global_batch=4, image_size=8, shuffle_seed=seed)
-    runs = []
-    for _ in range(epochs):
-        batches = list(dataset)
-        runs.append((np.concatenate([b[0].numpy() for b in batches]),
-                     np.concatenate([b[1].numpy() for b in batches])))
-    return runs
-
-
-def test_make_dataset_shuffle_is_reproducible_per_epoch(tmp_path):
+@pytest.mark.parametrize("count,batch", [(15, 4), (12, 4), (5, 8), (1, 3)])
+def test_inference_batches_are_full_in_file_order_padded_with_the_last(tmp_path, count, batch):
     examples = _examples(tmp_path)
-    first, again, other = _epochs(examples, 7), _epochs(examples, 7), _epochs(examples, 8)
-    unshuffled = _epochs(examples, None, epochs=1)[0]
+    paths = list(examples.inputs)[:count]
+    batches = [b.numpy() for b in inference_batches(paths, "image", batch, image_size=SIZE)]
+
+    assert [len(b) for b in batches] == [batch] * -(-count // batch)
+    rows = np.concatenate(batches)
+    expected = np.stack([decode_image(tf.constant(p), SIZE, "bilinear").numpy() for p in paths])
+    np.testing.assert_allclose(rows[:count], expected, atol=1e-6)  # the order given, always
+    for padding in rows[count:]:
+        np.testing.assert_allclose(padding, expected[-1], atol=1e-6)
+
+
+def test_inference_batches_text_and_indices_keep_order():
+    texts = ["a", "b", "c", "d", "e"]
+    assert [t.decode() for b in inference_batches(texts, "text", 4) for t in b.numpy()] == \
+        ["a", "b", "c", "d", "e", "e", "e", "e"]
+    indices = tf.range(5, dtype=tf.int64)
+    assert [int(i) for b in inference_batches(indices, "index", 2) for i in b.numpy()] == [0, 1, 2, 3, 4, 4]
+    with pytest.raises(ValueError, match="no inputs"):
+        inference_batches([], "text", 4)
+
+
+def _passes(examples: Examples, seed: int, passes: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
+    count = len(examples)
+    batches = -(-count * passes // 4)
+    _, images, labels = _rows(training_batches(examples, "image", num_classes=3, global_batch=4,
+                                               image_size=8, shuffle_seed=seed), batches)
+    return [(images[i * count:(i + 1) * count], labels[i * count:(i + 1) * count]) for i in range(passes)]
+
+
+def test_training_batches_shuffle_is_reproducible_per_pass(tmp_path):
+    examples = _examples(tmp_path)
+    first, again, other = _passes(examples, 7), _passes(examples, 7), _passes(examples, 8)
+    in_order = np.stack([decode_image(tf.constant(p), 8, "bilinear").numpy() for p in examples.inputs])
+    file_labels = np.eye(3)[list(examples.labels)]
 
     for (images_a, labels_a), (images_b, labels_b) in zip(first, again):
         assert np.array_equal(images_a, images_b)
         assert np.array_equal(labels_a, labels_b)
-        assert len(images_a) == len(examples)
-    # it does shuffle: not file order, a new order each epoch, and the seed matters
-    assert not np.array_equal(first[0][0], unshuffled[0])
+    # it does shuffle: not file order, a new order each pass, and the seed matters
+    assert not np.array_equal(first[0][0], in_order)
     assert not np.array_equal(first[0][0], first[1][0])
     assert not np.array_equal(first[0][0], other[0][0])
-    # every epoch is a permutation of the same examples with their labels attached
-    key = lambda images, labels: sorted(map(tuple, np.concatenate(
-        [images.mean(axis=(1, 2)), labels], axis=1).round(5).tolist()))
     for images, labels in first + other:
-        assert key(images, labels) == key(*unshuffled)
+        assert _key(images, labels) == _key(in_order, file_labels)
 
 
 # --- decoding large JPEGs at a reduced scale ----------------------------------------------------

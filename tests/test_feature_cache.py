@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 import tiny_modules
 from helpers import extract
@@ -68,3 +69,45 @@ def test_large_features_go_to_a_file_backed_array(image_module, image_data, cach
                                    atol=1e-4)
     assert "are kept in a file" in caplog.text
     assert big.metrics["history"]["loss"] != pytest.approx([0, 0, 0])
+
+
+def test_mixed_precision_is_undone_when_the_job_ends():
+    from tf_finetune.model import grappler_option
+
+    def option():
+        return tf.config.optimizer.get_experimental_options().get("auto_mixed_precision", False)
+
+    before = option()
+    with grappler_option("auto_mixed_precision", True):
+        assert option() is True
+    assert option() == before
+    with pytest.raises(RuntimeError):  # a job that fails puts it back too
+        with grappler_option("auto_mixed_precision", True):
+            raise RuntimeError("training failed")
+    assert option() == before
+
+
+@pytest.mark.parametrize("loss_scaling", [False, True])
+def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, image_data, tmp_path,
+                                                                  loss_scaling):
+    from tf_finetune import distribute, feature_cache, model as model_lib
+    from tf_finetune.backbone import BackboneSpec
+    from tf_finetune.data import load_data
+    from tf_finetune.data.pipeline import inference_batches
+    from tf_finetune.hyperparameters import resolve
+
+    strategy = distribute.create_strategy()
+    hp = resolve(dict(HEAD_ONLY, epochs=1))
+    data = load_data("image", image_data, validation_split_ratio=0.25)
+    spec = BackboneSpec(str(image_module), str(image_module), "image", image_size=24)
+    with strategy.scope():
+        model, size = model_lib.build_classifier(spec, str(image_module), None, 2, hp)
+        model_lib.compile_classifier(model, hp, 10, loss_scaling)
+    batch = 4 * strategy.num_replicas_in_sync
+    inputs = {name: inference_batches(examples.inputs, "image", batch, image_size=size)
+              for name, examples in (("train", data.train), ("validation", data.validation))}
+    history, scorer = feature_cache.fit_head(model, strategy, data, inputs, hp, batch, 2, tmp_path,
+                                             "image", loss_scaling)
+    scaled = lambda m: isinstance(m.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)  # noqa: E731
+    assert scaled(model) == scaled(scorer.model) == loss_scaling
+    assert len(history["loss"]) == 1 and np.isfinite(history["val_loss"][0])

@@ -58,13 +58,15 @@ TEXT_WORDS = {0: ["rain", "snow", "wind", "cloud", "storm", "cold", "sun", "fog"
 FILLER = ["the", "a", "is", "was", "today", "very", "and", "we"]
 
 
-def save_text_module(path: Path, dim: int = 8) -> Path:
-    """Save a tiny mean-of-word-vectors text module over TEXT_WORDS and FILLER."""
+def save_text_module(path: Path, dim: int = 8, record: Path | None = None) -> Path:
+    """Save a tiny mean-of-word-vectors text module over TEXT_WORDS and FILLER; with
+    ``record``, one that appends the batch size of every call to that file."""
     words = FILLER + TEXT_WORDS[0] + TEXT_WORDS[1]
     vectors = np.random.default_rng(0).normal(size=(len(words), dim)).astype(np.float32)
     vocab = path.parent / (path.name + ".vocab.txt")
     vocab.write_text("\n".join(words) + "\n", encoding="utf-8")
-    module = TextEmbedding(str(vocab), vectors)
+    module = (TextEmbedding(str(vocab), vectors) if record is None
+              else RecordingTextEmbedding(str(vocab), vectors, record))
     spec = tf.TensorSpec([None], tf.string, name="inputs")
     for training in (False, True):
         module.__call__.get_concrete_function(spec, training=training)
@@ -108,3 +110,40 @@ def write_image_folder(root: Path, per_class: int = 12, classes=("blue", "red"))
         for i in range(per_class):
             write_image(root / cls / f"{cls}_{i:03d}.jpg", COLOURS[cls], seed=i)
     return root
+
+
+def _record_batch_size(log: str, inputs) -> None:
+    """Append the batch size this call sees to ``log`` (one line per call, per replica)."""
+    tf.print(tf.shape(inputs)[0], output_stream=f"file://{log}")
+
+
+class RecordingImageFeatures(TinyImageFeatures):
+    """:class:`TinyImageFeatures` that appends every call's batch size to a file: under a
+    distribution strategy each replica calls it on its own share of the batch."""
+
+    def __init__(self, log: Path):
+        super().__init__()
+        self._log = str(log)
+
+    @tf.function
+    def __call__(self, inputs, training=False):
+        _record_batch_size(self._log, inputs)
+        return TinyImageFeatures.__dict__["__call__"].python_function(self, inputs, training)
+
+
+class RecordingTextEmbedding(TextEmbedding):
+    """The tiny text embedding, appending every call's batch size to a file."""
+
+    def __init__(self, vocab_file: str, vectors: np.ndarray, log: Path):
+        super().__init__(vocab_file, vectors)
+        self._log = str(log)
+
+    @tf.function
+    def __call__(self, inputs, training=False):
+        _record_batch_size(self._log, inputs)
+        return TextEmbedding.__dict__["__call__"].python_function(self, inputs, training)
+
+
+def recorded_batch_sizes(log: Path) -> list[int]:
+    """The batch sizes a recording module has seen, in call order (empty when never called)."""
+    return [int(line) for line in log.read_text().split()] if log.exists() else []

@@ -5,10 +5,10 @@ call :func:`run`; nothing below this reads the environment.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
-import math
 import shutil
 import tempfile
 import time
@@ -183,7 +183,8 @@ def run(config: JobConfig) -> JobResult:
         config = _localize_data(config, Path(workdir))
         spec, hp = plan(config)
         spec = _localize_backbone(spec, Path(workdir))
-        return _run_local(config, spec, hp, started, Path(workdir))
+        with contextlib.ExitStack() as job_scope:  # undoes process-wide settings when the job ends
+            return _run_local(config, spec, hp, started, Path(workdir), job_scope)
 
 
 def _fetch(uri: str | None, target: Path) -> str | None:
@@ -211,7 +212,7 @@ def _localize_backbone(spec: BackboneSpec, workdir: Path) -> BackboneSpec:
 
 
 def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperparameters,
-               started: float, workdir: Path) -> JobResult:
+               started: float, workdir: Path, job_scope: contextlib.ExitStack) -> JobResult:
     data = load_data(spec.task, config.data, config.validation_data, hp.validation_split_ratio,
                      hp.random_seed)
     test = load_examples(spec.task, config.test_data, data.label_map) if config.test_data else None
@@ -224,7 +225,9 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     import tf_keras
 
     from tf_finetune import export, feature_cache, model as model_lib, serving, train
-    from tf_finetune.data.pipeline import make_augmenter, make_dataset
+    from tf_finetune.data.pipeline import (inference_batches, make_augmenter, steps_per_epoch,
+                                           training_batches)
+    from tf_finetune.inference import Scorer
 
     tf_keras.utils.set_random_seed(hp.random_seed)
     check_requirements(spec)
@@ -240,13 +243,17 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     replicas = strategy.num_replicas_in_sync
     global_batch = distribute.global_batch_size(strategy, hp.batch_size)
     checkpoints = _open_checkpoints(config, spec, hp, data, global_batch)
-    steps_per_epoch = math.ceil(len(data.train) / global_batch)
+    steps = steps_per_epoch(len(data.train), global_batch)
     workers = distribute.worker_count(strategy)
+    # Every step is one full global batch (see training_batches): steps x global_batch
+    # examples an epoch, with the data reshuffled at every pass and nothing dropped.
     log.info("workers=%d replicas=%d batch_size=%d global_batch=%d steps_per_epoch=%d train=%d "
-             "validation=%d", workers, replicas, hp.batch_size, global_batch, steps_per_epoch,
-             len(data.train), len(data.validation) if data.validation else 0)
+             "validation=%d examples_per_epoch=%d (full batches: a pass that ends inside a batch "
+             "fills it from the next pass)", workers, replicas, hp.batch_size,
+             global_batch, steps, len(data.train), len(data.validation) if data.validation else 0,
+             steps * global_batch)
     model_lib.check_jit_compile(hp, strategy)
-    loss_scaling = model_lib.use_mixed_precision(hp)
+    loss_scaling = job_scope.enter_context(model_lib.mixed_precision(hp))
     with strategy.scope():
         if is_finetuned_model(backbone_path):  # incremental training from a previous model
             previous = LabelMap.from_json((Path(backbone_path) / "labels.json").read_text("utf-8"))
@@ -255,7 +262,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         else:
             model, image_size = model_lib.build_classifier(
                 spec, backbone_path, preprocessor_path, data.label_map.num_classes, hp)
-        model_lib.compile_classifier(model, hp, steps_per_epoch * hp.epochs, loss_scaling)
+        model_lib.compile_classifier(model, hp, steps * hp.epochs, loss_scaling)
 
     augmenter = None
     if spec.task == "image" and hp.augmentation:
@@ -264,51 +271,56 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     cache, why_not = feature_cache.can_cache(hp, spec.task, config.multi_worker)
     if cache and not config.feature_cache:
         cache, why_not = False, "the feature cache is turned off"
-    # An explicit seed asks for a repeatable run; otherwise parallel decoding may reorder.
+    # An explicit seed asks for a repeatable run; otherwise parallel decoding may reorder the
+    # training stream. Everything predicted on keeps its order whatever the seed.
     seeded = "random_seed" in hyperparameters.normalize(config.hyperparameters)
-    common = dict(task=spec.task, num_classes=data.label_map.num_classes, global_batch=global_batch,
-                  image_size=image_size, interpolation=hp.image_resize_interpolation,
-                  deterministic=seeded)
+    decoding = dict(image_size=image_size, interpolation=hp.image_resize_interpolation)
     decoded = _decoded_image_cache(spec.task, data, image_size, workdir) if not cache else {}
-    train_ds = make_dataset(data.train, shuffle_seed=hp.random_seed, augmenter=augmenter,
-                            cache_file=decoded.get("train"), **common)
-    val_ds = make_dataset(data.validation, cache_file=decoded.get("validation"),
-                          **common) if data.validation else None
+    val_inputs = inference_batches(data.validation.inputs, spec.task, global_batch,
+                                   cache_file=decoded.get("validation"),
+                                   **decoding) if data.validation else None
 
     fit_started = time.perf_counter()
     chief = distribute.is_chief(strategy)
     tensorboard_dir = config.tensorboard_dir
     if tensorboard_dir is None and config.output and not storage.is_s3(config.output):
         tensorboard_dir = str(Path(config.output) / OUTPUT_SUBDIR / "tensorboard")
-    val_probabilities = None
     if cache:
-        plain_train = make_dataset(data.train, **common)  # in order: features line up with labels
-        history, val_final, val_probabilities = feature_cache.fit_head(
-            model, strategy, data, {"train": plain_train, "validation": val_ds}, hp, global_batch,
-            steps_per_epoch * hp.epochs, workdir, spec.task, tensorboard_dir if chief else None,
-            checkpoints)
+        train_inputs = inference_batches(data.train.inputs, spec.task, global_batch, **decoding)
+        history, val_scorer = feature_cache.fit_head(
+            model, strategy, data, {"train": train_inputs, "validation": val_inputs}, hp,
+            global_batch, steps, workdir, spec.task, loss_scaling,
+            tensorboard_dir if chief else None, checkpoints)
     else:
         if hp.train_only_top_layer:
             log.info("head-only training through the backbone every epoch: %s", why_not)
-        history = train.fit(model, train_ds, val_ds, hp, tensorboard_dir if chief else None,
-                            checkpoints)
-        val_final = model.evaluate(val_ds, verbose=0, return_dict=True) if val_ds is not None else {}
-        val_final = {"val_" + k: float(v) for k, v in val_final.items()}
+        train_ds = training_batches(data.train, spec.task, data.label_map.num_classes, global_batch,
+                                    shuffle_seed=hp.random_seed, augmenter=augmenter,
+                                    cache_file=decoded.get("train"), deterministic=seeded, **decoding)
+        val_scorer = Scorer(model, val_inputs, data.validation.labels, strategy,
+                            hp.label_smoothing) if val_inputs is not None else None
+        history = train.fit(model, train_ds, steps, val_scorer, hp,
+                            tensorboard_dir if chief else None, checkpoints)
     train_seconds = time.perf_counter() - fit_started
     final = {"train_" + k: float(v[-1]) for k, v in history.items() if not k.startswith("val_")}
-    final.update(val_final)
-    if val_final:
+    val_probabilities = None
+    if val_scorer is not None:  # one prediction: the final metrics and the report count the same
+        val_probabilities = val_scorer.probabilities()
+        val_final = {"val_" + k: v for k, v in val_scorer.metrics(val_probabilities).items()}
+        final.update(val_final)
         log.info("final %s", train.format_metrics(val_final))
     if test is not None:
-        values = model.evaluate(make_dataset(test, **common), verbose=0, return_dict=True)
-        final.update({"test_" + k: float(v) for k, v in values.items()})
+        test_scorer = Scorer(model, inference_batches(test.inputs, spec.task, global_batch, **decoding),
+                             test.labels, strategy, hp.label_smoothing)
+        final.update({"test_" + k: v for k, v in test_scorer.metrics().items()})
         log.info("%s test_examples=%d", train.format_metrics(
             {k: v for k, v in final.items() if k.startswith("test_")}), len(test))
     log.info("weights_digest=%s", model_lib.weights_digest(model))
 
     metrics = _metrics_record(config, spec, hp, data, final, history, replicas, global_batch,
                               image_size, train_seconds, time.perf_counter() - started)
-    metrics.update(workers=workers, num_test_examples=len(test) if test is not None else 0)
+    metrics.update(workers=workers, num_test_examples=len(test) if test is not None else 0,
+                   steps_per_epoch=steps)
     signatures = serving.make_signatures(model, spec.task, data.label_map.class_names, image_size,
                                          hp.image_resize_interpolation)
     if not chief:
@@ -328,7 +340,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         tflite.export_after_training(hp.tflite, source, data, workdir, targets)
     if config.output:
         archive = _write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
-    _write_reports(config, model, data, val_ds, val_probabilities, history, workers, workdir)
+    _write_reports(config, data, val_probabilities, history, workdir)
     if checkpoints is not None:
         checkpoints.clear()  # done: a rerun starts afresh
     return JobResult(archive, metrics, data.label_map)
@@ -377,9 +389,10 @@ def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None,
     return {name: str(workdir / f"decoded-{name}") for name, examples in splits.items() if examples}
 
 
-def _write_reports(config: JobConfig, model, data: DataSplit, val_ds, val_probabilities,
-                   history: dict, workers: int, workdir: Path) -> None:
-    """Training curves, and the validation confusion matrix with per-class metrics."""
+def _write_reports(config: JobConfig, data: DataSplit, val_probabilities, history: dict,
+                   workdir: Path) -> None:
+    """Training curves, and the validation confusion matrix with per-class metrics (from the
+    same predictions as the final validation metrics)."""
     from tf_finetune import evaluation, plots
 
     s3_output = bool(config.output) and storage.is_s3(config.output)
@@ -391,9 +404,7 @@ def _write_reports(config: JobConfig, model, data: DataSplit, val_ds, val_probab
         return
     directory.mkdir(parents=True, exist_ok=True)
     plots.training_curves(history, directory / "training_curves.png")
-    if val_ds is not None and workers == 1:  # several workers would return predictions out of order
-        if val_probabilities is None:
-            val_probabilities = model.predict(val_ds, verbose=0)
+    if val_probabilities is not None:
         predicted = val_probabilities.argmax(axis=1)
         report = evaluation.classification_report(data.validation.labels, predicted,
                                                   data.label_map.class_names)

@@ -1,9 +1,11 @@
 """The classifier: backbone, dropout and a dense softmax layer; optimizer and loss."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
+from typing import Iterator
 
 import tensorflow as tf
 import tensorflow_hub as hub
@@ -166,24 +168,41 @@ def make_optimizer(hp: Hyperparameters, total_steps: int) -> tf_keras.optimizers
     raise HyperparameterError(f"optimizer {name!r} is not supported")
 
 
-def use_mixed_precision(hp: Hyperparameters) -> bool:
-    """Turn on automatic mixed precision when ``hp.mixed_precision`` asks and a GPU is present.
+@contextlib.contextmanager
+def mixed_precision(hp: Hyperparameters) -> Iterator[bool]:
+    """Automatic mixed precision for one job, when ``hp.mixed_precision`` asks and a GPU is present.
 
     A hub backbone is a fixed float32 graph, so a Keras dtype policy would not reach inside
     it; Grappler's automatic mixed precision rewrites the whole training graph instead,
-    keeping float32 where float16 is unsafe.
+    keeping float32 where float16 is unsafe. The setting is process-wide, so it is put back
+    as it was when the job ends, however it ends (the next job in the process, a notebook
+    or a service, starts as it would have).
 
-    Returns:
-        Whether it is on (then the optimizer needs loss scaling: see :func:`compile_classifier`).
+    Yields:
+        Whether it is on (then every optimizer needs loss scaling: see :func:`compile_classifier`).
     """
     if not hp.mixed_precision:
-        return False
+        yield False
+        return
     if not tf.config.list_logical_devices("GPU"):
         log.warning("mixed_precision=True is ignored: no GPU (float16 on CPUs is slower)")
-        return False
-    tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
+        yield False
+        return
     log.info("automatic mixed precision (float16) with dynamic loss scaling")
-    return True
+    with grappler_option("auto_mixed_precision", True):
+        yield True
+
+
+@contextlib.contextmanager
+def grappler_option(name: str, value) -> Iterator[None]:
+    """Set one of ``tf.config.optimizer``'s experimental options, and restore it on exit."""
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({name: value})
+    try:
+        yield
+    finally:
+        # The getter lists only options that were set; an unset boolean option is off.
+        tf.config.optimizer.set_experimental_options({name: before.get(name, False)})
 
 
 def check_jit_compile(hp: Hyperparameters, strategy: tf.distribute.Strategy) -> None:

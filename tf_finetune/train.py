@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 from tf_finetune.hyperparameters import Hyperparameters
+from tf_finetune.inference import Scorer, ValidationCallback
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,16 @@ class EpochMetricsLogger(tf_keras.callbacks.Callback):
                  time.perf_counter() - self._start)
 
 
-def fit(model: tf_keras.Model, train: tf.data.Dataset, validation: tf.data.Dataset | None,
-        hp: Hyperparameters, tensorboard_dir: str | None = None,
+def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
+        validation: Scorer | None, hp: Hyperparameters, tensorboard_dir: str | None = None,
         checkpoints=None) -> dict[str, list[float]]:
     """Train for ``hp.epochs`` (fewer with early stopping, which restores the best weights).
 
     Args:
         model: a compiled classifier.
-        train: training batches; every epoch is one full pass.
-        validation: validation batches, or None.
+        train: the endless stream of full training batches (``training_batches``).
+        steps_per_epoch: batches per epoch.
+        validation: scores the validation split at every epoch end, or None.
         hp: epochs and early-stopping settings.
         tensorboard_dir: write TensorBoard logs (scalars per epoch) here, when given.
         checkpoints: a :class:`~tf_finetune.checkpoint.Checkpoints` to resume from and save
@@ -60,6 +62,8 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, validation: tf.data.Datas
         from tf_finetune import checkpoint
 
         callbacks.insert(0, checkpoint.make_callback(checkpoints))  # restores before the others start
+    if validation is not None:
+        callbacks.insert(0, ValidationCallback(validation))  # first: the others read its val_ metrics
     if tensorboard_dir:
         callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), histogram_freq=0,
                                                         write_graph=False, profile_batch=0))
@@ -67,6 +71,6 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, validation: tf.data.Datas
         callbacks.append(tf_keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=hp.early_stopping_patience,
             min_delta=hp.early_stopping_min_delta, restore_best_weights=True))
-    history = model.fit(train, validation_data=validation, epochs=hp.epochs,
+    history = model.fit(train, epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=callbacks, verbose=0)
     return checkpoints.history() if checkpoints is not None else history.history

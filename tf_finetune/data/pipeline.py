@@ -63,17 +63,29 @@ def make_augmenter(flip: str, rotation: float, zoom: float, seed: int) -> tf_ker
     return tf_keras.Sequential(layers) if layers else None
 
 
-def make_dataset(examples: Examples, task: str, num_classes: int, global_batch: int, *,
-                 image_size: int | None = None, interpolation: str = "bilinear",
-                 shuffle_seed: int | None = None, augmenter=None, cache_file: str | None = None,
-                 deterministic: bool = True) -> tf.data.Dataset:
-    """Batches of (inputs, one-hot labels) for ``fit``/``evaluate``.
+def steps_per_epoch(count: int, global_batch: int) -> int:
+    """Training steps per epoch: enough full global batches to cover ``count`` examples."""
+    return max(1, -(-count // global_batch))
+
+
+def training_batches(examples: Examples, task: str, num_classes: int, global_batch: int, *,
+                     shuffle_seed: int, image_size: int | None = None, interpolation: str = "bilinear",
+                     augmenter=None, cache_file: str | None = None,
+                     deterministic: bool = True) -> tf.data.Dataset:
+    """An endless, shuffled stream of full batches of (inputs, one-hot labels) for ``fit``.
+
+    Every batch holds exactly ``global_batch`` examples, so every replica gets ``batch_size``
+    examples at every step: a distribution strategy splits a short last batch in order, which
+    leaves the last replicas empty or short (5 examples over 4 replicas of 2 -> 2, 2, 1, 0).
+    Epochs follow one another in one stream: the data is reshuffled at every pass, and a pass
+    that ends inside a batch fills it from the next pass, so nothing is dropped. Train for
+    :func:`steps_per_epoch` steps per epoch.
 
     Images are read and decoded in parallel. With ``cache_file`` the decoded images are kept
-    in that file after the first pass (later epochs read them back instead of decoding again;
+    in that file after the first pass (later passes read them back instead of decoding again;
     a file rather than memory, so memory use does not grow with the dataset). Shuffling then
     happens twice: a full, seeded shuffle of the file order before the first pass, and a
-    window of :data:`SHUFFLE_WINDOW` decoded images reshuffled every epoch (see
+    window of :data:`SHUFFLE_WINDOW` decoded images reshuffled every pass (see
     :func:`shuffle_for_epochs`; the same with or without the cache, so both give one order).
 
     Args:
@@ -81,33 +93,31 @@ def make_dataset(examples: Examples, task: str, num_classes: int, global_batch: 
         task: ``image`` or ``text``.
         num_classes: width of the one-hot labels.
         global_batch: batch size across all replicas.
+        shuffle_seed: the seed of the order.
         image_size: square size images are resized to (image task).
         interpolation: ``tf.image.resize`` method.
-        shuffle_seed: shuffle every epoch with this seed; None keeps file order.
         augmenter: a Keras model applied to image batches in training mode, or None.
-        cache_file: keep decoded images in this file (image task); None decodes every epoch.
+        cache_file: keep decoded images in this file (image task); None decodes every pass.
         deterministic: keep the element order fixed across runs; False lets parallel decoding
             hand over whichever image is ready first (faster when file reads vary).
 
     Returns:
-        A prefetched dataset; the last batch may be smaller than ``global_batch``.
+        A prefetched, endless dataset of full batches.
     """
     inputs = tf.constant(list(examples.inputs), dtype=tf.string)
     labels = tf.one_hot(tf.constant(list(examples.labels), dtype=tf.int32), num_classes)
     dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
-    cache_file = cache_file if task == "image" else None
 
     def decode(dataset):
         if task == "image":
             dataset = dataset.map(lambda p, y: (decode_image(p, image_size, interpolation), y),
                                   num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-        return dataset.cache(cache_file) if cache_file is not None else dataset
+            if cache_file is not None:
+                dataset = dataset.cache(cache_file)
+        return dataset
 
-    if shuffle_seed is None:
-        dataset = decode(dataset)
-    else:
-        dataset = shuffle_for_epochs(dataset, len(examples), shuffle_seed, task, between=decode)
-    dataset = dataset.batch(global_batch)
+    dataset = shuffle_for_epochs(dataset, len(examples), shuffle_seed, task, between=decode)
+    dataset = dataset.repeat().batch(global_batch, drop_remainder=True)
     if augmenter is not None:
         dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE,
                               deterministic=deterministic)
@@ -115,6 +125,48 @@ def make_dataset(examples: Examples, task: str, num_classes: int, global_batch: 
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = deterministic
     return dataset.with_options(options).prefetch(AUTOTUNE)
+
+
+def inference_batches(inputs, task: str, batch: int, *, image_size: int | None = None,
+                      interpolation: str = "bilinear", cache_file: str | None = None) -> tf.data.Dataset:
+    """Batches of model inputs in the order given, every batch full, for ``predict``.
+
+    The last batch is padded to ``batch`` by repeating the last input, so that under a
+    distribution strategy every replica gets the same number of inputs (none gets an empty
+    batch); the outputs of the padding are to be dropped: keep the first ``len(inputs)``
+    rows (see :func:`tf_finetune.inference.predict_in_order`). The order is always kept,
+    whatever the seed, because outputs are paired with labels by position.
+
+    Args:
+        inputs: image paths or texts (a sequence), or a 1-D tensor of example indices.
+        task: ``image``, ``text`` or ``index`` (the inputs pass through unchanged).
+        batch: batch size across all replicas.
+        image_size: square size images are resized to (image task).
+        interpolation: ``tf.image.resize`` method.
+        cache_file: keep the decoded images in this file, for data predicted on repeatedly
+            (validation every epoch).
+
+    Returns:
+        A prefetched dataset of ``ceil(len(inputs) / batch)`` full batches.
+    """
+    count = int(len(inputs))
+    if count == 0:
+        raise ValueError("no inputs to predict on")
+    pad = -count % batch
+    values = tf.constant(inputs if task == "index" else list(inputs),
+                         dtype=tf.int64 if task == "index" else tf.string)
+    values = tf.concat([values, tf.repeat(values[-1:], pad)], axis=0)
+    dataset = tf.data.Dataset.from_tensor_slices(values)
+    if task == "image":
+        dataset = dataset.map(lambda p: decode_image(p, image_size, interpolation),
+                              num_parallel_calls=AUTOTUNE, deterministic=True)
+        if cache_file is not None:
+            dataset = dataset.cache(cache_file)
+    options = tf.data.Options()
+    options.deterministic = True
+    # Every host predicts on all of it (see predict_in_order): no sharding across workers.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.batch(batch, drop_remainder=True).with_options(options).prefetch(AUTOTUNE)
 
 
 SHUFFLE_WINDOW = 256  # decoded images reshuffled per epoch: bounded memory whatever the dataset
