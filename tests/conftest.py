@@ -105,3 +105,20 @@ def ants_bees_h5_run(shared, cache_dir, tmp_path_factory):
         hyperparameters={"train_only_top_layer": True, "epochs": 5, "learning_rate": 0.003,
                          "batch_size": 32 // REPLICAS, "tflite": "int8"}))
     return output, result
+
+
+@pytest.fixture(scope="session")
+def ants_bees_hub_run(shared, cache_dir, tmp_path_factory):
+    """ONE real run of the converted hub module with ants_bees_h5_run's recipe (head-only on
+    ants/bees at 160 px), shared by the real-model tests. Returns (the output folder, the JobResult)."""
+    from tf_finetune.job import JobConfig, run
+
+    data = shared / "data" / "hymenoptera"
+    output = tmp_path_factory.mktemp("ants_bees_hub")
+    result = run(JobConfig(
+        data=str(data / "train"), validation_data=str(data / "val"), output=str(output),
+        handle=str(shared / "models" / "mobilenet_v2_035_imagenet"), image_size=160,
+        cache_dir=str(cache_dir),
+        hyperparameters={"train_only_top_layer": True, "epochs": 5, "learning_rate": 0.003,
+                         "batch_size": 32 // REPLICAS}))
+    return output, result

@@ -87,9 +87,8 @@ def test_mixed_precision_is_undone_when_the_job_ends():
     assert option() == before
 
 
-@pytest.mark.parametrize("loss_scaling", [False, True])
-def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, image_data, tmp_path,
-                                                                  loss_scaling):
+def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, image_data, tmp_path):
+    loss_scaling = True  # as mixed_precision() yields on a GPU
     from tf_finetune import distribute, feature_cache, model as model_lib
     from tf_finetune.backbone import BackboneSpec
     from tf_finetune.data import load_data
@@ -109,5 +108,5 @@ def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, 
     history, scorer = feature_cache.fit_head(model, strategy, data, inputs, hp, batch, 2, tmp_path,
                                              "image", loss_scaling)
     scaled = lambda m: isinstance(m.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)  # noqa: E731
-    assert scaled(model) == scaled(scorer.model) == loss_scaling
+    assert scaled(model) and scaled(scorer.model)
     assert len(history["loss"]) == 1 and np.isfinite(history["val_loss"][0])

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from helpers import REPLICAS, decode_images, run_cli
+from helpers import decode_images, run_cli
 from tf_finetune.backbone import resolve_handle
 from tf_finetune.errors import BackboneError
 from tf_finetune.job import JobConfig, run
@@ -263,15 +263,8 @@ def test_teachable_machine_h5_features_match_the_converted_module(shared, cache_
 
 @pytest.mark.shared
 @pytest.mark.slow
-def test_teachable_machine_h5_as_handle_trains_like_the_hub_module(shared, cache_dir, tmp_path,
-                                                                   ants_bees_h5_run):
-    data = shared / "data" / "hymenoptera"
-    hub_run = run(JobConfig(
-        data=str(data / "train"), validation_data=str(data / "val"), output=None,
-        handle=str(shared / "models" / "mobilenet_v2_035_imagenet"), image_size=160,
-        hyperparameters={"train_only_top_layer": True, "epochs": 5, "learning_rate": 0.003,
-                         "batch_size": 32 // REPLICAS},
-        cache_dir=str(cache_dir)))
+def test_teachable_machine_h5_as_handle_trains_like_the_hub_module(ants_bees_h5_run, ants_bees_hub_run):
+    hub_run = ants_bees_hub_run[1]
     h5 = ants_bees_h5_run[1].metrics["final"]["val_accuracy"]
     reference = hub_run.metrics["final"]["val_accuracy"]
     print(f"\nants/bees val_accuracy: h5 as --handle {h5:.4f}, hub module {reference:.4f}")

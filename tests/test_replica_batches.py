@@ -177,9 +177,8 @@ def test_training_metrics_report_and_evaluate_count_the_same_examples(head_only,
                                             "train_only_top_layer": head_only}))
 
     stored = json.loads(Path(out / "output" / "reports" / "evaluation.json").read_text())
-    proc = run_cli("evaluate", "--model", str(result.archive), "--data", str(validation),
-                   "--output-dir", str(tmp_path / "eval"))
-    assert proc.returncode == 0, proc.stderr
+    assert cli.main(["evaluate", "--model", str(result.archive), "--data", str(validation),
+                     "--output-dir", str(tmp_path / "eval")]) == 0
     evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
 
     correct = lambda report: sum(report["confusion_matrix"][i][i] for i in range(2))  # noqa: E731
