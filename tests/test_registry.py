@@ -402,7 +402,10 @@ def test_card_of_wordllama():
 
 def test_card_of_an_entry_without_overrides():
     text = catalog.card(None, "mobilenet-v2-100-224")
-    assert "hyperparameters: none" in text
+    # every hyperparameter with its default; epochs from the image task's defaults
+    assert "epochs=3+" in text and "learning_rate=0.001 " in text
+    assert not re.search(r"=\S+\*", text)  # nothing set by the entry
+    assert all(f"{p.name}=" in text for p in SCHEMA)
     assert "input:           224px [0,1]" in text
 
 
@@ -410,7 +413,8 @@ def test_card_from_another_registry(tmp_path):
     path = write_registry(tmp_path, [IMAGE_ENTRY, dict(TEXT_ENTRY, hyperparameters={"epochs": 4})])
     text = catalog.card(str(path), "tiny-text")
     assert "fine-tunable:    no" in text
-    assert "hyperparameters: epochs=4" in text
+    assert "epochs=4*" in text and "batch_size=32 " in text
+    assert "augmentation" not in text and "tflite" not in text  # refused for text models
     with pytest.raises(RegistryError, match="tiny-txt"):
         catalog.card(str(path), "tiny-txt")
 

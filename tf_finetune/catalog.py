@@ -1,7 +1,16 @@
 """Text renderings of the registry for ``list-models`` and ``describe`` (no TensorFlow)."""
 from __future__ import annotations
 
+import textwrap
+from typing import Any, Mapping
+
+from tf_finetune.hyperparameters import normalize, resolve
 from tf_finetune.registry import ModelSpec, load_registry
+
+
+# Refused for text models (see job.plan), so a text card does not show them.
+IMAGE_ONLY = frozenset({"augmentation", "augmentation_random_flip", "augmentation_random_rotation",
+                        "augmentation_random_zoom", "image_resize_interpolation", "tflite"})
 
 
 def _input(spec: ModelSpec) -> str:
@@ -31,7 +40,8 @@ def table(registry_path: str | None = None, task: str | None = None) -> str:
 
 def card(registry_path: str | None, model_id: str) -> str:
     """Every field of one backbone, one per line."""
-    spec = load_registry(registry_path).get(model_id)
+    registry = load_registry(registry_path)
+    spec = registry.get(model_id)
     lines = [f"{spec.id}: {spec.description}",
              f"  task:            {spec.task}",
              f"  handle:          {spec.handle}"]
@@ -47,6 +57,19 @@ def card(registry_path: str | None, model_id: str) -> str:
     lines.append(f"  licence:         {spec.license}")
     if spec.requires:
         lines.append(f"  requires:        {', '.join(spec.requires)}")
-    overrides = ", ".join(f"{k}={v}" for k, v in spec.hyperparameters.items()) or "none"
-    lines.append(f"  hyperparameters: {overrides}")
+    lines.extend(_default_hyperparameters(registry.task_defaults.get(spec.task) or {},
+                                          spec.hyperparameters, spec.task))
     return "\n".join(lines)
+
+
+def _default_hyperparameters(task_defaults: Mapping[str, Any], entry: Mapping[str, Any],
+                             task: str) -> list[str]:
+    """The hyperparameters a job with this entry starts from, marked by where they come from."""
+    task_defaults, entry = normalize(task_defaults), normalize(entry)
+    values = resolve(task_defaults, entry)
+    words = [f"{name}={value}" + ("*" if name in entry else "+" if name in task_defaults else "")
+             for name, value in values.items() if task == "image" or name not in IMAGE_ONLY]
+    head = (f"  hyperparameters: the defaults of a job with this backbone; a value you pass wins "
+            f"(* this entry's, + the {task} task's)")
+    return [head, *textwrap.wrap("  ".join(words), width=100, initial_indent="    ",
+                                 subsequent_indent="    ", break_on_hyphens=False)]
