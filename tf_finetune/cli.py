@@ -196,7 +196,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         return _evaluate(args)
     if args.command == "import-backbone":
-        from tf_finetune.keras_backbone import import_to
+        from tf_finetune.fetch import import_to
 
         print(import_to(args.model_file, args.to, args.feature_layer, args.pixel_range,
                         args.image_size))

@@ -1,4 +1,5 @@
-"""``fetch-model``: stage a registry backbone as a ``.tar.gz`` for network-isolated jobs.
+"""``fetch-model`` and ``import-backbone``: stage a backbone as a ``.tar.gz`` (or folder, or
+``s3://`` object) for network-isolated jobs.
 
 SageMaker jobs in network isolation cannot reach tfhub.dev; JumpStart hands them the base
 model through a ``model`` channel instead. This resolves an entry through tensorflow_hub's
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from tf_finetune import storage
 from tf_finetune.backbone import BUNDLED_PREPROCESSOR, BackboneSpec, resolve_handle
+from tf_finetune.errors import BackboneError
+from tf_finetune.keras_backbone import KerasOptions, import_backbone, is_keras_model
 from tf_finetune.registry import load_registry
 
 log = logging.getLogger(__name__)
@@ -65,3 +68,42 @@ def fetch_model(model_id: str, to: str, cache_dir: str, registry: str | None = N
     with tempfile.TemporaryDirectory(prefix="tf_finetune.fetch.") as tmp:
         archive = pack_backbone(backbone, Path(tmp) / f"{model_id}.tar.gz", preprocessor)
         return s3.upload_file(archive, name)
+
+
+def import_to(model_file: str, to: str, feature_layer: str | None = None,
+              pixel_range: str | None = None, image_size: int | None = None) -> str:
+    """``import-backbone``: write the cut backbone of ``model_file`` to a folder, archive or S3.
+
+    Args:
+        model_file: a ``.h5``/``.keras`` file or a Keras SavedModel folder (local).
+        to: a new folder; a ``….tar.gz`` path; or ``s3://bucket/prefix/`` (uploads
+            ``<name>.tar.gz``) or a full ``s3://….tar.gz``.
+        feature_layer: layer to cut at (default: the input of the classification head).
+        pixel_range: the network's pixel range when the model does not show it.
+        image_size: input size for a network that declares none and cannot take any.
+
+    Returns:
+        Where the backbone went.
+
+    Raises:
+        BackboneError: see :func:`~tf_finetune.keras_backbone.import_backbone`.
+    """
+    source = Path(model_file[len("file://"):] if model_file.startswith("file://") else model_file)
+    if not is_keras_model(source):
+        raise BackboneError(f"{model_file} is not a Keras model: give a .h5 or .keras file or a "
+                            "SavedModel folder written by Keras (with keras_metadata.pb)")
+    options = KerasOptions(feature_layer, pixel_range, image_size)
+    if not storage.is_s3(to) and not storage.is_archive(to):
+        import_backbone(source, Path(to), options)
+        return to
+    name = source.stem if source.is_file() else source.name
+    with tempfile.TemporaryDirectory(prefix="tf_finetune.import.") as tmp:
+        module = Path(tmp) / "module"
+        import_backbone(source, module, options)
+        if not storage.is_s3(to):
+            return str(pack_backbone(module, Path(to)))
+        from tf_finetune import s3
+
+        archive = pack_backbone(module, Path(tmp) / f"{name}.tar.gz")
+        uri = to if storage.is_archive(to) else to.rstrip("/") + f"/{name}.tar.gz"
+        return s3.upload_file(archive, uri)
