@@ -113,6 +113,7 @@ def main() -> None:
             seconds, out = timed([py, "-m", "tf_finetune", "train", "--handle", args.handle,
                                   "--image-size", str(args.image_size), "--data", str(tmp / "train"),
                                   "--validation-data", str(tmp / "val"), "--train-only-top-layer", "True",
+                                  "--choose-hyperparameters", "False",  # the recipe's fixed recipe
                                   "--epochs", str(args.epochs), "--output", str(tmp / f"ours{run}"),
                                   "--cache-dir", str(tmp / "cache")], env)
             times["ours"].append(seconds)

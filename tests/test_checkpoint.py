@@ -69,7 +69,7 @@ def train_args(image_module, data, out, checkpoints, cache_dir, *extra: str) -> 
     return ["--handle", str(image_module), "--data", str(data), "--image-size", "16",
             "--output", str(out), "--checkpoint-dir", str(checkpoints), "--cache-dir", str(cache_dir),
             "--epochs", str(EPOCHS), "--batch-size", "1", "--learning-rate", "0.01",
-            "--random-seed", "7", *extra]
+            "--random-seed", "7", "--train-only-top-layer", "false", *extra]
 
 
 def check_model(out, tmp_path) -> dict:

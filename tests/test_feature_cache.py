@@ -12,7 +12,7 @@ from tf_finetune.data.pipeline import decode_image
 from tf_finetune.job import JobConfig, run
 
 HEAD_ONLY = {"train_only_top_layer": True, "epochs": 3, "batch_size": 4, "learning_rate": 0.05,
-             "label_smoothing": 0.0, "random_seed": 5}
+             "label_smoothing": 0.0, "random_seed": 5, "regularizers_l2": 0.0001}
 
 
 def served_probabilities(archive, tmp_path, images) -> np.ndarray:
@@ -105,8 +105,9 @@ def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, 
     batch = 4 * strategy.num_replicas_in_sync
     inputs = {name: inference_batches(examples.inputs, "image", batch, image_size=size)
               for name, examples in (("train", data.train), ("validation", data.validation))}
-    history, scorer = feature_cache.fit_head(model, strategy, data, inputs, hp, batch, 2, tmp_path,
-                                             "image", loss_scaling)
+    fit = feature_cache.fit_head(model, strategy, data, inputs, hp, batch, tmp_path, "image",
+                                 {"epochs"}, loss_scaling)
     scaled = lambda m: isinstance(m.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)  # noqa: E731
-    assert scaled(model) and scaled(scorer.model)
-    assert len(history["loss"]) == 1 and np.isfinite(history["val_loss"][0])
+    assert scaled(model) and scaled(fit.scorer.model)
+    assert [c.name for c in fit.choices] == ["regularizers_l2"]  # its candidate heads are scaled too
+    assert len(fit.history["loss"]) == 1 and np.isfinite(fit.history["val_loss"][0])

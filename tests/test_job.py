@@ -217,7 +217,7 @@ def test_image_size_is_refused_for_text(text_module, text_data, cache_dir):
 def test_full_fine_tune_with_decoded_image_cache_and_mixed_precision_on_cpu(
         image_module, image_data, image_validation, cache_dir, caplog):
     caplog.set_level("INFO")
-    hp = dict(FAST, epochs=2, mixed_precision=True, random_seed=3)
+    hp = dict(FAST, epochs=2, mixed_precision=True, random_seed=3, train_only_top_layer=False)
     result = run(JobConfig(data=str(image_data), validation_data=str(image_validation), output=None,
                            handle=str(image_module), image_size=24, hyperparameters=hp,
                            cache_dir=str(cache_dir)))
@@ -236,7 +236,8 @@ def test_jit_compile_trains_on_one_device_and_is_refused_on_split_cpus(
                       hyperparameters=dict(FAST, jit_compile=True), cache_dir=str(cache_dir)))
     done = run_cli("train", "--handle", str(image_module), "--data", str(image_data), "--image-size", "24",
                    "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir), "--epochs", "2",
-                   "--batch-size", "8", "--learning-rate", "0.05", "--jit-compile", "True")
+                   "--batch-size", "8", "--learning-rate", "0.05", "--jit-compile", "True",
+                   "--train-only-top-layer", "False")
     assert done.returncode == 0, done.stderr
     metrics = json.loads(tarfile.open(tmp_path / "out" / "output" / "model.tar.gz")
                          .extractfile("metrics.json").read())

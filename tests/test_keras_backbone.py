@@ -158,7 +158,8 @@ def test_fine_tuning_a_keras_file_end_to_end(tmp_path, image_data, cache_dir):
     source = _save(tiny_classifier(), tmp_path / "tiny.h5")
     result = run(JobConfig(data=str(image_data), output=str(tmp_path / "out"), handle=str(source),
                            feature_layer="hidden", cache_dir=str(cache_dir),
-                           hyperparameters={"epochs": 1, "batch_size": 2, "learning_rate": 0.01}))
+                           hyperparameters={"epochs": 1, "batch_size": 2, "learning_rate": 0.01,
+                                            "train_only_top_layer": False}))
     metrics = result.metrics
     assert metrics["backbone"]["image_size"] == 32  # the size the Keras model declares
     assert metrics["num_train_examples"] + metrics["num_validation_examples"] == 24

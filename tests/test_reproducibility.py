@@ -7,7 +7,7 @@ import tiny_modules
 from tf_finetune.job import JobConfig, run
 
 HP = {"epochs": 2, "batch_size": 2, "learning_rate": 0.05, "validation_split_ratio": 0.25,
-      "dropout_rate": 0.3}
+      "dropout_rate": 0.3, "train_only_top_layer": False}
 
 
 def trained(data, module, cache_dir, seed: int, caplog) -> tuple[dict, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any, Mapping
 
+from tf_finetune.choices import CHOOSABLE
 from tf_finetune.hyperparameters import normalize, resolve
 from tf_finetune.registry import ModelSpec, load_registry
 
@@ -71,5 +72,11 @@ def _default_hyperparameters(task_defaults: Mapping[str, Any], entry: Mapping[st
              for name, value in values.items() if task == "image" or name not in IMAGE_ONLY]
     head = (f"  hyperparameters: the defaults of a job with this backbone; a value you pass wins "
             f"(* this entry's, + the {task} task's)")
-    return [head, *textwrap.wrap("  ".join(words), width=100, initial_indent="    ",
-                                 subsequent_indent="    ", break_on_hyphens=False)]
+    lines = [head, *textwrap.wrap("  ".join(words), width=100, initial_indent="    ",
+                                  subsequent_indent="    ", break_on_hyphens=False)]
+    if values.train_only_top_layer and values.choose_hyperparameters:
+        lines.append(f"  chosen by the tool when you leave them unset: {', '.join(CHOOSABLE)} (by "
+                     "validation loss, on cached features; metrics.json 'choices' has the evidence)")
+    else:
+        lines.append("  chosen by the tool: nothing (choices need train_only_top_layer=True)")
+    return lines

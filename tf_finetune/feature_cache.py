@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tf_finetune import train
-from tf_finetune.data.pipeline import inference_batches, shuffle_for_epochs
-from tf_finetune.inference import Scorer, predict_in_order
+from tf_finetune import choices, train
+from tf_finetune.data.pipeline import inference_batches, shuffle_for_epochs, steps_per_epoch
+from tf_finetune.hyperparameters import class_weight_map
+from tf_finetune.inference import Scorer, classification_metrics, predict_in_order
 from tf_finetune.model import CLASSIFIER_LAYER, DROPOUT_LAYER
 
 log = logging.getLogger(__name__)
@@ -99,11 +102,31 @@ def _inference_batches(features: np.ndarray, global_batch: int) -> tf.data.Datas
     return indices.map(lookup, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+@dataclass(frozen=True)
+class HeadFit:
+    """What :func:`fit_head` did.
+
+    Attributes:
+        history: Keras history of the final run.
+        scorer: scores the trained head on the validation features (None without validation).
+        hyperparameters: the hyperparameters the final run used (with the chosen values).
+        choices: what was chosen (:class:`~tf_finetune.choices.Choice`), in order.
+    """
+
+    history: dict
+    scorer: Scorer | None
+    hyperparameters: Any
+    choices: list
+
+
 def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inputs: dict,
-             hp, global_batch: int, steps_per_epoch: int, workdir: Path, task: str,
+             hp, global_batch: int, workdir: Path, task: str, given: set[str] = frozenset(),
              loss_scaling: bool = False, tensorboard_dir: str | None = None,
-             checkpoints=None) -> tuple[dict, Scorer | None]:
+             checkpoints=None) -> HeadFit:
     """Train ``model``'s classification head on cached backbone features.
+
+    The hyperparameters of :data:`~tf_finetune.choices.CHOOSABLE` that are not in ``given``
+    are chosen first (see :mod:`tf_finetune.choices`), on the same features.
 
     Args:
         model: the full classifier (its backbone frozen); its head layers are trained in place.
@@ -112,16 +135,15 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
         inputs: ``train`` and (optional) ``validation`` inputs from ``inference_batches``.
         hp: hyperparameters.
         global_batch: batch size across replicas.
-        steps_per_epoch: training steps per epoch.
         workdir: where file-backed features may go.
         task: ``image`` or ``text`` (they shuffle differently: see ``shuffle_for_epochs``).
+        given: the hyperparameters the user gave (never chosen).
         loss_scaling: dynamic loss scaling, as the full model has under mixed precision.
         tensorboard_dir: TensorBoard logs, when given.
         checkpoints: resume from and save to these checkpoints (of the head), or None.
 
     Returns:
-        (Keras history, a scorer of the trained head on the validation features, or None
-        without validation data).
+        The history, validation scorer, effective hyperparameters and choices.
     """
     from tf_finetune import model as model_lib
 
@@ -139,16 +161,99 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
              train_features.shape[1], time.perf_counter() - started)
 
     num_classes = data.label_map.num_classes
+    steps = steps_per_epoch(len(data.train), global_batch)
+    search = _Search(train_features, data.train.labels, val_features,
+                     data.validation.labels if val_features is not None else None,
+                     num_classes, hp, global_batch, task, loss_scaling)
+    hp, chosen = choices.choose_head(search.run, data.train.labels, val_features is not None, hp,
+                                     choices.unset(hp, set(given)), steps)
+    model_lib.set_head_l2(model, hp.regularizers_l2)
     with strategy.scope():
         features_in = tf_keras.Input([train_features.shape[1]], dtype=tf.float32, name="features")
         head_out = model.get_layer(CLASSIFIER_LAYER)(model.get_layer(DROPOUT_LAYER)(features_in))
         head = tf_keras.Model(features_in, head_out, name="head")
-        model_lib.compile_classifier(head, hp, steps_per_epoch * hp.epochs, loss_scaling)
+        model_lib.compile_classifier(head, hp, steps * hp.epochs, loss_scaling)
     train_ds = _training_batches(train_features, data.train.labels, num_classes, global_batch,
                                  hp.random_seed, task)
     scorer = None
     if val_features is not None:
-        scorer = Scorer(head, _inference_batches(val_features, global_batch), data.validation.labels,
-                        strategy, hp.label_smoothing)
-    history = train.fit(head, train_ds, steps_per_epoch, scorer, hp, tensorboard_dir, checkpoints)
-    return history, scorer
+        scorer = _FeatureScorer(head, _inference_batches(val_features, global_batch),
+                                data.validation.labels, strategy, hp.label_smoothing, val_features)
+    class_weight = class_weight_map(hp.class_weights, data.train.labels, num_classes)
+    history = train.fit(head, train_ds, steps, scorer, hp, tensorboard_dir, checkpoints, class_weight)
+    return HeadFit(history, scorer, hp, chosen)
+
+
+@dataclass
+class _FeatureScorer(Scorer):
+    """A :class:`Scorer` of the head on in-memory features: it calls the head directly
+    (a dense layer on a few thousand rows), which saves ``predict``'s set-up at every epoch;
+    features in a file go through ``predict`` in batches."""
+
+    features: Any = None
+
+    def probabilities(self) -> np.ndarray:
+        if isinstance(self.features, np.memmap):
+            return super().probabilities()
+        return _call_in_chunks(self.model, self.features)
+
+
+def _call_in_chunks(model: tf_keras.Model, features: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``model``'s outputs (inference mode) for in-memory ``features``, in order."""
+    return np.concatenate([np.asarray(model(features[i:i + chunk], training=False), np.float32)
+                           for i in range(0, len(features), chunk)])
+
+
+class _Search:
+    """Trains candidate heads for :func:`~tf_finetune.choices.choose_head`: fresh, seeded as
+    the final head, on the same batches, on one device (a head is small), scored on the
+    validation features after every epoch and stopped early."""
+
+    def __init__(self, features, labels, val_features, val_labels, num_classes: int, hp,
+                 global_batch: int, task: str, loss_scaling: bool):
+        self.features, self.labels = features, np.asarray(labels)
+        self.val_features = val_features
+        self.val_labels = None if val_labels is None else np.asarray(val_labels)
+        self.num_classes, self.hp, self.global_batch, self.task = num_classes, hp, global_batch, task
+        self.loss_scaling = loss_scaling  # mixed precision rewrites these graphs too
+
+    def run(self, l2: float, epochs: int, train_rows=None, holdout_rows=None) -> list[float]:
+        """Validation losses after each epoch of a head with L2 factor ``l2`` (fewer than
+        ``epochs`` when it stopped early)."""
+        from tf_finetune import model as model_lib
+
+        features, labels = self.features, self.labels
+        val_features, val_labels = self.val_features, self.val_labels
+        if train_rows is not None:
+            features, labels = np.asarray(self.features[train_rows]), self.labels[train_rows]
+            val_features, val_labels = np.asarray(self.features[holdout_rows]), self.labels[holdout_rows]
+        steps = steps_per_epoch(len(features), self.global_batch)
+        tf_keras.utils.set_random_seed(self.hp.random_seed)
+        dropout, classifier = model_lib.head_layers(self.num_classes, self.hp, l2)
+        features_in = tf_keras.Input([features.shape[1]], dtype=tf.float32)
+        head = tf_keras.Model(features_in, classifier(dropout(features_in)))
+        model_lib.compile_classifier(head, self.hp, steps * epochs, self.loss_scaling)
+        scoring = _ValidationLoss(val_features, val_labels)
+        stop = tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=choices.PATIENCE)
+        batches = _training_batches(features, labels, self.num_classes, self.global_batch,
+                                    self.hp.random_seed, self.task)
+        head.fit(batches, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[scoring, stop],
+                 class_weight=class_weight_map(self.hp.class_weights, labels, self.num_classes))
+        return scoring.losses
+
+
+class _ValidationLoss(tf_keras.callbacks.Callback):
+    """``val_loss`` after every epoch: the plain cross-entropy of the head on the validation
+    features (no label smoothing and no L2 term, so that L2 strengths are compared on how
+    well they predict, not on their own penalty)."""
+
+    def __init__(self, features, labels):
+        super().__init__()
+        self.features, self.labels = features, labels
+        self.losses: list[float] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = classification_metrics(_call_in_chunks(self.model, self.features), self.labels, 0.0)["loss"]
+        self.losses.append(loss)
+        if logs is not None:
+            logs["val_loss"] = loss

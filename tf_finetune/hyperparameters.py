@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from tf_finetune.errors import HyperparameterError
 
@@ -24,7 +24,8 @@ _FALSE = {"false", "0", "no", "n", "off"}
 class Param:
     """One hyperparameter: its type, default and allowed values.
 
-    ``kind`` is one of ``int``, ``float``, ``bool`` or ``choice``. Numeric ranges are
+    ``kind`` is one of ``int``, ``float``, ``bool``, ``choice`` or ``weights`` (``none``,
+    ``auto`` or a tuple of positive floats). Numeric ranges are
     ``[low, high]``, with ``high_open`` making the upper bound exclusive.
     """
 
@@ -40,6 +41,8 @@ class Param:
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values."""
+        if self.kind == "weights":
+            return "none, auto, or one positive weight per class, comma-separated (e.g. 1,4)"
         if self.kind == "bool":
             return "True or False"
         if self.kind == "choice":
@@ -100,6 +103,19 @@ class Param:
         number = float(str(value).strip())
         return number if math.isfinite(number) else None
 
+    @staticmethod
+    def _parse_weights(value: Any) -> str | tuple[float, ...] | None:
+        if isinstance(value, (list, tuple)):
+            parts = list(value)
+        else:
+            text = "none" if value is None else str(value).strip().strip("[]")
+            if text.lower() in ("none", "auto"):
+                return text.lower()
+            parts = text.split(",")
+        weights = tuple(float(str(part).strip()) for part in parts)
+        ok = weights and all(math.isfinite(w) and w > 0 for w in weights)
+        return weights if ok else None
+
     def _parse_choice(self, value: Any) -> str | None:
         text = "None" if value is None else str(value).strip()
         for choice in self.choices:
@@ -139,6 +155,14 @@ SCHEMA: tuple[Param, ...] = (
           "Continuing from a previous model (incremental training): Auto and False keep its "
           "trained classification layer, True starts it from random weights.",
           choices=("Auto", "True", "False")),
+    Param("choose_hyperparameters", "bool", True,
+          "Head-only training on cached features: choose regularizers_l2 and epochs when you "
+          "leave them unset, by validation loss (a few candidates, each with early stopping; "
+          "see metrics.json 'choices'). False: use the defaults as they are."),
+    Param("class_weights", "weights", "none",
+          "Weight of each class in the training loss: none; auto (inversely proportional to "
+          "the class's share of the training data, mean 1); or one weight per class, in "
+          "class-index order (e.g. 1,4)."),
     Param("early_stopping", "bool", False, "Stop when val_loss stops improving."),
     Param("early_stopping_patience", "int", 5, "Epochs without improvement before stopping.",
           low=1),
@@ -262,3 +286,33 @@ def resolve(*layers: Mapping[str, Any] | None) -> Hyperparameters:
     for layer in layers:
         merged.update(normalize(layer))
     return Hyperparameters(merged)
+
+
+def class_weight_map(setting: str | tuple[float, ...], labels: Sequence[int],
+                     num_classes: int) -> dict[int, float] | None:
+    """The ``class_weights`` setting as Keras's ``class_weight`` mapping.
+
+    Args:
+        setting: ``none``, ``auto`` or one weight per class.
+        labels: the class index of every training example.
+        num_classes: how many classes there are.
+
+    Returns:
+        class index -> weight, or None for ``none``. ``auto`` weighs each class by
+        ``n / (num_classes * n_class)``, so the weights average 1 over the examples.
+
+    Raises:
+        HyperparameterError: a list whose length is not the number of classes.
+    """
+    if setting == "none":
+        return None
+    if setting == "auto":
+        counts = [0] * num_classes
+        for label in labels:
+            counts[label] += 1
+        return {c: len(labels) / (num_classes * max(n, 1)) for c, n in enumerate(counts)}
+    if len(setting) != num_classes:
+        raise HyperparameterError(
+            f"class_weights has {len(setting)} weights but the data has {num_classes} classes: give "
+            "one weight per class, in class-index order, or class_weights=auto")
+    return dict(enumerate(float(w) for w in setting))

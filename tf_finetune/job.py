@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from tf_finetune import hyperparameters, storage
+from tf_finetune import choices, hyperparameters, storage
 from tf_finetune.backbone import (BackboneSpec, check_requirements, is_finetuned_model,
                                   resolve_handle, resolve_preprocessor)
 from tf_finetune.data import DataSplit, LabelMap, load_data, load_examples
@@ -216,6 +216,11 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     data = load_data(spec.task, config.data, config.validation_data, hp.validation_split_ratio,
                      hp.random_seed)
     test = load_examples(spec.task, config.test_data, data.label_map) if config.test_data else None
+    class_weight = hyperparameters.class_weight_map(hp.class_weights, data.train.labels,
+                                                    data.label_map.num_classes)
+    if class_weight:
+        log.info("class weights: %s", ", ".join(f"{data.label_map.class_names[c]}={w:.3g}"
+                                                for c, w in class_weight.items()))
 
     # TensorFlow is imported only now, and the strategy is created before any other op
     # (MultiWorkerMirroredStrategy requires it).
@@ -240,6 +245,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     preprocessor_path = None if is_finetuned_model(backbone_path) else \
         resolve_preprocessor(spec, backbone_path, cache)
 
+    given = set(hyperparameters.normalize(config.hyperparameters))  # never chosen by the tool
     replicas = strategy.num_replicas_in_sync
     global_batch = distribute.global_batch_size(strategy, hp.batch_size)
     checkpoints = _open_checkpoints(config, spec, hp, data, global_batch)
@@ -256,6 +262,10 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     loss_scaling = job_scope.enter_context(model_lib.mixed_precision(hp))
     with strategy.scope():
         if is_finetuned_model(backbone_path):  # incremental training from a previous model
+            if choices.unset(hp, given):
+                # Choices train fresh heads; this run starts from the previous model's.
+                log.info("hyperparameters are not chosen when continuing from a previous model")
+                given |= set(choices.CHOOSABLE)
             previous = LabelMap.from_json((Path(backbone_path) / "labels.json").read_text("utf-8"))
             model, image_size = model_lib.load_classifier(backbone_path, spec, data.label_map,
                                                           previous, hp)
@@ -273,7 +283,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         cache, why_not = False, "the feature cache is turned off"
     # An explicit seed asks for a repeatable run; otherwise parallel decoding may reorder the
     # training stream. Everything predicted on keeps its order whatever the seed.
-    seeded = "random_seed" in hyperparameters.normalize(config.hyperparameters)
+    seeded = "random_seed" in given
     decoding = dict(image_size=image_size, interpolation=hp.image_resize_interpolation)
     decoded = _decoded_image_cache(spec.task, data, image_size, workdir) if not cache else {}
     val_inputs = inference_batches(data.validation.inputs, spec.task, global_batch,
@@ -285,22 +295,28 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     tensorboard_dir = config.tensorboard_dir
     if tensorboard_dir is None and config.output and not storage.is_s3(config.output):
         tensorboard_dir = str(Path(config.output) / OUTPUT_SUBDIR / "tensorboard")
+    chosen = []
     if cache:
         train_inputs = inference_batches(data.train.inputs, spec.task, global_batch, **decoding)
-        history, val_scorer = feature_cache.fit_head(
+        head = feature_cache.fit_head(
             model, strategy, data, {"train": train_inputs, "validation": val_inputs}, hp,
-            global_batch, steps, workdir, spec.task, loss_scaling,
+            global_batch, workdir, spec.task, given, loss_scaling,
             tensorboard_dir if chief else None, checkpoints)
+        history, val_scorer, hp, chosen = head.history, head.scorer, head.hyperparameters, head.choices
     else:
         if hp.train_only_top_layer:
             log.info("head-only training through the backbone every epoch: %s", why_not)
+        unset = choices.unset(hp, given)
+        if unset:
+            log.info("%s not chosen (that needs cached features): using %s", ", ".join(unset),
+                     ", ".join(f"{name}={hp[name]}" for name in unset))
         train_ds = training_batches(data.train, spec.task, data.label_map.num_classes, global_batch,
                                     shuffle_seed=hp.random_seed, augmenter=augmenter,
                                     cache_file=decoded.get("train"), deterministic=seeded, **decoding)
         val_scorer = Scorer(model, val_inputs, data.validation.labels, strategy,
                             hp.label_smoothing) if val_inputs is not None else None
         history = train.fit(model, train_ds, steps, val_scorer, hp,
-                            tensorboard_dir if chief else None, checkpoints)
+                            tensorboard_dir if chief else None, checkpoints, class_weight)
     train_seconds = time.perf_counter() - fit_started
     final = {"train_" + k: float(v[-1]) for k, v in history.items() if not k.startswith("val_")}
     val_probabilities = None
@@ -320,7 +336,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     metrics = _metrics_record(config, spec, hp, data, final, history, replicas, global_batch,
                               image_size, train_seconds, time.perf_counter() - started)
     metrics.update(workers=workers, num_test_examples=len(test) if test is not None else 0,
-                   steps_per_epoch=steps)
+                   steps_per_epoch=steps, choices=[choice.record() for choice in chosen])
     signatures = serving.make_signatures(model, spec.task, data.label_map.class_names, image_size,
                                          hp.image_resize_interpolation)
     if not chief:

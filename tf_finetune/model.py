@@ -67,16 +67,42 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
         shape = sorted(features) if isinstance(features, dict) else features.shape
         raise BackboneError(f"backbone {spec.name} does not return a feature vector "
                             f"[batch, dim] (got {shape}); is it a TF-Hub feature-vector model?")
-    x = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name=DROPOUT_LAYER)(features)
-    outputs = tf_keras.layers.Dense(
-        num_classes, activation="softmax", name=CLASSIFIER_LAYER,
-        kernel_regularizer=tf_keras.regularizers.l2(hp.regularizers_l2),
-        kernel_initializer=tf_keras.initializers.GlorotUniform(seed=hp.random_seed))(x)
-    model = tf_keras.Model(inputs, outputs, name="tf_finetune_classifier")
+    dropout, classifier = head_layers(num_classes, hp)
+    model = tf_keras.Model(inputs, classifier(dropout(features)), name="tf_finetune_classifier")
     log.info("model: backbone %s (%s, %d features) -> dropout %.2f -> dense %d",
              spec.name, "trainable" if trainable else "frozen", features.shape[-1],
              hp.dropout_rate, num_classes)
     return model, image_size
+
+
+def head_layers(num_classes: int, hp: Hyperparameters,
+                regularizers_l2: float | None = None) -> tuple[tf_keras.layers.Layer, tf_keras.layers.Layer]:
+    """The new classification head: Dropout, then Dense(num_classes, L2, softmax), seeded.
+
+    Args:
+        num_classes: width of the output.
+        hp: dropout_rate, regularizers_l2 and random_seed.
+        regularizers_l2: this L2 factor instead of ``hp.regularizers_l2``.
+
+    Returns:
+        (the dropout layer, the classification layer), not yet called.
+    """
+    l2 = hp.regularizers_l2 if regularizers_l2 is None else regularizers_l2
+    dropout = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name=DROPOUT_LAYER)
+    classifier = tf_keras.layers.Dense(
+        num_classes, activation="softmax", name=CLASSIFIER_LAYER,
+        kernel_regularizer=tf_keras.regularizers.l2(l2),
+        kernel_initializer=tf_keras.initializers.GlorotUniform(seed=hp.random_seed))
+    return dropout, classifier
+
+
+def set_head_l2(model: tf_keras.Model, factor: float) -> None:
+    """Change the L2 factor of ``model``'s classification layer before it is trained.
+
+    The layer's regularization loss reads the regularizer object it was built with, so
+    changing the factor there changes the loss (at the next trace) and the saved config.
+    """
+    model.get_layer(CLASSIFIER_LAYER).kernel_regularizer.l2 = tf_keras.backend.cast_to_floatx(factor)
 
 
 def load_classifier(model_dir: str, spec: BackboneSpec, label_map, previous_labels,

@@ -37,7 +37,7 @@ class EpochMetricsLogger(tf_keras.callbacks.Callback):
 
 def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
         validation: Scorer | None, hp: Hyperparameters, tensorboard_dir: str | None = None,
-        checkpoints=None) -> dict[str, list[float]]:
+        checkpoints=None, class_weight: dict[int, float] | None = None) -> dict[str, list[float]]:
     """Train for ``hp.epochs`` (fewer with early stopping, which restores the best weights).
 
     Args:
@@ -49,6 +49,7 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
         tensorboard_dir: write TensorBoard logs (scalars per epoch) here, when given.
         checkpoints: a :class:`~tf_finetune.checkpoint.Checkpoints` to resume from and save
             to, or None.
+        class_weight: class index -> weight of its examples in the loss, or None.
 
     Returns:
         Keras history: metric name -> one value per epoch run (with checkpoints, including
@@ -72,5 +73,5 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
             monitor="val_loss", patience=hp.early_stopping_patience,
             min_delta=hp.early_stopping_min_delta, restore_best_weights=True))
     history = model.fit(train, epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks, verbose=0)
+                        callbacks=callbacks, verbose=0, class_weight=class_weight)
     return checkpoints.history() if checkpoints is not None else history.history

@@ -1,0 +1,179 @@
+"""Hyperparameters the tool chooses itself: only what the user left unset, on the validation
+split (never the test data), deterministically, with the evidence in metrics.json."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow_hub as hub
+import tf_keras
+
+import tiny_modules
+from helpers import extract
+from tf_finetune import choices
+from tf_finetune.errors import HyperparameterError
+from tf_finetune.hyperparameters import class_weight_map
+from tf_finetune.job import JobConfig, run
+
+SMALL = {"batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
+
+
+@pytest.fixture(scope="module")
+def validation(tmp_path_factory):
+    return tiny_modules.write_image_folder(tmp_path_factory.mktemp("val") / "val", per_class=4)
+
+
+def train(image_module, image_data, cache_dir, out, hp, **config) -> dict:
+    result = run(JobConfig(data=str(image_data), output=str(out), handle=str(image_module), image_size=24,
+                           hyperparameters=hp, cache_dir=str(cache_dir), **config))
+    return result.metrics
+
+
+def by_name(metrics: dict) -> dict:
+    return {c["name"]: c for c in metrics["choices"]}
+
+
+def test_unset_values_are_chosen_on_validation_and_recorded(image_module, image_data, validation,
+                                                            cache_dir, tmp_path, caplog):
+    caplog.set_level("INFO")
+    metrics = train(image_module, image_data, cache_dir, tmp_path / "a", SMALL,
+                    validation_data=str(validation))
+    chosen = by_name(metrics)
+    assert set(chosen) == {"regularizers_l2", "epochs"}
+    l2, epochs = chosen["regularizers_l2"], chosen["epochs"]
+    assert set(l2["candidates"]) == {f"{v:g}" for v in choices.L2_CANDIDATES}
+    # The chosen strength is the one with the lowest validation loss, and the final run uses it.
+    assert l2["candidates"][f"{l2['value']:g}"] == min(l2["candidates"].values())
+    assert metrics["hyperparameters"]["regularizers_l2"] == l2["value"]
+    assert metrics["hyperparameters"]["epochs"] == epochs["value"] == metrics["epochs_run"]
+    assert epochs["value"] == epochs["candidates"][f"{l2['value']:g}"]
+    assert 1 <= epochs["value"] <= choices.search_epochs(metrics["steps_per_epoch"])
+    assert "regularizers_l2: chose" in caplog.text and "by validation loss on cached features" in caplog.text
+    # The exported model carries the chosen L2 factor.
+    archive = tmp_path / "a" / "output" / "model.tar.gz"
+    extract(archive, tmp_path / "model")
+    saved = tf_keras.models.load_model(str(tmp_path / "model" / "1"), compile=False,
+                                       custom_objects={"KerasLayer": hub.KerasLayer})
+    assert saved.get_layer("classifier").kernel_regularizer.l2 == pytest.approx(l2["value"])
+    on_disk = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert on_disk["choices"] == metrics["choices"]
+
+
+def test_choices_repeat_with_the_seed_and_ignore_the_test_data(image_module, image_data, validation,
+                                                                cache_dir, tmp_path):
+    # The same test images with their labels swapped: a choice made on test data would differ.
+    test_a = tiny_modules.write_image_folder(tmp_path / "test_a", per_class=3)
+    test_b = tmp_path / "test_b"
+    shutil.copytree(test_a / "blue", test_b / "red")
+    shutil.copytree(test_a / "red", test_b / "blue")
+    hp = dict(SMALL, random_seed=9)
+    runs = [train(image_module, image_data, cache_dir, tmp_path / name, hp, validation_data=str(validation),
+                  test_data=str(test)) for name, test in (("a", test_a), ("b", test_b))]
+
+    def without_time(metrics):
+        return [{k: v for k, v in c.items() if k != "seconds"} for c in metrics["choices"]]
+
+    assert without_time(runs[0]) and without_time(runs[0]) == without_time(runs[1])
+    assert runs[0]["history"] == runs[1]["history"]
+    assert runs[0]["final"]["test_accuracy"] + runs[1]["final"]["test_accuracy"] == pytest.approx(1.0)
+
+
+def test_a_given_value_is_never_chosen(image_module, image_data, validation, cache_dir, tmp_path):
+    both = train(image_module, image_data, cache_dir, tmp_path / "both",
+                 dict(SMALL, epochs=2, regularizers_l2=0.005), validation_data=str(validation))
+    assert both["choices"] == [] and both["epochs_run"] == 2
+    assert both["hyperparameters"]["regularizers_l2"] == 0.005
+
+    epochs_given = train(image_module, image_data, cache_dir, tmp_path / "epochs",
+                         dict(SMALL, epochs=2), validation_data=str(validation))
+    assert [c["name"] for c in epochs_given["choices"]] == ["regularizers_l2"]
+    assert "after 2 epochs" in epochs_given["choices"][0]["how"] and epochs_given["epochs_run"] == 2
+
+    l2_given = train(image_module, image_data, cache_dir, tmp_path / "l2",
+                     dict(SMALL, regularizers_l2=0.005), validation_data=str(validation))
+    assert [c["name"] for c in l2_given["choices"]] == ["epochs"]
+    assert l2_given["hyperparameters"]["regularizers_l2"] == 0.005
+    assert l2_given["epochs_run"] == l2_given["choices"][0]["value"]
+
+    off = train(image_module, image_data, cache_dir, tmp_path / "off",
+                dict(SMALL, choose_hyperparameters=False), validation_data=str(validation))
+    assert off["choices"] == [] and off["epochs_run"] == 3  # the image task's default
+    assert off["hyperparameters"]["regularizers_l2"] == 0.0001
+
+
+def test_without_validation_data_a_part_of_training_is_held_out(image_module, image_data, cache_dir,
+                                                                tmp_path, caplog):
+    caplog.set_level("INFO")
+    metrics = train(image_module, image_data, cache_dir, tmp_path / "a",
+                    dict(SMALL, validation_split_ratio=0))
+    assert {c["name"] for c in metrics["choices"]} == {"regularizers_l2", "epochs"}
+    assert "of the training data held out" in metrics["choices"][0]["how"]
+    assert metrics["num_validation_examples"] == 0
+    assert metrics["num_train_examples"] == len(list(image_data.rglob("*.jpg")))  # all of it, at the end
+
+
+def test_nothing_is_chosen_when_the_backbone_runs_every_epoch(image_module, image_data, cache_dir,
+                                                              tmp_path, caplog):
+    caplog.set_level("INFO")
+    metrics = train(image_module, image_data, cache_dir, tmp_path / "a", dict(SMALL, epochs=1),
+                    feature_cache=False)
+    assert metrics["choices"] == []
+    assert "not chosen" in caplog.text
+
+
+def test_search_epochs_stay_within_bounds():
+    assert choices.search_epochs(8) == choices.MAX_EPOCHS
+    assert choices.search_epochs(10_000) == choices.MIN_EPOCHS
+    assert choices.search_epochs(50) == choices.STEP_BUDGET // 50
+
+
+def test_class_weight_map():
+    assert class_weight_map("none", [0, 1, 1, 1], 2) is None
+    auto = class_weight_map("auto", [0, 1, 1, 1], 2)
+    assert auto == {0: 2.0, 1: pytest.approx(2 / 3)}
+    assert np.mean([auto[label] for label in [0, 1, 1, 1]]) == pytest.approx(1.0)
+    assert class_weight_map((1.0, 4.0), [0, 1], 2) == {0: 1.0, 1: 4.0}
+    with pytest.raises(HyperparameterError, match="3 weights but the data has 2 classes"):
+        class_weight_map((1.0, 2.0, 3.0), [0, 1], 2)
+
+
+def indistinct_images(root, counts: dict[str, int]):
+    """Class folders of images that all look alike: a model can only learn the class prior."""
+    for cls, count in counts.items():
+        for i in range(count):
+            tiny_modules.write_image(root / cls / f"{cls}_{i:03d}.jpg", tiny_modules.COLOURS["green"], seed=i)
+    return root
+
+
+@pytest.mark.parametrize("head_only", [True, False])
+def test_class_weights_move_predictions_toward_the_heavier_class(image_module, cache_dir, tmp_path,
+                                                                 head_only):
+    data = indistinct_images(tmp_path / "train", {"a": 4, "b": 12})
+    validation = indistinct_images(tmp_path / "val", {"a": 4, "b": 4})
+    recall_of_a = {}
+    for weights in ("none", "10,1"):
+        reports = tmp_path / f"reports-{weights}"
+        run(JobConfig(data=str(data), validation_data=str(validation), output=None, handle=str(image_module),
+                      image_size=24, cache_dir=str(cache_dir), report_dir=str(reports),
+                      hyperparameters=dict(SMALL, epochs=4, regularizers_l2=0.0001, class_weights=weights,
+                                           train_only_top_layer=head_only)))
+        report = json.loads((reports / "evaluation.json").read_text())
+        recall_of_a[weights] = report["per_class"]["a"]["recall"]
+    # Unweighted, the 3x larger class b wins everywhere; weighting a up 10x turns that round.
+    assert recall_of_a == {"none": 0.0, "10,1": 1.0}
+
+
+def test_auto_class_weights_are_logged(image_module, cache_dir, tmp_path, caplog):
+    caplog.set_level("INFO")
+    data = indistinct_images(tmp_path / "train", {"a": 4, "b": 12})
+    run(JobConfig(data=str(data), output=None, handle=str(image_module), image_size=24, cache_dir=str(cache_dir),
+                  hyperparameters=dict(SMALL, epochs=1, class_weights="auto", validation_split_ratio=0)))
+    assert "class weights: a=2, b=0.667" in caplog.text
+
+
+def test_class_weights_of_the_wrong_length_fail_before_any_output(image_module, image_data, cache_dir, tmp_path):
+    with pytest.raises(HyperparameterError, match="class_weights has 3 weights but the data has 2 classes"):
+        train(image_module, image_data, cache_dir, tmp_path / "out", dict(SMALL, class_weights="1,2,3"))
+    assert not (tmp_path / "out").exists()
