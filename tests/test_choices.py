@@ -177,3 +177,26 @@ def test_class_weights_of_the_wrong_length_fail_before_any_output(image_module, 
     with pytest.raises(HyperparameterError, match="class_weights has 3 weights but the data has 2 classes"):
         train(image_module, image_data, cache_dir, tmp_path / "out", dict(SMALL, class_weights="1,2,3"))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_trained_backbone_trains_every_epoch_and_keeps_the_best(text_module, text_data, cache_dir):
+    result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module), cache_dir=str(cache_dir),
+                           hyperparameters={"batch_size": 4, "learning_rate": 0.05}))
+    metrics = result.metrics
+    (choice,) = metrics["choices"]
+    losses = metrics["history"]["val_loss"]
+    assert choice["name"] == "epochs" and metrics["epochs_run"] == len(losses) == 10  # the text default
+    best = choice["value"]
+    assert losses[best - 1] == min(losses)
+    assert choice["candidates"] == {str(e + 1): pytest.approx(loss, abs=1e-5) for e, loss in enumerate(losses)}
+    # The model is that epoch's: its final validation loss is the one logged after that epoch.
+    assert metrics["final"]["val_loss"] == pytest.approx(losses[best - 1], abs=1e-5)
+    assert metrics["hyperparameters"]["epochs"] == best
+
+
+def test_a_trained_backbone_with_given_epochs_keeps_the_last(text_module, text_data, cache_dir):
+    result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module), cache_dir=str(cache_dir),
+                           hyperparameters={"batch_size": 4, "learning_rate": 0.05, "epochs": 4}))
+    assert result.metrics["choices"] == []
+    assert result.metrics["final"]["val_loss"] == pytest.approx(result.metrics["history"]["val_loss"][-1],
+                                                               abs=1e-5)

@@ -477,3 +477,19 @@ def test_large_jpeg_is_decoded_scaled_and_matches_a_full_decode(tmp_path):
     png = tmp_path / "big.png"
     Image.fromarray(pixels.astype(np.uint8)).save(png)
     assert np.abs(decode_image_bytes(tf.io.read_file(str(png)), 100, "area").numpy() - full).mean() < 0.01
+
+
+def test_the_decoded_image_cache_keeps_8_bit_images_that_decode_as_served(tmp_path):
+    from tf_finetune.data.pipeline import decoded_size
+
+    examples = _examples(tmp_path)  # 15 images
+    cache = tmp_path / "cache" / "decoded"
+    cache.parent.mkdir()
+    dataset = training_batches(examples, "image", num_classes=3, global_batch=5, shuffle_seed=2,
+                               image_size=SIZE, cache_file=str(cache))
+    second_pass = _rows(dataset, 6)[1][15:]  # the first pass writes the cache, the second reads it
+    on_disk = sum(p.stat().st_size for p in cache.parent.iterdir())
+    assert decoded_size(15, SIZE) <= on_disk < 15 * SIZE * SIZE * 3 * 4 / 2  # 8 bits, not float32
+    # Read back, they are exactly what serving's decoding gives (no rounding difference).
+    served = np.stack([decode_image(tf.constant(p), SIZE, "bilinear").numpy() for p in examples.inputs])
+    assert sorted(second_pass.reshape(15, -1).tolist()) == sorted(served.reshape(15, -1).tolist())

@@ -223,7 +223,7 @@ def test_full_fine_tune_with_decoded_image_cache_and_mixed_precision_on_cpu(
                            cache_dir=str(cache_dir)))
 
     assert "mixed_precision=True is ignored: no GPU" in caplog.text
-    assert "decoded images are cached after the first epoch" in caplog.text
+    assert "decoded images are cached as 8-bit RGB after the first epoch" in caplog.text
     assert result.metrics["epochs_run"] == 2
     assert np.isfinite(result.metrics["history"]["loss"]).all()
     assert result.metrics["final"]["val_accuracy"] >= 0.8

@@ -396,7 +396,7 @@ def test_card_of_wordllama():
     text = catalog.card(None, "wordllama-words256")
     assert "handle:          builtin:wordllama-words256" in text
     assert "licence:         MIT" in text
-    assert "learning_rate=0.01" in text
+    assert "learning_rate=0.001*" in text  # the entry's own value (measured: benchmarks/quality.py)
     assert "preprocessor" not in text
 
 

@@ -138,3 +138,15 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     for choice in choices:
         log.info("%s", choice.describe())
     return hyperparameters.resolve(hp, chosen), choices
+
+
+def kept_epoch(best_epoch: int, losses: dict[int, float]) -> Choice:
+    """The choice of ``epochs`` when the backbone trains: every epoch ran, and the weights of
+    the one with the lowest validation loss were kept (see :class:`~tf_finetune.train.BestEpoch`).
+
+    Args:
+        best_epoch: the epoch kept (1-based).
+        losses: epoch -> its validation loss.
+    """
+    return Choice("epochs", best_epoch, f"of {max(losses)} run: the epoch with the lowest validation loss "
+                  "(its weights are kept)", {str(e): round(loss, 5) for e, loss in losses.items()}, 0.0)

@@ -20,6 +20,7 @@ import tensorflow as tf
 import tf_keras
 
 from tf_finetune import choices, train
+from tf_finetune.feature_store import FeatureStore
 from tf_finetune.data.pipeline import inference_batches, shuffle_for_epochs, steps_per_epoch
 from tf_finetune.hyperparameters import class_weight_map
 from tf_finetune.inference import Scorer, classification_metrics, predict_in_order
@@ -64,6 +65,23 @@ def extract_features(extractor: tf_keras.Model, batches: tf.data.Dataset, count:
         row += len(values)
     features.flush()
     return features
+
+
+def _features(extractor: tf_keras.Model, batches: tf.data.Dataset, examples, strategy, workdir: Path,
+              store: FeatureStore | None, task: str) -> tuple[np.ndarray, str]:
+    """One split's features, read from ``store`` when it has them; else computed once (and
+    kept in ``store``). Returns them and where they came from, in words."""
+    key = store.key(examples.inputs, task) if store is not None else None
+    if key is not None:
+        stored = store.load(key, len(examples))
+        if stored is not None:
+            return stored, f"read from {store.directory}"
+    features = extract_features(extractor, batches, len(examples), strategy, workdir)
+    if key is not None and not isinstance(features, np.memmap):
+        path = store.save(key, features)
+        if path is not None:
+            return features, f"computed once, kept in {store.directory} ({features.nbytes / 2**20:.1f} MiB)"
+    return features, "computed once"
 
 
 def _feature_lookup(features: np.ndarray):
@@ -122,7 +140,7 @@ class HeadFit:
 def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inputs: dict,
              hp, global_batch: int, workdir: Path, task: str, given: set[str] = frozenset(),
              loss_scaling: bool = False, tensorboard_dir: str | None = None,
-             checkpoints=None) -> HeadFit:
+             checkpoints=None, store: FeatureStore | None = None) -> HeadFit:
     """Train ``model``'s classification head on cached backbone features.
 
     The hyperparameters of :data:`~tf_finetune.choices.CHOOSABLE` that are not in ``given``
@@ -141,6 +159,7 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
         loss_scaling: dynamic loss scaling, as the full model has under mixed precision.
         tensorboard_dir: TensorBoard logs, when given.
         checkpoints: resume from and save to these checkpoints (of the head), or None.
+        store: read the features from, and keep them in, this store (None: compute them).
 
     Returns:
         The history, validation scorer, effective hyperparameters and choices.
@@ -151,14 +170,16 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
     with strategy.scope():  # so that predict spreads the batches over the replicas
         extractor = tf_keras.Model(model.inputs, model.get_layer("backbone").output,
                                    name="feature_extractor")
-    train_features = extract_features(extractor, inputs["train"], len(data.train), strategy, workdir)
-    val_features = None
-    if inputs.get("validation") is not None:
-        val_features = extract_features(extractor, inputs["validation"], len(data.validation),
-                                        strategy, workdir)
-    log.info("features computed once: %d x %d in %.1fs; training the head on them",
-             len(train_features) + (len(val_features) if val_features is not None else 0),
-             train_features.shape[1], time.perf_counter() - started)
+    splits = {"train": data.train, "validation": data.validation if inputs.get("validation") is not None else None}
+    features, sources = {}, {}
+    for name, examples in splits.items():
+        if examples is not None:
+            features[name], sources[name] = _features(extractor, inputs[name], examples, strategy, workdir,
+                                                      store, task)
+    train_features, val_features = features["train"], features.get("validation")
+    log.info("features: %s (%d x %d, %.1fs); training the head on them",
+             ", ".join(f"{name} {source}" for name, source in sources.items()),
+             sum(len(f) for f in features.values()), train_features.shape[1], time.perf_counter() - started)
 
     num_classes = data.label_map.num_classes
     steps = steps_per_epoch(len(data.train), global_batch)

@@ -297,16 +297,20 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         tensorboard_dir = str(Path(config.output) / OUTPUT_SUBDIR / "tensorboard")
     chosen = []
     if cache:
+        from tf_finetune.feature_store import FeatureStore
+
         train_inputs = inference_batches(data.train.inputs, spec.task, global_batch, **decoding)
+        store = FeatureStore.open(config.cache_dir, backbone_path, preprocessor_path, spec.task, image_size,
+                                  hp.image_resize_interpolation)
         head = feature_cache.fit_head(
             model, strategy, data, {"train": train_inputs, "validation": val_inputs}, hp,
             global_batch, workdir, spec.task, given, loss_scaling,
-            tensorboard_dir if chief else None, checkpoints)
+            tensorboard_dir if chief else None, checkpoints, store)
         history, val_scorer, hp, chosen = head.history, head.scorer, head.hyperparameters, head.choices
     else:
         if hp.train_only_top_layer:
             log.info("head-only training through the backbone every epoch: %s", why_not)
-        unset = choices.unset(hp, given)
+        unset = [name for name in choices.unset(hp, given) if name != "epochs"]
         if unset:
             log.info("%s not chosen (that needs cached features): using %s", ", ".join(unset),
                      ", ".join(f"{name}={hp[name]}" for name in unset))
@@ -315,8 +319,16 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
                                     cache_file=decoded.get("train"), deterministic=seeded, **decoding)
         val_scorer = Scorer(model, val_inputs, data.validation.labels, strategy,
                             hp.label_smoothing) if val_inputs is not None else None
+        keep_best = None
+        if "epochs" in choices.unset(hp, given) and val_scorer is not None and not hp.early_stopping:
+            keep_best = train.BestEpoch()
         history = train.fit(model, train_ds, steps, val_scorer, hp,
-                            tensorboard_dir if chief else None, checkpoints, class_weight)
+                            tensorboard_dir if chief else None, checkpoints, class_weight, keep_best)
+        if keep_best is not None and keep_best.best_epoch is not None:
+            choice = choices.kept_epoch(keep_best.best_epoch, keep_best.losses)
+            log.info("%s", choice.describe())
+            chosen.append(choice)
+            hp = hyperparameters.resolve(hp, {"epochs": choice.value})
     train_seconds = time.perf_counter() - fit_started
     final = {"train_" + k: float(v[-1]) for k, v in history.items() if not k.startswith("val_")}
     val_probabilities = None
@@ -401,7 +413,8 @@ def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None,
         log.info("decoded images (%.1f GiB) are not cached: %.1f GiB free in %s", needed / 2**30,
                  free / 2**30, workdir)
         return {}
-    log.info("decoded images are cached after the first epoch (%.2f GiB in %s)", needed / 2**30, workdir)
+    log.info("decoded images are cached as 8-bit RGB after the first epoch (%.2f GiB in %s)",
+             needed / 2**30, workdir)
     return {name: str(workdir / f"decoded-{name}") for name, examples in splits.items() if examples}
 
 

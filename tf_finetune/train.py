@@ -35,9 +35,40 @@ class EpochMetricsLogger(tf_keras.callbacks.Callback):
                  time.perf_counter() - self._start)
 
 
+class BestEpoch(tf_keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the lowest ``val_loss`` and puts them back when
+    training ends (the epochs were left to the tool: it trains them all and keeps the best).
+
+    After a resume from a checkpoint it chooses among the epochs run since.
+
+    Attributes:
+        best_epoch: the epoch kept (1-based), or None before any validation.
+        losses: epoch (1-based) -> its ``val_loss``, for every epoch seen.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.best_epoch: int | None = None
+        self.losses: dict[int, float] = {}
+        self._weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("val_loss")
+        if loss is None:
+            return
+        if self.best_epoch is None or loss < self.losses[self.best_epoch]:
+            self.best_epoch, self._weights = epoch + 1, self.model.get_weights()
+        self.losses[epoch + 1] = float(loss)
+
+    def on_train_end(self, logs=None):
+        if self._weights is not None:
+            self.model.set_weights(self._weights)
+
+
 def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
         validation: Scorer | None, hp: Hyperparameters, tensorboard_dir: str | None = None,
-        checkpoints=None, class_weight: dict[int, float] | None = None) -> dict[str, list[float]]:
+        checkpoints=None, class_weight: dict[int, float] | None = None,
+        keep_best: BestEpoch | None = None) -> dict[str, list[float]]:
     """Train for ``hp.epochs`` (fewer with early stopping, which restores the best weights).
 
     Args:
@@ -50,6 +81,7 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
         checkpoints: a :class:`~tf_finetune.checkpoint.Checkpoints` to resume from and save
             to, or None.
         class_weight: class index -> weight of its examples in the loss, or None.
+        keep_best: a :class:`BestEpoch` that keeps the best epoch's weights (needs validation).
 
     Returns:
         Keras history: metric name -> one value per epoch run (with checkpoints, including
@@ -68,6 +100,8 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
     if tensorboard_dir:
         callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), histogram_freq=0,
                                                         write_graph=False, profile_batch=0))
+    if keep_best is not None:
+        callbacks.append(keep_best)
     if hp.early_stopping:
         callbacks.append(tf_keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=hp.early_stopping_patience,

@@ -18,19 +18,34 @@ def decode_image_bytes(data: tf.Tensor, image_size: int, interpolation: str) -> 
     """Decode JPEG/PNG bytes as float32 RGB in [0, 1], resized to ``image_size`` square.
 
     Training and the exported serving signature both use this, so what is served is
-    preprocessed exactly as what was trained on. Grayscale, CMYK, palette and 16-bit images
-    all come out as 3-channel RGB. A JPEG at least twice the target size on its short side is
-    decoded at 1/2, 1/4 or 1/8 scale (``decode_jpeg``'s ``ratio``: the scaling happens inside
-    the DCT, several times faster than decoding every pixel) while staying at or above the
-    target size, then resized as usual.
+    preprocessed exactly as what was trained on: :func:`decode_image_uint8`, then
+    :func:`image_to_float`.
+    """
+    return image_to_float(decode_image_uint8(data, image_size, interpolation))
+
+
+def decode_image_uint8(data: tf.Tensor, image_size: int, interpolation: str) -> tf.Tensor:
+    """Decode JPEG/PNG bytes as 8-bit RGB, resized to ``image_size`` square and rounded.
+
+    This 8-bit image is what the decoded-image cache keeps (a quarter of float32's size);
+    serving rounds the same way, so a cached image and a served one are the same values.
+    Grayscale, CMYK, palette and 16-bit images all come out as 3-channel RGB. A JPEG at least
+    twice the target size on its short side is decoded at 1/2, 1/4 or 1/8 scale
+    (``decode_jpeg``'s ``ratio``: the scaling happens inside the DCT, several times faster
+    than decoding every pixel) while staying at or above the target size, then resized as usual.
     """
     # 8 bits per channel until resized: a 10000x10000 PNG takes 300 MB, not 1.2 GB as floats.
     image = tf.cond(tf.io.is_jpeg(data), lambda: _decode_jpeg_scaled(data, image_size),
                     lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
     image.set_shape([None, None, 3])
-    image = tf.cast(tf.image.resize(image, [image_size, image_size], method=interpolation),
-                    tf.float32) / 255.0  # "nearest" keeps uint8
-    return tf.clip_by_value(image, 0.0, 1.0)
+    resized = tf.cast(tf.image.resize(image, [image_size, image_size], method=interpolation),
+                      tf.float32)  # "nearest" keeps uint8; bicubic and lanczos overshoot [0, 255]
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def image_to_float(image: tf.Tensor) -> tf.Tensor:
+    """8-bit RGB as float32 in [0, 1], the range image feature vectors take."""
+    return tf.cast(image, tf.float32) / 255.0
 
 
 JPEG_RATIOS = (1, 2, 4, 8)  # the scales libjpeg decodes at
@@ -110,10 +125,12 @@ def training_batches(examples: Examples, task: str, num_classes: int, global_bat
 
     def decode(dataset):
         if task == "image":
-            dataset = dataset.map(lambda p, y: (decode_image(p, image_size, interpolation), y),
-                                  num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+            read = lambda p, y: (decode_image_uint8(tf.io.read_file(p), image_size, interpolation), y)  # noqa: E731
+            dataset = dataset.map(read, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
             if cache_file is not None:
-                dataset = dataset.cache(cache_file)
+                dataset = dataset.cache(cache_file)  # 8-bit images: a quarter of float32's size
+            dataset = dataset.map(lambda x, y: (image_to_float(x), y), num_parallel_calls=AUTOTUNE,
+                                  deterministic=deterministic)
         return dataset
 
     dataset = shuffle_for_epochs(dataset, len(examples), shuffle_seed, task, between=decode)
@@ -158,10 +175,11 @@ def inference_batches(inputs, task: str, batch: int, *, image_size: int | None =
     values = tf.concat([values, tf.repeat(values[-1:], pad)], axis=0)
     dataset = tf.data.Dataset.from_tensor_slices(values)
     if task == "image":
-        dataset = dataset.map(lambda p: decode_image(p, image_size, interpolation),
+        dataset = dataset.map(lambda p: decode_image_uint8(tf.io.read_file(p), image_size, interpolation),
                               num_parallel_calls=AUTOTUNE, deterministic=True)
         if cache_file is not None:
             dataset = dataset.cache(cache_file)
+        dataset = dataset.map(image_to_float, num_parallel_calls=AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
     # Every host predicts on all of it (see predict_in_order): no sharding across workers.
@@ -189,5 +207,5 @@ def shuffle_for_epochs(dataset: tf.data.Dataset, count: int, seed: int, task: st
 
 
 def decoded_size(count: int, image_size: int) -> int:
-    """Bytes that ``count`` decoded float32 RGB images of ``image_size`` square take."""
-    return count * image_size * image_size * 3 * 4
+    """Bytes that ``count`` decoded 8-bit RGB images of ``image_size`` square take in the cache."""
+    return count * image_size * image_size * 3
