@@ -397,6 +397,7 @@ def test_card_of_wordllama():
     assert "handle:          builtin:wordllama-words256" in text
     assert "licence:         MIT" in text
     assert "learning_rate=0.001*" in text  # the entry's own value (measured: benchmarks/quality.py)
+    assert "chosen by the job when you leave it unset: epochs" in text  # a trained backbone
     assert "preprocessor" not in text
 
 
@@ -407,6 +408,8 @@ def test_card_of_an_entry_without_overrides():
     assert not re.search(r"=\S+\*", text)  # nothing set by the entry
     assert all(f"{p.name}=" in text for p in SCHEMA)
     assert "input:           224px [0,1]" in text
+    assert "train_only_top_layer=True+" in text  # head-only, as JumpStart ships image models
+    assert "chosen by the job when you leave them unset: regularizers_l2, epochs" in text
 
 
 def test_card_from_another_registry(tmp_path):

@@ -74,9 +74,12 @@ def _default_hyperparameters(task_defaults: Mapping[str, Any], entry: Mapping[st
             f"(* this entry's, + the {task} task's)")
     lines = [head, *textwrap.wrap("  ".join(words), width=100, initial_indent="    ",
                                   subsequent_indent="    ", break_on_hyphens=False)]
-    if values.train_only_top_layer and values.choose_hyperparameters:
-        lines.append(f"  chosen by the tool when you leave them unset: {', '.join(CHOOSABLE)} (by "
-                     "validation loss, on cached features; metrics.json 'choices' has the evidence)")
+    if not values.choose_hyperparameters:
+        lines.append("  chosen by the job: nothing (choose_hyperparameters=False)")
+    elif values.train_only_top_layer:
+        lines.append(f"  chosen by the job when you leave them unset: {', '.join(CHOOSABLE)} (by validation "
+                     "loss, on cached features; metrics.json 'choices' has the evidence)")
     else:
-        lines.append("  chosen by the tool: nothing (choices need train_only_top_layer=True)")
+        lines.append("  chosen by the job when you leave it unset: epochs (all run; the weights of the one "
+                     "with the lowest validation loss are kept)")
     return lines

@@ -123,10 +123,9 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     choices = []
     if "regularizers_l2" in names:
         chosen["regularizers_l2"] = l2
+        when = f"each at its best epoch of up to {epochs}" if choose_epochs else f"after {epochs} epochs"
         choices.append(Choice("regularizers_l2", l2, f"of {len(candidates)} candidates by {on} on cached "
-                              f"features, each at its best epoch of up to {epochs}" if choose_epochs else
-                              f"of {len(candidates)} candidates by {on} on cached features after "
-                              f"{epochs} epochs",
+                              f"features, {when}",
                               {f"{value:g}": round(score, 5) for value, (score, _) in results.items()},
                               round(seconds, 2)))
     if choose_epochs:

@@ -308,12 +308,12 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
             tensorboard_dir if chief else None, checkpoints, store)
         history, val_scorer, hp, chosen = head.history, head.scorer, head.hyperparameters, head.choices
     else:
+        unset = [name for name in choices.unset(hp, given) if name != "epochs"]
         if hp.train_only_top_layer:
             log.info("head-only training through the backbone every epoch: %s", why_not)
-        unset = [name for name in choices.unset(hp, given) if name != "epochs"]
-        if unset:
-            log.info("%s not chosen (that needs cached features): using %s", ", ".join(unset),
-                     ", ".join(f"{name}={hp[name]}" for name in unset))
+            if unset:
+                log.info("%s not chosen (that needs cached features): using %s", ", ".join(unset),
+                         ", ".join(f"{name}={hp[name]}" for name in unset))
         train_ds = training_batches(data.train, spec.task, data.label_map.num_classes, global_batch,
                                     shuffle_seed=hp.random_seed, augmenter=augmenter,
                                     cache_file=decoded.get("train"), deterministic=seeded, **decoding)
