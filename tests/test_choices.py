@@ -7,17 +7,18 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
 import tiny_modules
-from helpers import extract
+from helpers import decode_images, extract
 from tf_finetune import choices
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.hyperparameters import class_weight_map
 from tf_finetune.job import JobConfig, run
 
-SMALL = {"batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
+SMALL = {"batch_size": 4, "learning_rate": 0.2, "label_smoothing": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -179,24 +180,97 @@ def test_class_weights_of_the_wrong_length_fail_before_any_output(image_module, 
     assert not (tmp_path / "out").exists()
 
 
-def test_a_trained_backbone_trains_every_epoch_and_keeps_the_best(text_module, text_data, cache_dir):
-    result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module), cache_dir=str(cache_dir),
-                           hyperparameters={"batch_size": 4, "learning_rate": 0.05}))
-    metrics = result.metrics
-    (choice,) = metrics["choices"]
-    losses = metrics["history"]["val_loss"]
-    assert choice["name"] == "epochs" and metrics["epochs_run"] == len(losses) == 10  # the text default
-    best = choice["value"]
-    assert losses[best - 1] == min(losses)
-    assert choice["candidates"] == {str(e + 1): pytest.approx(loss, abs=1e-5) for e, loss in enumerate(losses)}
-    # The model is that epoch's: its final validation loss is the one logged after that epoch.
-    assert metrics["final"]["val_loss"] == pytest.approx(losses[best - 1], abs=1e-5)
-    assert metrics["hyperparameters"]["epochs"] == best
-
-
 def test_a_trained_backbone_with_given_epochs_keeps_the_last(text_module, text_data, cache_dir):
     result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module), cache_dir=str(cache_dir),
                            hyperparameters={"batch_size": 4, "learning_rate": 0.05, "epochs": 4}))
     assert result.metrics["choices"] == []
     assert result.metrics["final"]["val_loss"] == pytest.approx(result.metrics["history"]["val_loss"][-1],
                                                                abs=1e-5)
+
+
+def test_eval_metrics_on_a_hand_worked_example():
+    from tf_finetune.eval_metrics import score
+
+    positive = np.array([0.9, 0.8, 0.3, 0.1])
+    probabilities = np.stack([1 - positive, positive], axis=1)
+    labels = [1, 0, 1, 0]
+    assert score("auc", probabilities, labels) == pytest.approx(3 / 4)  # 3 of 4 pairs ranked right
+    assert score("prc", probabilities, labels) == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert score("precision", probabilities, labels) == pytest.approx(1 / 2)  # 0.9 right, 0.8 wrong
+    assert score("recall", probabilities, labels) == pytest.approx(1 / 2)  # 0.3 missed
+    tied = np.array([[0.5, 0.5], [0.5, 0.5]])
+    assert score("auc", tied, [1, 0]) == pytest.approx(0.5)
+    three = np.eye(3)[[0, 1, 2, 2]]  # all right: every class-vs-rest score is perfect
+    assert [score(m, three, [0, 1, 2, 2]) for m in ("auc", "prc", "precision", "recall")] == [1.0] * 4
+
+
+def test_eval_metric_is_reported_and_picks_the_kept_epoch(text_module, text_data, cache_dir, caplog):
+    caplog.set_level("INFO")
+    result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module), cache_dir=str(cache_dir),
+                           hyperparameters={"batch_size": 4, "learning_rate": 0.02, "eval_metric": "auc"}))
+    metrics = result.metrics
+    aucs, losses = metrics["history"]["val_auc"], metrics["history"]["val_loss"]
+    (choice,) = metrics["choices"]
+    assert "highest validation auc" in choice["how"] and "val_auc=" in caplog.text
+    assert metrics["epochs_run"] == len(aucs) == 10  # every epoch of the text default ran
+    best = choice["value"]
+    assert best == aucs.index(max(aucs)) + 1  # the first best epoch
+    assert choice["candidates"] == {str(e + 1): pytest.approx(auc, abs=1e-5) for e, auc in enumerate(aucs)}
+    # The model is that epoch's: its final validation metrics are the ones logged after it.
+    assert metrics["final"]["val_auc"] == pytest.approx(max(aucs), abs=1e-6)
+    assert metrics["final"]["val_loss"] == pytest.approx(losses[best - 1], abs=1e-5)
+    assert metrics["hyperparameters"]["epochs"] == best
+
+
+def test_eval_metric_drives_the_head_search(image_module, image_data, validation, cache_dir, tmp_path):
+    metrics = train(image_module, image_data, cache_dir, tmp_path / "a", dict(SMALL, eval_metric="recall"),
+                    validation_data=str(validation))
+    chosen = by_name(metrics)
+    assert "by validation recall" in chosen["regularizers_l2"]["how"]
+    assert "highest validation recall" in chosen["epochs"]["how"]
+    l2 = chosen["regularizers_l2"]
+    assert l2["candidates"][f"{l2['value']:g}"] == max(l2["candidates"].values())
+    assert "val_recall" in metrics["final"]
+
+
+def test_early_stopping_on_accuracy_stops_when_it_stalls(text_module, text_data, cache_dir):
+    result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module), cache_dir=str(cache_dir),
+                           hyperparameters={"epochs": 20, "learning_rate": 0.0, "early_stopping": True,
+                                            "early_stopping_patience": 2, "eval_metric": "accuracy"}))
+    assert result.metrics["epochs_run"] == 3
+
+
+@pytest.mark.parametrize("head_only", [True, False])
+def test_binary_mode_has_one_sigmoid_output_and_serves_two_columns(image_module, image_data, validation,
+                                                                   cache_dir, tmp_path, head_only):
+    out = tmp_path / "out"
+    metrics = train(image_module, image_data, cache_dir, out,
+                    dict(SMALL, epochs=8, learning_rate=0.1, regularizers_l2=0.001, binary_mode=True,
+                         train_only_top_layer=head_only),
+                    validation_data=str(validation))
+    assert metrics["final"]["val_accuracy"] >= 0.9  # two colours
+    extract(out / "output" / "model.tar.gz", tmp_path / "model")
+    saved = tf_keras.models.load_model(str(tmp_path / "model" / "1"), compile=False,
+                                       custom_objects={"KerasLayer": hub.KerasLayer})
+    kernel, bias = saved.get_layer("classifier").get_weights()
+    assert kernel.shape[1] == 1
+    serve = tf.saved_model.load(str(tmp_path / "model" / "1")).signatures["serving_images"]
+    paths = sorted(validation.rglob("*.jpg"))
+    probabilities = serve(image=decode_images(paths, 24))["probabilities"].numpy()
+    backbone = tf_keras.Model(saved.inputs, saved.get_layer("backbone").output)
+    features = backbone(decode_images(paths, 24)).numpy()
+    sigmoid = 1 / (1 + np.exp(-(features @ kernel + bias)))[:, 0]
+    np.testing.assert_allclose(probabilities[:, 1], sigmoid, atol=1e-5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    # Continuing from it must keep its head's form.
+    with pytest.raises(HyperparameterError, match="binary_mode=False does not match the previous model"):
+        run(JobConfig(data=str(image_data), output=None, handle=str(out / "output" / "model.tar.gz"),
+                      cache_dir=str(cache_dir), hyperparameters={"epochs": 1}))
+
+
+def test_binary_mode_needs_two_classes_and_a_matching_previous_model(image_module, cache_dir, tmp_path):
+    three = tiny_modules.write_image_folder(tmp_path / "three", per_class=4, classes=("blue", "red", "green"))
+    with pytest.raises(HyperparameterError, match="binary_mode=True needs exactly two classes; the data has 3"):
+        run(JobConfig(data=str(three), output=str(tmp_path / "out"), handle=str(image_module), image_size=24,
+                      cache_dir=str(cache_dir), hyperparameters={"binary_mode": True}))
+    assert not (tmp_path / "out").exists()

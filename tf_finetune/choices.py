@@ -2,10 +2,11 @@
 
 A classification head trained on cached backbone features costs little next to the
 backbone pass that computed them, so the head-only path tries a few L2 strengths, trains
-each with early stopping on the validation loss, and keeps the strength and the epoch count
-with the lowest validation loss. (Measured on ants/bees: a head trained to its best epoch
-with the L2 strength chosen this way is as good as a tuned logistic regression on the same
-features, and much less seed-dependent than choosing the learning rate.)
+each with early stopping on the validation loss (or the ``eval_metric`` asked for), and
+keeps the strength and the epoch count that did best. (Measured on ants/bees: a head
+trained to its best epoch with the L2 strength chosen this way is as good as a tuned
+logistic regression on the same features, and much less seed-dependent than choosing the
+learning rate.)
 
 Nothing here looks at test data: the choice uses the validation split, or a stratified
 part of the training data when there is none. Each choice keeps its evidence (every
@@ -42,8 +43,8 @@ class Choice:
         name: the hyperparameter.
         value: the value chosen.
         how: how it was chosen, in words.
-        candidates: candidate (as text) -> its evidence: the validation loss of each L2
-            strength, or each L2 strength's best epoch.
+        candidates: candidate (as text) -> its evidence: the validation loss (or
+            ``eval_metric``) of each L2 strength, or each L2 strength's best epoch.
         seconds: time the choice took (all candidates; the choices made together share it).
     """
 
@@ -82,7 +83,8 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
 
     Args:
         train_head: ``train_head(l2, epochs, train_rows, holdout_rows)`` trains a fresh head
-            (seeded as the final one) and returns its validation loss after every epoch.
+            (seeded as the final one) and returns its validation ``eval_metric`` after every
+            epoch.
             ``train_rows``/``holdout_rows`` are None to use the whole training data and the
             validation split, or training-row indices when the choice holds out a part.
         labels: the training labels (to hold out a stratified part when there is no
@@ -106,19 +108,21 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     choose_epochs = "epochs" in names
     candidates = L2_CANDIDATES if "regularizers_l2" in names else (hp.regularizers_l2,)
     epochs = search_epochs(steps_per_epoch) if choose_epochs else hp.epochs
+    sign = 1 if hp.eval_metric == "loss" else -1  # what is minimised: the loss, or minus the metric
     started = time.perf_counter()
-    results = {}  # l2 -> (best validation loss, its epoch)
+    results = {}  # l2 -> (best validation score, its epoch)
     for l2 in candidates:
-        losses = train_head(l2, epochs, train_rows, holdout_rows)
+        scores = train_head(l2, epochs, train_rows, holdout_rows)
         if choose_epochs:
-            best = min(range(len(losses)), key=losses.__getitem__)  # the first lowest
+            best = min(range(len(scores)), key=lambda i: sign * scores[i])  # the first best
         else:
-            best = len(losses) - 1  # the final run trains exactly hp.epochs
-        results[l2] = (float(losses[best]), best + 1)
+            best = len(scores) - 1  # the final run trains exactly hp.epochs
+        results[l2] = (float(scores[best]), best + 1)
     seconds = time.perf_counter() - started
-    l2 = min(results, key=lambda value: (results[value][0], value))
-    loss, best_epoch = results[l2]
-    on = "validation loss" if has_validation else f"the loss on {HOLDOUT_RATIO:.0%} of the training data held out"
+    l2 = min(results, key=lambda value: (sign * results[value][0], value))
+    best_epoch = results[l2][1]
+    on = f"validation {hp.eval_metric}" if has_validation else \
+        f"the {hp.eval_metric} on {HOLDOUT_RATIO:.0%} of the training data held out"
     chosen: dict[str, Any] = {}
     choices = []
     if "regularizers_l2" in names:
@@ -130,7 +134,8 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
                               round(seconds, 2)))
     if choose_epochs:
         chosen["epochs"] = best_epoch
-        choices.append(Choice("epochs", best_epoch, f"of up to {epochs}: the epoch with the lowest {on} "
+        best = "lowest" if sign == 1 else "highest"
+        choices.append(Choice("epochs", best_epoch, f"of up to {epochs}: the epoch with the {best} {on} "
                               f"(early stopping, patience {PATIENCE})",
                               {f"{value:g}": results[value][1] for value in candidates},
                               round(seconds, 2)))
@@ -139,13 +144,19 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     return hyperparameters.resolve(hp, chosen), choices
 
 
-def kept_epoch(best_epoch: int, losses: dict[int, float]) -> Choice:
+def kept_epoch(best_epoch: int, scores: dict[int, float], metric: str = "loss") -> Choice:
     """The choice of ``epochs`` when the backbone trains: every epoch ran, and the weights of
-    the one with the lowest validation loss were kept (see :class:`~tf_finetune.train.BestEpoch`).
+    the one with the best validation ``metric`` were kept (see :class:`~tf_finetune.train.BestEpoch`).
 
     Args:
         best_epoch: the epoch kept (1-based).
-        losses: epoch -> its validation loss.
+        scores: epoch -> its validation ``metric``.
+        metric: the ``eval_metric``.
     """
-    return Choice("epochs", best_epoch, f"of {max(losses)} run: the epoch with the lowest validation loss "
-                  "(its weights are kept)", {str(e): round(loss, 5) for e, loss in losses.items()}, 0.0)
+    return Choice("epochs", best_epoch, f"of {max(scores)} run: the epoch with the {_best(metric)} "
+                  "(its weights are kept)", {str(e): round(v, 5) for e, v in scores.items()}, 0.0)
+
+
+def _best(metric: str) -> str:
+    """``lowest validation loss`` / ``highest validation auc``."""
+    return "lowest validation loss" if metric == "loss" else f"highest validation {metric}"

@@ -19,12 +19,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tf_finetune import choices, train
+from tf_finetune import choices, eval_metrics, train
 from tf_finetune.feature_store import FeatureStore
 from tf_finetune.data.pipeline import inference_batches, shuffle_for_epochs, steps_per_epoch
+from tf_finetune.eval_metrics import extra_metrics
 from tf_finetune.hyperparameters import class_weight_map
 from tf_finetune.inference import Scorer, classification_metrics, predict_in_order
-from tf_finetune.model import CLASSIFIER_LAYER, DROPOUT_LAYER
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
     model_lib.set_head_l2(model, hp.regularizers_l2)
     with strategy.scope():
         features_in = tf_keras.Input([train_features.shape[1]], dtype=tf.float32, name="features")
-        head_out = model.get_layer(CLASSIFIER_LAYER)(model.get_layer(DROPOUT_LAYER)(features_in))
+        head_out = model_lib.apply_layers(model_lib.head_of(model), features_in)
         head = tf_keras.Model(features_in, head_out, name="head")
         model_lib.compile_classifier(head, hp, steps * hp.epochs, loss_scaling)
     train_ds = _training_batches(train_features, data.train.labels, num_classes, global_batch,
@@ -199,7 +199,8 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
     scorer = None
     if val_features is not None:
         scorer = _FeatureScorer(head, _inference_batches(val_features, global_batch),
-                                data.validation.labels, strategy, hp.label_smoothing, val_features)
+                                data.validation.labels, strategy, hp.label_smoothing, extra_metrics(hp),
+                                val_features)
     class_weight = class_weight_map(hp.class_weights, data.train.labels, num_classes)
     history = train.fit(head, train_ds, steps, scorer, hp, tensorboard_dir, checkpoints, class_weight)
     return HeadFit(history, scorer, hp, chosen)
@@ -239,8 +240,8 @@ class _Search:
         self.loss_scaling = loss_scaling  # mixed precision rewrites these graphs too
 
     def run(self, l2: float, epochs: int, train_rows=None, holdout_rows=None) -> list[float]:
-        """Validation losses after each epoch of a head with L2 factor ``l2`` (fewer than
-        ``epochs`` when it stopped early)."""
+        """The validation ``eval_metric`` after each epoch of a head with L2 factor ``l2``
+        (fewer than ``epochs`` when it stopped early)."""
         from tf_finetune import model as model_lib
 
         features, labels = self.features, self.labels
@@ -250,31 +251,37 @@ class _Search:
             val_features, val_labels = np.asarray(self.features[holdout_rows]), self.labels[holdout_rows]
         steps = steps_per_epoch(len(features), self.global_batch)
         tf_keras.utils.set_random_seed(self.hp.random_seed)
-        dropout, classifier = model_lib.head_layers(self.num_classes, self.hp, l2)
         features_in = tf_keras.Input([features.shape[1]], dtype=tf.float32)
-        head = tf_keras.Model(features_in, classifier(dropout(features_in)))
+        head = tf_keras.Model(features_in, model_lib.apply_layers(
+            model_lib.head_layers(self.num_classes, self.hp, l2), features_in))
         model_lib.compile_classifier(head, self.hp, steps * epochs, self.loss_scaling)
-        scoring = _ValidationLoss(val_features, val_labels)
-        stop = tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=choices.PATIENCE)
+        metric = self.hp.eval_metric
+        scoring = _ValidationScore(val_features, val_labels, metric)
+        stop = tf_keras.callbacks.EarlyStopping(monitor="val_score", mode="min" if metric == "loss" else "max",
+                                                patience=choices.PATIENCE)
         batches = _training_batches(features, labels, self.num_classes, self.global_batch,
                                     self.hp.random_seed, self.task)
         head.fit(batches, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[scoring, stop],
                  class_weight=class_weight_map(self.hp.class_weights, labels, self.num_classes))
-        return scoring.losses
+        return scoring.scores
 
 
-class _ValidationLoss(tf_keras.callbacks.Callback):
-    """``val_loss`` after every epoch: the plain cross-entropy of the head on the validation
-    features (no label smoothing and no L2 term, so that L2 strengths are compared on how
-    well they predict, not on their own penalty)."""
+class _ValidationScore(tf_keras.callbacks.Callback):
+    """``val_score`` after every epoch: the head's ``metric`` on the validation features; for
+    ``loss``, the plain cross-entropy (no label smoothing and no L2 term, so that L2 strengths
+    are compared on how well they predict, not on their own penalty)."""
 
-    def __init__(self, features, labels):
+    def __init__(self, features, labels, metric: str):
         super().__init__()
-        self.features, self.labels = features, labels
-        self.losses: list[float] = []
+        self.features, self.labels, self.metric = features, labels, metric
+        self.scores: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = classification_metrics(_call_in_chunks(self.model, self.features), self.labels, 0.0)["loss"]
-        self.losses.append(loss)
+        probabilities = _call_in_chunks(self.model, self.features)
+        if self.metric in ("loss", "accuracy"):
+            value = classification_metrics(probabilities, self.labels, 0.0)[self.metric]
+        else:
+            value = eval_metrics.score(self.metric, probabilities, self.labels)
+        self.scores.append(value)
         if logs is not None:
-            logs["val_loss"] = loss
+            logs["val_score"] = value

@@ -163,7 +163,16 @@ SCHEMA: tuple[Param, ...] = (
           "Weight of each class in the training loss: none; auto (inversely proportional to "
           "the class's share of the training data, mean 1); or one weight per class, in "
           "class-index order (e.g. 1,4)."),
-    Param("early_stopping", "bool", False, "Stop when val_loss stops improving."),
+    Param("binary_mode", "bool", False,
+          "Two classes only: the head has one sigmoid output (binary cross-entropy, class 1 from "
+          "0.5); predictions still give one probability per class."),
+    Param("eval_metric", "choice", "loss",
+          "The validation metric that early stopping monitors and the best epoch is chosen by: "
+          "loss (lowest), or accuracy, precision, recall, auc, prc (highest; with two classes "
+          "those of class 1, else the mean over classes).",
+          choices=("loss", "accuracy", "precision", "recall", "auc", "prc")),
+    Param("early_stopping", "bool", False, "Stop when the eval_metric (val_loss by default) stops "
+          "improving."),
     Param("early_stopping_patience", "int", 5, "Epochs without improvement before stopping.",
           low=1),
     Param("early_stopping_min_delta", "float", 0.0, "Smallest val_loss change that counts.",

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tf_finetune import distribute
+from tf_finetune import distribute, eval_metrics
 
 
 def predict_in_order(model: tf_keras.Model, batches: tf.data.Dataset, count: int,
@@ -76,6 +76,7 @@ class Scorer:
         labels: the class index of each input, in the same order.
         strategy: the job's strategy.
         label_smoothing: as compiled.
+        extra: more metrics to report (of :mod:`tf_finetune.eval_metrics`: ``auc``, …).
     """
 
     model: tf_keras.Model
@@ -83,18 +84,22 @@ class Scorer:
     labels: Sequence[int]
     strategy: tf.distribute.Strategy
     label_smoothing: float
+    extra: tuple[str, ...] = ()
 
     def probabilities(self) -> np.ndarray:
         """Class probabilities, one row per example, in the split's order."""
         return predict_in_order(self.model, self.batches, len(self.labels), self.strategy)
 
     def metrics(self, probabilities: np.ndarray | None = None) -> dict[str, float]:
-        """``loss`` and ``accuracy`` (of ``probabilities``, predicted now when not given)."""
+        """``loss``, ``accuracy`` and the ``extra`` metrics (of ``probabilities``, predicted
+        now when not given)."""
         if probabilities is None:
             probabilities = self.probabilities()
         losses = self.model.losses
         regularization = float(tf.add_n(losses).numpy()) if losses else 0.0
-        return classification_metrics(probabilities, self.labels, self.label_smoothing, regularization)
+        values = classification_metrics(probabilities, self.labels, self.label_smoothing, regularization)
+        values.update({name: eval_metrics.score(name, probabilities, self.labels) for name in self.extra})
+        return values
 
 
 class ValidationCallback(tf_keras.callbacks.Callback):

@@ -216,6 +216,9 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     data = load_data(spec.task, config.data, config.validation_data, hp.validation_split_ratio,
                      hp.random_seed)
     test = load_examples(spec.task, config.test_data, data.label_map) if config.test_data else None
+    if hp.binary_mode and data.label_map.num_classes != 2:
+        raise HyperparameterError(f"binary_mode=True needs exactly two classes; the data has "
+                                  f"{data.label_map.num_classes}: {', '.join(data.label_map.class_names)}")
     class_weight = hyperparameters.class_weight_map(hp.class_weights, data.train.labels,
                                                     data.label_map.num_classes)
     if class_weight:
@@ -230,6 +233,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     import tf_keras
 
     from tf_finetune import export, feature_cache, model as model_lib, serving, train
+    from tf_finetune.eval_metrics import extra_metrics
     from tf_finetune.data.pipeline import (inference_batches, make_augmenter, steps_per_epoch,
                                            training_batches)
     from tf_finetune.inference import Scorer
@@ -317,15 +321,15 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         train_ds = training_batches(data.train, spec.task, data.label_map.num_classes, global_batch,
                                     shuffle_seed=hp.random_seed, augmenter=augmenter,
                                     cache_file=decoded.get("train"), deterministic=seeded, **decoding)
-        val_scorer = Scorer(model, val_inputs, data.validation.labels, strategy,
-                            hp.label_smoothing) if val_inputs is not None else None
+        val_scorer = Scorer(model, val_inputs, data.validation.labels, strategy, hp.label_smoothing,
+                            extra_metrics(hp)) if val_inputs is not None else None
         keep_best = None
         if "epochs" in choices.unset(hp, given) and val_scorer is not None and not hp.early_stopping:
-            keep_best = train.BestEpoch()
+            keep_best = train.BestEpoch(hp.eval_metric)
         history = train.fit(model, train_ds, steps, val_scorer, hp,
                             tensorboard_dir if chief else None, checkpoints, class_weight, keep_best)
         if keep_best is not None and keep_best.best_epoch is not None:
-            choice = choices.kept_epoch(keep_best.best_epoch, keep_best.losses)
+            choice = choices.kept_epoch(keep_best.best_epoch, keep_best.scores, hp.eval_metric)
             log.info("%s", choice.describe())
             chosen.append(choice)
             hp = hyperparameters.resolve(hp, {"epochs": choice.value})
@@ -339,7 +343,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         log.info("final %s", train.format_metrics(val_final))
     if test is not None:
         test_scorer = Scorer(model, inference_batches(test.inputs, spec.task, global_batch, **decoding),
-                             test.labels, strategy, hp.label_smoothing)
+                             test.labels, strategy, hp.label_smoothing, extra_metrics(hp))
         final.update({"test_" + k: v for k, v in test_scorer.metrics().items()})
         log.info("%s test_examples=%d", train.format_metrics(
             {k: v for k, v in final.items() if k.startswith("test_")}), len(test))

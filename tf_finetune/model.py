@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 CLASSIFIER_LAYER = "classifier"
 DROPOUT_LAYER = "dropout"
+BINARY_LAYER = "binary_probabilities"  # binary_mode: one sigmoid output shown as two columns
 
 
 def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: str | None,
                      num_classes: int, hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
-    """Backbone -> Dropout -> Dense(num_classes, L2, softmax). Call inside ``strategy.scope()``.
+    """Backbone -> Dropout -> Dense(num_classes, L2, softmax) (see :func:`head_layers`). Call
+    inside ``strategy.scope()``.
 
     Args:
         spec: the backbone description (task, output key, requested image size).
@@ -67,33 +69,61 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
         shape = sorted(features) if isinstance(features, dict) else features.shape
         raise BackboneError(f"backbone {spec.name} does not return a feature vector "
                             f"[batch, dim] (got {shape}); is it a TF-Hub feature-vector model?")
-    dropout, classifier = head_layers(num_classes, hp)
-    model = tf_keras.Model(inputs, classifier(dropout(features)), name="tf_finetune_classifier")
-    log.info("model: backbone %s (%s, %d features) -> dropout %.2f -> dense %d",
+    model = tf_keras.Model(inputs, apply_layers(head_layers(num_classes, hp), features),
+                           name="tf_finetune_classifier")
+    log.info("model: backbone %s (%s, %d features) -> dropout %.2f -> dense %s",
              spec.name, "trainable" if trainable else "frozen", features.shape[-1],
-             hp.dropout_rate, num_classes)
+             hp.dropout_rate, "1 (sigmoid, binary_mode)" if hp.binary_mode else num_classes)
     return model, image_size
 
 
 def head_layers(num_classes: int, hp: Hyperparameters,
-                regularizers_l2: float | None = None) -> tuple[tf_keras.layers.Layer, tf_keras.layers.Layer]:
-    """The new classification head: Dropout, then Dense(num_classes, L2, softmax), seeded.
+                regularizers_l2: float | None = None) -> list[tf_keras.layers.Layer]:
+    """The new classification head, seeded: Dropout, then Dense(num_classes, L2, softmax).
+
+    With ``binary_mode`` (two classes) the dense layer has one output ``z`` instead, and a
+    fixed layer turns it into the two columns ``[1 - sigmoid(z), sigmoid(z)]`` (a softmax of
+    ``[0, z]``), so the loss is the binary cross-entropy, class 1 wins at 0.5, and serving
+    still returns one probability per class.
 
     Args:
         num_classes: width of the output.
-        hp: dropout_rate, regularizers_l2 and random_seed.
+        hp: dropout_rate, regularizers_l2, binary_mode and random_seed.
         regularizers_l2: this L2 factor instead of ``hp.regularizers_l2``.
 
     Returns:
-        (the dropout layer, the classification layer), not yet called.
+        The layers, in order, not yet called (see :func:`apply_layers`).
     """
     l2 = hp.regularizers_l2 if regularizers_l2 is None else regularizers_l2
     dropout = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name=DROPOUT_LAYER)
     classifier = tf_keras.layers.Dense(
-        num_classes, activation="softmax", name=CLASSIFIER_LAYER,
-        kernel_regularizer=tf_keras.regularizers.l2(l2),
+        1 if hp.binary_mode else num_classes, activation=None if hp.binary_mode else "softmax",
+        name=CLASSIFIER_LAYER, kernel_regularizer=tf_keras.regularizers.l2(l2),
         kernel_initializer=tf_keras.initializers.GlorotUniform(seed=hp.random_seed))
-    return dropout, classifier
+    if not hp.binary_mode:
+        return [dropout, classifier]
+    two_columns = tf_keras.layers.Dense(
+        2, activation="softmax", name=BINARY_LAYER, trainable=False,
+        kernel_initializer=tf_keras.initializers.Constant([[0.0, 1.0]]), bias_initializer="zeros")
+    return [dropout, classifier, two_columns]
+
+
+def head_of(model: tf_keras.Model) -> list[tf_keras.layers.Layer]:
+    """The head layers of a built classifier, in order (as :func:`head_layers` made them)."""
+    names = [DROPOUT_LAYER, CLASSIFIER_LAYER] + ([BINARY_LAYER] if has_binary_head(model) else [])
+    return [model.get_layer(name) for name in names]
+
+
+def has_binary_head(model: tf_keras.Model) -> bool:
+    """Whether ``model`` was built with ``binary_mode``."""
+    return any(layer.name == BINARY_LAYER for layer in model.layers)
+
+
+def apply_layers(layers: list[tf_keras.layers.Layer], x):
+    """``x`` through ``layers`` in order."""
+    for layer in layers:
+        x = layer(x)
+    return x
 
 
 def set_head_l2(model: tf_keras.Model, factor: float) -> None:
@@ -139,6 +169,10 @@ def load_classifier(model_dir: str, spec: BackboneSpec, label_map, previous_labe
             f"{sorted(new - old) or 'none'}"
             + ("; same classes in another order" if old == new else "")
             + ". Train from a backbone instead, or use data with the model's classes.")
+    if has_binary_head(model) != hp.binary_mode:
+        raise HyperparameterError(
+            f"binary_mode={hp.binary_mode} does not match the previous model {spec.name}, which was "
+            f"trained with binary_mode={not hp.binary_mode}; pass binary_mode={not hp.binary_mode}")
     model.get_layer("backbone").trainable = spec.fine_tunable and not hp.train_only_top_layer
     head = model.get_layer(CLASSIFIER_LAYER)
     if hp.reinitialize_top_layer == "True":

@@ -35,30 +35,37 @@ class EpochMetricsLogger(tf_keras.callbacks.Callback):
                  time.perf_counter() - self._start)
 
 
+def is_better(metric: str, value: float, than: float) -> bool:
+    """Whether ``value`` of ``metric`` beats ``than`` (loss: lower; the others: higher)."""
+    return value < than if metric == "loss" else value > than
+
+
 class BestEpoch(tf_keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the lowest ``val_loss`` and puts them back when
-    training ends (the epochs were left to the tool: it trains them all and keeps the best).
+    """Keeps the weights of the epoch with the best validation ``metric`` (``val_loss`` lowest,
+    the others highest) and puts them back when training ends (the epochs were left to the
+    tool: it trains them all and keeps the best).
 
     After a resume from a checkpoint it chooses among the epochs run since.
 
     Attributes:
         best_epoch: the epoch kept (1-based), or None before any validation.
-        losses: epoch (1-based) -> its ``val_loss``, for every epoch seen.
+        scores: epoch (1-based) -> its validation ``metric``, for every epoch seen.
     """
 
-    def __init__(self):
+    def __init__(self, metric: str = "loss"):
         super().__init__()
+        self.metric = metric
         self.best_epoch: int | None = None
-        self.losses: dict[int, float] = {}
+        self.scores: dict[int, float] = {}
         self._weights = None
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
-        if loss is None:
+        value = (logs or {}).get(f"val_{self.metric}")
+        if value is None:
             return
-        if self.best_epoch is None or loss < self.losses[self.best_epoch]:
+        if self.best_epoch is None or is_better(self.metric, value, self.scores[self.best_epoch]):
             self.best_epoch, self._weights = epoch + 1, self.model.get_weights()
-        self.losses[epoch + 1] = float(loss)
+        self.scores[epoch + 1] = float(value)
 
     def on_train_end(self, logs=None):
         if self._weights is not None:
@@ -104,8 +111,9 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
         callbacks.append(keep_best)
     if hp.early_stopping:
         callbacks.append(tf_keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=hp.early_stopping_patience,
-            min_delta=hp.early_stopping_min_delta, restore_best_weights=True))
+            monitor=f"val_{hp.eval_metric}", mode="min" if hp.eval_metric == "loss" else "max",
+            patience=hp.early_stopping_patience, min_delta=hp.early_stopping_min_delta,
+            restore_best_weights=True))
     history = model.fit(train, epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=callbacks, verbose=0, class_weight=class_weight)
     return checkpoints.history() if checkpoints is not None else history.history
