@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 
 from tf_finetune import hyperparameters
-from tf_finetune.data.split import stratified_split
+from tf_finetune.eval_metrics import lower_is_better
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
         return hp, []
     train_rows = holdout_rows = None
     if not has_validation:
+        from tf_finetune.data.split import stratified_split  # numpy: not for the registry commands
+
         train_rows, holdout_rows = stratified_split(labels, HOLDOUT_RATIO, hp.random_seed)
         if not holdout_rows or not train_rows:
             log.info("hyperparameters are not chosen: too little training data to hold a part out")
@@ -108,7 +110,7 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     choose_epochs = "epochs" in names
     candidates = L2_CANDIDATES if "regularizers_l2" in names else (hp.regularizers_l2,)
     epochs = search_epochs(steps_per_epoch) if choose_epochs else hp.epochs
-    sign = 1 if hp.eval_metric == "loss" else -1  # what is minimised: the loss, or minus the metric
+    sign = 1 if lower_is_better(hp.eval_metric) else -1  # what is minimised: the loss, or minus the metric
     started = time.perf_counter()
     results = {}  # l2 -> (best validation score, its epoch)
     for l2 in candidates:
@@ -159,4 +161,4 @@ def kept_epoch(best_epoch: int, scores: dict[int, float], metric: str = "loss") 
 
 def _best(metric: str) -> str:
     """``lowest validation loss`` / ``highest validation auc``."""
-    return "lowest validation loss" if metric == "loss" else f"highest validation {metric}"
+    return f"{'lowest' if lower_is_better(metric) else 'highest'} validation {metric}"

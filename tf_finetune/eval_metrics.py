@@ -5,10 +5,26 @@ classifiers report them); with more, the mean over classes, each class against t
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # numpy only where a metric is computed: the registry commands stay light
+    import numpy as np
 
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether smaller values of ``metric`` are better (the loss), or larger (the others)."""
+    return metric == "loss"
+
+
+def mode(metric: str) -> str:
+    """``min`` or ``max``: what Keras's ``EarlyStopping`` calls the direction of ``metric``."""
+    return "min" if lower_is_better(metric) else "max"
+
+
+def is_better(metric: str, value: float, than: float) -> bool:
+    """Whether ``value`` of ``metric`` beats ``than``."""
+    return value < than if lower_is_better(metric) else value > than
 
 
 def extra_metrics(hp) -> tuple[str, ...]:
@@ -28,6 +44,8 @@ def score(name: str, probabilities: np.ndarray, labels: Sequence[int]) -> float:
     Returns:
         The metric, in [0, 1].
     """
+    import numpy as np
+
     labels = np.asarray(labels)
     classes = [1] if probabilities.shape[1] == 2 else range(probabilities.shape[1])
     predicted = probabilities.argmax(axis=1)
@@ -49,6 +67,8 @@ def score(name: str, probabilities: np.ndarray, labels: Sequence[int]) -> float:
 
 def _roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
     """The probability that a positive scores above a negative (ties count half)."""
+    import numpy as np
+
     positives, negatives = int(truth.sum()), int((~truth).sum())
     if positives == 0 or negatives == 0:
         return 0.5
@@ -66,6 +86,8 @@ def _roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
 def _average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
     """The area under the precision-recall curve as a step sum over the distinct scores, from
     the highest: each threshold's precision times the recall it adds (tied scores together)."""
+    import numpy as np
+
     positives = int(truth.sum())
     if positives == 0:
         return 0.0

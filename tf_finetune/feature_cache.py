@@ -20,9 +20,9 @@ import tensorflow as tf
 import tf_keras
 
 from tf_finetune import choices, eval_metrics, train
-from tf_finetune.feature_store import FeatureStore
 from tf_finetune.data.pipeline import inference_batches, shuffle_for_epochs, steps_per_epoch
 from tf_finetune.eval_metrics import extra_metrics
+from tf_finetune.feature_store import FeatureStore
 from tf_finetune.hyperparameters import class_weight_map
 from tf_finetune.inference import Scorer, classification_metrics, predict_in_order
 
@@ -257,7 +257,7 @@ class _Search:
         model_lib.compile_classifier(head, self.hp, steps * epochs, self.loss_scaling)
         metric = self.hp.eval_metric
         scoring = _ValidationScore(val_features, val_labels, metric)
-        stop = tf_keras.callbacks.EarlyStopping(monitor="val_score", mode="min" if metric == "loss" else "max",
+        stop = tf_keras.callbacks.EarlyStopping(monitor="val_score", mode=eval_metrics.mode(metric),
                                                 patience=choices.PATIENCE)
         batches = _training_batches(features, labels, self.num_classes, self.global_batch,
                                     self.hp.random_seed, self.task)

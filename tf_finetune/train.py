@@ -7,6 +7,7 @@ import time
 import tensorflow as tf
 import tf_keras
 
+from tf_finetune import eval_metrics
 from tf_finetune.hyperparameters import Hyperparameters
 from tf_finetune.inference import Scorer, ValidationCallback
 
@@ -35,11 +36,6 @@ class EpochMetricsLogger(tf_keras.callbacks.Callback):
                  time.perf_counter() - self._start)
 
 
-def is_better(metric: str, value: float, than: float) -> bool:
-    """Whether ``value`` of ``metric`` beats ``than`` (loss: lower; the others: higher)."""
-    return value < than if metric == "loss" else value > than
-
-
 class BestEpoch(tf_keras.callbacks.Callback):
     """Keeps the weights of the epoch with the best validation ``metric`` (``val_loss`` lowest,
     the others highest) and puts them back when training ends (the epochs were left to the
@@ -63,7 +59,7 @@ class BestEpoch(tf_keras.callbacks.Callback):
         value = (logs or {}).get(f"val_{self.metric}")
         if value is None:
             return
-        if self.best_epoch is None or is_better(self.metric, value, self.scores[self.best_epoch]):
+        if self.best_epoch is None or eval_metrics.is_better(self.metric, value, self.scores[self.best_epoch]):
             self.best_epoch, self._weights = epoch + 1, self.model.get_weights()
         self.scores[epoch + 1] = float(value)
 
@@ -111,7 +107,7 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
         callbacks.append(keep_best)
     if hp.early_stopping:
         callbacks.append(tf_keras.callbacks.EarlyStopping(
-            monitor=f"val_{hp.eval_metric}", mode="min" if hp.eval_metric == "loss" else "max",
+            monitor=f"val_{hp.eval_metric}", mode=eval_metrics.mode(hp.eval_metric),
             patience=hp.early_stopping_patience, min_delta=hp.early_stopping_min_delta,
             restore_best_weights=True))
     history = model.fit(train, epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
