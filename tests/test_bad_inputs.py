@@ -419,7 +419,7 @@ def offline_hub(ctx: Ctx):
 
 def fixed_size_mismatch(ctx: Ctx):
     from tf_finetune.backbone import fixed_image_size
-    import tensorflow_hub as hub
+    from tf_finetune.tfhub import hub
 
     layer = hub.KerasLayer(str(ctx.modules["fixed32"]))
     spec = BackboneSpec("fixed32", str(ctx.modules["fixed32"]), "image", image_size=64)

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_hub as hub
+from tf_finetune.tfhub import hub
 import tf_keras
 
 import tiny_modules

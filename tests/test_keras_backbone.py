@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_hub as hub
+from tf_finetune.tfhub import hub
 import tf_keras
 
 from helpers import decode_images, run_cli

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_hub as hub
+from tf_finetune.tfhub import hub
 import tf_keras
 
 import tiny_modules

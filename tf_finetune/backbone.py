@@ -123,7 +123,7 @@ def resolve_preprocessor(spec: BackboneSpec, backbone_path: str, cache_dir: Path
 
 
 def _resolve_remote(handle: str) -> str:
-    import tensorflow_hub as hub
+    from tf_finetune.tfhub import hub
 
     try:
         return hub.resolve(handle)

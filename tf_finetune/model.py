@@ -8,7 +8,7 @@ import math
 from typing import Iterator
 
 import tensorflow as tf
-import tensorflow_hub as hub
+from tf_finetune.tfhub import hub
 import tf_keras
 
 from tf_finetune.backbone import BackboneSpec, choose_image_size, fixed_image_size
