@@ -1,6 +1,7 @@
 """Helpers for tests: where things are, and running the command line as a user would."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -54,3 +55,35 @@ def s3_environment(endpoint: str) -> dict[str, str]:
     return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+
+_CONNECTS: list | None = None  # the armed recorder of only_localhost(), or None
+_LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def _audit(event: str, args) -> None:
+    if _CONNECTS is None or event != "socket.connect":
+        return
+    address = args[1]
+    host = address[0] if isinstance(address, tuple) else str(address)
+    _CONNECTS.append(host)
+    if isinstance(address, tuple) and host not in _LOCAL_HOSTS:
+        raise PermissionError(f"test traffic must stay on 127.0.0.1: connect to {address} refused")
+
+
+@contextlib.contextmanager
+def only_localhost():
+    """Refuse (and record) every socket connect to a host other than 127.0.0.1 while active.
+
+    Yields the list of hosts connected to, so a test can also assert that nothing connected.
+    An audit hook cannot be removed, so it is installed once and armed only in here.
+    """
+    global _CONNECTS
+    if not getattr(only_localhost, "installed", False):
+        sys.addaudithook(_audit)
+        only_localhost.installed = True
+    _CONNECTS = connects = []
+    try:
+        yield connects
+    finally:
+        _CONNECTS = None

@@ -14,6 +14,7 @@ from typing import Sequence
 from tf_finetune import __version__, logs
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted
 from tf_finetune.hyperparameters import SCHEMA
+from tf_finetune.instances import DEFAULT_INSTANCE_TYPE
 
 log = logging.getLogger("tf_finetune")
 
@@ -92,6 +93,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_keras_flags(train)
     _add_job_flags(train)
     _add_hyperparameter_flags(train)
+
+    launch = commands.add_parser("launch", help="run the same job as a SageMaker training job")
+    launch.add_argument("--name", required=True, help="the model name; the job name is it plus a "
+                        "timestamp")
+    launch.add_argument("--model-id", help="registry id (see list-models)")
+    launch.add_argument("--handle", help="backbone (local folder/.tar.gz, uploaded; or s3://), sent "
+                        "as the 'model' channel")
+    launch.add_argument("--data", required=True, metavar="PATH", help="training data: local "
+                        "(uploaded) or s3://")
+    launch.add_argument("--validation-data", metavar="PATH", help="separate validation data")
+    launch.add_argument("--test-data", metavar="PATH", help="test data, scored after training")
+    launch.add_argument("--image-size", type=int, metavar="PX",
+                        help="input size for a handle that does not fix it (default 224)")
+    launch.add_argument("--output", required=True, metavar="S3", help="s3://bucket/[prefix/]: the "
+                        "model lands at <output><job-name>/output/model.tar.gz")
+    launch.add_argument("--role", help="IAM role ARN the job runs as")
+    launch.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE,
+                        help=f"training instance (default {DEFAULT_INSTANCE_TYPE})")
+    launch.add_argument("--instance-count", type=int, default=1, metavar="N")
+    launch.add_argument("--gpus", type=int, metavar="N", help="GPUs per instance, for a type "
+                        "tf-finetune does not know")
+    launch.add_argument("--spot", action="store_true", help="managed spot training; checkpoints "
+                        "go to <output><name>/checkpoints/ so an interrupted job resumes")
+    launch.add_argument("--max-run", type=int, default=24 * 3600, metavar="SECONDS",
+                        help="stop the job after this long (default one day)")
+    launch.add_argument("--image-uri", help="training image (default: AWS's TensorFlow 2.21 "
+                        "training image, Python 3.12)")
+    launch.add_argument("--region", help="AWS region (default: boto3's)")
+    launch.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                        help="wait for the job, streaming its log (default: wait)")
+    launch.add_argument("--dry-run", action="store_true",
+                        help="print the request that would be sent; send nothing")
+    launch.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
+    _add_hyperparameter_flags(launch)
 
     listing = commands.add_parser("list-models", help="list the registry's backbones")
     listing.add_argument("--task", choices=("image", "text"))
@@ -191,6 +226,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(fetch_model(args.model_id, args.to, args.cache_dir, args.registry))
         return 0
+    if args.command == "launch":
+        return _launch(args)
     if args.command == "predict":
         return _predict(args)
     if args.command == "evaluate":
@@ -226,7 +263,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from tf_finetune.checkpoint import install_sigterm_handler
 
         install_sigterm_handler()
-    hps = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
+    hps = _hyperparameters(args)
     result = run(JobConfig(data=args.data, output=args.output, model_id=args.model_id,
                            handle=args.handle, validation_data=args.validation_data,
                            hyperparameters=hps, image_size=args.image_size,
@@ -238,6 +275,31 @@ def _dispatch(args: argparse.Namespace) -> int:
     if result.archive:
         print(result.archive)
     return 0
+
+
+def _hyperparameters(args: argparse.Namespace) -> dict[str, str]:
+    return {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
+
+
+def _launch(args: argparse.Namespace) -> int:
+    import json
+
+    from tf_finetune import launch
+
+    plan = launch.plan(launch.LaunchConfig(
+        name=args.name, output=args.output, data=args.data, role=args.role, model_id=args.model_id,
+        handle=args.handle, validation_data=args.validation_data, test_data=args.test_data,
+        hyperparameters=_hyperparameters(args), image_size=args.image_size,
+        instance_type=args.instance_type, instance_count=args.instance_count, gpus=args.gpus,
+        spot=args.spot, max_run=args.max_run, image_uri=args.image_uri, region=args.region,
+        wait=args.wait, registry=args.registry))
+    print(plan.describe())
+    if args.dry_run:
+        print(json.dumps(plan.request(), indent=2))
+        return 0
+    from tf_finetune.sagemaker_sdk import submit
+
+    return launch.finish(plan, submit(plan, args.wait), args.wait)
 
 
 def _predict(args: argparse.Namespace) -> int:

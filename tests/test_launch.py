@@ -1,0 +1,180 @@
+"""``tf-finetune launch``: the plan, the dry run, and a real submission through SageMaker SDK v3
+to local AWS protocol servers (moto: S3, SageMaker, IAM, STS on 127.0.0.1).
+
+The CreateTrainingJob request is captured client-side (botocore's ``provide-client-params``
+event on the session given to the SDK), because moto's DescribeTrainingJob does not echo every
+field faithfully. SageMaker's own role-permission simulation (iam:SimulatePrincipalPolicy)
+is not served by moto, so it is switched off with the SDK's ``SAGEMAKER_VALIDATE_ROLE=false``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from helpers import only_localhost
+from tf_finetune import cli, launch
+from tf_finetune.errors import HyperparameterError, StorageError
+from tf_finetune.train import format_metrics
+
+pytest.importorskip("sagemaker.train", reason="SageMaker SDK v3 (sagemaker-train) is not installed")
+
+ROLE = "arn:aws:iam::123456789012:role/TfFinetuneTest"
+NOW = datetime(2026, 12, 2, 16, 30, 5, tzinfo=timezone.utc)
+
+
+def config(training, **overrides) -> launch.LaunchConfig:
+    values = dict(name="ants-bees", output="s3://models/", data=str(training), role=ROLE,
+                  model_id="mobilenet-v2-100-224", region="us-east-1")
+    values.update(overrides)
+    return launch.LaunchConfig(**values)
+
+
+def test_dry_run_prints_the_deployment_and_request_and_connects_nowhere(image_data, capsys):
+    argv = ["launch", "--name", "ants-bees", "--model-id", "mobilenet-v2-100-224", "--data", str(image_data),
+            "--output", "s3://models/", "--role", ROLE, "--instance-type", "ml.p3.8xlarge",
+            "--region", "us-east-1", "--epochs", "5", "--train-only-top-layer", "False", "--dry-run"]
+    with only_localhost() as connects:
+        assert cli.main(argv) == 0
+    assert connects == []
+    out = capsys.readouterr().out
+    assert "ml.p3.8xlarge x 1 (4 GPU(s) each)" in out and "global batch      128 (32 x 4 replicas)" in out
+    assert "tensorflow-training:2.21.0-gpu-py312" in out
+    request = json.loads(out[out.index("{"):])
+    assert request["HyperParameters"] == {"epochs": "5", "train_only_top_layer": "False",
+                                          "model_id": "mobilenet-v2-100-224"}
+    job = request["TrainingJobName"]
+    assert re.fullmatch(r"ants-bees-\d{14}", job)
+    assert request["InputDataConfig"]["training"].endswith(f"uploaded to s3://models/ants-bees/{job}/input/training/")
+    assert f"model             s3://models/{job}/output/model.tar.gz" in out
+
+
+def test_metric_definitions_read_our_epoch_line():
+    line = ("tf_finetune.train INFO epoch=2/5 " + format_metrics(
+        {"loss": 0.4321, "accuracy": 0.875, "val_loss": 0.5012, "val_accuracy": 0.75, "val_auc": 0.9}) + " time=3.2s")
+    found = {d["Name"]: float(re.search(d["Regex"], line).group(1))
+             for d in launch.metric_definitions("auc")}
+    assert found == {"train:loss": 0.4321, "train:accuracy": 0.875, "validation:loss": 0.5012,
+                     "validation:accuracy": 0.75, "validation:auc": 0.9}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"role": "SageMakerRole"}, r"--role 'SageMakerRole' is not an IAM role ARN"),
+    ({"role": None}, r"--role is required"),
+    ({"instance_type": "ml.p9.huge"}, r"unknown instance type 'ml.p9.huge': known types are ml.g4dn.12xlarge.*--gpus N"),
+    ({"output": "/tmp/models"}, r"--output '/tmp/models': a SageMaker job writes to S3"),
+    ({"name": "ants_bees"}, r"--name 'ants_bees': use 1-48 letters, digits and hyphens"),
+    ({"data": "/no/such/folder"}, r"--data /no/such/folder: no such file or folder"),
+    ({"hyperparameters": {"epochs": "many"}}, r"epochs"),
+])
+def test_bad_launches_are_refused_before_anything_is_sent(image_data, overrides, message):
+    with only_localhost() as connects, pytest.raises((HyperparameterError, StorageError), match=message):
+        launch.plan(config(image_data, **overrides))
+    assert connects == []
+
+
+def test_an_unknown_instance_type_with_gpus_given_is_accepted(image_data):
+    plan = launch.plan(config(image_data, instance_type="ml.p5.48xlarge", gpus=8, instance_count=2,
+                              hyperparameters={"batch_size": "16"}), now=NOW)
+    assert plan.deployment.global_batch == 16 * 8 * 2
+    assert plan.job_name == "ants-bees-20261202163005"
+
+
+@pytest.fixture
+def aws(s3, monkeypatch):
+    """The test's AWS: a fresh output bucket and the role in the local servers.
+
+    Yields (S3 client, the bucket's name).
+    """
+    import uuid
+
+    import boto3
+
+    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
+    bucket = f"models-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    iam = boto3.client("iam")
+    try:
+        iam.create_role(RoleName="TfFinetuneTest", AssumeRolePolicyDocument=json.dumps(
+            {"Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
+                            "Action": "sts:AssumeRole"}]}))
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    yield s3, bucket
+
+
+def captured_session(requests: list):
+    """A boto3 session that records every CreateTrainingJob request made through it."""
+    import boto3
+
+    session = boto3.session.Session(region_name="us-east-1")
+    session.events.register("provide-client-params.sagemaker.CreateTrainingJob",
+                            lambda params, **_: requests.append(json.loads(json.dumps(params, default=str))))
+    return session
+
+
+def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, capsys):
+    from tf_finetune.sagemaker_sdk import submit
+
+    s3, bucket = aws
+    plan = launch.plan(config(text_data.parent, name="sms", model_id="wordllama-words256", spot=True,
+                              output=f"s3://{bucket}/",
+                              hyperparameters={"epochs": "2", "train_only_top_layer": False}))
+    requests: list = []
+    with only_localhost() as connects:
+        description = submit(plan, wait=True, boto_session=captured_session(requests))
+        assert launch.finish(plan, description, waited=True) == 0
+    assert connects and set(connects) == {"127.0.0.1"}
+    [request] = requests
+    job = request["TrainingJobName"]
+    assert re.fullmatch(r"sms-\d{14}", job)
+    assert request["HyperParameters"] == {"epochs": "2", "train_only_top_layer": "False",
+                                          "model_id": "wordllama-words256"}
+    assert request["AlgorithmSpecification"]["MetricDefinitions"] == launch.metric_definitions()
+    assert request["AlgorithmSpecification"]["TrainingImage"].endswith("tensorflow-training:2.21.0-gpu-py312")
+    assert request["OutputDataConfig"]["S3OutputPath"] == f"s3://{bucket}/"
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["CheckpointConfig"]["S3Uri"] == f"s3://{bucket}/sms/checkpoints/"
+    assert request["RoleArn"] == ROLE
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    assert channels["training"] == f"s3://{bucket}/sms/{job}/input/training"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    uploaded = s3.get_object(Bucket=bucket, Key=f"sms/{job}/input/training/data.csv")["Body"].read()
+    assert uploaded == text_data.read_bytes()
+    code = f"sms/{job}/input/code/"
+    assert {code + "train.py", code + "requirements.txt", code + "tf_finetune/sagemaker.py",
+            code + "tf_finetune/hub_models.yaml"} <= keys
+    assert not any("__pycache__" in k for k in keys if k.startswith(code))
+    record = json.loads(s3.get_object(Bucket=bucket, Key=f"{job}/output/training_job.json")["Body"].read())
+    assert record["training_job_name"] == job and record["status"] == "Completed"
+    assert record["training_job_arn"].endswith(f":training-job/{job}")
+    assert record["output_path"] == f"s3://{bucket}/{job}/output/model.tar.gz"
+    out = capsys.readouterr().out
+    assert f"training job name  {job}" in out and "parent model       wordllama-words256" in out
+
+
+def test_a_missing_bucket_or_one_in_another_region_is_named_and_nothing_is_uploaded(aws, image_data):
+    from tf_finetune.sagemaker_sdk import submit
+
+    s3, bucket = aws
+    with pytest.raises(StorageError, match=r"bucket 'no-such-models' \(--output\) does not exist"):
+        submit(launch.plan(config(image_data, output="s3://no-such-models/")), wait=False)
+    europe = bucket.replace("models", "eu-data")
+    s3.create_bucket(Bucket=europe, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    with pytest.raises(StorageError, match=rf"bucket '{europe}' \(the validation channel\) is in eu-west-1 and "
+                                           r"the job would run in us-east-1.*--region eu-west-1"):
+        submit(launch.plan(config(image_data, output=f"s3://{bucket}/", validation_data=f"s3://{europe}/val/")),
+               wait=False)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_launch_without_credentials_says_how_to_set_them(aws, image_data, monkeypatch):
+    from tf_finetune.sagemaker_sdk import submit
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with only_localhost(), pytest.raises(StorageError, match=r"no AWS credentials: run 'aws configure'"):
+        submit(launch.plan(config(image_data)), wait=False)

@@ -1,0 +1,335 @@
+"""``tf-finetune launch``: the same job as ``train``, as a SageMaker training job.
+
+The flow: check everything that can be checked here (names, role, instance type, model,
+hyperparameters, local paths) -> a :class:`LaunchPlan` (what would be sent, printed by
+``--dry-run``) -> submit it through the SageMaker SDK installed (:mod:`tf_finetune.sagemaker_sdk`)
+-> wait, streaming the job's log -> the training output block, also written as
+``training_job.json`` beside ``model.tar.gz``.
+
+Where things go, as on JumpStart's fine-tuning page, with ``--output s3://bucket/``: the model
+at ``s3://bucket/<job-name>/output/model.tar.gz`` (the job name is ``--name`` plus a
+timestamp, so every launch is unique), local inputs staged under
+``s3://bucket/<name>/<job-name>/input/<channel>/``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from tf_finetune.errors import HyperparameterError, TfFinetuneError
+from tf_finetune.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
+from tf_finetune.storage import is_s3
+
+TF_VERSION = "2.21.0"  # the TensorFlow training image: the package's TensorFlow line
+PY_VERSION = "py312"  # the only Python AWS builds TF 2.21 training images for
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,47}$")  # + 15-char timestamp <= 63
+ROLE_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan)"
+DEFAULT_MAX_RUN = 24 * 3600
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """What the user asked for (the flags of ``tf-finetune launch``).
+
+    Attributes:
+        name: the model name; the job name is it plus a timestamp.
+        output: ``s3://bucket/`` or ``s3://bucket/prefix/`` where the job's folder goes.
+        data, validation_data, test_data: local paths or ``s3://`` prefixes.
+        role: the IAM role ARN the job runs as.
+        model_id: registry id; handle: a backbone (local, ``s3://``), sent as the
+            ``model`` channel.
+        hyperparameters: name -> value as given (checked here, sent as given).
+        image_size: input size for a backbone that does not fix it.
+        instance_type, instance_count, gpus: where it runs (``gpus`` for a type not in the table).
+        spot: managed spot training, with checkpoints synced to S3 so a job resumes.
+        max_run: seconds before SageMaker stops the job.
+        image_uri: a training image instead of AWS's TensorFlow one.
+        region: the AWS region (default: boto3's).
+        wait: wait for the job and stream its log.
+        registry: a registry file instead of the package's.
+    """
+
+    name: str
+    output: str
+    data: str
+    role: str | None
+    model_id: str | None = None
+    handle: str | None = None
+    validation_data: str | None = None
+    test_data: str | None = None
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    image_size: int | None = None
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_count: int = 1
+    gpus: int | None = None
+    spot: bool = False
+    max_run: int = DEFAULT_MAX_RUN
+    image_uri: str | None = None
+    region: str | None = None
+    wait: bool = True
+    registry: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """The training job to create, checked.
+
+    Attributes:
+        job_name: ``<name>-<UTC timestamp>`` (the SDK may stamp the second it submits).
+        deployment: instance type and count, GPUs, the per-replica and global batch.
+        channels: channel -> local path (uploaded at submission) or ``s3://`` prefix.
+        hyperparameters: what the job gets as hyperparameters (strings, as SageMaker stores them).
+        metric_definitions: ``[{"Name", "Regex"}]`` read from the job's log lines.
+        output_path: ``s3://bucket/prefix/`` given to SageMaker; the job's folder goes under it.
+        staging: where local inputs are uploaded (the SDK adds ``/<job-name>/input/<channel>``).
+        image_uri, region, role, spot, max_run: as sent.
+        parent_model: the model id or backbone handle (for the training output block).
+    """
+
+    config: LaunchConfig
+    job_name: str
+    deployment: Deployment
+    channels: dict[str, str]
+    hyperparameters: dict[str, str]
+    metric_definitions: list[dict[str, str]]
+    output_path: str
+    staging: str
+    image_uri: str
+    region: str
+    parent_model: str
+
+    @property
+    def model_path(self) -> str:
+        """Where the model lands: ``<output>/<job-name>/output/model.tar.gz``."""
+        return f"{self.output_path}{self.job_name}/output/model.tar.gz"
+
+    @property
+    def checkpoint_uri(self) -> str | None:
+        """``<output>/<name>/checkpoints/`` for spot jobs (shared by reruns of the name)."""
+        return f"{self.output_path}{self.config.name}/checkpoints/" if self.config.spot else None
+
+    def request(self) -> dict[str, Any]:
+        """The essential CreateTrainingJob fields, as ``--dry-run`` prints them."""
+        channels = {name: source if is_s3(source) else
+                    f"{source} -> uploaded to {self.staging}{self.job_name}/input/{name}/"
+                    for name, source in self.channels.items()}
+        request = {
+            "TrainingJobName": self.job_name,
+            "RoleArn": self.config.role,
+            "AlgorithmSpecification": {"TrainingImage": self.image_uri,
+                                       "MetricDefinitions": self.metric_definitions},
+            "HyperParameters": self.hyperparameters,
+            "InputDataConfig": channels,
+            "ResourceConfig": {"InstanceType": self.deployment.instance_type,
+                               "InstanceCount": self.deployment.instance_count},
+            "StoppingCondition": {"MaxRuntimeInSeconds": self.config.max_run},
+            "OutputDataConfig": {"S3OutputPath": self.output_path},
+            "EnableManagedSpotTraining": self.config.spot,
+        }
+        if self.config.spot:
+            request["CheckpointConfig"] = {"S3Uri": self.checkpoint_uri}
+            request["StoppingCondition"]["MaxWaitTimeInSeconds"] = 2 * self.config.max_run
+        return request
+
+    def describe(self) -> str:
+        """The deployment configuration and where the model goes, for the terminal."""
+        return (f"{self.deployment.describe()}\n"
+                f"training image    {self.image_uri}\n"
+                f"region            {self.region}\n"
+                f"model             {self.model_path}")
+
+
+def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
+    """Check a launch and describe the job it creates; nothing is sent anywhere.
+
+    Args:
+        config: the launch.
+        now: the time for the job name (default: now, UTC).
+
+    Returns:
+        The plan.
+
+    Raises:
+        TfFinetuneError: anything wrong with the launch, named (HyperparameterError for the
+            hyperparameters and flags, RegistryError for the model, StorageError for paths).
+    """
+    from tf_finetune import hyperparameters
+    from tf_finetune.registry import load_registry
+    from tf_finetune.s3 import S3Uri
+
+    if not NAME_PATTERN.match(config.name or ""):
+        raise HyperparameterError(f"--name {config.name!r}: use 1-48 letters, digits and hyphens, "
+                                  "starting and ending with a letter or digit (the job name adds a "
+                                  "timestamp)")
+    if not config.output.startswith("s3://"):
+        raise HyperparameterError(f"--output {config.output!r}: a SageMaker job writes to S3; pass "
+                                  "s3://bucket/ or s3://bucket/prefix/")
+    output = S3Uri.parse(config.output)
+    output_path = f"s3://{output.bucket}/{output.key.strip('/') + '/' if output.key.strip('/') else ''}"
+    if not config.role:
+        raise HyperparameterError("--role is required: the ARN of the IAM role the job runs as "
+                                  "(arn:aws:iam::<account>:role/<name>, with SageMaker and S3 access)")
+    if not ROLE_PATTERN.match(config.role):
+        raise HyperparameterError(f"--role {config.role!r} is not an IAM role ARN: expected "
+                                  "arn:aws:iam::<12-digit account>:role/<name>")
+    if config.instance_count < 1:
+        raise HyperparameterError(f"--instance-count {config.instance_count}: expected 1 or more")
+    if config.max_run < 1:
+        raise HyperparameterError(f"--max-run {config.max_run}: expected seconds, 1 or more")
+    if not config.model_id and not config.handle:
+        raise HyperparameterError("launch needs --model-id (see tf-finetune list-models) or --handle")
+    user = hyperparameters.normalize(config.hyperparameters)
+    layers: list[Mapping[str, Any] | None] = []
+    if config.model_id:
+        registry = load_registry(config.registry)
+        spec = registry.get(config.model_id)
+        layers = [registry.task_defaults.get(spec.task), spec.hyperparameters]
+    hp = hyperparameters.resolve(*layers, user)
+    channels = {"training": config.data}
+    for name, source in (("validation", config.validation_data), ("test", config.test_data),
+                         ("model", config.handle)):
+        if source:
+            channels[name] = source
+    for name, source in channels.items():
+        _check_source(name, source)
+    sent = {name: _as_text(value) for name, value in config.hyperparameters.items()}
+    if config.model_id:
+        sent["model_id"] = config.model_id
+    if config.image_size:
+        sent["image_size"] = str(config.image_size)
+    region = config.region or _default_region()
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
+    return LaunchPlan(
+        config=config, job_name=f"{config.name}-{stamp}",
+        deployment=Deployment(config.instance_type, config.instance_count,
+                              gpus_of(config.instance_type, config.gpus), hp.batch_size),
+        channels=channels, hyperparameters=sent,
+        metric_definitions=metric_definitions(hp.eval_metric),
+        output_path=output_path, staging=f"{output_path}{config.name}/",
+        image_uri=config.image_uri or training_image(region, config.instance_type, config.gpus),
+        region=region, parent_model=config.model_id or config.handle)
+
+
+def metric_definitions(eval_metric: str = "loss") -> list[dict[str, str]]:
+    """Regexes over the job's per-epoch log line (``epoch=2/5 loss=… accuracy=… val_loss=…``),
+    so SageMaker's console charts and hyperparameter tuning need no user regex."""
+    names = ["loss", "accuracy", "val_loss", "val_accuracy"]
+    if eval_metric not in ("loss", "accuracy"):
+        names.append(f"val_{eval_metric}")
+    definitions = []
+    for name in names:
+        # "loss=" must not match inside "val_loss=": the train metrics follow "epoch=N/M ".
+        lead = r"epoch=\d+/\d+ (?:\S+ )*?" if not name.startswith("val_") else r"\b"
+        label = name.replace("val_", "validation:") if name.startswith("val_") else f"train:{name}"
+        definitions.append({"Name": label, "Regex": f"{lead}{name}={NUMBER}"})
+    return definitions
+
+
+def training_image(region: str, instance_type: str, gpus: int | None = None) -> str:
+    """AWS's TensorFlow training image for the package's TensorFlow line (GPU or CPU build).
+
+    Uses the SageMaker SDK's image table when the SDK has it, else the registry account that
+    serves the commercial regions.
+    """
+    device = "gpu" if gpus_of(instance_type, gpus) else "cpu"
+    try:
+        from sagemaker.core import image_uris
+
+        return image_uris.retrieve("tensorflow", region=region, version=TF_VERSION, py_version=PY_VERSION,
+                                   instance_type=instance_type if gpus is None else
+                                   ("ml.p3.2xlarge" if device == "gpu" else "ml.m5.xlarge"),
+                                   image_scope="training")
+    except ImportError:
+        return f"763104351884.dkr.ecr.{region}.amazonaws.com/tensorflow-training:{TF_VERSION}-{device}-{PY_VERSION}"
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _check_source(channel: str, source: str) -> None:
+    from tf_finetune.s3 import S3Uri
+
+    flag = {"training": "--data", "validation": "--validation-data", "test": "--test-data",
+            "model": "--handle"}[channel]
+    if is_s3(source):
+        S3Uri.parse(source)
+    elif "://" in source:
+        raise HyperparameterError(f"{flag} {source}: a SageMaker channel is a local path (uploaded) "
+                                  "or s3://bucket/prefix")
+    elif not Path(source).exists():
+        raise HyperparameterError(f"{flag} {source}: no such file or folder")
+
+
+def _default_region() -> str:
+    import boto3
+
+    region = boto3.session.Session().region_name
+    if not region:
+        raise TfFinetuneError("no AWS region: pass --region, or set AWS_DEFAULT_REGION or 'region' in "
+                              "~/.aws/config")
+    return region
+
+
+def training_output(description: Mapping[str, Any], parent_model: str) -> dict[str, Any]:
+    """JumpStart's training output (parent model, job name, ARN, times, status, output path)
+    from a DescribeTrainingJob response."""
+    return {
+        "parent_model": parent_model,
+        "training_job_name": description.get("TrainingJobName"),
+        "training_job_arn": description.get("TrainingJobArn"),
+        "status": description.get("TrainingJobStatus"),
+        "training_time_seconds": description.get("TrainingTimeInSeconds"),
+        "billable_time_seconds": description.get("BillableTimeInSeconds"),
+        "output_path": (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
+        "failure_reason": description.get("FailureReason"),
+    }
+
+
+def format_training_output(record: Mapping[str, Any]) -> str:
+    """The training output block, one ``name  value`` line per field that has a value."""
+    labels = {"parent_model": "parent model", "training_job_name": "training job name",
+              "training_job_arn": "training job ARN", "status": "status",
+              "training_time_seconds": "training time (s)", "billable_time_seconds": "billable time (s)",
+              "output_path": "output path", "failure_reason": "failure reason"}
+    lines = ["training output"]
+    lines += [f"  {labels[k]:<18} {record[k]}" for k in labels if record.get(k) not in (None, "")]
+    return "\n".join(lines)
+
+
+def training_output_json(record: Mapping[str, Any]) -> bytes:
+    """``training_job.json``: the block as JSON."""
+    return (json.dumps(dict(record), indent=2, default=str) + "\n").encode("utf-8")
+
+
+def finish(plan: LaunchPlan, description: Mapping[str, Any], waited: bool) -> int:
+    """Print the training output block; after a wait, also write it as ``training_job.json``
+    beside ``model.tar.gz``.
+
+    Returns:
+        0 when the job completed (or is still running and not waited for).
+
+    Raises:
+        TfFinetuneError: the job failed or was stopped, with SageMaker's FailureReason.
+    """
+    record = training_output(description, plan.parent_model)
+    if not record["output_path"]:
+        record["output_path"] = f"{plan.output_path}{record['training_job_name']}/output/model.tar.gz"
+    print(format_training_output(record))
+    if not waited:
+        return 0
+    from tf_finetune.s3 import S3Uri, client
+
+    target = S3Uri.parse(record["output_path"].rsplit("/", 1)[0] + "/training_job.json")
+    client().put_object(Bucket=target.bucket, Key=target.key, Body=training_output_json(record))
+    if record["status"] != "Completed":
+        reason = record["failure_reason"] or "no reason given"
+        raise TfFinetuneError(f"training job {record['training_job_name']} ended {record['status']}: {reason}")
+    return 0

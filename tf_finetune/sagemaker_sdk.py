@@ -1,0 +1,193 @@
+"""Submit a :class:`~tf_finetune.launch.LaunchPlan` through the SageMaker Python SDK.
+
+SDK v3 (``sagemaker-train``: ``sagemaker.train.ModelTrainer``) is the current path: it uploads
+the code with its own container drivers, which run ``train.py`` with the hyperparameters as
+arguments. The code sent is a folder with ``train.py``, ``requirements.txt`` (both from the
+package's ``entrypoint/``) and a copy of the ``tf_finetune`` package itself. The SDK's telemetry
+is always turned off. Before anything is uploaded, every bucket involved is checked to exist and
+to be in the job's region (SageMaker refuses cross-region requests); if the submission fails,
+what this launch uploaded is deleted again.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tf_finetune.errors import StorageError, TfFinetuneError
+from tf_finetune.launch import LaunchPlan
+from tf_finetune.storage import is_s3
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'tf_finetune[sagemaker]' (the SageMaker Python SDK v3, sagemaker-train)"
+TELEMETRY_OFF = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+ENTRY_SCRIPT = "train.py"
+REQUIREMENTS = "requirements.txt"
+
+
+def require_sdk() -> None:
+    """Raises TfFinetuneError naming the package to install when SDK v3 is missing."""
+    if importlib.util.find_spec("sagemaker") is None or importlib.util.find_spec("sagemaker.train") is None:
+        raise TfFinetuneError(f"launch needs the SageMaker Python SDK v3: {INSTALL_HINT}")
+
+
+def check_buckets(plan: LaunchPlan, s3) -> None:
+    """Every bucket of the launch exists and is in the job's region.
+
+    Raises:
+        StorageError: a missing bucket, one in another region, or no access.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from tf_finetune.s3 import S3Uri
+
+    buckets = {S3Uri.parse(plan.output_path).bucket: "--output"}
+    for channel, source in plan.channels.items():
+        if is_s3(source):
+            buckets.setdefault(S3Uri.parse(source).bucket, f"the {channel} channel")
+    for bucket, used_by in buckets.items():
+        try:
+            location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+        except NoCredentialsError:
+            raise StorageError("no AWS credentials: run 'aws configure' (or 'aws sso login'), or set "
+                               "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                raise StorageError(f"bucket {bucket!r} ({used_by}) does not exist: create it in "
+                                   f"{plan.region} or name another") from None
+            raise StorageError(f"cannot read the location of bucket {bucket!r} ({used_by}): {code} "
+                               f"{exc.response.get('Error', {}).get('Message', '')}".rstrip()) from None
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot reach S3 to check bucket {bucket!r}: {exc}") from None
+        region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+        if region != plan.region:
+            raise StorageError(f"bucket {bucket!r} ({used_by}) is in {region} and the job would run "
+                               f"in {plan.region}; SageMaker does not allow cross-region requests: "
+                               f"pass --region {region} or use a bucket in {plan.region}")
+
+
+def source_folder(target: Path) -> Path:
+    """The code the job runs: ``train.py``, ``requirements.txt`` and the ``tf_finetune`` package."""
+    import tf_finetune
+
+    package = Path(tf_finetune.__file__).resolve().parent
+    shutil.copytree(package, target / "tf_finetune",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "entrypoint"))
+    for name in (ENTRY_SCRIPT, REQUIREMENTS):
+        shutil.copyfile(package / "entrypoint" / name, target / name)
+    return target
+
+
+def submit(plan: LaunchPlan, wait: bool, boto_session=None) -> dict[str, Any]:
+    """Create the training job (uploading local inputs and the code), optionally wait for it.
+
+    Args:
+        plan: the checked launch.
+        wait: wait until the job ends, streaming its log.
+        boto_session: the boto3 session to use (default: a new one in the plan's region).
+
+    Returns:
+        The DescribeTrainingJob response (PascalCase keys), after the wait when waiting.
+
+    Raises:
+        TfFinetuneError: the SDK is missing, a bucket is wrong, the request is refused, or the
+            job failed (with its FailureReason).
+    """
+    require_sdk()
+    import boto3
+
+    from tf_finetune.s3 import S3Uri
+
+    boto_session = boto_session or boto3.session.Session(region_name=plan.region)
+    s3 = boto_session.client("s3")
+    check_buckets(plan, s3)
+    output = S3Uri.parse(plan.output_path)
+    staged = S3Uri.parse(plan.staging)
+    before = _keys(s3, staged)
+    trainer = _trainer(plan, boto_session, output)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="tf_finetune-code-") as folder:
+            trainer.source_code = _source_code(source_folder(Path(folder)))
+            trainer.train(input_data_config=_channels(plan), wait=False, logs=False)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        _delete_new(s3, staged, before)
+        raise TfFinetuneError(f"SageMaker did not accept the training job: {exc}") from None
+    job = trainer._latest_training_job  # the SDK's handle of the job it created
+    log.info("training job %s created (%s)", job.training_job_name, job.training_job_arn)
+    if wait:
+        _wait(job)
+    return boto_session.client("sagemaker").describe_training_job(TrainingJobName=job.training_job_name)
+
+
+def _trainer(plan: LaunchPlan, boto_session, output):
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.shapes import MetricDefinition
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.configs import CheckpointConfig, Compute, OutputDataConfig, StoppingCondition
+
+    session = Session(boto_session=boto_session, default_bucket=output.bucket,
+                      default_bucket_prefix=output.key.strip("/") or None, sagemaker_config=TELEMETRY_OFF)
+    config = plan.config
+    trainer = ModelTrainer(
+        sagemaker_session=session, role=config.role, base_job_name=config.name,
+        training_image=plan.image_uri,
+        compute=Compute(instance_type=config.instance_type, instance_count=config.instance_count,
+                        enable_managed_spot_training=config.spot or None),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=config.max_run,
+                                             max_wait_time_in_seconds=2 * config.max_run if config.spot else None),
+        output_data_config=OutputDataConfig(s3_output_path=plan.output_path),
+        checkpoint_config=CheckpointConfig(s3_uri=plan.checkpoint_uri) if config.spot else None,
+        hyperparameters=dict(plan.hyperparameters))
+    return trainer.with_metric_definitions(
+        [MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in plan.metric_definitions])
+
+
+def _source_code(folder: Path):
+    from sagemaker.train.configs import SourceCode
+
+    return SourceCode(source_dir=str(folder), entry_script=ENTRY_SCRIPT, requirements=REQUIREMENTS)
+
+
+def _channels(plan: LaunchPlan) -> list:
+    from sagemaker.train.configs import InputData
+
+    return [InputData(channel_name=name, data_source=source if is_s3(source) else str(Path(source).resolve()))
+            for name, source in plan.channels.items()]
+
+
+def _wait(job) -> None:
+    from sagemaker.core.utils.exceptions import FailedStatusError
+
+    try:
+        job.wait(logs=True)
+    except FailedStatusError:
+        pass  # the training output block shows the status and the reason
+
+
+def _keys(s3, location) -> set[str]:
+    keys: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=location.key):
+        keys.update(item["Key"] for item in page.get("Contents", []))
+    return keys
+
+
+def _delete_new(s3, location, before: set[str]) -> None:
+    """Delete what this launch uploaded (keys under ``location`` that were not there before)."""
+    try:
+        new = sorted(_keys(s3, location) - before)
+        for start in range(0, len(new), 1000):
+            s3.delete_objects(Bucket=location.bucket,
+                              Delete={"Objects": [{"Key": k} for k in new[start:start + 1000]]})
+        if new:
+            log.info("deleted the %d object(s) this launch had uploaded to s3://%s/%s", len(new),
+                     location.bucket, location.key)
+    except Exception as exc:  # cleanup must not hide the real error
+        log.warning("could not delete what this launch uploaded under s3://%s/%s: %s",
+                    location.bucket, location.key, exc)
