@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from helpers import only_localhost
+from helpers import only_localhost, run_cli
+from sagemaker_platform import cannot_emulate, run_training_job, venv_bin
 from tf_finetune import cli, launch
 from tf_finetune.errors import HyperparameterError, StorageError
 from tf_finetune.train import format_metrics
@@ -178,3 +179,50 @@ def test_launch_without_credentials_says_how_to_set_them(aws, image_data, monkey
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with only_localhost(), pytest.raises(StorageError, match=r"no AWS credentials: run 'aws configure'"):
         submit(launch.plan(config(image_data)), wait=False)
+
+
+@pytest.fixture
+def platform(aws):
+    """Skips unless SageMaker's drivers can run here with a folder bound on /opt/ml."""
+    reason = cannot_emulate()
+    if reason:
+        pytest.skip(reason)
+    return aws
+
+
+def launch_tiny_text_job(bucket: str, training, text_module, **hyperparameters) -> dict:
+    from tf_finetune.sagemaker_sdk import submit
+
+    plan = launch.plan(config(training, name="tiny", model_id=None, handle=str(text_module),
+                              output=f"s3://{bucket}/", instance_type="ml.m5.xlarge",
+                              hyperparameters={"epochs": "1", **hyperparameters}))
+    assert plan.image_uri.endswith("tensorflow-training:2.21.0-cpu-py312")
+    requests: list = []
+    submit(plan, wait=False, boto_session=captured_session(requests))
+    return requests[0]
+
+
+def test_the_job_runs_under_the_sdk_v3_drivers_and_its_model_predicts(platform, text_data, text_module, tmp_path):
+    s3, bucket = platform
+    request = launch_tiny_text_job(bucket, text_data.parent, text_module, train_only_top_layer=False)
+    run = run_training_job(request, s3, tmp_path / "opt_ml", venv_bin())
+    assert run.returncode == 0, run.log[-4000:]
+    assert "Running Basic Script driver" in run.log  # SageMaker's driver ran our train.py
+    assert re.search(r"Executing command: \S+ train.py .*--epochs 1", run.log)
+    assert run.failure is None
+    assert run.model_uri == f"s3://{bucket}/{request['TrainingJobName']}/output/model.tar.gz"
+    result = run_cli("predict", "--model", run.model_uri, "--json", "alpha beta gamma")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.splitlines()[0])["predictions"]
+
+
+def test_a_failed_job_leaves_our_reason_in_the_failure_file(platform, tmp_path, text_module):
+    s3, bucket = platform
+    data = tmp_path / "bad" / "data.csv"
+    data.parent.mkdir()
+    data.write_text("0,a fine row\nspam,a label that is not an integer\n", encoding="utf-8")
+    request = launch_tiny_text_job(bucket, data.parent, text_module)
+    run = run_training_job(request, s3, tmp_path / "opt_ml", venv_bin())
+    assert run.returncode != 0 and run.model_uri is None
+    assert run.failure and "data.csv" in run.failure.splitlines()[0] and "line 2" in run.failure.splitlines()[0]
+    assert "Training Execution failed" not in run.failure  # the driver's generic text did not replace ours
