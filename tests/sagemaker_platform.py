@@ -7,11 +7,14 @@ server into ``input/data/<channel>/``); binding that tree on ``/opt/ml`` in a pr
 namespace (the SDK's drivers hard-code ``/opt/ml``); and afterwards packing ``model/`` to
 ``<S3OutputPath><job>/output/model.tar.gz``, which SageMaker does after a job.
 
-What is SageMaker's: everything that runs inside. The container entry point and arguments
-come from the request; they run the SDK v3 drivers exactly as the SDK uploaded them in the
-``sm_drivers`` channel (``sm_train.sh``, ``scripts/environment.py``,
+What is SageMaker's: everything that runs inside. For a job from SDK v3 the container entry
+point and arguments come from the request; they run the SDK's drivers exactly as the SDK
+uploaded them in the ``sm_drivers`` channel (``sm_train.sh``, ``scripts/environment.py``,
 ``scripts/install_requirements.py``, ``distributed_drivers/basic_script_driver.py``), which in
-turn run our ``train.py`` from the ``code`` channel.
+turn run our ``train.py`` from the ``code`` channel. For a job from SDK v2 (no entry point in
+the request) the image's ``sagemaker-training`` toolkit runs: it fetches the code archive named
+in the hyperparameters from S3, installs ``requirements.txt`` and runs ``train.py``; it honours
+``SAGEMAKER_BASE_DIR``, so no namespace is needed.
 """
 from __future__ import annotations
 
@@ -26,11 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OPT_ML = Path("/opt/ml")
-HOST = "algo-1"
 
 
-def cannot_emulate() -> str | None:
-    """Why this machine cannot bind a folder on /opt/ml in a mount namespace, or None."""
+def cannot_emulate(sdk_major: int) -> str | None:
+    """Why this machine cannot run a job of this SDK major here, or None."""
+    if sdk_major == 2:
+        import importlib.util
+
+        return None if importlib.util.find_spec("sagemaker_training") else "sagemaker-training is not installed"
     if os.geteuid() != 0:
         return "binding a folder on /opt/ml needs root (unshare --mount)"
     if shutil.which("unshare") is None:
@@ -73,23 +79,30 @@ def run_training_job(request: dict, s3, root: Path, python_bin: Path, timeout: i
         {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
                 "RecordWrapperType": "None"} for name in channels}))
     instance_type = request["ResourceConfig"]["InstanceType"]
+    v3 = "ContainerEntrypoint" in request["AlgorithmSpecification"]
+    host = "algo-1" if v3 else "localhost"  # the v2 toolkit waits until the host name resolves
     (config / "resourceconfig.json").write_text(json.dumps(
-        {"current_host": HOST, "current_instance_type": instance_type, "current_group_name": "homogeneousCluster",
-         "hosts": [HOST], "network_interface_name": "eth0",
+        {"current_host": host, "current_instance_type": instance_type, "current_group_name": "homogeneousCluster",
+         "hosts": [host], "network_interface_name": "eth0",
          "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type,
-                              "hosts": [HOST]}]}))
+                              "hosts": [host]}]}))
     for name, uri in channels.items():
         _download(s3, uri, root / "input" / "data" / name)
     for folder in ("model", "output/data"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     spec = request["AlgorithmSpecification"]
-    command = [*spec["ContainerEntrypoint"], *spec.get("ContainerArguments", [])]
     env = {"PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
            "TRAINING_JOB_NAME": job, "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "TF_FINETUNE_CACHE": str(root.parent / "container-cache"), **request.get("Environment", {})}
-    bind = 'mount --bind "$0" /opt/ml && exec "$@"'
-    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", bind,
-                             str(root), *command], env=env, capture_output=True, text=True, timeout=timeout)
+           "TF_FINETUNE_CACHE": str(root.parent / "container-cache"), **request.get("Environment", {}),
+           **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}  # the S3 server
+    if v3:  # SDK v3: its drivers, with the tree bound on /opt/ml
+        bind = 'mount --bind "$0" /opt/ml && exec "$@"'
+        command = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", bind, str(root),
+                   *spec["ContainerEntrypoint"], *spec.get("ContainerArguments", [])]
+    else:  # SDK v2: the image's sagemaker-training toolkit
+        env["SAGEMAKER_BASE_DIR"] = str(root)
+        command = [str(python_bin / "python3"), "-c", "from sagemaker_training import trainer; trainer.train()"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=root)
     failure_file = root / "output" / "failure"
     failure = failure_file.read_text("utf-8") if failure_file.exists() else None
     model_uri = None

@@ -33,6 +33,11 @@ def test_train_with_two_replicas_prints_metric_lines_and_writes_the_archive(text
     evaluation = json.loads((reports / "evaluation.json").read_text())
     assert evaluation["accuracy"] == pytest.approx(metrics["final"]["val_accuracy"], abs=1e-6)
     assert list((out / "output" / "tensorboard").rglob("events.out.tfevents.*"))
+    record = json.loads((out / "output" / "training_job.json").read_text())  # JumpStart's training output
+    assert record["training_job_name"] == "model-name" and record["status"] == "Completed"
+    assert record["output_path"] == str(archive) and record["parent_model"] == str(text_module)
+    assert record["training_job_arn"] is None and record["training_time_seconds"] >= 0
+    assert re.search(r"^training output\n  parent model +\S+\n  training job name +model-name$", proc.stderr, re.M)
 
 
 def test_bad_data_is_one_message_and_exit_1_with_nothing_written(text_module, tmp_path):

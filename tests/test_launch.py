@@ -1,26 +1,34 @@
-"""``tf-finetune launch``: the plan, the dry run, and a real submission through SageMaker SDK v3
-to local AWS protocol servers (moto: S3, SageMaker, IAM, STS on 127.0.0.1).
+"""``tf-finetune launch``: the plan, the dry run, and a real submission through the SageMaker
+SDK installed (v3 ModelTrainer in the main test venv, the v2 TensorFlow estimator in the
+Python 3.12 CI venv) to local AWS protocol servers (moto: S3, SageMaker, IAM, STS on
+127.0.0.1), then the job run from the captured request as SageMaker would run it
+(``sagemaker_platform``).
 
 The CreateTrainingJob request is captured client-side (botocore's ``provide-client-params``
 event on the session given to the SDK), because moto's DescribeTrainingJob does not echo every
-field faithfully. SageMaker's own role-permission simulation (iam:SimulatePrincipalPolicy)
-is not served by moto, so it is switched off with the SDK's ``SAGEMAKER_VALIDATE_ROLE=false``.
+field faithfully. SDK v3's role-permission simulation (iam:SimulatePrincipalPolicy) is not
+served by moto, so it is switched off with the SDK's ``SAGEMAKER_VALIDATE_ROLE=false``.
 """
 from __future__ import annotations
 
+import io
 import json
 import re
+import tarfile
 from datetime import datetime, timezone
 
 import pytest
 
-from helpers import only_localhost, run_cli
+from helpers import REPO, only_localhost, run_cli
 from sagemaker_platform import cannot_emulate, run_training_job, venv_bin
 from tf_finetune import cli, launch
 from tf_finetune.errors import HyperparameterError, StorageError
 from tf_finetune.train import format_metrics
 
-pytest.importorskip("sagemaker.train", reason="SageMaker SDK v3 (sagemaker-train) is not installed")
+pytest.importorskip("sagemaker", reason="no SageMaker Python SDK is installed")
+from tf_finetune.sagemaker_sdk import sdk_major  # noqa: E402
+
+SDK = sdk_major()
 
 ROLE = "arn:aws:iam::123456789012:role/TfFinetuneTest"
 NOW = datetime(2026, 12, 2, 16, 30, 5, tzinfo=timezone.utc)
@@ -56,7 +64,7 @@ def test_metric_definitions_read_our_epoch_line():
     line = ("tf_finetune.train INFO epoch=2/5 " + format_metrics(
         {"loss": 0.4321, "accuracy": 0.875, "val_loss": 0.5012, "val_accuracy": 0.75, "val_auc": 0.9}) + " time=3.2s")
     found = {d["Name"]: float(re.search(d["Regex"], line).group(1))
-             for d in launch.metric_definitions("auc")}
+             for d in launch.metric_definitions("auc") if d["Name"] != "test:accuracy"}
     assert found == {"train:loss": 0.4321, "train:accuracy": 0.875, "validation:loss": 0.5012,
                      "validation:accuracy": 0.75, "validation:auc": 0.9}
 
@@ -106,6 +114,11 @@ def aws(s3, monkeypatch):
     yield s3, bucket
 
 
+def sent(value):
+    """A hyperparameter value as our entry point receives it: v2's estimator JSON-encodes values."""
+    return json.loads(value) if SDK == 2 else value
+
+
 def captured_session(requests: list):
     """A boto3 session that records every CreateTrainingJob request made through it."""
     import boto3
@@ -114,6 +127,19 @@ def captured_session(requests: list):
     session.events.register("provide-client-params.sagemaker.CreateTrainingJob",
                             lambda params, **_: requests.append(json.loads(json.dumps(params, default=str))))
     return session
+
+
+def code_files(s3, bucket: str, request: dict) -> list[str]:
+    """The files of the code the job runs: v3's ``code`` channel, or v2's source archive."""
+    if SDK == 3:
+        [prefix] = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]
+                    if c["ChannelName"] == "code"]
+        key = prefix[len(f"s3://{bucket}/"):].rstrip("/") + "/"
+        return [o["Key"][len(key):] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]]
+    archive = sent(request["HyperParameters"]["sagemaker_submit_directory"])
+    body = s3.get_object(Bucket=bucket, Key=archive[len(f"s3://{bucket}/"):])["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return [m.name for m in tar.getmembers() if m.isfile()]
 
 
 def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, capsys):
@@ -131,8 +157,9 @@ def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, caps
     [request] = requests
     job = request["TrainingJobName"]
     assert re.fullmatch(r"sms-\d{14}", job)
-    assert request["HyperParameters"] == {"epochs": "2", "train_only_top_layer": "False",
-                                          "model_id": "wordllama-words256"}
+    ours = {k: sent(v) for k, v in request["HyperParameters"].items()
+            if not k.startswith("sagemaker_") and k != "model_dir"}  # v2 adds its own
+    assert ours == {"epochs": "2", "train_only_top_layer": "False", "model_id": "wordllama-words256"}
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == launch.metric_definitions()
     assert request["AlgorithmSpecification"]["TrainingImage"].endswith("tensorflow-training:2.21.0-gpu-py312")
     assert request["OutputDataConfig"]["S3OutputPath"] == f"s3://{bucket}/"
@@ -140,14 +167,12 @@ def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, caps
     assert request["CheckpointConfig"]["S3Uri"] == f"s3://{bucket}/sms/checkpoints/"
     assert request["RoleArn"] == ROLE
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
-    assert channels["training"] == f"s3://{bucket}/sms/{job}/input/training"
-    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert channels["training"].rstrip("/") == f"s3://{bucket}/sms/{job}/input/training"
     uploaded = s3.get_object(Bucket=bucket, Key=f"sms/{job}/input/training/data.csv")["Body"].read()
     assert uploaded == text_data.read_bytes()
-    code = f"sms/{job}/input/code/"
-    assert {code + "train.py", code + "requirements.txt", code + "tf_finetune/sagemaker.py",
-            code + "tf_finetune/hub_models.yaml"} <= keys
-    assert not any("__pycache__" in k for k in keys if k.startswith(code))
+    assert set(code_files(s3, bucket, request)) >= {"train.py", "requirements.txt", "tf_finetune/sagemaker.py",
+                                                    "tf_finetune/hub_models.yaml"}
+    assert not any("__pycache__" in name for name in code_files(s3, bucket, request))
     record = json.loads(s3.get_object(Bucket=bucket, Key=f"{job}/output/training_job.json")["Body"].read())
     assert record["training_job_name"] == job and record["status"] == "Completed"
     assert record["training_job_arn"].endswith(f":training-job/{job}")
@@ -183,8 +208,8 @@ def test_launch_without_credentials_says_how_to_set_them(aws, image_data, monkey
 
 @pytest.fixture
 def platform(aws):
-    """Skips unless SageMaker's drivers can run here with a folder bound on /opt/ml."""
-    reason = cannot_emulate()
+    """Skips unless the SDK's job can run here (v3: its drivers with a folder bound on /opt/ml)."""
+    reason = cannot_emulate(SDK)
     if reason:
         pytest.skip(reason)
     return aws
@@ -207,8 +232,11 @@ def test_the_job_runs_under_the_sdk_v3_drivers_and_its_model_predicts(platform, 
     request = launch_tiny_text_job(bucket, text_data.parent, text_module, train_only_top_layer=False)
     run = run_training_job(request, s3, tmp_path / "opt_ml", venv_bin())
     assert run.returncode == 0, run.log[-4000:]
-    assert "Running Basic Script driver" in run.log  # SageMaker's driver ran our train.py
-    assert re.search(r"Executing command: \S+ train.py .*--epochs 1", run.log)
+    if SDK == 3:
+        assert "Running Basic Script driver" in run.log  # SageMaker's driver ran our train.py
+        assert re.search(r"Executing command: \S+ train.py .*--epochs 1", run.log)
+    else:
+        assert re.search(r"train.py --epochs 1", run.log)  # the toolkit's command line
     assert run.failure is None
     assert run.model_uri == f"s3://{bucket}/{request['TrainingJobName']}/output/model.tar.gz"
     result = run_cli("predict", "--model", run.model_uri, "--json", "alpha beta gamma")
@@ -226,3 +254,44 @@ def test_a_failed_job_leaves_our_reason_in_the_failure_file(platform, tmp_path, 
     assert run.returncode != 0 and run.model_uri is None
     assert run.failure and "data.csv" in run.failure.splitlines()[0] and "line 2" in run.failure.splitlines()[0]
     assert "Training Execution failed" not in run.failure  # the driver's generic text did not replace ours
+
+
+def readme_snippet(title: str) -> str:
+    """The first Python block after the README heading ``title``."""
+    text = (REPO / "README.md").read_text("utf-8")
+    section = text[text.index(title):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_snippet_for_the_installed_sdk_creates_the_job(aws):
+    import boto3
+
+    s3, bucket = aws
+    title = "### From your own code: SDK v3" if SDK == 3 else "### From your own code: SDK v2"
+    code = readme_snippet(title).replace("my-bucket", bucket)
+    with only_localhost() as connects:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    assert set(connects) == {"127.0.0.1"}
+    sagemaker = boto3.client("sagemaker")
+    jobs = [j["TrainingJobName"] for j in sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+            if j["TrainingJobName"].startswith("ants-bees-")]
+    assert jobs, "the snippet created no training job"
+    job = sagemaker.describe_training_job(TrainingJobName=sorted(jobs)[-1])
+    assert sent(job["HyperParameters"]["model_id"]) == "mobilenet-v2-100-224"
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith("tensorflow-training:2.21.0-gpu-py312")
+    assert job["OutputDataConfig"]["S3OutputPath"].rstrip("/") == f"s3://{bucket}"
+
+
+def test_a_failed_job_ends_with_its_reason_and_exit_1_and_keeps_the_record(aws, image_data, capsys):
+    from tf_finetune.errors import TfFinetuneError
+
+    s3, bucket = aws
+    plan = launch.plan(config(image_data, output=f"s3://{bucket}/"), now=NOW)
+    reason = "/opt/ml/input/data/training/data.csv line 2: label 'spam' is not an integer"
+    description = {"TrainingJobName": plan.job_name, "TrainingJobStatus": "Failed", "FailureReason": reason,
+                   "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{plan.job_name}"}
+    with pytest.raises(TfFinetuneError, match=rf"training job {plan.job_name} ended Failed: .*line 2: label 'spam'"):
+        launch.finish(plan, description, waited=True)
+    assert f"failure reason     {reason}" in capsys.readouterr().out
+    record = json.loads(s3.get_object(Bucket=bucket, Key=f"{plan.job_name}/output/training_job.json")["Body"].read())
+    assert record["status"] == "Failed" and record["failure_reason"] == reason

@@ -20,6 +20,7 @@ from helpers import REPO
 from tf_finetune.cluster import cluster_config, num_workers
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.fetch import pack_backbone
+from tf_finetune.launch import metric_definitions
 from tf_finetune.sagemaker import parse_arguments
 
 
@@ -103,15 +104,13 @@ def test_training_job_writes_the_model_and_outputs(text_data, model_channel, tmp
     # the toolkit passed the estimator's own argument, which the entry point accepted
     logs = proc.stdout + proc.stderr
     assert "--model_dir s3://bucket/tf-finetune-test/model" in logs
-    # the README's metric regexes for hyperparameter tuning find the values in the job's log
-    readme = (REPO / "README.md").read_text()
-    definitions = dict(re.findall(r'\{"Name": "(\w+)", "Regex": r"(.+?)"\}', readme))
-    assert set(definitions) == {"val_accuracy", "val_loss", "train_accuracy", "test_accuracy"}
-    found = {name: [float(v) for v in re.findall(regex, logs, re.M)] for name, regex in definitions.items()}
-    assert found["val_accuracy"][-1] == pytest.approx(metrics["history"]["val_accuracy"][-1], abs=1e-4)
-    assert found["val_loss"][-1] == pytest.approx(metrics["history"]["val_loss"][-1], abs=1e-4)
-    assert len(found["train_accuracy"]) == 2
-    assert found["test_accuracy"] == [pytest.approx(metrics["final"]["test_accuracy"], abs=1e-4)]
+    # the metric definitions launch sets (and the README shows) find the values in the job's log
+    found = {d["Name"]: [float(v) for v in re.findall(d["Regex"], logs, re.M)] for d in metric_definitions()}
+    assert found["validation:accuracy"][-1] == pytest.approx(metrics["history"]["val_accuracy"][-1], abs=1e-4)
+    assert found["validation:loss"][-1] == pytest.approx(metrics["history"]["val_loss"][-1], abs=1e-4)
+    assert found["train:accuracy"] == pytest.approx(metrics["history"]["accuracy"], abs=1e-4)
+    assert found["train:loss"] == pytest.approx(metrics["history"]["loss"], abs=1e-4)
+    assert found["test:accuracy"] == [pytest.approx(metrics["final"]["test_accuracy"], abs=1e-4)]
 
 
 def test_unknown_hyperparameter_fails_with_the_reason_in_the_failure_file(text_data, model_channel,

@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from typing import Sequence
 
 from tf_finetune import __version__, logs
@@ -264,6 +265,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         install_sigterm_handler()
     hps = _hyperparameters(args)
+    started = time.perf_counter()
     result = run(JobConfig(data=args.data, output=args.output, model_id=args.model_id,
                            handle=args.handle, validation_data=args.validation_data,
                            hyperparameters=hps, image_size=args.image_size,
@@ -273,6 +275,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                            checkpoint_steps=args.checkpoint_steps, fresh_start=args.fresh_start,
                            multi_worker=num_workers(os.environ.get("TF_CONFIG")) > 1))
     if result.archive:
+        from tf_finetune import launch
+
+        record = launch.local_training_output(args.output, str(result.archive), args.model_id or args.handle,
+                                              time.perf_counter() - started)
+        launch.write_training_output(record)
+        print(launch.format_training_output(record), file=sys.stderr)
         print(result.archive)
     return 0
 

@@ -216,8 +216,8 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
 
 
 def metric_definitions(eval_metric: str = "loss") -> list[dict[str, str]]:
-    """Regexes over the job's per-epoch log line (``epoch=2/5 loss=… accuracy=… val_loss=…``),
-    so SageMaker's console charts and hyperparameter tuning need no user regex."""
+    """Regexes over the job's per-epoch log line (``epoch=2/5 loss=… accuracy=… val_loss=…``) and
+    its test line, so SageMaker's console charts and hyperparameter tuning need no user regex."""
     names = ["loss", "accuracy", "val_loss", "val_accuracy"]
     if eval_metric not in ("loss", "accuracy"):
         names.append(f"val_{eval_metric}")
@@ -227,6 +227,7 @@ def metric_definitions(eval_metric: str = "loss") -> list[dict[str, str]]:
         lead = r"epoch=\d+/\d+ (?:\S+ )*?" if not name.startswith("val_") else r"\b"
         label = name.replace("val_", "validation:") if name.startswith("val_") else f"train:{name}"
         definitions.append({"Name": label, "Regex": f"{lead}{name}={NUMBER}"})
+    definitions.append({"Name": "test:accuracy", "Regex": rf"\btest_accuracy={NUMBER}"})  # with test data
     return definitions
 
 
@@ -309,6 +310,33 @@ def training_output_json(record: Mapping[str, Any]) -> bytes:
     return (json.dumps(dict(record), indent=2, default=str) + "\n").encode("utf-8")
 
 
+def local_training_output(output: str, archive: str, parent_model: str, seconds: float) -> dict[str, Any]:
+    """The training output of a local ``train``: the job is named after its output folder; no ARN."""
+    return {"parent_model": parent_model, "training_job_name": output.rstrip("/").rsplit("/", 1)[-1],
+            "training_job_arn": None, "status": "Completed", "training_time_seconds": round(seconds),
+            "billable_time_seconds": None, "output_path": str(archive), "failure_reason": None}
+
+
+def write_training_output(record: Mapping[str, Any]) -> str:
+    """Write ``training_job.json`` beside the model (``output_path``: a path or ``s3://`` URI).
+
+    Returns:
+        Where it went.
+    """
+    archive = str(record["output_path"])
+    target = archive.rsplit("/", 1)[0] + "/training_job.json"
+    if is_s3(target):
+        from tf_finetune.s3 import S3Uri, client
+
+        location = S3Uri.parse(target)
+        client().put_object(Bucket=location.bucket, Key=location.key, Body=training_output_json(record))
+    else:
+        from tf_finetune.storage import write_atomically
+
+        write_atomically(Path(target), training_output_json(record))
+    return target
+
+
 def finish(plan: LaunchPlan, description: Mapping[str, Any], waited: bool) -> int:
     """Print the training output block; after a wait, also write it as ``training_job.json``
     beside ``model.tar.gz``.
@@ -325,10 +353,7 @@ def finish(plan: LaunchPlan, description: Mapping[str, Any], waited: bool) -> in
     print(format_training_output(record))
     if not waited:
         return 0
-    from tf_finetune.s3 import S3Uri, client
-
-    target = S3Uri.parse(record["output_path"].rsplit("/", 1)[0] + "/training_job.json")
-    client().put_object(Bucket=target.bucket, Key=target.key, Body=training_output_json(record))
+    write_training_output(record)
     if record["status"] != "Completed":
         reason = record["failure_reason"] or "no reason given"
         raise TfFinetuneError(f"training job {record['training_job_name']} ended {record['status']}: {reason}")

@@ -1,10 +1,13 @@
-"""Submit a :class:`~tf_finetune.launch.LaunchPlan` through the SageMaker Python SDK.
+"""Submit a :class:`~tf_finetune.launch.LaunchPlan` through the SageMaker Python SDK installed.
 
 SDK v3 (``sagemaker-train``: ``sagemaker.train.ModelTrainer``) is the current path: it uploads
 the code with its own container drivers, which run ``train.py`` with the hyperparameters as
-arguments. The code sent is a folder with ``train.py``, ``requirements.txt`` (both from the
-package's ``entrypoint/``) and a copy of the ``tf_finetune`` package itself. The SDK's telemetry
-is always turned off. Before anything is uploaded, every bucket involved is checked to exist and
+arguments. SDK v2 (``sagemaker>=2.257,<3``: the ``TensorFlow`` estimator, given the training
+image explicitly since its table stops at TF 2.19) is the legacy one: the ``sagemaker-training``
+toolkit in the image runs ``train.py``; local inputs are uploaded here, as v2 does not.
+Either way the code sent is a folder with ``train.py``, ``requirements.txt`` (both from the
+package's ``entrypoint/``) and a copy of the ``tf_finetune`` package itself, and the SDK's
+telemetry is always turned off. Before anything is uploaded, every bucket involved is checked to exist and
 to be in the job's region (SageMaker refuses cross-region requests); if the submission fails,
 what this launch uploaded is deleted again.
 """
@@ -15,24 +18,36 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tf_finetune.errors import StorageError, TfFinetuneError
 from tf_finetune.launch import LaunchPlan
+from tf_finetune.s3 import S3Uri
 from tf_finetune.storage import is_s3
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'tf_finetune[sagemaker]' (the SageMaker Python SDK v3, sagemaker-train)"
+INSTALL_HINT = ("pip install 'tf_finetune[sagemaker]' (the SageMaker Python SDK v3, sagemaker-train), or "
+                "'sagemaker>=2.257,<3' for the v2 TensorFlow estimator")
 TELEMETRY_OFF = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 ENTRY_SCRIPT = "train.py"
 REQUIREMENTS = "requirements.txt"
 
 
-def require_sdk() -> None:
-    """Raises TfFinetuneError naming the package to install when SDK v3 is missing."""
-    if importlib.util.find_spec("sagemaker") is None or importlib.util.find_spec("sagemaker.train") is None:
-        raise TfFinetuneError(f"launch needs the SageMaker Python SDK v3: {INSTALL_HINT}")
+def sdk_major() -> int:
+    """3 when SDK v3's ModelTrainer is installed, else 2 for the v2 TensorFlow estimator.
+
+    Raises:
+        TfFinetuneError: neither is installed, naming what to install.
+    """
+    if importlib.util.find_spec("sagemaker") is None:
+        raise TfFinetuneError(f"launch needs the SageMaker Python SDK: {INSTALL_HINT}")
+    if importlib.util.find_spec("sagemaker.train") is not None:
+        return 3
+    if importlib.util.find_spec("sagemaker.tensorflow") is not None:
+        return 2
+    raise TfFinetuneError(f"the installed 'sagemaker' package has neither ModelTrainer nor the TensorFlow "
+                          f"estimator: {INSTALL_HINT}")
 
 
 def check_buckets(plan: LaunchPlan, s3) -> None:
@@ -42,8 +57,6 @@ def check_buckets(plan: LaunchPlan, s3) -> None:
         StorageError: a missing bucket, one in another region, or no access.
     """
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    from tf_finetune.s3 import S3Uri
 
     buckets = {S3Uri.parse(plan.output_path).bucket: "--output"}
     for channel, source in plan.channels.items():
@@ -98,32 +111,94 @@ def submit(plan: LaunchPlan, wait: bool, boto_session=None) -> dict[str, Any]:
         TfFinetuneError: the SDK is missing, a bucket is wrong, the request is refused, or the
             job failed (with its FailureReason).
     """
-    require_sdk()
+    major = sdk_major()
     import boto3
-
-    from tf_finetune.s3 import S3Uri
 
     boto_session = boto_session or boto3.session.Session(region_name=plan.region)
     s3 = boto_session.client("s3")
     check_buckets(plan, s3)
-    output = S3Uri.parse(plan.output_path)
     staged = S3Uri.parse(plan.staging)
     before = _keys(s3, staged)
-    trainer = _trainer(plan, boto_session, output)
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         with tempfile.TemporaryDirectory(prefix="tf_finetune-code-") as folder:
-            trainer.source_code = _source_code(source_folder(Path(folder)))
-            trainer.train(input_data_config=_channels(plan), wait=False, logs=False)
+            code = source_folder(Path(folder))
+            submit_with = _submit_v3 if major == 3 else _submit_v2
+            name, wait_for_job = submit_with(plan, boto_session, code)
     except (ClientError, BotoCoreError, ValueError) as exc:
         _delete_new(s3, staged, before)
         raise TfFinetuneError(f"SageMaker did not accept the training job: {exc}") from None
-    job = trainer._latest_training_job  # the SDK's handle of the job it created
-    log.info("training job %s created (%s)", job.training_job_name, job.training_job_arn)
+    sagemaker = boto_session.client("sagemaker")
+    description = sagemaker.describe_training_job(TrainingJobName=name)
+    log.info("training job %s created (%s) with SageMaker Python SDK v%d", name,
+             description.get("TrainingJobArn"), major)
     if wait:
-        _wait(job)
-    return boto_session.client("sagemaker").describe_training_job(TrainingJobName=job.training_job_name)
+        wait_for_job()  # the SDK's own wait, printing the job's log lines as they come
+        description = sagemaker.describe_training_job(TrainingJobName=name)
+    return description
+
+
+def _submit_v3(plan: LaunchPlan, boto_session, code: Path) -> tuple[str, Callable[[], None]]:
+    """Create the job with ModelTrainer (it uploads local inputs and the code).
+
+    Returns:
+        (the job's name, a function that waits for it, streaming its log).
+    """
+    from sagemaker.core.utils.exceptions import FailedStatusError
+    from sagemaker.train.configs import SourceCode
+
+    trainer = _trainer(plan, boto_session, S3Uri.parse(plan.output_path))
+    trainer.source_code = SourceCode(source_dir=str(code), entry_script=ENTRY_SCRIPT, requirements=REQUIREMENTS)
+    trainer.train(input_data_config=_channels(plan), wait=False, logs=False)
+    job = trainer._latest_training_job  # the SDK's handle of the job it created
+
+    def wait_for_job() -> None:
+        try:
+            job.wait(logs=True)
+        except FailedStatusError:
+            pass  # the training output block shows the status and the reason
+
+    return job.training_job_name, wait_for_job
+
+
+def _submit_v2(plan: LaunchPlan, boto_session, code: Path) -> tuple[str, Callable[[], None]]:
+    """Create the job with the v2 TensorFlow estimator, uploading local inputs first.
+
+    Returns:
+        (the job's name, a function that waits for it, streaming its log).
+    """
+    from sagemaker.exceptions import UnexpectedStatusException
+    from sagemaker.session import Session
+    from sagemaker.tensorflow import TensorFlow
+
+    output = S3Uri.parse(plan.output_path)
+    session = Session(boto_session=boto_session, default_bucket=output.bucket, sagemaker_config=TELEMETRY_OFF)
+    job = plan.job_name
+    staging = S3Uri.parse(plan.staging).join(job, "input")
+    inputs = {}
+    for name, source in plan.channels.items():
+        inputs[name] = source if is_s3(source) else session.upload_data(
+            str(Path(source).resolve()), bucket=staging.bucket, key_prefix=f"{staging.key}/{name}")
+    config = plan.config
+    estimator = TensorFlow(
+        entry_point=ENTRY_SCRIPT, source_dir=str(code), image_uri=plan.image_uri, role=config.role,
+        instance_type=config.instance_type, instance_count=config.instance_count,
+        hyperparameters=dict(plan.hyperparameters), output_path=plan.output_path,
+        code_location=str(S3Uri.parse(plan.staging)).rstrip("/"), base_job_name=config.name,
+        max_run=config.max_run, use_spot_instances=config.spot,
+        max_wait=2 * config.max_run if config.spot else None, checkpoint_s3_uri=plan.checkpoint_uri,
+        metric_definitions=plan.metric_definitions, disable_profiler=True, debugger_hook_config=False,
+        sagemaker_session=session)
+    estimator.fit(inputs=inputs, job_name=job, wait=False, logs=False)
+
+    def wait_for_job() -> None:
+        try:
+            session.logs_for_job(job, wait=True)
+        except UnexpectedStatusException:
+            pass  # the training output block shows the status and the reason
+
+    return job, wait_for_job
 
 
 def _trainer(plan: LaunchPlan, boto_session, output):
@@ -149,26 +224,11 @@ def _trainer(plan: LaunchPlan, boto_session, output):
         [MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in plan.metric_definitions])
 
 
-def _source_code(folder: Path):
-    from sagemaker.train.configs import SourceCode
-
-    return SourceCode(source_dir=str(folder), entry_script=ENTRY_SCRIPT, requirements=REQUIREMENTS)
-
-
 def _channels(plan: LaunchPlan) -> list:
     from sagemaker.train.configs import InputData
 
     return [InputData(channel_name=name, data_source=source if is_s3(source) else str(Path(source).resolve()))
             for name, source in plan.channels.items()]
-
-
-def _wait(job) -> None:
-    from sagemaker.core.utils.exceptions import FailedStatusError
-
-    try:
-        job.wait(logs=True)
-    except FailedStatusError:
-        pass  # the training output block shows the status and the reason
 
 
 def _keys(s3, location) -> set[str]:
