@@ -1,10 +1,9 @@
 """SageMaker script-mode entry point: fine-tune a TF-Hub backbone with tf_finetune.
 
-    TensorFlow(entry_point="train.py", source_dir="entrypoints", dependencies=["tf_finetune"],
-               hyperparameters={"model_id": "mobilenet-v2-100-224", "epochs": 5}, ...)
-        .fit({"training": "s3://bucket/data/", "validation": "s3://bucket/val/"})
-
-The sagemaker-training toolkit runs this file with the hyperparameters as arguments and the
+``tf-finetune launch`` sends it, with ``requirements.txt`` and the package beside it
+(``tf_finetune.sagemaker_sdk.source_folder``; the README shows the same with SDK v3's
+ModelTrainer and v2's TensorFlow estimator). In the container, SDK v3's drivers or the v2
+``sagemaker-training`` toolkit run this file with the hyperparameters as arguments and the
 SM_* variables set; everything else is in tf_finetune.sagemaker.
 """
 import sys

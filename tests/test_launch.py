@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 import tarfile
 from datetime import datetime, timezone
 
@@ -295,3 +296,13 @@ def test_a_failed_job_ends_with_its_reason_and_exit_1_and_keeps_the_record(aws, 
     assert f"failure reason     {reason}" in capsys.readouterr().out
     record = json.loads(s3.get_object(Bucket=bucket, Key=f"{plan.job_name}/output/training_job.json")["Body"].read())
     assert record["status"] == "Failed" and record["failure_reason"] == reason
+
+
+def test_launch_without_the_sdk_names_the_package_to_install(image_data, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sagemaker", None)  # as if not installed
+    argv = ["launch", "--name", "ants-bees", "--model-id", "mobilenet-v2-100-224", "--data", str(image_data),
+            "--output", "s3://models/", "--role", ROLE, "--region", "us-east-1"]
+    with only_localhost() as connects:
+        assert cli.main(argv) == 1
+    assert connects == []
+    assert "launch needs the SageMaker Python SDK: pip install 'tf_finetune[sagemaker]'" in capsys.readouterr().err

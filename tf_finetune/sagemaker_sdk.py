@@ -40,14 +40,21 @@ def sdk_major() -> int:
     Raises:
         TfFinetuneError: neither is installed, naming what to install.
     """
-    if importlib.util.find_spec("sagemaker") is None:
+    if not _installed("sagemaker"):
         raise TfFinetuneError(f"launch needs the SageMaker Python SDK: {INSTALL_HINT}")
-    if importlib.util.find_spec("sagemaker.train") is not None:
+    if _installed("sagemaker.train"):
         return 3
-    if importlib.util.find_spec("sagemaker.tensorflow") is not None:
+    if _installed("sagemaker.tensorflow"):
         return 2
     raise TfFinetuneError(f"the installed 'sagemaker' package has neither ModelTrainer nor the TensorFlow "
                           f"estimator: {INSTALL_HINT}")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package is missing, or blocked in sys.modules
+        return False
 
 
 def check_buckets(plan: LaunchPlan, s3) -> None:
