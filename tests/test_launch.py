@@ -24,6 +24,7 @@ from helpers import REPO, only_localhost, run_cli
 from sagemaker_platform import cannot_emulate, run_training_job, venv_bin
 from tf_finetune import cli, launch
 from tf_finetune.errors import HyperparameterError, StorageError
+from tf_finetune.job import JobConfig
 from tf_finetune.train import format_metrics
 
 pytest.importorskip("sagemaker", reason="no SageMaker Python SDK is installed")
@@ -35,11 +36,16 @@ ROLE = "arn:aws:iam::123456789012:role/TfFinetuneTest"
 NOW = datetime(2026, 12, 2, 16, 30, 5, tzinfo=timezone.utc)
 
 
+JOB_FIELDS = {"data", "model_id", "handle", "validation_data", "test_data", "hyperparameters", "image_size"}
+
+
 def config(training, **overrides) -> launch.LaunchConfig:
-    values = dict(name="ants-bees", output="s3://models/", data=str(training), role=ROLE,
-                  model_id="mobilenet-v2-100-224", region="us-east-1")
-    values.update(overrides)
-    return launch.LaunchConfig(**values)
+    """A launch of ``training``; ``overrides`` are JobConfig or LaunchConfig fields."""
+    job = dict(data=str(training), output=None, model_id="mobilenet-v2-100-224")
+    job.update({k: v for k, v in overrides.items() if k in JOB_FIELDS})
+    values = dict(name="ants-bees", output="s3://models/", role=ROLE, region="us-east-1")
+    values.update({k: v for k, v in overrides.items() if k not in JOB_FIELDS})
+    return launch.LaunchConfig(job=JobConfig(**job), **values)
 
 
 def test_dry_run_prints_the_deployment_and_request_and_connects_nowhere(image_data, capsys):
@@ -78,6 +84,9 @@ def test_metric_definitions_read_our_epoch_line():
     ({"name": "ants_bees"}, r"--name 'ants_bees': use 1-48 letters, digits and hyphens"),
     ({"data": "/no/such/folder"}, r"--data /no/such/folder: no such file or folder"),
     ({"hyperparameters": {"epochs": "many"}}, r"epochs"),
+    ({"model_id": None}, r"give a registry model id \(--model-id\) or a backbone handle"),
+    ({"model_id": "wordllama-words256", "hyperparameters": {"augmentation": "True"}},
+     r"augmentation applies to image models only"),  # the same checks as a local train
 ])
 def test_bad_launches_are_refused_before_anything_is_sent(image_data, overrides, message):
     with only_localhost() as connects, pytest.raises((HyperparameterError, StorageError), match=message):

@@ -294,13 +294,15 @@ def _launch(args: argparse.Namespace) -> int:
 
     from tf_finetune import launch
 
+    from tf_finetune.job import JobConfig
+
+    job = JobConfig(data=args.data, output=None, model_id=args.model_id, handle=args.handle,
+                    validation_data=args.validation_data, test_data=args.test_data,
+                    hyperparameters=_hyperparameters(args), image_size=args.image_size, registry=args.registry)
     plan = launch.plan(launch.LaunchConfig(
-        name=args.name, output=args.output, data=args.data, role=args.role, model_id=args.model_id,
-        handle=args.handle, validation_data=args.validation_data, test_data=args.test_data,
-        hyperparameters=_hyperparameters(args), image_size=args.image_size,
-        instance_type=args.instance_type, instance_count=args.instance_count, gpus=args.gpus,
-        spot=args.spot, max_run=args.max_run, image_uri=args.image_uri, region=args.region,
-        wait=args.wait, registry=args.registry))
+        job=job, name=args.name, output=args.output, role=args.role, instance_type=args.instance_type,
+        instance_count=args.instance_count, gpus=args.gpus, spot=args.spot, max_run=args.max_run,
+        image_uri=args.image_uri, region=args.region))
     print(plan.describe())
     if args.dry_run:
         print(json.dumps(plan.request(), indent=2))

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from tf_finetune.errors import HyperparameterError, TfFinetuneError
 from tf_finetune.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
 from tf_finetune.storage import is_s3
+
+if TYPE_CHECKING:
+    from tf_finetune.job import JobConfig
 
 TF_VERSION = "2.21.0"  # the TensorFlow training image: the package's TensorFlow line
 PY_VERSION = "py312"  # the only Python AWS builds TF 2.21 training images for
@@ -37,33 +40,23 @@ class LaunchConfig:
     """What the user asked for (the flags of ``tf-finetune launch``).
 
     Attributes:
+        job: the job to run, as ``train`` takes it (data, model, hyperparameters; its
+            ``output`` is unused). Local data and a local ``handle`` are uploaded; ``s3://``
+            ones are passed as channels.
         name: the model name; the job name is it plus a timestamp.
         output: ``s3://bucket/`` or ``s3://bucket/prefix/`` where the job's folder goes.
-        data, validation_data, test_data: local paths or ``s3://`` prefixes.
         role: the IAM role ARN the job runs as.
-        model_id: registry id; handle: a backbone (local, ``s3://``), sent as the
-            ``model`` channel.
-        hyperparameters: name -> value as given (checked here, sent as given).
-        image_size: input size for a backbone that does not fix it.
         instance_type, instance_count, gpus: where it runs (``gpus`` for a type not in the table).
         spot: managed spot training, with checkpoints synced to S3 so a job resumes.
         max_run: seconds before SageMaker stops the job.
         image_uri: a training image instead of AWS's TensorFlow one.
         region: the AWS region (default: boto3's).
-        wait: wait for the job and stream its log.
-        registry: a registry file instead of the package's.
     """
 
+    job: "JobConfig"
     name: str
     output: str
-    data: str
     role: str | None
-    model_id: str | None = None
-    handle: str | None = None
-    validation_data: str | None = None
-    test_data: str | None = None
-    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
-    image_size: int | None = None
     instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: int = 1
     gpus: int | None = None
@@ -71,8 +64,6 @@ class LaunchConfig:
     max_run: int = DEFAULT_MAX_RUN
     image_uri: str | None = None
     region: str | None = None
-    wait: bool = True
-    registry: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +74,8 @@ class LaunchPlan:
         job_name: ``<name>-<UTC timestamp>`` (the SDK may stamp the second it submits).
         deployment: instance type and count, GPUs, the per-replica and global batch.
         channels: channel -> local path (uploaded at submission) or ``s3://`` prefix.
-        hyperparameters: what the job gets as hyperparameters (strings, as SageMaker stores them).
+        hyperparameters: what the job gets as hyperparameters: the user's as given (strings), and
+            ``model_id`` / ``image_size``.
         metric_definitions: ``[{"Name", "Regex"}]`` read from the job's log lines.
         output_path: ``s3://bucket/prefix/`` given to SageMaker; the job's folder goes under it.
         staging: where local inputs are uploaded (the SDK adds ``/<job-name>/input/<channel>``).
@@ -158,8 +150,7 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
         TfFinetuneError: anything wrong with the launch, named (HyperparameterError for the
             hyperparameters and flags, RegistryError for the model, StorageError for paths).
     """
-    from tf_finetune import hyperparameters
-    from tf_finetune.registry import load_registry
+    from tf_finetune import job as local_job
     from tf_finetune.s3 import S3Uri
 
     if not NAME_PATTERN.match(config.name or ""):
@@ -181,27 +172,19 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
         raise HyperparameterError(f"--instance-count {config.instance_count}: expected 1 or more")
     if config.max_run < 1:
         raise HyperparameterError(f"--max-run {config.max_run}: expected seconds, 1 or more")
-    if not config.model_id and not config.handle:
-        raise HyperparameterError("launch needs --model-id (see tf-finetune list-models) or --handle")
-    user = hyperparameters.normalize(config.hyperparameters)
-    layers: list[Mapping[str, Any] | None] = []
-    if config.model_id:
-        registry = load_registry(config.registry)
-        spec = registry.get(config.model_id)
-        layers = [registry.task_defaults.get(spec.task), spec.hyperparameters]
-    hp = hyperparameters.resolve(*layers, user)
-    channels = {"training": config.data}
-    for name, source in (("validation", config.validation_data), ("test", config.test_data),
-                         ("model", config.handle)):
+    job = config.job
+    _, hp = local_job.plan(job)  # the same checks as a local train, and the batch it uses
+    channels = {"training": job.data}
+    for name, source in (("validation", job.validation_data), ("test", job.test_data), ("model", job.handle)):
         if source:
             channels[name] = source
     for name, source in channels.items():
         _check_source(name, source)
-    sent = {name: _as_text(value) for name, value in config.hyperparameters.items()}
-    if config.model_id:
-        sent["model_id"] = config.model_id
-    if config.image_size:
-        sent["image_size"] = str(config.image_size)
+    sent = {name: _as_text(value) for name, value in job.hyperparameters.items()}
+    if job.model_id:
+        sent["model_id"] = job.model_id
+    if job.image_size:
+        sent["image_size"] = str(job.image_size)
     region = config.region or _default_region()
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
     return LaunchPlan(
@@ -212,7 +195,7 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
         metric_definitions=metric_definitions(hp.eval_metric),
         output_path=output_path, staging=f"{output_path}{config.name}/",
         image_uri=config.image_uri or training_image(region, config.instance_type, config.gpus),
-        region=region, parent_model=config.model_id or config.handle)
+        region=region, parent_model=job.model_id or job.handle)
 
 
 def metric_definitions(eval_metric: str = "loss") -> list[dict[str, str]]:
