@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 from tf_finetune import __version__, logs
@@ -129,6 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
     _add_hyperparameter_flags(launch)
 
+    check = commands.add_parser("check-data", help="report on training data before training: counts, "
+                                "classes, unusable files, duplicates and leakage across splits")
+    check.add_argument("--data", required=True, metavar="PATH", help="training data (local or s3://)")
+    check.add_argument("--validation-data", metavar="PATH", help="separate validation data")
+    check.add_argument("--test-data", metavar="PATH", help="test data")
+    check.add_argument("--model-id", help="registry id: its task, input size and batch size")
+    check.add_argument("--image-size", type=int, metavar="PX", help="the model's input size (default: the "
+                       "entry's, else 224)")
+    check.add_argument("--batch-size", type=int, metavar="N", help="per-replica batch (default: the entry's)")
+    check.add_argument("--validation-split-ratio", type=float, metavar="R",
+                       help="held out of the training data without --validation-data (default 0.2)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
+
     listing = commands.add_parser("list-models", help="list the registry's backbones")
     listing.add_argument("--task", choices=("image", "text"))
     listing.add_argument("--registry", default=None, metavar="YAML")
@@ -229,6 +244,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "launch":
         return _launch(args)
+    if args.command == "check-data":
+        return _check_data(args)
     if args.command == "predict":
         return _predict(args)
     if args.command == "evaluate":
@@ -310,6 +327,34 @@ def _launch(args: argparse.Namespace) -> int:
     from tf_finetune.sagemaker_sdk import submit
 
     return launch.finish(plan, submit(plan, args.wait), args.wait)
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from tf_finetune.data_report import check_data
+    from tf_finetune.hyperparameters import resolve
+    from tf_finetune.job import fetch_channel, looks_like_text
+    from tf_finetune.registry import load_registry
+
+    layers, image_size, task = [], args.image_size, None
+    if args.model_id:
+        registry = load_registry(args.registry)
+        spec = registry.get(args.model_id)
+        task, layers = spec.task, [registry.task_defaults.get(spec.task), spec.hyperparameters]
+        image_size = image_size or spec.image_size
+    given = {k: v for k, v in (("batch_size", args.batch_size),
+                               ("validation_split_ratio", args.validation_split_ratio)) if v is not None}
+    hp = resolve(*layers, given)
+    with tempfile.TemporaryDirectory(prefix="tf_finetune-check-") as folder:
+        paths = [fetch_channel(p, Path(folder) / name) if p else None for name, p in
+                 (("training", args.data), ("validation", args.validation_data), ("test", args.test_data))]
+        task = task or ("text" if looks_like_text(str(paths[0])) else "image")
+        report = check_data(task, *paths, image_size=image_size or (224 if task == "image" else None),
+                            batch_size=hp.batch_size, validation_split_ratio=hp.validation_split_ratio)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    return 0 if report.ok else 1
 
 
 def _predict(args: argparse.Namespace) -> int:

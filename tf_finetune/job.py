@@ -121,7 +121,7 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
             spec = spec.located_at(config.handle)
         overrides = model.hyperparameters
     else:
-        task = "text" if _looks_like_text(config.data) else "image"
+        task = "text" if looks_like_text(config.data) else "image"
         spec = BackboneSpec(config.handle, config.handle, task, image_size=config.image_size)
         overrides = {}
     if spec.task == "text" and config.image_size:
@@ -152,7 +152,7 @@ def _require_backbone(config: JobConfig) -> None:
                                   "(--handle)")
 
 
-def _looks_like_text(data: str) -> bool:
+def looks_like_text(data: str) -> bool:
     path = Path(data)
     if storage.is_s3(data):
         return path.suffix.lower() == ".csv"  # a prefix is checked once downloaded
@@ -187,7 +187,7 @@ def run(config: JobConfig) -> JobResult:
             return _run_local(config, spec, hp, started, Path(workdir), job_scope)
 
 
-def _fetch(uri: str | None, target: Path) -> str | None:
+def fetch_channel(uri: str | None, target: Path) -> str | None:
     """Download ``uri`` into ``target`` when it is an ``s3://`` URI; other values pass through."""
     if not uri or not storage.is_s3(uri):
         return uri
@@ -198,9 +198,9 @@ def _fetch(uri: str | None, target: Path) -> str | None:
 
 def _localize_data(config: JobConfig, workdir: Path) -> JobConfig:
     """The job with its ``s3://`` data, validation and test channels downloaded into ``workdir``."""
-    return dataclasses.replace(config, data=_fetch(config.data, workdir / "training"),
-                               validation_data=_fetch(config.validation_data, workdir / "validation"),
-                               test_data=_fetch(config.test_data, workdir / "test"))
+    return dataclasses.replace(config, data=fetch_channel(config.data, workdir / "training"),
+                               validation_data=fetch_channel(config.validation_data, workdir / "validation"),
+                               test_data=fetch_channel(config.test_data, workdir / "test"))
 
 
 def _localize_backbone(spec: BackboneSpec, workdir: Path) -> BackboneSpec:
@@ -208,7 +208,7 @@ def _localize_backbone(spec: BackboneSpec, workdir: Path) -> BackboneSpec:
     if not storage.is_s3(spec.handle):
         return spec
     key = hashlib.sha1(spec.handle.encode("utf-8")).hexdigest()[:12]
-    return dataclasses.replace(spec, handle=_fetch(spec.handle, workdir / f"model-{key}"))
+    return dataclasses.replace(spec, handle=fetch_channel(spec.handle, workdir / f"model-{key}"))
 
 
 def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperparameters,
