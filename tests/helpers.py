@@ -87,3 +87,12 @@ def only_localhost():
         yield connects
     finally:
         _CONNECTS = None
+
+
+def grid_shape(tiles: int) -> tuple[int, int]:
+    """(width, height) in pixels of plots.image_grid's PNG for ``tiles`` tiles."""
+    from tf_finetune import plots
+
+    columns, rows = plots.grid_layout(tiles)
+    return (round(columns * plots.TILE_INCHES * plots.GRID_DPI),
+            round(rows * (plots.TILE_INCHES + 0.5) * plots.GRID_DPI))

@@ -16,7 +16,7 @@ from tf_finetune.tfhub import hub
 import tf_keras
 
 import tiny_modules
-from helpers import extract, run_cli
+from helpers import extract, grid_shape, run_cli
 from tf_finetune.data.pipeline import decode_image
 from tf_finetune.job import JobConfig, run
 
@@ -229,3 +229,50 @@ def test_classification_report_counts():
                                         "f1": pytest.approx(2 / 3), "support": 2}
     assert report["per_class"]["c"]["f1"] == 0.0  # never predicted, no division error
     assert report["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_evaluate_draws_the_misclassified_images_most_confident_first(image_model, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    # Each class's validation images filed under the other class: the model's right answers become mistakes.
+    swapped = tmp_path / "swapped"
+    for true, other in (("blue", "red"), ("red", "blue")):
+        shutil.copytree(image_model.parent / "val" / true, swapped / other)
+    result = run_cli("evaluate", "--model", str(image_model), "--data", str(swapped),
+                     "--output-dir", str(tmp_path / "eval"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    matrix = np.array(report["confusion_matrix"])
+    wrong = int(matrix.sum() - np.trace(matrix))
+    assert wrong > 0
+    with Image.open(tmp_path / "eval" / "misclassified.png") as grid:
+        grid.load()
+        assert grid.size == grid_shape(min(wrong, 36))
+    table = (tmp_path / "eval" / "per_class.txt").read_text()
+    assert table.splitlines()[1].startswith("blue") and table.splitlines()[2].startswith("red")
+
+
+def test_evaluate_lists_the_misclassified_texts_one_to_one(text_model, text_data, tmp_path):
+    import csv
+
+    labels = json.loads((text_model / "labels.json").read_text())
+    flipped = tmp_path / "flipped.csv"
+    with open(text_data, newline="", encoding="utf-8") as source, open(flipped, "w", newline="", encoding="utf-8") as target:
+        rows = list(csv.reader(source))
+        low, high = labels["original_labels"]
+        csv.writer(target).writerows([high if int(label) == low else low, text] for label, text in rows)
+    result = run_cli("evaluate", "--model", str(text_model), "--data", str(flipped),
+                     "--output-dir", str(tmp_path / "eval"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    matrix = np.array(report["confusion_matrix"])
+    with open(tmp_path / "eval" / "misclassified.csv", newline="", encoding="utf-8") as handle:
+        mistakes = list(csv.DictReader(handle))
+    assert len(mistakes) == int(matrix.sum() - np.trace(matrix)) > 0
+    truth = {text: str(high if int(label) == low else low) for label, text in rows}
+    assert all(m["true"] == truth[m["text"]] and m["predicted"] != m["true"] for m in mistakes)
+    assert {m["true"] for m in mistakes} <= set(labels["class_names"])
+    probabilities = [float(m["probability"]) for m in mistakes]
+    assert probabilities == sorted(probabilities, reverse=True)

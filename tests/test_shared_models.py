@@ -41,6 +41,17 @@ def test_mobilenet_on_ants_and_bees(shared, ants_bees_hub_run, tmp_path):
     # and so does the report training wrote, example for example
     stored = json.loads((output / "output" / "reports" / "evaluation.json").read_text())
     assert stored["confusion_matrix"] == report["confusion_matrix"]
+    # the gallery of mistakes: one tile per misclassified validation image (up to 36), in training and evaluate
+    from PIL import Image
+
+    from helpers import grid_shape
+
+    wrong = sum(sum(row) for row in stored["confusion_matrix"]) - sum(
+        row[i] for i, row in enumerate(stored["confusion_matrix"]))
+    for gallery in (output / "output" / "reports" / "misclassified.png", tmp_path / "eval" / "misclassified.png"):
+        with Image.open(gallery) as grid:
+            grid.load()
+            assert grid.size == grid_shape(min(wrong, 36))
 
 
 def test_wordllama_on_sms_spam(shared, cache_dir, tmp_path):

@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, metavar="PATH",
                           help="labelled data in the training format (class folders or data.csv)")
     evaluate.add_argument("--output-dir", default="evaluation", metavar="DIR",
-                          help="where evaluation.json and confusion_matrix.png go (default ./evaluation)")
+                          help="where evaluation.json, confusion_matrix.png, per_class.txt and the "
+                               "misclassified examples (misclassified.png / .csv) go (default ./evaluation)")
 
     imported = commands.add_parser(
         "import-backbone", help="cut a Keras classifier (.h5, .keras, Keras SavedModel) at its "
@@ -381,6 +382,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tf_finetune import gallery
     from tf_finetune.data import load_examples
     from tf_finetune.evaluation import classification_report, format_report, write_report
     from tf_finetune.predictor import open_model
@@ -389,10 +391,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         examples = load_examples(model.task, args.data, model.label_map)
         probabilities = model.predict([str(x) for x in examples.inputs])
         names = model.label_map.class_names
-    report = classification_report(examples.labels, probabilities.argmax(axis=1), names)
-    report["model"], report["data"] = args.model, args.data
-    print(format_report(report))
-    for path in write_report(report, Path(args.output_dir), f"{Path(args.data).name}: "
-                             f"accuracy {report['accuracy']:.3f}"):
+        report = classification_report(examples.labels, probabilities.argmax(axis=1), names)
+        report["model"], report["data"] = args.model, args.data
+        print(format_report(report))
+        written = write_report(report, Path(args.output_dir), f"{Path(args.data).name}: "
+                               f"accuracy {report['accuracy']:.3f}")
+        found = gallery.mistakes(examples.inputs, examples.labels, probabilities, names)
+        written += gallery.write_gallery(model.task, found, format_report(report), Path(args.output_dir))
+    for path in written:
         print(f"wrote {path}")
     return 0

@@ -424,8 +424,8 @@ def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None,
 
 def _write_reports(config: JobConfig, data: DataSplit, val_probabilities, history: dict,
                    workdir: Path) -> None:
-    """Training curves, and the validation confusion matrix with per-class metrics (from the
-    same predictions as the final validation metrics)."""
+    """Training curves, and the validation confusion matrix with per-class metrics and the
+    misclassified examples (from the same predictions as the final validation metrics)."""
     from tf_finetune import evaluation, plots
 
     s3_output = bool(config.output) and storage.is_s3(config.output)
@@ -438,10 +438,14 @@ def _write_reports(config: JobConfig, data: DataSplit, val_probabilities, histor
     directory.mkdir(parents=True, exist_ok=True)
     plots.training_curves(history, directory / "training_curves.png")
     if val_probabilities is not None:
+        from tf_finetune import gallery
+
         predicted = val_probabilities.argmax(axis=1)
-        report = evaluation.classification_report(data.validation.labels, predicted,
-                                                  data.label_map.class_names)
+        names = data.label_map.class_names
+        report = evaluation.classification_report(data.validation.labels, predicted, names)
         evaluation.write_report(report, directory, f"validation: accuracy {report['accuracy']:.3f}")
+        found = gallery.mistakes(data.validation.inputs, data.validation.labels, val_probabilities, names)
+        gallery.write_gallery(data.task, found, evaluation.format_report(report), directory)
     if s3_output and not config.report_dir:
         from tf_finetune import s3
 

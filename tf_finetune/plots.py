@@ -1,10 +1,12 @@
-"""PNG figures: confusion matrix and training curves (matplotlib, no display needed)."""
+"""PNG figures: confusion matrix, training curves, image grids (matplotlib, no display needed)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Mapping, Sequence
 
 MAX_ANNOTATED_CLASSES = 30  # beyond this, cell counts are unreadable
+TILE_INCHES = 2.2
+GRID_DPI = 80
 
 
 def _pyplot():
@@ -58,3 +60,40 @@ def training_curves(history: Mapping[str, Sequence[float]], path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def image_grid(tiles: Sequence[tuple[str, str]], path: Path, title: str) -> Path:
+    """Image files as a grid of captioned tiles (up to 6 per row) to ``path``; returns ``path``.
+
+    Args:
+        tiles: (image file, caption) pairs, in reading order.
+        path: the PNG to write.
+        title: the figure's title.
+    """
+    import numpy as np
+    from PIL import Image
+
+    plt = _pyplot()
+    columns, rows = grid_layout(len(tiles))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * TILE_INCHES, rows * (TILE_INCHES + 0.5)),
+                                squeeze=False)
+    for tile in axes.flat:
+        tile.axis("off")
+    for tile, (image_path, caption) in zip(axes.flat, tiles):
+        with Image.open(image_path) as image:
+            image.thumbnail((256, 256))
+            tile.imshow(np.asarray(image.convert("RGB")))
+        tile.set_title(caption, fontsize=9, color="darkred")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=GRID_DPI)
+    plt.close(figure)
+    return path
+
+
+def grid_layout(tiles: int) -> tuple[int, int]:
+    """(columns, rows) of :func:`image_grid` for ``tiles`` tiles: near square, at most 6 wide."""
+    import math
+
+    columns = max(1, min(6, math.ceil(math.sqrt(tiles or 1))))
+    return columns, max(1, math.ceil(tiles / columns))
