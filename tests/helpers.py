@@ -94,5 +94,4 @@ def grid_shape(tiles: int) -> tuple[int, int]:
     from tf_finetune import plots
 
     columns, rows = plots.grid_layout(tiles)
-    return (round(columns * plots.TILE_INCHES * plots.GRID_DPI),
-            round(rows * (plots.TILE_INCHES + 0.5) * plots.GRID_DPI))
+    return columns * plots.TILE_PX, plots.TITLE_PX + rows * (plots.TILE_PX + plots.CAPTION_PX)

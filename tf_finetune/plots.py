@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 MAX_ANNOTATED_CLASSES = 30  # beyond this, cell counts are unreadable
-TILE_INCHES = 2.2
-GRID_DPI = 80
+TILE_PX, CAPTION_PX, TITLE_PX = 200, 40, 40  # image_grid's layout
 
 
 def _pyplot():
@@ -65,29 +64,30 @@ def training_curves(history: Mapping[str, Sequence[float]], path: Path) -> Path:
 def image_grid(tiles: Sequence[tuple[str, str]], path: Path, title: str) -> Path:
     """Image files as a grid of captioned tiles (up to 6 per row) to ``path``; returns ``path``.
 
-    Args:
-        tiles: (image file, caption) pairs, in reading order.
-        path: the PNG to write.
-        title: the figure's title.
-    """
-    import numpy as np
-    from PIL import Image
+    Drawn with Pillow, not matplotlib: a 36-tile grid takes a fraction of a second.
 
-    plt = _pyplot()
+    Args:
+        tiles: (image file, caption) pairs, in reading order; a caption may have two lines.
+        path: the PNG to write.
+        title: the grid's title.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
     columns, rows = grid_layout(len(tiles))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * TILE_INCHES, rows * (TILE_INCHES + 0.5)),
-                                squeeze=False)
-    for tile in axes.flat:
-        tile.axis("off")
-    for tile, (image_path, caption) in zip(axes.flat, tiles):
+    canvas = Image.new("RGB", (columns * TILE_PX, TITLE_PX + rows * (TILE_PX + CAPTION_PX)), "white")
+    draw = ImageDraw.Draw(canvas)
+    font, small = ImageFont.load_default(size=18), ImageFont.load_default(size=13)
+    draw.text((8, 10), title, fill="black", font=font)
+    for index, (image_path, caption) in enumerate(tiles):
+        left = (index % columns) * TILE_PX
+        top = TITLE_PX + (index // columns) * (TILE_PX + CAPTION_PX)
+        draw.multiline_text((left + 6, top + 4), caption, fill="darkred", font=small, spacing=2)
         with Image.open(image_path) as image:
-            image.thumbnail((256, 256))
-            tile.imshow(np.asarray(image.convert("RGB")))
-        tile.set_title(caption, fontsize=9, color="darkred")
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=GRID_DPI)
-    plt.close(figure)
+            image.draft("RGB", (TILE_PX, TILE_PX))  # JPEGs decode at a reduced scale
+            image = image.convert("RGB")
+            image.thumbnail((TILE_PX - 8, TILE_PX - 8))
+            canvas.paste(image, (left + (TILE_PX - image.width) // 2, top + CAPTION_PX + (TILE_PX - 8 - image.height) // 2))
+    canvas.save(path)
     return path
 
 
