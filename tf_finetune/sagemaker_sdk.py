@@ -115,8 +115,9 @@ def submit(plan: LaunchPlan, wait: bool, boto_session=None) -> dict[str, Any]:
         The DescribeTrainingJob response (PascalCase keys), after the wait when waiting.
 
     Raises:
-        TfFinetuneError: the SDK is missing, a bucket is wrong, the request is refused, or the
-            job failed (with its FailureReason).
+        TfFinetuneError: the SDK is missing, a bucket is wrong, or the request is refused (what
+            this launch uploaded is deleted again). A job that fails later is not an error here:
+            its description says so (see :func:`tf_finetune.launch.finish`).
     """
     major = sdk_major()
     import boto3
