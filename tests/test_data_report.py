@@ -123,3 +123,18 @@ def test_check_data_imports_no_tensorflow(planted_images):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "data report (image)" in result.stdout
+
+
+def test_train_prints_the_duplicates_across_splits_and_stores_the_report(text_module, tmp_path):
+    rows = [(i % 2, f"{'alpha beta' if i % 2 else 'gamma delta'} message {i}") for i in range(24)]
+    train = write_csv(tmp_path / "train" / "data.csv", rows)
+    val = write_csv(tmp_path / "val" / "data.csv", rows[:2] + [(0, "gamma delta fresh"), (1, "alpha beta fresh")])
+    out = tmp_path / "out"
+    result = run_cli("train", "--handle", str(text_module), "--data", str(train), "--validation-data", str(val),
+                     "--output", str(out), "--epochs", "1", "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "data duplicates across training and validation: 2" in result.stderr
+    assert "data training: 24 examples, 2 classes, imbalance 1.0x" in result.stderr
+    stored = json.loads((out / "output" / "reports" / "data_report.json").read_text())
+    assert stored["duplicates"]["across training and validation"]["count"] == 2
+    assert stored["splits"]["validation"]["per_class"] == {"0": 2, "1": 2}

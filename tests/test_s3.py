@@ -90,7 +90,8 @@ def test_cli_trains_from_s3_and_uploads_to_the_jumpstart_layout(s3, s3_server, t
         assert {"1/saved_model.pb", "labels.json", "metrics.json"} <= set(tar.getnames())
     assert sorted(object_keys(s3, "bucket")) == [
         "base-models/tiny-text.tar.gz", "datasets/topics/data.csv", "my-model/output/model.tar.gz",
-        "my-model/output/reports/confusion_matrix.png", "my-model/output/reports/evaluation.json",
+        "my-model/output/reports/confusion_matrix.png", "my-model/output/reports/data_report.json",
+        "my-model/output/reports/evaluation.json",
         "my-model/output/reports/misclassified.csv", "my-model/output/reports/per_class.txt",
         "my-model/output/reports/training_curves.png", "my-model/output/training_job.json"]
 

@@ -154,6 +154,61 @@ def check_data(task: str, data: str | Path, validation: str | Path | None = None
     return DataReport(task, splits, training, duplicates, findings)
 
 
+def from_loaded(data, test=None, held_out: float = 0.0, paths: dict[str, str] | None = None) -> DataReport:
+    """The report of data ``train`` has already read (``load_data`` with ``inspect=inspect_image``
+    for images), without reading any file again.
+
+    Args:
+        data: the :class:`~tf_finetune.data.DataSplit` (its validation may be held out of training).
+        test: the test :class:`~tf_finetune.data.Examples`, if any.
+        held_out: the share of training data held out for validation (0 with separate validation data).
+        paths: split name -> where it was read from, for the report.
+    """
+    findings: list[Finding] = []
+    splits = []
+    names = data.label_map.class_names
+    for name, examples in (("training", data.train), ("validation", data.validation), ("test", test)):
+        if examples is None:
+            continue
+        split = SplitReport(name, "held out of training" if name == "validation" and held_out else
+                            str((paths or {}).get(name, "")))
+        split.examples = len(examples)
+        counts = Counter(examples.labels)
+        split.classes = {names[i]: counts.get(i, 0) for i in range(len(names))}
+        for index, (item, label) in enumerate(zip(examples.inputs, examples.labels)):
+            if data.task == "image":
+                digest = (data.details or {}).get(item, {}).get("hash")
+                if digest:
+                    split.keys.setdefault(digest, []).append(item)
+            else:
+                where = f"{name} text {index + 1}"
+                split.keys.setdefault(hashlib.blake2b(item.encode("utf-8"), digest_size=16).hexdigest(),
+                                      []).append(where)
+                split.normalised.setdefault(_normalise(item), []).append((where, label))
+        splits.append(split)
+    _check_classes(splits, data.task, findings)
+    duplicates = _duplicates(splits, data.task, findings)
+    training = {"validation": f"{held_out:g} of the training data held out" if held_out else
+                "the validation split" if data.validation is not None else "none"}
+    order = {"error": 0, "warning": 1, "note": 2}
+    findings.sort(key=lambda f: order[f.level])
+    return DataReport(data.task, splits, training, duplicates, findings)
+
+
+def summary(report: DataReport) -> str:
+    """The short block ``train`` logs at the start: counts, imbalance, duplicates across splits."""
+    lines = []
+    for split in report.splits:
+        figures = split.summary()
+        lines.append(f"data {split.name}: {split.examples} examples, {len(split.classes)} classes, "
+                     f"imbalance {figures['imbalance']}x")
+    across = {k: v["count"] for k, v in report.duplicates.items() if k.startswith("across")}
+    if across:
+        lines.append("data duplicates " + ", ".join(f"{k}: {v}" for k, v in across.items()))
+    lines += [f"data {f.level}: {f.message}" for f in report.findings if f.level != "note"]
+    return "\n".join(lines)
+
+
 def _read_images(split: SplitReport, root: Path, image_size: int | None, findings: list[Finding],
                  workers: int) -> None:
     from tf_finetune.data.images import IMAGE_EXTENSIONS, list_class_folders
@@ -172,7 +227,7 @@ def _read_images(split: SplitReport, root: Path, image_size: int | None, finding
         from PIL import Image
 
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        infos = list(pool.map(_image_info, [p for p, _ in files]))
+        infos = list(pool.map(inspect_image, [p for p, _ in files]))
     classes = Counter({folder.name: 0 for folder in folders})
     skipped, modes, widths, heights, small, misnamed = [], Counter(), [], [], 0, []
     for (path, label), info in zip(files, infos):
@@ -228,7 +283,9 @@ def _read_images(split: SplitReport, root: Path, image_size: int | None, finding
                                     "images or remove the folder"))
 
 
-def _image_info(path: str) -> dict[str, Any]:
+def inspect_image(path: str) -> dict[str, Any]:
+    """One read of an image file: ``problem`` (as :func:`~tf_finetune.data.images.check_image`
+    says), content ``hash``, and ``size``, ``mode``, ``format`` from its header."""
     from PIL import Image
 
     from tf_finetune.data.images import check_image
@@ -251,7 +308,8 @@ def _read_text(split: SplitReport, path: Path, long_words: int, findings: list[F
     split.classes = {str(k): v for k, v in sorted(Counter(rows.labels).items())}
     words = [len(text.split()) for text in rows.texts]
     long_rows = [i for i, n in enumerate(words) if n > long_words]
-    split.details = {"words": _spread(words), f"longer_than_{long_words}_words": len(long_rows)}
+    split.details = {"label_to_index": {str(v): i for i, v in enumerate(sorted(set(rows.labels)))},
+                     "words": _spread(words), f"longer_than_{long_words}_words": len(long_rows)}
     for i, (text, label) in enumerate(zip(rows.texts, rows.labels)):
         where = f"row {i + 1}"
         split.keys.setdefault(hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest(), []).append(where)

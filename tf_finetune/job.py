@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import logging
 import shutil
 import tempfile
@@ -213,9 +214,17 @@ def _localize_backbone(spec: BackboneSpec, workdir: Path) -> BackboneSpec:
 
 def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperparameters,
                started: float, workdir: Path, job_scope: contextlib.ExitStack) -> JobResult:
+    from tf_finetune import data_report
+
     data = load_data(spec.task, config.data, config.validation_data, hp.validation_split_ratio,
-                     hp.random_seed)
-    test = load_examples(spec.task, config.test_data, data.label_map) if config.test_data else None
+                     hp.random_seed, inspect=data_report.inspect_image)
+    test = (load_examples(spec.task, config.test_data, data.label_map, data_report.inspect_image, data.details)
+            if config.test_data else None)
+    report = data_report.from_loaded(data, test, 0.0 if config.validation_data else hp.validation_split_ratio,
+                                     {"training": config.data, "validation": config.validation_data,
+                                      "test": config.test_data})
+    for line in data_report.summary(report).splitlines():
+        log.info("%s", line)
     if hp.binary_mode and data.label_map.num_classes != 2:
         raise HyperparameterError(f"binary_mode=True needs exactly two classes; the data has "
                                   f"{data.label_map.num_classes}: {', '.join(data.label_map.class_names)}")
@@ -372,7 +381,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
         tflite.export_after_training(hp.tflite, source, data, workdir, targets)
     if config.output:
         archive = _write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
-    _write_reports(config, data, val_probabilities, history, workdir)
+    _write_reports(config, data, val_probabilities, history, workdir, report)
     if checkpoints is not None:
         checkpoints.clear()  # done: a rerun starts afresh
     return JobResult(archive, metrics, data.label_map)
@@ -423,9 +432,10 @@ def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None,
 
 
 def _write_reports(config: JobConfig, data: DataSplit, val_probabilities, history: dict,
-                   workdir: Path) -> None:
-    """Training curves, and the validation confusion matrix with per-class metrics and the
-    misclassified examples (from the same predictions as the final validation metrics)."""
+                   workdir: Path, report) -> None:
+    """The data report, training curves, and the validation confusion matrix with per-class
+    metrics and the misclassified examples (from the same predictions as the final validation
+    metrics)."""
     from tf_finetune import evaluation, plots
 
     s3_output = bool(config.output) and storage.is_s3(config.output)
@@ -436,6 +446,7 @@ def _write_reports(config: JobConfig, data: DataSplit, val_probabilities, histor
     else:
         return
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "data_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     plots.training_curves(history, directory / "training_curves.png")
     if val_probabilities is not None:
         from tf_finetune import gallery

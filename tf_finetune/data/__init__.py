@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tf_finetune.data.images import list_images
 from tf_finetune.data.labels import LabelMap
@@ -50,16 +50,19 @@ class DataSplit:
         train: training examples.
         validation: validation examples, or None when there are none.
         label_map: class names (and original text labels).
+        details: image path -> what ``load_data``'s ``inspect`` found reading it, when given.
     """
 
     task: str
     train: Examples
     validation: Examples | None
     label_map: LabelMap
+    details: dict[str, dict] | None = None
 
 
 def load_data(task: str, train_path: str | Path, validation_path: str | Path | None = None,
-              validation_split_ratio: float = 0.2, seed: int = 0) -> DataSplit:
+              validation_split_ratio: float = 0.2, seed: int = 0,
+              inspect: Callable[[str], dict] | None = None) -> DataSplit:
     """Read training (and optional validation) data for ``task`` and split it.
 
     Args:
@@ -69,6 +72,8 @@ def load_data(task: str, train_path: str | Path, validation_path: str | Path | N
             ``validation_split_ratio`` share of the training data is held out.
         validation_split_ratio: share held out when there is no validation data; 0 for none.
         seed: seed of the split.
+        inspect: images: checks each file and reports more in the same read (see
+            :func:`~tf_finetune.data.images.list_images`); its results go to ``details``.
 
     Returns:
         The examples and the label mapping.
@@ -81,26 +86,32 @@ def load_data(task: str, train_path: str | Path, validation_path: str | Path | N
     if task == "text":
         train, label_map = _text_examples(train_path)
         validation = _text_examples(validation_path, label_map)[0] if validation_path else None
-    else:
-        train, label_map = _image_examples(train_path)
-        validation = _image_examples(validation_path, label_map)[0] if validation_path else None
+    details: dict[str, dict] | None = {} if inspect and task == "image" else None
+    if task == "image":
+        train, label_map = _image_examples(train_path, None, inspect, details)
+        validation = (_image_examples(validation_path, label_map, inspect, details)[0]
+                      if validation_path else None)
     if validation is None and validation_split_ratio > 0:
         train_idx, val_idx = stratified_split(train.labels, validation_split_ratio, seed)
         train, validation = train.subset(train_idx), train.subset(val_idx)
         if not len(validation):
             validation = None
-    return DataSplit(task, train, validation, label_map)
+    return DataSplit(task, train, validation, label_map, details)
 
 
-def load_examples(task: str, path: str | Path, label_map: LabelMap) -> Examples:
+def load_examples(task: str, path: str | Path, label_map: LabelMap,
+                  inspect: Callable[[str], dict] | None = None, details: dict | None = None) -> Examples:
     """Read held-out data (e.g. a test channel) with the classes of a training set.
+
+    ``inspect`` and ``details`` are as in :func:`load_data` (``details`` is filled in).
 
     Raises:
         DataError: malformed data, or a label / class folder the training data does not have.
     """
     _check_kind(task, Path(path))
-    reader = _text_examples if task == "text" else _image_examples
-    return reader(path, label_map)[0]
+    if task == "text":
+        return _text_examples(path, label_map)[0]
+    return _image_examples(path, label_map, inspect, details)[0]
 
 
 def _check_kind(task: str, path: Path) -> None:
@@ -128,7 +139,10 @@ def _text_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple
     return Examples(rows.texts, tuple(index[v] for v in rows.labels)), label_map
 
 
-def _image_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple[Examples, LabelMap]:
-    files = list_images(path, label_map.class_names if label_map else None)
+def _image_examples(path: str | Path, label_map: LabelMap | None = None, inspect=None,
+                    details: dict | None = None) -> tuple[Examples, LabelMap]:
+    files = list_images(path, label_map.class_names if label_map else None, inspect=inspect)
+    if details is not None and files.details:
+        details.update(zip(files.paths, files.details))
     log.info("found %d images in %d classes under %s", len(files.paths), len(files.class_names), path)
     return Examples(files.paths, files.labels), label_map or LabelMap(files.class_names)

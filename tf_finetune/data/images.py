@@ -7,6 +7,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image, UnidentifiedImageError
 
@@ -30,6 +31,7 @@ class ImageFiles:
         labels: class index of each path.
         class_names: sorted class-folder names; index = position.
         skipped: (path, reason) of files that were left out.
+        details: with an ``inspect`` function, what it found for each of ``paths``.
     """
 
     root: Path
@@ -37,6 +39,7 @@ class ImageFiles:
     labels: tuple[int, ...]
     class_names: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...]
+    details: tuple[dict, ...] | None = None
 
 
 def list_class_folders(root: str | Path) -> list[Path]:
@@ -64,7 +67,7 @@ def list_class_folders(root: str | Path) -> list[Path]:
 
 
 def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
-                workers: int = 8) -> ImageFiles:
+                workers: int = 8, inspect: Callable[[str], dict] | None = None) -> ImageFiles:
     """Find and check every image under ``root``; unusable files are skipped with one warning.
 
     Files in nested folders of a class count for that class; hidden files and folders are
@@ -74,6 +77,9 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
         root: folder with one sub-folder per class.
         class_names: when given (validation data), the folders must be exactly these classes.
         workers: threads that check files.
+        inspect: instead of :func:`check_image`, a function returning a dict whose ``problem``
+            is check_image's answer, plus whatever else it finds in the same read (the data
+            report's hashes and headers); kept in ``details``.
 
     Returns:
         The usable images and what was skipped.
@@ -104,14 +110,16 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
         # Pillow warns about images above ~89 M pixels; decoding is scaled, and check_image
         # itself reports the ones too large to open (DecompressionBombError).
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        problems = list(pool.map(check_image, [p for p, _ in candidates]))
-    paths, labels, skipped = [], [], []
-    for (path, index), problem in zip(candidates, problems):
+        found = list(pool.map(inspect or check_image, [p for p, _ in candidates]))
+    paths, labels, skipped, details = [], [], [], []
+    for (path, index), result in zip(candidates, found):
+        problem = result["problem"] if inspect else result
         if problem:
             skipped.append((path, problem))
         else:
             paths.append(path)
             labels.append(index)
+            details.append(result)
     if skipped:
         shown = "; ".join(f"{p}: {why}" for p, why in skipped[:10])
         more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
@@ -122,7 +130,8 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
         if index not in labels:
             raise DataError(f"class folder {root / name} has no usable image "
                             f"({'/'.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
-    return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped))
+    return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped),
+                      tuple(details) if inspect else None)
 
 
 def _walk_files(folder: Path) -> list[str]:
