@@ -62,6 +62,11 @@ class SplitReport:
     keys: dict[str, list[str]] = field(default_factory=dict)
     normalised: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
+    def add_text(self, where: str, text: str, label: int) -> None:
+        """Index one text for exact and normalised duplicates (and label conflicts)."""
+        self.keys.setdefault(_digest(text.encode("utf-8")), []).append(where)
+        self.normalised.setdefault(_normalise(text), []).append((where, label))
+
     def summary(self) -> dict[str, Any]:
         """The split as JSON-ready figures."""
         counts = list(self.classes.values())
@@ -149,9 +154,7 @@ def check_data(task: str, data: str | Path, validation: str | Path | None = None
     _check_classes(splits, task, findings)
     duplicates = _duplicates(splits, task, findings)
     training = _training(splits, batch_size, replicas, validation_split_ratio)
-    order = {"error": 0, "warning": 1, "note": 2}
-    findings.sort(key=lambda f: order[f.level])
-    return DataReport(task, splits, training, duplicates, findings)
+    return DataReport(task, splits, training, duplicates, _graded(findings))
 
 
 def from_loaded(data, test=None, held_out: float = 0.0, paths: dict[str, str] | None = None) -> DataReport:
@@ -181,18 +184,13 @@ def from_loaded(data, test=None, held_out: float = 0.0, paths: dict[str, str] | 
                 if digest:
                     split.keys.setdefault(digest, []).append(item)
             else:
-                where = f"{name} text {index + 1}"
-                split.keys.setdefault(hashlib.blake2b(item.encode("utf-8"), digest_size=16).hexdigest(),
-                                      []).append(where)
-                split.normalised.setdefault(_normalise(item), []).append((where, label))
+                split.add_text(f"{name} text {index + 1}", item, label)
         splits.append(split)
     _check_classes(splits, data.task, findings)
     duplicates = _duplicates(splits, data.task, findings)
     training = {"validation": f"{held_out:g} of the training data held out" if held_out else
                 "the validation split" if data.validation is not None else "none"}
-    order = {"error": 0, "warning": 1, "note": 2}
-    findings.sort(key=lambda f: order[f.level])
-    return DataReport(data.task, splits, training, duplicates, findings)
+    return DataReport(data.task, splits, training, duplicates, _graded(findings))
 
 
 def summary(report: DataReport) -> str:
@@ -291,7 +289,7 @@ def inspect_image(path: str) -> dict[str, Any]:
     from tf_finetune.data.images import check_image
 
     with open(path, "rb") as handle:
-        digest = hashlib.blake2b(handle.read(), digest_size=16).hexdigest()
+        digest = _digest(handle.read())
     info = {"hash": digest, "problem": check_image(path), "size": (0, 0), "mode": None, "format": None}
     if not info["problem"]:
         with Image.open(path) as image:
@@ -311,9 +309,7 @@ def _read_text(split: SplitReport, path: Path, long_words: int, findings: list[F
     split.details = {"label_to_index": {str(v): i for i, v in enumerate(sorted(set(rows.labels)))},
                      "words": _spread(words), f"longer_than_{long_words}_words": len(long_rows)}
     for i, (text, label) in enumerate(zip(rows.texts, rows.labels)):
-        where = f"row {i + 1}"
-        split.keys.setdefault(hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest(), []).append(where)
-        split.normalised.setdefault(_normalise(text), []).append((where, label))
+        split.add_text(f"row {i + 1}", text, label)
     if long_rows:
         findings.append(Finding("note", f"{split.name}: {len(long_rows)} text(s) are longer than {long_words} "
                                 f"words ({_list(f'row {i + 1}' for i in long_rows)})"))
@@ -322,6 +318,10 @@ def _read_text(split: SplitReport, path: Path, long_words: int, findings: list[F
         shown = _list(" / ".join(f"{w} label {label}" for w, label in rows_) for rows_ in conflicts)
         findings.append(Finding("warning", f"{split.name}: {len(conflicts)} text(s) appear with different labels "
                                 f"(label conflicts): {shown}; keep one label per text"))
+
+
+def _digest(content: bytes) -> str:
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 
 def _normalise(text: str) -> str:
@@ -416,6 +416,12 @@ def _training(splits: list[SplitReport], batch_size: int, replicas: int, ratio: 
     global_batch = batch_size * replicas
     return {"validation": validation, "global_batch": f"{global_batch} ({batch_size} x {replicas} replica(s))",
             "steps_per_epoch": max(1, math.ceil(train / global_batch))}
+
+
+def _graded(findings: list[Finding]) -> list[Finding]:
+    """Errors first, then warnings, then notes (each in the order found)."""
+    order = {"error": 0, "warning": 1, "note": 2}
+    return sorted(findings, key=lambda f: order[f.level])
 
 
 def _spread(values: list[int]) -> dict[str, float] | None:

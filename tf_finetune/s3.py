@@ -90,7 +90,7 @@ def download_prefix(uri: str, target: Path) -> Path:
     """
     location = S3Uri.parse(uri)
     s3 = client()
-    keys = _list_keys(s3, location)
+    keys = list_keys(s3, location)
     if not keys:
         raise StorageError(f"nothing found at {uri}: the prefix is empty or does not exist "
                            f"in bucket {location.bucket}")
@@ -134,7 +134,13 @@ def upload_file(path: Path, uri: str) -> str:
     return uri
 
 
-def _list_keys(s3, location: S3Uri) -> list[str]:
+def list_keys(s3, location: S3Uri) -> list[str]:
+    """The object keys at ``location``: the object itself when one is named exactly, else
+    every object under it as a folder (``data`` does not match ``data-old/...``), sorted.
+
+    Raises:
+        StorageError: the bucket cannot be listed.
+    """
     keys = []
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket,

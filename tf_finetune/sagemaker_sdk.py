@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from tf_finetune.errors import StorageError, TfFinetuneError
 from tf_finetune.launch import LaunchPlan
-from tf_finetune.s3 import S3Uri
+from tf_finetune.s3 import S3Uri, list_keys
 from tf_finetune.storage import is_s3
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def submit(plan: LaunchPlan, wait: bool, boto_session=None) -> dict[str, Any]:
     s3 = boto_session.client("s3")
     check_buckets(plan, s3)
     staged = S3Uri.parse(plan.staging)
-    before = _keys(s3, staged)
+    before = set(list_keys(s3, staged))
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -239,17 +239,10 @@ def _channels(plan: LaunchPlan) -> list:
             for name, source in plan.channels.items()]
 
 
-def _keys(s3, location) -> set[str]:
-    keys: set[str] = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=location.key):
-        keys.update(item["Key"] for item in page.get("Contents", []))
-    return keys
-
-
 def _delete_new(s3, location, before: set[str]) -> None:
     """Delete what this launch uploaded (keys under ``location`` that were not there before)."""
     try:
-        new = sorted(_keys(s3, location) - before)
+        new = sorted(set(list_keys(s3, location)) - before)
         for start in range(0, len(new), 1000):
             s3.delete_objects(Bucket=location.bucket,
                               Delete={"Objects": [{"Key": k} for k in new[start:start + 1000]]})
