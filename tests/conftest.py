@@ -50,6 +50,48 @@ def text_module(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bert_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny BERT encoder folder and its preprocessor folder, in TF-Hub's formats."""
+    import tiny_bert
+
+    return tiny_bert.save_bert_pair(tmp_path_factory.mktemp("hub") / "tiny_bert", bundle=False)
+
+
+@pytest.fixture(scope="session")
+def bert_archive(bert_pair, tmp_path_factory) -> Path:
+    """``fetch-model`` of a registry entry naming the tiny encoder and its preprocessor: one
+    .tar.gz with the preprocessor bundled as ``preprocessor/``."""
+    from tf_finetune import cli
+
+    encoder, preprocessor = bert_pair
+    root = tmp_path_factory.mktemp("fetched-bert")
+    registry = root / "registry.yaml"
+    registry.write_text(f"""
+models:
+  - id: tiny-bert
+    task: text
+    handle: {encoder.as_uri()}
+    preprocessor: {preprocessor.as_uri()}
+    output_key: pooled_output
+    requires: [tensorflow-text]
+    fine_tunable: true
+    license: Apache-2.0
+    description: a tiny BERT for tests
+""", encoding="utf-8")
+    assert cli.main(["fetch-model", "tiny-bert", "--to", str(root), "--registry", str(registry),
+                     "--cache-dir", str(root / "cache")]) == 0
+    return root / "tiny-bert.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def bert_data(tmp_path_factory) -> Path:
+    """Topic texts (labels 0 and 1) and LONG_TEXTS rows of 20 words, which 16 word pieces cut."""
+    import tiny_bert
+
+    return tiny_bert.write_bert_csv(tmp_path_factory.mktemp("data") / "bert" / "data.csv")
+
+
+@pytest.fixture(scope="session")
 def image_data(tmp_path_factory) -> Path:
     """Two colour classes, 12 JPEGs each."""
     return tiny_modules.write_image_folder(tmp_path_factory.mktemp("data") / "images")

@@ -36,7 +36,8 @@ ROLE = "arn:aws:iam::123456789012:role/TfFinetuneTest"
 NOW = datetime(2026, 12, 2, 16, 30, 5, tzinfo=timezone.utc)
 
 
-JOB_FIELDS = {"data", "model_id", "handle", "validation_data", "test_data", "hyperparameters", "image_size"}
+JOB_FIELDS = {"data", "model_id", "handle", "validation_data", "test_data", "hyperparameters", "image_size",
+              "max_seq_length"}
 
 
 def config(training, **overrides) -> launch.LaunchConfig:
@@ -87,11 +88,19 @@ def test_metric_definitions_read_our_epoch_line():
     ({"model_id": None}, r"give a registry model id \(--model-id\) or a backbone handle"),
     ({"model_id": "wordllama-words256", "hyperparameters": {"augmentation": "True"}},
      r"augmentation applies to image models only"),  # the same checks as a local train
+    ({"max_seq_length": 64}, r"max_seq_length applies to text models"),
 ])
 def test_bad_launches_are_refused_before_anything_is_sent(image_data, overrides, message):
     with only_localhost() as connects, pytest.raises((HyperparameterError, StorageError), match=message):
         launch.plan(config(image_data, **overrides))
     assert connects == []
+
+
+def test_a_bert_job_sends_its_sequence_length_and_uses_the_entry_batch(text_data):
+    plan = launch.plan(config(text_data, model_id="small-bert-en-uncased-l4-h512", max_seq_length=256,
+                              instance_type="ml.p3.8xlarge"), now=NOW)
+    assert plan.hyperparameters == {"model_id": "small-bert-en-uncased-l4-h512", "max_seq_length": "256"}
+    assert plan.deployment.global_batch == 64 * 4  # the BERT entries' batch, per GPU
 
 
 def test_an_unknown_instance_type_with_gpus_given_is_accepted(image_data):

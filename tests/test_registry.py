@@ -146,7 +146,7 @@ def test_packaged_overrides_and_task_defaults_take_effect(packaged):
     assert effective("efficientnet-v2-1k-s").batch_size == 16
     assert effective("mobilenet-v2-100-224").batch_size == 32
     bert = effective("small-bert-en-uncased-l4-h512")
-    assert bert.optimizer == "adamw" and bert.learning_rate == pytest.approx(3e-5)
+    assert bert.optimizer == "adamw" and bert.learning_rate == pytest.approx(5e-5) and bert.batch_size == 64
     assert bert.epochs == 5                          # override beats the text task default
     assert effective("nnlm-en-dim50").epochs == packaged.task_defaults["text"]["epochs"]
 

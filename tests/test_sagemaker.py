@@ -113,6 +113,24 @@ def test_training_job_writes_the_model_and_outputs(text_data, model_channel, tmp
     assert found["test:accuracy"] == [pytest.approx(metrics["final"]["test_accuracy"], abs=1e-4)]
 
 
+def test_bert_entry_with_a_fetched_archive_as_the_model_channel(bert_archive, bert_data, tmp_path):
+    # JumpStart's shape for the BERT family: model_id names the entry, the model channel holds
+    # its weights with the preprocessor bundled (fetch-model), nothing is downloaded
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    shutil.copy(bert_archive, channel / "model.tar.gz")
+    base = sagemaker_base(tmp_path / "ml", {"model_id": "small-bert-en-uncased-l4-h512", "epochs": 1,
+                                            "batch_size": 8, "max_seq_length": 16},
+                          {"training": bert_data, "model": channel})
+    proc = run_toolkit(base)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
+    assert metrics["backbone"]["max_seq_length"] == 16
+    assert metrics["backbone"]["train_texts"]["truncated"] > 0
+    assert metrics["hyperparameters"]["optimizer"] == "adamw"
+    assert (base / "model" / "1" / "saved_model.pb").is_file()
+
+
 def test_unknown_hyperparameter_fails_with_the_reason_in_the_failure_file(text_data, model_channel,
                                                                           tmp_path):
     base = sagemaker_base(tmp_path / "ml", {"epochs": 1, "learning_rat": 0.01},

@@ -37,6 +37,8 @@ class BackboneSpec:
         preprocessor: handle of a text preprocessing model, if any.
         output_key: key of the features when the backbone returns a dict.
         requires: extra pip packages it needs.
+        max_seq_length: text with a BERT-style preprocessor: the sequence length to pack to;
+            None = the preprocessor's own.
     """
 
     name: str
@@ -47,13 +49,15 @@ class BackboneSpec:
     preprocessor: str | None = None
     output_key: str | None = None
     requires: tuple[str, ...] = ()
+    max_seq_length: int | None = None
 
     @classmethod
-    def from_registry(cls, model: ModelSpec, image_size: int | None = None) -> "BackboneSpec":
+    def from_registry(cls, model: ModelSpec, image_size: int | None = None,
+                      max_seq_length: int | None = None) -> "BackboneSpec":
         """The spec of a registry entry; ``image_size`` overrides the entry's size."""
         return cls(model.id, model.handle, model.task, model.fine_tunable,
                    image_size or model.image_size, model.preprocessor, model.output_key,
-                   model.requires)
+                   model.requires, max_seq_length)
 
     def located_at(self, handle: str) -> "BackboneSpec":
         """This backbone with its SavedModel at ``handle`` (a fetched copy, the model channel).
@@ -65,6 +69,8 @@ class BackboneSpec:
 
 
 BUNDLED_PREPROCESSOR = "preprocessor"
+# The pip extra of tf_finetune that installs a registry entry's requirement.
+EXTRAS = {"tensorflow-text": "bert"}
 
 
 def resolve_handle(handle: str, cache_dir: Path, keras=None) -> str:
@@ -112,13 +118,14 @@ def resolve_preprocessor(spec: BackboneSpec, backbone_path: str, cache_dir: Path
     """The local folder of ``spec``'s text preprocessor, if it has one.
 
     A copy bundled with the backbone (``<backbone>/preprocessor/``, as ``fetch-model`` packs
-    it) wins over downloading the entry's preprocessor handle, so network-isolated jobs work.
+    it) wins over downloading the entry's preprocessor handle, so network-isolated jobs work;
+    it is used for a bare handle (no registry entry) too.
     """
-    if not spec.preprocessor:
-        return None
     bundled = Path(backbone_path) / BUNDLED_PREPROCESSOR
     if (bundled / "saved_model.pb").is_file():
         return str(bundled)
+    if not spec.preprocessor:
+        return None
     return resolve_handle(spec.preprocessor, cache_dir)
 
 
@@ -174,8 +181,11 @@ def check_requirements(spec: BackboneSpec) -> None:
         try:
             importlib.import_module(requirement.replace("-", "_"))
         except ImportError:
-            raise BackboneError(f"backbone {spec.name} needs the package {requirement}: "
-                                f"pip install {requirement}") from None
+            extra = EXTRAS.get(requirement)
+            how = (f"pip install 'tf_finetune[{extra}]' (or pip install {requirement} of your "
+                   "TensorFlow's version)" if extra else f"pip install {requirement}")
+            raise BackboneError(f"backbone {spec.name} needs the package {requirement}, which is "
+                                f"not installed: {how}") from None
 
 
 def fixed_image_size(layer) -> int | None:

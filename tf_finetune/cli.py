@@ -22,6 +22,8 @@ log = logging.getLogger("tf_finetune")
 
 CACHE_ENV = "TF_FINETUNE_CACHE"
 EXIT_INTERRUPTED = 128 + 15  # stopped by SIGTERM after saving a checkpoint, as shells report it
+_MAX_SEQ_HELP = ("BERT-family text models: word pieces per text, [CLS] and [SEP] included (default: "
+                 "the preprocessor's, 128); longer texts are truncated and counted in the log")
 
 
 def default_cache_dir() -> str:
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "features are computed once)")
     train.add_argument("--image-size", type=int, metavar="PX",
                        help="input size for a handle that does not fix it (default 224)")
+    train.add_argument("--max-seq-length", type=int, metavar="N", help=_MAX_SEQ_HELP)
     train.add_argument("--checkpoint-dir", metavar="DIR",
                        help="save the training state here every epoch and on SIGTERM; a rerun "
                             "of the same job resumes from it")
@@ -108,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--test-data", metavar="PATH", help="test data, scored after training")
     launch.add_argument("--image-size", type=int, metavar="PX",
                         help="input size for a handle that does not fix it (default 224)")
+    launch.add_argument("--max-seq-length", type=int, metavar="N", help=_MAX_SEQ_HELP)
     launch.add_argument("--output", required=True, metavar="S3", help="s3://bucket/[prefix/]: the "
                         "model lands at <output><job-name>/output/model.tar.gz")
     launch.add_argument("--role", help="IAM role ARN the job runs as")
@@ -287,6 +291,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     result = run(JobConfig(data=args.data, output=args.output, model_id=args.model_id,
                            handle=args.handle, validation_data=args.validation_data,
                            hyperparameters=hps, image_size=args.image_size,
+                           max_seq_length=args.max_seq_length,
                            registry=args.registry, cache_dir=args.cache_dir,
                            feature_cache=args.feature_cache, feature_layer=args.feature_layer,
                            pixel_range=args.pixel_range, checkpoint_dir=args.checkpoint_dir,
@@ -316,7 +321,8 @@ def _launch(args: argparse.Namespace) -> int:
 
     job = JobConfig(data=args.data, output=None, model_id=args.model_id, handle=args.handle,
                     validation_data=args.validation_data, test_data=args.test_data,
-                    hyperparameters=_hyperparameters(args), image_size=args.image_size, registry=args.registry)
+                    hyperparameters=_hyperparameters(args), image_size=args.image_size,
+                    max_seq_length=args.max_seq_length, registry=args.registry)
     plan = launch.plan(launch.LaunchConfig(
         job=job, name=args.name, output=args.output, role=args.role, instance_type=args.instance_type,
         instance_count=args.instance_count, gpus=args.gpus, spot=args.spot, max_run=args.max_run,

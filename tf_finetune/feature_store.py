@@ -61,11 +61,12 @@ class FeatureStore:
 
     @classmethod
     def open(cls, cache_dir: str | Path, backbone_path: str, preprocessor_path: str | None, task: str,
-             image_size: int | None, interpolation: str) -> "FeatureStore":
-        """The store of features of this backbone, read this way, under ``cache_dir``."""
-        identity = "|".join([savedmodel_digest(backbone_path), savedmodel_digest(preprocessor_path), task,
-                             str(image_size if task == "image" else None),
-                             interpolation if task == "image" else "-"])
+             image_size: int | None, interpolation: str, seq_length: int | None = None) -> "FeatureStore":
+        """The store of features of this backbone, read this way, under ``cache_dir``
+        (``seq_length``: what a BERT-style preprocessor packs texts to)."""
+        parts = [savedmodel_digest(backbone_path), savedmodel_digest(preprocessor_path), task,
+                 str(image_size if task == "image" else None), interpolation if task == "image" else "-"]
+        identity = "|".join(parts + ([f"seq{seq_length}"] if seq_length else []))
         return cls(Path(cache_dir) / "features", identity)
 
     def key(self, inputs: Sequence[str], task: str) -> str:

@@ -56,7 +56,9 @@ def fetch_model(model_id: str, to: str, cache_dir: str, registry: str | None = N
     """
     spec = BackboneSpec.from_registry(load_registry(registry).get(model_id))
     cache = Path(cache_dir)
-    backbone = Path(resolve_handle(spec.handle, cache))
+    # The entry's task decides whether a Keras SavedModel is a classifier to cut (image) or a
+    # module to pack as it is (a BERT encoder is saved by Keras too).
+    backbone = Path(resolve_handle(spec.handle, cache, KerasOptions(task=spec.task)))
     preprocessor = Path(resolve_handle(spec.preprocessor, cache)) if spec.preprocessor else None
     name = to if storage.is_archive(to) else to.rstrip("/") + f"/{model_id}.tar.gz"
     if not storage.is_s3(to):

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from tf_finetune import choices, hyperparameters, storage
 from tf_finetune.backbone import (BackboneSpec, check_requirements, is_finetuned_model,
                                   resolve_handle, resolve_preprocessor)
+from tf_finetune.custom_ops import register_ops_for
 from tf_finetune.data import DataSplit, LabelMap, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import load_registry
@@ -45,6 +46,8 @@ class JobConfig:
         test_data: held-out data evaluated once after training (``test_*`` metrics).
         hyperparameters: user values (any accepted spelling, strings or Python values).
         image_size: input size for handles that do not fix theirs (overrides the registry).
+        max_seq_length: text with a BERT-style preprocessor: the sequence length texts are
+            packed to (default: the preprocessor's own, 128 for TF-Hub's BERT preprocessors).
         registry: a registry YAML instead of the packaged one.
         cache_dir: where built-in backbones and extracted archives are kept.
         model_dir: when set, also leave the unpacked model folder here (SageMaker's model dir).
@@ -75,6 +78,7 @@ class JobConfig:
     test_data: str | None = None
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     image_size: int | None = None
+    max_seq_length: int | None = None
     registry: str | None = None
     cache_dir: str = str(Path.home() / ".cache" / "tf_finetune")
     model_dir: str | None = None
@@ -117,16 +121,18 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
     registry = load_registry(config.registry)
     if config.model_id:
         model = registry.get(config.model_id)
-        spec = BackboneSpec.from_registry(model, config.image_size)
+        spec = BackboneSpec.from_registry(model, config.image_size, config.max_seq_length)
         if config.handle:  # the entry's weights from elsewhere: a fetched copy, the model channel
             spec = spec.located_at(config.handle)
         overrides = model.hyperparameters
     else:
         task = "text" if looks_like_text(config.data) else "image"
-        spec = BackboneSpec(config.handle, config.handle, task, image_size=config.image_size)
+        spec = BackboneSpec(config.handle, config.handle, task, image_size=config.image_size,
+                            max_seq_length=config.max_seq_length)
         overrides = {}
     if spec.task == "text" and config.image_size:
         raise HyperparameterError("image_size applies to image models only")
+    _check_max_seq_length(spec)
     user = hyperparameters.normalize(config.hyperparameters)
     if spec.task == "text" and user.get("augmentation"):
         raise HyperparameterError("augmentation applies to image models only; remove "
@@ -145,6 +151,21 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
         raise HyperparameterError("early_stopping needs validation data: give validation data "
                                   "or set validation_split_ratio above 0")
     return spec, hp
+
+
+def _check_max_seq_length(spec: BackboneSpec) -> None:
+    from tf_finetune.bert_inputs import MAX_SEQ_LENGTH
+
+    length = spec.max_seq_length
+    if length is None:
+        return
+    if spec.task != "text":
+        raise HyperparameterError("max_seq_length applies to text models with a BERT-style "
+                                  "preprocessor only; remove it for this image model")
+    if not 3 <= length <= MAX_SEQ_LENGTH:
+        raise HyperparameterError(f"max_seq_length={length} is out of range: expected an integer "
+                                  f"in [3, {MAX_SEQ_LENGTH}] ([CLS], one word piece, [SEP] at least; "
+                                  f"BERT encoders have {MAX_SEQ_LENGTH} positions)")
 
 
 def _require_backbone(config: JobConfig) -> None:
@@ -255,8 +276,11 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     backbone_path = resolve_handle(spec.handle, cache, keras_backbone.KerasOptions(
         config.feature_layer, config.pixel_range, config.image_size, spec.task))
     spec = keras_backbone.with_declared_size(spec, backbone_path)
+    register_ops_for(Path(backbone_path) / "1" if is_finetuned_model(backbone_path) else backbone_path,
+                     f"backbone {spec.name}")
     preprocessor_path = None if is_finetuned_model(backbone_path) else \
         resolve_preprocessor(spec, backbone_path, cache)
+    preprocessor, text_lengths = _text_preprocessor(spec, backbone_path, preprocessor_path, data)
 
     given = set(hyperparameters.normalize(config.hyperparameters))  # never chosen by the tool
     replicas = strategy.num_replicas_in_sync
@@ -284,7 +308,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
                                                           previous, hp)
         else:
             model, image_size = model_lib.build_classifier(
-                spec, backbone_path, preprocessor_path, data.label_map.num_classes, hp)
+                spec, backbone_path, preprocessor, data.label_map.num_classes, hp)
         model_lib.compile_classifier(model, hp, steps * hp.epochs, loss_scaling)
 
     augmenter = None
@@ -314,7 +338,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
 
         train_inputs = inference_batches(data.train.inputs, spec.task, global_batch, **decoding)
         store = FeatureStore.open(config.cache_dir, backbone_path, preprocessor_path, spec.task, image_size,
-                                  hp.image_resize_interpolation)
+                                  hp.image_resize_interpolation, text_lengths.get("max_seq_length"))
         head = feature_cache.fit_head(
             model, strategy, data, {"train": train_inputs, "validation": val_inputs}, hp,
             global_batch, workdir, spec.task, given, loss_scaling,
@@ -360,6 +384,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
 
     metrics = _metrics_record(config, spec, hp, data, final, history, replicas, global_batch,
                               image_size, train_seconds, time.perf_counter() - started)
+    metrics["backbone"].update(text_lengths)
     metrics.update(workers=workers, num_test_examples=len(test) if test is not None else 0,
                    steps_per_epoch=steps, choices=[choice.record() for choice in chosen])
     signatures = serving.make_signatures(model, spec.task, data.label_map.class_names, image_size,
@@ -387,6 +412,35 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     return JobResult(archive, metrics, data.label_map)
 
 
+def _text_preprocessor(spec: BackboneSpec, backbone_path: str, preprocessor_path: str | None,
+                       data: DataSplit):
+    """The loaded BERT-style preprocessor (or None), and the sequence length with how many
+    training and validation texts it cuts (for ``metrics.json``'s backbone record).
+
+    Raises:
+        HyperparameterError: ``max_seq_length`` is set for a backbone without such a preprocessor.
+    """
+    from tf_finetune import bert_inputs
+
+    if spec.max_seq_length and not preprocessor_path:
+        why = ("this job continues from a previous model, whose text preprocessing is part of it"
+               if is_finetuned_model(backbone_path) else
+               f"{spec.name} takes whole strings (it has no BERT-style preprocessor)")
+        raise HyperparameterError(f"max_seq_length={spec.max_seq_length} cannot be used: {why}; "
+                                  "remove it")
+    if not preprocessor_path:
+        return None, {}
+    preprocessor = bert_inputs.Preprocessor(preprocessor_path, spec.name)
+    seq_length = preprocessor.seq_length(spec.max_seq_length)
+    record: dict[str, Any] = {"max_seq_length": seq_length}
+    for split, examples in (("train", data.train), ("validation", data.validation)):
+        long = preprocessor.count_long(list(examples.inputs), seq_length) if examples and seq_length else None
+        if long is not None:
+            log.info("%s", bert_inputs.describe_long(split, long))
+            record[f"{split}_texts"] = long.record()
+    return preprocessor, record
+
+
 def _open_checkpoints(config: JobConfig, spec: BackboneSpec, hp, data: DataSplit, global_batch: int):
     """The job's checkpoints, when ``checkpoint_dir`` is set (checked against what it holds)."""
     if not config.checkpoint_dir:
@@ -396,6 +450,7 @@ def _open_checkpoints(config: JobConfig, spec: BackboneSpec, hp, data: DataSplit
     identity = {
         "backbone": config.model_id or config.handle, "handle": config.handle if config.model_id else None,
         "task": spec.task, "image_size": config.image_size, "hyperparameters": dict(hp),
+        **({"max_seq_length": spec.max_seq_length} if spec.max_seq_length else {}),
         "global_batch": global_batch, "feature_cache": config.feature_cache,
         "train": checkpoint.fingerprint_examples(data.train, config.data),
         "validation": checkpoint.fingerprint_examples(data.validation, config.validation_data or config.data)

@@ -185,6 +185,8 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
         sent["model_id"] = job.model_id
     if job.image_size:
         sent["image_size"] = str(job.image_size)
+    if job.max_seq_length:
+        sent["max_seq_length"] = str(job.max_seq_length)
     region = config.region or _default_region()
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
     return LaunchPlan(

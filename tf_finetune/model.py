@@ -12,6 +12,7 @@ from tf_finetune.tfhub import hub
 import tf_keras
 
 from tf_finetune.backbone import BackboneSpec, choose_image_size, fixed_image_size
+from tf_finetune.bert_inputs import Preprocessor
 from tf_finetune.errors import BackboneError, HyperparameterError, first_line
 from tf_finetune.hyperparameters import Hyperparameters
 
@@ -22,7 +23,7 @@ DROPOUT_LAYER = "dropout"
 BINARY_LAYER = "binary_probabilities"  # binary_mode: one sigmoid output shown as two columns
 
 
-def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: str | None,
+def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor: Preprocessor | None,
                      num_classes: int, hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
     """Backbone -> Dropout -> Dense(num_classes, L2, softmax) (see :func:`head_layers`). Call
     inside ``strategy.scope()``.
@@ -30,7 +31,8 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
     Args:
         spec: the backbone description (task, output key, requested image size).
         backbone_path: local SavedModel folder of the backbone.
-        preprocessor_path: local SavedModel of a text preprocessing model, or None.
+        preprocessor: the loaded text preprocessing model (its sequence length from
+            ``spec.max_seq_length``), or None.
         num_classes: width of the output.
         hp: hyperparameters (dropout_rate, regularizers_l2, train_only_top_layer, random_seed).
 
@@ -57,8 +59,8 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor_path: 
         inputs = tf_keras.Input([], dtype=tf.string, name="text")
     try:
         x = inputs
-        if preprocessor_path:
-            x = hub.KerasLayer(preprocessor_path, name="preprocessor")(x)
+        if preprocessor is not None:
+            x = preprocessor.keras_layers(spec.max_seq_length)(x)
         features = layer(x)
     except (ValueError, TypeError, tf.errors.OpError) as exc:
         expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"

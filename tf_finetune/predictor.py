@@ -101,9 +101,12 @@ def open_model(source: str) -> Iterator[FineTunedModel]:
     """
     import tensorflow as tf
 
+    from tf_finetune.custom_ops import register_ops_for
+
     with tempfile.TemporaryDirectory(prefix="tf_finetune.model.") as tmp:
         path = unpack_model(source, Path(tmp))
         label_map = LabelMap.from_json((path / "labels.json").read_text("utf-8"))
+        register_ops_for(path / "1", f"the model {source}")
         serve = tf.saved_model.load(str(path / "1")).signatures["serving_default"]
         inputs = serve.structured_input_signature[1]
         task = "image" if "image_bytes" in inputs else "text"

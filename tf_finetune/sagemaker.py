@@ -37,7 +37,8 @@ def _flag(value: str) -> bool:
     return parsed
 
 
-JOB_OPTIONS = {"model_id": str, "image_size": int, "worker_port": int, "checkpoint_steps": int,
+JOB_OPTIONS = {"model_id": str, "image_size": int, "max_seq_length": int, "worker_port": int,
+               "checkpoint_steps": int,
                "fresh_start": _flag,
                "feature_layer": str, "pixel_range": str}  # a Keras model file as the model channel
 # Arguments the estimator or toolkit add on their own; outputs go to SM_MODEL_DIR regardless.
@@ -168,7 +169,8 @@ def job_config(env: SageMakerEnv, options: Mapping[str, str], hyperparameters: M
     return JobConfig(data=env.channels["training"], output=None, model_id=parsed.get("model_id"),
                      handle=handle, validation_data=env.channels.get("validation"),
                      test_data=env.channels.get("test"), hyperparameters=dict(hyperparameters),
-                     image_size=parsed.get("image_size"), cache_dir=cache_dir,
+                     image_size=parsed.get("image_size"), max_seq_length=parsed.get("max_seq_length"),
+                     cache_dir=cache_dir,
                      feature_layer=parsed.get("feature_layer"), pixel_range=parsed.get("pixel_range"),
                      model_dir=env.model_dir, report_dir=env.output_data_dir,
                      tensorboard_dir=os.path.join(env.output_dir, "tensorboard"),

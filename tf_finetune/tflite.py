@@ -65,6 +65,7 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
     """
     import tensorflow as tf
 
+    from tf_finetune.custom_ops import register_ops_for
     from tf_finetune.data import LabelMap
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -76,6 +77,7 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
             raise TfFinetuneError(f"{model_dir} is not a tf_finetune model: no {needed} in it "
                                   "(give the model.tar.gz or the folder it unpacks to)")
     label_map = LabelMap.from_json((model_dir / "labels.json").read_text("utf-8"))
+    register_ops_for(model_dir / "1", f"the model {model_dir}")
     loaded = tf.saved_model.load(str(model_dir / "1"))
     task = "image" if "image_bytes" in loaded.signatures["serving_default"].structured_input_signature[1] \
         else "text"
@@ -251,6 +253,7 @@ _PLUMBING = {"Placeholder", "Identity", "IdentityN", "Const", "NoOp", "StatefulP
 def _string_ops(graph) -> list[str]:
     """Types of the ops in ``graph`` and the functions it calls that compute on strings."""
     import tensorflow as tf
+    from tensorflow.python.framework import op_def_registry
 
     graph_def = graph.as_graph_def()
     nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
@@ -260,10 +263,10 @@ def _string_ops(graph) -> list[str]:
         types += [t for key, value in node.attr.items() for t in value.list.type]
         if tf.string.as_datatype_enum in types and node.op not in _PLUMBING:
             found.add(node.op)
-    for node in nodes:  # ops with only string inputs/outputs declared by their op definition
-        if node.op in ("StringLower", "StringUpper", "StaticRegexReplace", "RegexReplace",
-                       "StringSplit", "StringSplitV2", "LookupTableFindV2", "StringToHashBucketFast",
-                       "UnicodeTranscode", "StringNGrams"):
+    for node in nodes:  # ops whose definition declares string inputs or outputs (TF Text's too)
+        op_def = op_def_registry.get(node.op)
+        if op_def is not None and any(arg.type == tf.string.as_datatype_enum
+                                      for arg in (*op_def.input_arg, *op_def.output_arg)):
             found.add(node.op)
     return sorted(found)
 
