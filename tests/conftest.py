@@ -9,9 +9,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from tf_finetune.distribute import split_cpu  # noqa: E402
-
 from helpers import REPLICAS, SHARED, free_port, s3_environment  # noqa: E402
+from tf_finetune.distribute import split_cpu  # noqa: E402
 
 split_cpu(REPLICAS)
 

@@ -12,11 +12,12 @@ SHARED = Path(os.environ.get("TF_FINETUNE_SHARED", REPO.parent / "shared"))
 REPLICAS = 4  # conftest splits the CPU into this many logical devices
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300,
+            cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run ``python -m tf_finetune ARGS`` in a subprocess (4 CPU replicas unless told otherwise)."""
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     return subprocess.run([sys.executable, "-m", "tf_finetune", *args], capture_output=True,
-                          text=True, env=full_env, timeout=timeout, cwd=REPO)
+                          text=True, env=full_env, timeout=timeout, cwd=cwd)
 
 
 def extract(archive, into) -> list[str]:

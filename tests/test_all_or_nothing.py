@@ -2,6 +2,7 @@
 in place, byte for byte, and nothing half-written beside it."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -54,14 +55,17 @@ def test_failing_in_training_keeps_the_previous_model(previous, text_module, tex
                                                       tmp_path):
     out, archive_bytes = previous
     checkpoint.request_stop()  # what SIGTERM does: stop after the next step
-    try:
-        with pytest.raises(TrainingInterrupted, match="epoch 1, step 1"):
-            run(JobConfig(data=str(text_data), output=str(out), handle=str(text_module),
-                          hyperparameters=dict(FAST, learning_rate=0.01), cache_dir=str(cache_dir),
-                          checkpoint_dir=str(tmp_path / "checkpoints")))
-    finally:
-        checkpoint._stop_requested.clear()
+    job = JobConfig(data=str(text_data), output=str(out), handle=str(text_module),
+                    hyperparameters=dict(FAST, learning_rate=0.01), cache_dir=str(cache_dir),
+                    checkpoint_dir=str(tmp_path / "checkpoints"))
+    with pytest.raises(TrainingInterrupted, match="epoch 1, step 1"):
+        run(job)
     unchanged(out, archive_bytes)
+    # The request ended with its job: the next job in this process (a notebook, a service)
+    # resumes from the checkpoint and runs to the end instead of stopping at its first step.
+    assert not checkpoint.stop_requested()
+    resumed = run(dataclasses.replace(job, output=str(tmp_path / "second")))
+    assert resumed.metrics["epochs_run"] == FAST["epochs"]
 
 
 def test_failing_upload_keeps_the_previous_object(s3_server, s3, text_module, text_data, cache_dir,

@@ -28,10 +28,11 @@ import os
 import tarfile
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,14 +40,20 @@ from PIL import Image
 
 import tiny_modules
 from helpers import run_cli
-from tiny_modules import COLOURS, write_image, write_image_folder
 from tf_finetune import hyperparameters
 from tf_finetune.backbone import BackboneSpec, choose_image_size, resolve_handle
 from tf_finetune.data import load_data
-from tf_finetune.errors import (BackboneError, DataError, HyperparameterError, RegistryError,
-                                StorageError, TfFinetuneError)
+from tf_finetune.errors import (
+    BackboneError,
+    DataError,
+    HyperparameterError,
+    RegistryError,
+    StorageError,
+    TfFinetuneError,
+)
 from tf_finetune.job import JobConfig, plan
 from tf_finetune.storage import extract_archive
+from tiny_modules import COLOURS, write_image, write_image_folder
 
 FATAL, WARNED, ACCEPTED = "fatal", "warned", "accepted"
 SIZE = 16  # decode size for accepted images
@@ -224,8 +231,9 @@ def class_link_to_root(root):
 
 
 def decoded(path: str):
-    from tf_finetune.data.pipeline import decode_image
     import tensorflow as tf
+
+    from tf_finetune.data.pipeline import decode_image
 
     image = decode_image(tf.constant(path), SIZE, "bilinear").numpy()
     assert image.shape == (SIZE, SIZE, 3) and image.min() >= 0.0 and image.max() <= 1.0

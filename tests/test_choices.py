@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from tf_finetune.tfhub import hub
 import tf_keras
 
 import tiny_modules
@@ -17,6 +16,7 @@ from tf_finetune import choices
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.hyperparameters import class_weight_map
 from tf_finetune.job import JobConfig, run
+from tf_finetune.tfhub import hub
 
 SMALL = {"batch_size": 4, "learning_rate": 0.2, "label_smoothing": 0.0}
 

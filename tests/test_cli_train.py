@@ -57,7 +57,7 @@ def test_offline_registry_model_is_one_clear_error(image_data, tmp_path):
                    str(tmp_path / "out"), env={"TFHUB_CACHE_DIR": str(tmp_path / "hub")})
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    (line,) = [l for l in proc.stderr.splitlines() if l.startswith("tf-finetune: error:")]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("tf-finetune: error:")]
     assert "https://tfhub.dev/tensorflow/efficientnet/b0/feature-vector/1" in line
     assert "TFHUB_CACHE_DIR" in line and "--handle" in line
     assert not (tmp_path / "out").exists()

@@ -15,11 +15,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tiny_modules import COLOURS, write_image, write_image_folder
 from tf_finetune.data import Examples, load_data
 from tf_finetune.data.images import check_image, list_images
 from tf_finetune.data.pipeline import decode_image, inference_batches, steps_per_epoch, training_batches
 from tf_finetune.errors import DataError
+from tiny_modules import COLOURS, write_image, write_image_folder
 
 LOGGER = "tf_finetune.data.images"
 SIZE = 16
@@ -280,9 +280,8 @@ def test_class_folder_with_only_bad_images(tmp_path, caplog):
     (root / "green" / "zero.jpg").write_bytes(b"")
     (root / "green" / "text.png").write_text("nope")
     (root / "green" / "readme.txt").write_text("not counted")
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        with pytest.raises(DataError) as info:
-            list_images(root)
+    with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(DataError) as info:
+        list_images(root)
     assert f"class folder {root / 'green'} has no usable image" in str(info.value)
     assert "add images or remove the folder" in str(info.value)
     assert "zero.jpg" in caplog.text and "text.png" in caplog.text

@@ -58,7 +58,8 @@ def test_image_report_counts_every_planted_problem(planted_images):
     text = "\n".join(f"{f.level}: {f.message}" for f in report.findings)
     assert not report.ok
     assert "error: validation: class(es) wasps of the training data are missing here" in text
-    assert f"warning: training: 1 image file(s) cannot be used and will be skipped: {train / 'bees' / 'truncated.jpg'}" in text
+    assert ("warning: training: 1 image file(s) cannot be used and will be skipped: "
+            f"{train / 'bees' / 'truncated.jpg'}") in text
     assert "warning: training: class(es) with fewer than 5 examples: wasps" in text
     assert "renamed.jpg" in text and "inflate the validation score" in text
     assert "really_png.jpg (PNG)" in text and ".ipynb_checkpoints" in text and "notes.txt" in text
@@ -99,7 +100,8 @@ def test_text_report_finds_duplicates_conflicts_and_case_only_leakage(tmp_path):
     assert data["duplicates"]["within training, ignoring case and whitespace"]["count"] == 2
     assert data["duplicates"]["across training and validation"]["count"] == 2  # one exact, one case-only
     text = "\n".join(f"{f.level}: {f.message}" for f in report.findings)
-    assert "warning: training: 1 text(s) appear with different labels (label conflicts): row 14 label 0 / row 15 label 1" in text
+    assert ("warning: training: 1 text(s) appear with different labels (label conflicts): "
+            "row 14 label 0 / row 15 label 1") in text
     assert report.ok  # nothing here stops training
 
 

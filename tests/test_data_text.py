@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tiny_modules import COLOURS, write_image, write_image_folder, write_text_csv
 from tf_finetune.data import LabelMap, load_data
 from tf_finetune.data.text import find_csv, read_text_csv
 from tf_finetune.errors import DataError
+from tiny_modules import COLOURS, write_image, write_image_folder, write_text_csv
 
 
 def write_bytes(path: Path, content: bytes | str) -> Path:

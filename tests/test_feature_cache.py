@@ -81,15 +81,15 @@ def test_mixed_precision_is_undone_when_the_job_ends():
     with grappler_option("auto_mixed_precision", True):
         assert option() is True
     assert option() == before
-    with pytest.raises(RuntimeError):  # a job that fails puts it back too
-        with grappler_option("auto_mixed_precision", True):
-            raise RuntimeError("training failed")
+    with pytest.raises(RuntimeError), grappler_option("auto_mixed_precision", True):
+        raise RuntimeError("training failed")  # a job that fails puts it back too
     assert option() == before
 
 
 def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, image_data, tmp_path):
     loss_scaling = True  # as mixed_precision() yields on a GPU
-    from tf_finetune import distribute, feature_cache, model as model_lib
+    from tf_finetune import distribute, feature_cache
+    from tf_finetune import model as model_lib
     from tf_finetune.backbone import BackboneSpec
     from tf_finetune.data import load_data
     from tf_finetune.data.pipeline import inference_batches

@@ -9,8 +9,7 @@ import pickle
 import pytest
 
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.hyperparameters import (SCHEMA, Hyperparameters, canonical_name, normalize,
-                                         resolve)
+from tf_finetune.hyperparameters import SCHEMA, Hyperparameters, canonical_name, normalize, resolve
 
 SCHEMA_NAMES = [p.name for p in SCHEMA]
 BY_NAME = {p.name: p for p in SCHEMA}

@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 
 import tiny_modules
-
 from helpers import REPLICAS, decode_images, extract, run_cli
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError
 from tf_finetune.job import JobConfig, run
@@ -239,7 +238,7 @@ def test_jit_compile_trains_on_one_device_and_is_refused_on_split_cpus(
                    "--batch-size", "8", "--learning-rate", "0.05", "--jit-compile", "True",
                    "--train-only-top-layer", "False")
     assert done.returncode == 0, done.stderr
-    metrics = json.loads(tarfile.open(tmp_path / "out" / "output" / "model.tar.gz")
-                         .extractfile("metrics.json").read())
+    with tarfile.open(tmp_path / "out" / "output" / "model.tar.gz") as archive:
+        metrics = json.loads(archive.extractfile("metrics.json").read())
     assert metrics["hyperparameters"]["jit_compile"] is True and metrics["replicas"] == 1
     assert np.isfinite(metrics["history"]["loss"]).all()

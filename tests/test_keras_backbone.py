@@ -8,15 +8,15 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from tf_finetune.tfhub import hub
 import tf_keras
 
 from helpers import decode_images, run_cli
 from tf_finetune.backbone import resolve_handle
 from tf_finetune.errors import BackboneError
-from tf_finetune.job import JobConfig, run
 from tf_finetune.fetch import import_to
+from tf_finetune.job import JobConfig, run
 from tf_finetune.keras_backbone import INFO_FILE, KerasOptions, import_backbone, read_info
+from tf_finetune.tfhub import hub
 
 IMAGES = tf.random.stateless_uniform([4, 32, 32, 3], seed=[3, 4])
 

@@ -11,6 +11,7 @@ served by moto, so it is switched off with the SDK's ``SAGEMAKER_VALIDATE_ROLE=f
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -80,7 +81,8 @@ def test_metric_definitions_read_our_epoch_line():
 @pytest.mark.parametrize("overrides, message", [
     ({"role": "SageMakerRole"}, r"--role 'SageMakerRole' is not an IAM role ARN"),
     ({"role": None}, r"--role is required"),
-    ({"instance_type": "ml.p9.huge"}, r"unknown instance type 'ml.p9.huge': known types are ml.g4dn.12xlarge.*--gpus N"),
+    ({"instance_type": "ml.p9.huge"},
+     r"unknown instance type 'ml.p9.huge': known types are ml.g4dn.12xlarge.*--gpus N"),
     ({"output": "/tmp/models"}, r"--output '/tmp/models': a SageMaker job writes to S3"),
     ({"name": "ants_bees"}, r"--name 'ants_bees': use 1-48 letters, digits and hyphens"),
     ({"data": "/no/such/folder"}, r"--data /no/such/folder: no such file or folder"),
@@ -124,12 +126,10 @@ def aws(s3, monkeypatch):
     bucket = f"models-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     iam = boto3.client("iam")
-    try:
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
         iam.create_role(RoleName="TfFinetuneTest", AssumeRolePolicyDocument=json.dumps(
             {"Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
                             "Action": "sts:AssumeRole"}]}))
-    except iam.exceptions.EntityAlreadyExistsException:
-        pass
     yield s3, bucket
 
 

@@ -21,7 +21,7 @@ from tf_finetune.cluster import cluster_config, num_workers
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.fetch import pack_backbone
 from tf_finetune.launch import metric_definitions
-from tf_finetune.sagemaker import parse_arguments
+from tf_finetune.sagemaker import main, parse_arguments, parse_job_options
 
 
 def estimator_hyperparameters(user: dict, job: str = "tf-finetune-test") -> dict:
@@ -174,6 +174,33 @@ def test_arguments_as_the_toolkit_passes_them():
         parse_arguments(["--epochs"])
     with pytest.raises(HyperparameterError, match="unexpected argument '3'"):
         parse_arguments(["3"])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"worker_port": "abc"}, "worker_port='abc': expected a whole number"),
+    ({"worker_port": "0"}, "worker_port=0: expected a TCP port, 1 to 65535"),
+    ({"worker_port": "70000"}, "worker_port=70000: expected a TCP port"),
+    ({"image_size": "big"}, "image_size='big': expected a whole number"),
+    ({"fresh_start": "maybe"}, "fresh_start='maybe': expected True or False"),
+])
+def test_job_options_are_checked_before_use(options, message):
+    with pytest.raises(HyperparameterError, match=re.escape(message)):
+        parse_job_options(options)
+
+
+def test_job_options_parse_to_their_types():
+    assert parse_job_options({"worker_port": "9000", "fresh_start": "True", "model_id": "m",
+                              "image_size": "160"}) == {
+        "worker_port": 9000, "fresh_start": True, "model_id": "m", "image_size": 160}
+
+
+def test_bad_worker_port_on_two_hosts_is_one_message(tmp_path, capsys):
+    environ = {"SAGEMAKER_BASE_DIR": str(tmp_path), "SM_CHANNEL_TRAINING": str(tmp_path),
+               "SM_HOSTS": json.dumps(["algo-1", "algo-2"]), "SM_CURRENT_HOST": "algo-1"}
+    assert main(["--worker_port", "abc", "--model_id", "x"], environ) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert failure == "hyperparameter worker_port='abc': expected a whole number\n"
+    assert "TF_CONFIG" not in environ and "Traceback" not in capsys.readouterr().err
 
 
 def test_cluster_config_from_the_host_list():

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from tf_finetune.tfhub import hub
 import tf_keras
 
 import tiny_modules
@@ -20,6 +19,7 @@ from helpers import extract, grid_shape, run_cli
 from tf_finetune import cli
 from tf_finetune.data.pipeline import decode_image
 from tf_finetune.job import JobConfig, run
+from tf_finetune.tfhub import hub
 
 FAST = {"epochs": 4, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
 
@@ -169,7 +169,7 @@ def test_tfs_handlers_answer_texts(text_model):
     handlers = load_handlers(text_model)
     context = Context("application/x-text", "application/json;verbose")
     body, _ = handlers.output_handler(
-        tf_serving_predict(text_model, handlers.input_handler("the team scored a goal".encode(), context)),
+        tf_serving_predict(text_model, handlers.input_handler(b"the team scored a goal", context)),
         context)
     assert json.loads(body)["predicted_label"] == "2"
     context = Context("application/json", "application/json;verbose")
@@ -259,7 +259,8 @@ def test_evaluate_lists_the_misclassified_texts_one_to_one(text_model, text_data
 
     labels = json.loads((text_model / "labels.json").read_text())
     flipped = tmp_path / "flipped.csv"
-    with open(text_data, newline="", encoding="utf-8") as source, open(flipped, "w", newline="", encoding="utf-8") as target:
+    with open(text_data, newline="", encoding="utf-8") as source, \
+            open(flipped, "w", newline="", encoding="utf-8") as target:
         rows = list(csv.reader(source))
         low, high = labels["original_labels"]
         csv.writer(target).writerows([high if int(label) == low else low, text] for label, text in rows)

@@ -81,7 +81,7 @@ def write_text_csv(path: Path, rows_per_class: int = 24, labels=(0, 1), seed: in
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        for i in range(rows_per_class):
+        for _ in range(rows_per_class):
             for cls, label in enumerate(labels):
                 words = rng.sample(TEXT_WORDS[cls % 2], 3) + rng.sample(FILLER, 2)
                 rng.shuffle(words)

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf_finetune import keras_backbone, storage
+from tf_finetune import keras_backbone, model_folder, storage
 from tf_finetune.builtin import ensure_builtin
 from tf_finetune.errors import BackboneError
 from tf_finetune.registry import ModelSpec
@@ -53,13 +53,13 @@ class BackboneSpec:
 
     @classmethod
     def from_registry(cls, model: ModelSpec, image_size: int | None = None,
-                      max_seq_length: int | None = None) -> "BackboneSpec":
+                      max_seq_length: int | None = None) -> BackboneSpec:
         """The spec of a registry entry; ``image_size`` overrides the entry's size."""
         return cls(model.id, model.handle, model.task, model.fine_tunable,
                    image_size or model.image_size, model.preprocessor, model.output_key,
                    model.requires, max_seq_length)
 
-    def located_at(self, handle: str) -> "BackboneSpec":
+    def located_at(self, handle: str) -> BackboneSpec:
         """This backbone with its SavedModel at ``handle`` (a fetched copy, the model channel).
 
         A bundled preprocessor (``preprocessor/`` inside that SavedModel folder, as
@@ -154,13 +154,8 @@ def _extract_cached(archive: Path, cache_dir: Path) -> Path:
     return target
 
 
-def is_finetuned_model(path: str | Path) -> bool:
-    """Whether ``path`` is a model folder written by tf_finetune (``1/`` + ``labels.json``)."""
-    return (Path(path) / "labels.json").is_file() and (Path(path) / "1" / "saved_model.pb").is_file()
-
-
 def _saved_model_folder(path: Path, handle: str) -> Path:
-    if (path / "saved_model.pb").is_file() or is_finetuned_model(path):
+    if (path / "saved_model.pb").is_file() or model_folder.is_model_folder(path):
         return path
     children = [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
     if len(children) == 1 and (children[0] / "saved_model.pb").is_file():
@@ -195,7 +190,8 @@ def fixed_image_size(layer) -> int | None:
     """
     func = layer.resolved_object
     shapes = []
-    for concrete in getattr(getattr(func, "__call__", None), "concrete_functions", []):
+    # The restored __call__ itself (not whether it is callable): it lists the traced signatures.
+    for concrete in getattr(getattr(func, "__call__", None), "concrete_functions", []):  # noqa: B004
         args = concrete.structured_input_signature[0]
         if args and getattr(args[0], "shape", None) is not None and args[0].shape.rank == 4:
             shapes.append(tuple(args[0].shape[1:3]))
@@ -217,8 +213,9 @@ def choose_image_size(spec: BackboneSpec, fixed: int | None) -> int:
     if fixed and spec.image_size and fixed != spec.image_size:
         raise BackboneError(f"backbone {spec.name} takes {fixed}x{fixed} images only; "
                             f"image_size {spec.image_size} cannot be used")
-    if spec.image_size or fixed:
-        return spec.image_size or fixed
+    chosen = spec.image_size or fixed
+    if chosen:
+        return chosen
     log.info("backbone %s does not fix its input size; using image_size=%d (set --image-size "
              "to change)", spec.name, DEFAULT_IMAGE_SIZE)
     return DEFAULT_IMAGE_SIZE

@@ -10,8 +10,8 @@ says how many.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from tf_finetune.errors import BackboneError
 

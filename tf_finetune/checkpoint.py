@@ -15,9 +15,10 @@ import os
 import shutil
 import signal
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tf_finetune import storage
 from tf_finetune.errors import CheckpointError, TrainingInterrupted
@@ -39,6 +40,11 @@ def request_stop(signum: int | None = None, frame=None) -> None:
 def stop_requested() -> bool:
     """Whether a stop was requested (by SIGTERM or :func:`request_stop`)."""
     return _stop_requested.is_set()
+
+
+def clear_stop_request() -> None:
+    """Forget a stop request: it was for the job that has ended (each job calls this at its end)."""
+    _stop_requested.clear()
 
 
 def install_sigterm_handler() -> None:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
-
+from typing import Any
 
 from tf_finetune import hyperparameters
 from tf_finetune.eval_metrics import lower_is_better

@@ -10,8 +10,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tf_finetune import __version__, logs
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted
@@ -21,7 +21,9 @@ from tf_finetune.instances import DEFAULT_INSTANCE_TYPE
 log = logging.getLogger("tf_finetune")
 
 CACHE_ENV = "TF_FINETUNE_CACHE"
-EXIT_INTERRUPTED = 128 + 15  # stopped by SIGTERM after saving a checkpoint, as shells report it
+# Commands that load TensorFlow: imported up front, with its C++ start-up notices hidden.
+TENSORFLOW_COMMANDS = {"train", "demo", "predict", "evaluate", "export-tflite", "fetch-model",
+                       "import-backbone"}
 _MAX_SEQ_HELP = ("BERT-family text models: word pieces per text, [CLS] and [SEP] included (default: "
                  "the preprocessor's, 128); longer texts are truncated and counted in the log")
 
@@ -218,11 +220,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""
     args = build_parser().parse_args(argv)
     logs.configure(quiet_libraries=not args.debug)
+    if args.command in TENSORFLOW_COMMANDS and not args.debug:
+        logs.import_tensorflow_quietly()
     try:
         return _dispatch(args)
     except TrainingInterrupted as exc:
         print(f"tf-finetune: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return TrainingInterrupted.exit_code
     except TfFinetuneError as exc:
         if args.debug:
             raise
@@ -316,7 +320,6 @@ def _launch(args: argparse.Namespace) -> int:
     import json
 
     from tf_finetune import launch
-
     from tf_finetune.job import JobConfig
 
     job = JobConfig(data=args.data, output=None, model_id=args.model_id, handle=args.handle,
@@ -355,10 +358,13 @@ def _check_data(args: argparse.Namespace) -> int:
                                ("validation_split_ratio", args.validation_split_ratio)) if v is not None}
     hp = resolve(*layers, given)
     with tempfile.TemporaryDirectory(prefix="tf_finetune-check-") as folder:
-        paths = [fetch_channel(p, Path(folder) / name) if p else None for name, p in
-                 (("training", args.data), ("validation", args.validation_data), ("test", args.test_data))]
-        task = task or ("text" if looks_like_text(str(paths[0])) else "image")
-        report = check_data(task, *paths, image_size=image_size or (224 if task == "image" else None),
+        training, validation, test = (fetch_channel(p, Path(folder) / name) if p else None for name, p in
+                                      (("training", args.data), ("validation", args.validation_data),
+                                       ("test", args.test_data)))
+        assert training is not None  # --data is required
+        task = task or ("text" if looks_like_text(str(training)) else "image")
+        report = check_data(task, training, validation, test,
+                            image_size=image_size or (224 if task == "image" else None),
                             batch_size=hp.batch_size, validation_split_ratio=hp.validation_split_ratio)
         print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return 0 if report.ok else 1

@@ -16,6 +16,7 @@ import re
 import statistics
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +70,9 @@ class SplitReport:
 
     def summary(self) -> dict[str, Any]:
         """The split as JSON-ready figures."""
-        counts = list(self.classes.values())
-        imbalance = round(max(counts) / min(counts), 2) if counts and min(counts) else None
+        counts: list[int] = list(self.classes.values())
+        smallest = min(counts, default=0)
+        imbalance = round(max(counts) / smallest, 2) if smallest else None
         return {"path": self.path, "examples": self.examples, "classes": len(self.classes),
                 "per_class": dict(self.classes), "imbalance": imbalance, **self.details}
 
@@ -157,7 +159,7 @@ def check_data(task: str, data: str | Path, validation: str | Path | None = None
     return DataReport(task, splits, training, duplicates, _graded(findings))
 
 
-def from_loaded(data, test=None, held_out: float = 0.0, paths: dict[str, str] | None = None) -> DataReport:
+def from_loaded(data, test=None, held_out: float = 0.0, paths: Mapping[str, str | None] | None = None) -> DataReport:
     """The report of data ``train`` has already read (``load_data`` with ``inspect=inspect_image``
     for images), without reading any file again.
 
@@ -213,7 +215,8 @@ def _read_images(split: SplitReport, root: Path, image_size: int | None, finding
 
     folders = list_class_folders(root)
     hidden = [p.name for p in root.iterdir() if p.name.startswith(".")]
-    files, ignored = [], []
+    files: list[tuple[str, str]] = []
+    ignored: list[tuple[str, str]] = []
     for folder in folders:
         for current, dirs, names in os.walk(folder, followlinks=False):
             hidden += [os.path.join(current, n) for n in dirs + names if n.startswith(".")]
@@ -227,7 +230,8 @@ def _read_images(split: SplitReport, root: Path, image_size: int | None, finding
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         infos = list(pool.map(inspect_image, [p for p, _ in files]))
     classes = Counter({folder.name: 0 for folder in folders})
-    skipped, modes, widths, heights, small, misnamed = [], Counter(), [], [], 0, []
+    skipped, widths, heights, small, misnamed = [], [], [], 0, []
+    modes: Counter[str] = Counter()
     for (path, label), info in zip(files, infos):
         split.keys.setdefault(info["hash"], []).append(path)
         if info["problem"]:
@@ -386,7 +390,7 @@ def _duplicates(splits: list[SplitReport], task: str, findings: list[Finding]) -
             shared = sorted(set(first.keys) & set(second.keys))
             pairs = [f"{first.keys[k][0]} = {second.keys[k][0]}" for k in shared]
             if task == "text":
-                same = sorted((set(first.normalised) & set(second.normalised)))
+                same = sorted(set(first.normalised) & set(second.normalised))
                 exact_rows = {second.keys[k][0] for k in shared}
                 pairs += [f"{first.normalised[t][0][0]} ~ {second.normalised[t][0][0]}" for t in same
                           if second.normalised[t][0][0] not in exact_rows]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-import tempfile
+import shlex
 from pathlib import Path
 
 from tf_finetune.job import JobConfig, run
@@ -18,6 +18,8 @@ TOPICS = {0: "cooking", 1: "sport", 2: "weather"}
 DEMO_HYPERPARAMETERS = {"epochs": 30, "batch_size": 16, "learning_rate": 0.05,
                         "train_only_top_layer": True, "label_smoothing": 0.0,
                         "validation_split_ratio": 0.25}
+# The model stays where the user can open it (a temporary folder would be gone by the last line).
+DEFAULT_OUTPUT = "tf-finetune-demo"
 
 
 def sample_path(name: str) -> Path:
@@ -29,18 +31,17 @@ def run_demo(output: str | None, cache_dir: str, epochs: int | None = None) -> d
     """Train on the sample, print metrics and predictions; returns the metrics.
 
     Args:
-        output: where the model goes (``<output>/output/model.tar.gz``); a temporary folder
-            when None.
+        output: where the model goes (``<output>/output/model.tar.gz``);
+            ``./tf-finetune-demo`` when None.
         cache_dir: where the built-in backbone is built once.
         epochs: override the demo's number of epochs.
     """
     hps = dict(DEMO_HYPERPARAMETERS, **({"epochs": epochs} if epochs else {}))
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run(JobConfig(data=str(sample_path("topics.csv")), output=output or tmp,
-                               model_id="wordllama-words256", hyperparameters=hps,
-                               cache_dir=cache_dir))
-        examples = sample_path("topics_examples.txt").read_text("utf-8").split("\n")
-        predictions = predict_texts(result.archive, [e for e in examples if e.strip()])
+    result = run(JobConfig(data=str(sample_path("topics.csv")), output=output or DEFAULT_OUTPUT,
+                           model_id="wordllama-words256", hyperparameters=hps, cache_dir=cache_dir))
+    examples = sample_path("topics_examples.txt").read_text("utf-8").split("\n")
+    assert result.archive is not None  # a local single-worker run always writes one
+    predictions = predict_texts(Path(result.archive), [e for e in examples if e.strip()])
     final = result.metrics["final"]
     print(f"\nvalidation accuracy: {final.get('val_accuracy', float('nan')):.3f} "
           f"({result.metrics['num_validation_examples']} held-out sentences, "
@@ -48,8 +49,9 @@ def run_demo(output: str | None, cache_dir: str, epochs: int | None = None) -> d
     print("predictions of the exported model on new sentences:")
     for text, (label, probability) in predictions:
         print(f"  {TOPICS.get(int(label), label):>8} {probability:5.1%}  {text}")
-    if output:
-        print(f"model: {result.archive}")
+    print(f"model: {result.archive}")
+    print(f"try it: tf-finetune predict --model {shlex.quote(str(result.archive))} "
+          "\"a bowl of soup with fresh bread\"")
     return result.metrics
 
 

@@ -37,7 +37,7 @@ def create_strategy(multi_worker: bool = False) -> tf.distribute.Strategy:
     return _mirrored(tuple(d.name for d in devices))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _multi_worker() -> tf.distribute.Strategy:
     # Reads TF_CONFIG (TensorFlow's own contract); the door sets it from the host list.
     return tf.distribute.MultiWorkerMirroredStrategy()
@@ -63,7 +63,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mirrored(devices: tuple[str, ...]) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy(devices=list(devices))
 

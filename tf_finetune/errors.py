@@ -44,3 +44,5 @@ class CheckpointError(TfFinetuneError):
 
 class TrainingInterrupted(TfFinetuneError):
     """Training stopped on request (SIGTERM) after saving a checkpoint; rerun to resume."""
+
+    exit_code = 128 + 15  # what shells report for SIGTERM; both doors exit with it

@@ -5,7 +5,8 @@ classifiers report them); with more, the mean over classes, each class against t
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # numpy only where a metric is computed: the registry commands stay light
     import numpy as np

@@ -4,20 +4,17 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import tf_keras
 
 from tf_finetune import storage
 from tf_finetune.data import LabelMap
+from tf_finetune.model_folder import ARCHIVE_NAME, CODE_DIR, HANDLERS_FILE, LABELS_FILE, METRICS_FILE, VERSION
 
-MODEL_VERSION = "1"
-LABELS_FILE = "labels.json"
-METRICS_FILE = "metrics.json"
-ARCHIVE_NAME = "model.tar.gz"
-CODE_DIR = "code"
-HANDLERS_FILE = "inference.py"
+__all__ = ["ARCHIVE_NAME", "write_model_dir", "pack_archive", "export_archive"]
 
 
 def write_model_dir(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
@@ -40,7 +37,7 @@ def write_model_dir(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping
         ``model_dir``.
     """
     model_dir.mkdir(parents=True, exist_ok=True)
-    model.save(model_dir / MODEL_VERSION, include_optimizer=False, save_format="tf",
+    model.save(model_dir / VERSION, include_optimizer=False, save_format="tf",
                signatures=dict(signatures) if signatures else None)
     (model_dir / LABELS_FILE).write_text(label_map.to_json(), encoding="utf-8")
     code = model_dir / CODE_DIR

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,12 @@ def _features(extractor: tf_keras.Model, batches: tf.data.Dataset, examples, str
     """One split's features, read from ``store`` when it has them; else computed once (and
     kept in ``store``). Returns them and where they came from, in words."""
     key = store.key(examples.inputs, task) if store is not None else None
-    if key is not None:
+    if store is not None and key is not None:
         stored = store.load(key, len(examples))
         if stored is not None:
             return stored, f"read from {store.directory}"
     features = extract_features(extractor, batches, len(examples), strategy, workdir)
-    if key is not None and not isinstance(features, np.memmap):
+    if store is not None and key is not None and not isinstance(features, np.memmap):
         path = store.save(key, features)
         if path is not None:
             return features, f"computed once, kept in {store.directory} ({features.nbytes / 2**20:.1f} MiB)"
@@ -138,7 +139,7 @@ class HeadFit:
 
 
 def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inputs: dict,
-             hp, global_batch: int, workdir: Path, task: str, given: set[str] = frozenset(),
+             hp, global_batch: int, workdir: Path, task: str, given: Collection[str] = frozenset(),
              loss_scaling: bool = False, tensorboard_dir: str | None = None,
              checkpoints=None, store: FeatureStore | None = None) -> HeadFit:
     """Train ``model``'s classification head on cached backbone features.

@@ -13,9 +13,9 @@ import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class FeatureStore:
 
     @classmethod
     def open(cls, cache_dir: str | Path, backbone_path: str, preprocessor_path: str | None, task: str,
-             image_size: int | None, interpolation: str, seq_length: int | None = None) -> "FeatureStore":
+             image_size: int | None, interpolation: str, seq_length: int | None = None) -> FeatureStore:
         """The store of features of this backbone, read this way, under ``cache_dir``
         (``seq_length``: what a BERT-style preprocessor packs texts to)."""
         parts = [savedmodel_digest(backbone_path), savedmodel_digest(preprocessor_path), task,

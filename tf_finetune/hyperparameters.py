@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from tf_finetune.errors import HyperparameterError
 
@@ -297,7 +298,7 @@ def resolve(*layers: Mapping[str, Any] | None) -> Hyperparameters:
     return Hyperparameters(merged)
 
 
-def class_weight_map(setting: str | tuple[float, ...], labels: Sequence[int],
+def class_weight_map(setting: str | tuple[float, ...], labels: Collection[int],
                      num_classes: int) -> dict[int, float] | None:
     """The ``class_weights`` setting as Keras's ``class_weight`` mapping.
 

@@ -13,15 +13,15 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, overload
 
-from tf_finetune import choices, hyperparameters, storage
-from tf_finetune.backbone import (BackboneSpec, check_requirements, is_finetuned_model,
-                                  resolve_handle, resolve_preprocessor)
+from tf_finetune import checkpoint, choices, hyperparameters, model_folder, storage
+from tf_finetune.backbone import BackboneSpec, check_requirements, resolve_handle, resolve_preprocessor
 from tf_finetune.custom_ops import register_ops_for
-from tf_finetune.data import DataSplit, LabelMap, load_data, load_examples
+from tf_finetune.data import DataSplit, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import load_registry
 
@@ -127,6 +127,7 @@ def plan(config: JobConfig) -> tuple[BackboneSpec, hyperparameters.Hyperparamete
         overrides = model.hyperparameters
     else:
         task = "text" if looks_like_text(config.data) else "image"
+        assert config.handle is not None  # _require_backbone: a model id or a handle
         spec = BackboneSpec(config.handle, config.handle, task, image_size=config.image_size,
                             max_seq_length=config.max_seq_length)
         overrides = {}
@@ -198,17 +199,24 @@ def run(config: JobConfig) -> JobResult:
         TfFinetuneError: any problem a user can fix, with what to do.
     """
     started = time.perf_counter()
-    _require_backbone(config)  # these two before any download
-    hyperparameters.normalize(config.hyperparameters)
-    with tempfile.TemporaryDirectory(prefix="tf_finetune.") as workdir:
+    # Undoes process-wide settings when the job ends, however it ends, so that the next job in
+    # this process (a notebook, a service) starts as this one did.
+    with contextlib.ExitStack() as job_scope:
+        job_scope.callback(checkpoint.clear_stop_request)  # a stop request is for this job only
+        _require_backbone(config)  # these two before any download
+        hyperparameters.normalize(config.hyperparameters)
+        workdir = Path(job_scope.enter_context(tempfile.TemporaryDirectory(prefix="tf_finetune.")))
         # Data first: a bare handle's task is read from the data, so plan needs it local.
-        config = _localize_data(config, Path(workdir))
+        config = _localize_data(config, workdir)
         spec, hp = plan(config)
-        spec = _localize_backbone(spec, Path(workdir))
-        with contextlib.ExitStack() as job_scope:  # undoes process-wide settings when the job ends
-            return _run_local(config, spec, hp, started, Path(workdir), job_scope)
+        spec = _localize_backbone(spec, workdir)
+        return _run_local(config, spec, hp, started, workdir, job_scope)
 
 
+@overload
+def fetch_channel(uri: str, target: Path) -> str: ...
+@overload
+def fetch_channel(uri: None, target: Path) -> None: ...
 def fetch_channel(uri: str | None, target: Path) -> str | None:
     """Download ``uri`` into ``target`` when it is an ``s3://`` URI; other values pass through."""
     if not uri or not storage.is_s3(uri):
@@ -262,10 +270,10 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     strategy = distribute.create_strategy(config.multi_worker)
     import tf_keras
 
-    from tf_finetune import export, feature_cache, model as model_lib, serving, train
+    from tf_finetune import export, feature_cache, serving, train
+    from tf_finetune import model as model_lib
+    from tf_finetune.data.pipeline import inference_batches, make_augmenter, steps_per_epoch, training_batches
     from tf_finetune.eval_metrics import extra_metrics
-    from tf_finetune.data.pipeline import (inference_batches, make_augmenter, steps_per_epoch,
-                                           training_batches)
     from tf_finetune.inference import Scorer
 
     tf_keras.utils.set_random_seed(hp.random_seed)
@@ -276,9 +284,10 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     backbone_path = resolve_handle(spec.handle, cache, keras_backbone.KerasOptions(
         config.feature_layer, config.pixel_range, config.image_size, spec.task))
     spec = keras_backbone.with_declared_size(spec, backbone_path)
-    register_ops_for(Path(backbone_path) / "1" if is_finetuned_model(backbone_path) else backbone_path,
+    continuing = model_folder.is_model_folder(backbone_path)  # from a previous model
+    register_ops_for(model_folder.saved_model_dir(backbone_path) if continuing else backbone_path,
                      f"backbone {spec.name}")
-    preprocessor_path = None if is_finetuned_model(backbone_path) else \
+    preprocessor_path = None if continuing else \
         resolve_preprocessor(spec, backbone_path, cache)
     preprocessor, text_lengths = _text_preprocessor(spec, backbone_path, preprocessor_path, data)
 
@@ -298,12 +307,12 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
     model_lib.check_jit_compile(hp, strategy)
     loss_scaling = job_scope.enter_context(model_lib.mixed_precision(hp))
     with strategy.scope():
-        if is_finetuned_model(backbone_path):  # incremental training from a previous model
+        if continuing:  # incremental training from a previous model
             if choices.unset(hp, given):
                 # Choices train fresh heads; this run starts from the previous model's.
                 log.info("hyperparameters are not chosen when continuing from a previous model")
                 given |= set(choices.CHOOSABLE)
-            previous = LabelMap.from_json((Path(backbone_path) / "labels.json").read_text("utf-8"))
+            previous = model_folder.read_labels(backbone_path)
             model, image_size = model_lib.load_classifier(backbone_path, spec, data.label_map,
                                                           previous, hp)
         else:
@@ -355,7 +364,7 @@ def _run_local(config: JobConfig, spec: BackboneSpec, hp: hyperparameters.Hyperp
                                     shuffle_seed=hp.random_seed, augmenter=augmenter,
                                     cache_file=decoded.get("train"), deterministic=seeded, **decoding)
         val_scorer = Scorer(model, val_inputs, data.validation.labels, strategy, hp.label_smoothing,
-                            extra_metrics(hp)) if val_inputs is not None else None
+                            extra_metrics(hp)) if val_inputs is not None and data.validation else None
         keep_best = None
         if "epochs" in choices.unset(hp, given) and val_scorer is not None and not hp.early_stopping:
             keep_best = train.BestEpoch(hp.eval_metric)
@@ -424,7 +433,7 @@ def _text_preprocessor(spec: BackboneSpec, backbone_path: str, preprocessor_path
 
     if spec.max_seq_length and not preprocessor_path:
         why = ("this job continues from a previous model, whose text preprocessing is part of it"
-               if is_finetuned_model(backbone_path) else
+               if model_folder.is_model_folder(backbone_path) else
                f"{spec.name} takes whole strings (it has no BERT-style preprocessor)")
         raise HyperparameterError(f"max_seq_length={spec.max_seq_length} cannot be used: {why}; "
                                   "remove it")
@@ -445,7 +454,6 @@ def _open_checkpoints(config: JobConfig, spec: BackboneSpec, hp, data: DataSplit
     """The job's checkpoints, when ``checkpoint_dir`` is set (checked against what it holds)."""
     if not config.checkpoint_dir:
         return None
-    from tf_finetune import checkpoint
 
     identity = {
         "backbone": config.model_id or config.handle, "handle": config.handle if config.model_id else None,
@@ -472,7 +480,7 @@ def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None,
     """
     from tf_finetune.data.pipeline import decoded_size
 
-    if task != "image":
+    if task != "image" or not image_size:
         return {}
     splits = {"train": data.train, "validation": data.validation}
     needed = sum(decoded_size(len(examples), image_size) for examples in splits.values() if examples)
@@ -493,7 +501,7 @@ def _write_reports(config: JobConfig, data: DataSplit, val_probabilities, histor
     metrics)."""
     from tf_finetune import evaluation, plots
 
-    s3_output = bool(config.output) and storage.is_s3(config.output)
+    s3_output = config.output is not None and storage.is_s3(config.output)
     if config.report_dir:
         directory = Path(config.report_dir)
     elif config.output:
@@ -503,7 +511,7 @@ def _write_reports(config: JobConfig, data: DataSplit, val_probabilities, histor
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     plots.training_curves(history, directory / "training_curves.png")
-    if val_probabilities is not None:
+    if val_probabilities is not None and data.validation is not None:
         from tf_finetune import gallery
 
         predicted = val_probabilities.argmax(axis=1)
@@ -512,7 +520,7 @@ def _write_reports(config: JobConfig, data: DataSplit, val_probabilities, histor
         evaluation.write_report(report, directory, f"validation: accuracy {report['accuracy']:.3f}")
         found = gallery.mistakes(data.validation.inputs, data.validation.labels, val_probabilities, names)
         gallery.write_gallery(data.task, found, evaluation.format_report(report), directory)
-    if s3_output and not config.report_dir:
+    if config.output is not None and s3_output and not config.report_dir:
         from tf_finetune import s3
 
         prefix = s3.S3Uri.parse(config.output).join(OUTPUT_SUBDIR, "reports")
@@ -526,14 +534,14 @@ def _write_archive(model, label_map, metrics: dict, signatures: dict, output: st
     from tf_finetune import export
 
     if not storage.is_s3(output):
-        archive = Path(output) / OUTPUT_SUBDIR / export.ARCHIVE_NAME
+        archive = Path(output) / OUTPUT_SUBDIR / model_folder.ARCHIVE_NAME
         export.export_archive(model, label_map, metrics, archive, signatures)
         log.info("model written to %s", archive)
         return archive
     from tf_finetune import s3
 
-    local = export.export_archive(model, label_map, metrics, workdir / export.ARCHIVE_NAME, signatures)
-    uri = str(s3.S3Uri.parse(output).join(OUTPUT_SUBDIR, export.ARCHIVE_NAME))
+    local = export.export_archive(model, label_map, metrics, workdir / model_folder.ARCHIVE_NAME, signatures)
+    uri = str(s3.S3Uri.parse(output).join(OUTPUT_SUBDIR, model_folder.ARCHIVE_NAME))
     s3.upload_file(local, uri)
     log.info("model written to %s", uri)
     return uri

@@ -29,6 +29,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tf_finetune import model_folder
 from tf_finetune.errors import BackboneError
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def is_keras_model(path: str | Path) -> bool:
     path = Path(path)
     if path.is_file():
         return path.suffix.lower() in KERAS_SUFFIXES
-    return (path / "keras_metadata.pb").is_file() and not (path / "labels.json").is_file()
+    return (path / "keras_metadata.pb").is_file() and not (path / model_folder.LABELS_FILE).is_file()
 
 
 def keras_file_in(folder: Path) -> Path | None:
@@ -128,8 +129,8 @@ def parse_pixel_range(text: str) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in key.split(","))
     except ValueError:
-        low = high = None
-    if low is None or not low < high:
+        low = high = float("nan")  # compares False: refused below
+    if not low < high:
         raise BackboneError(f"pixel range {text!r} is invalid: give LOW,HIGH with LOW < HIGH, "
                             "e.g. 0,1 or -1,1 or 0,255")
     return low, high
@@ -199,7 +200,7 @@ def ensure_imported(source: Path, cache_dir: Path, options: KerasOptions | None 
     key = digest[:24] + "-" + hashlib.sha256(settings.encode()).hexdigest()[:8]
     target = cache_dir / "keras_backbones" / key
     if (target / "saved_model.pb").is_file() and (target / INFO_FILE).is_file():
-        info = read_info(target)
+        info = read_info(target) or {}
         log.info("Keras backbone %s: cached module %s (feature layer %s, %d features, pixel "
                  "range %s from %s)", source, target, info["feature_layer"], info["feature_dim"],
                  _range_text(info["pixel_range"]), info["pixel_range_from"])

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from tf_finetune.errors import HyperparameterError, TfFinetuneError
 from tf_finetune.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
@@ -53,7 +54,7 @@ class LaunchConfig:
         region: the AWS region (default: boto3's).
     """
 
-    job: "JobConfig"
+    job: JobConfig
     name: str
     output: str
     role: str | None
@@ -110,7 +111,7 @@ class LaunchPlan:
         channels = {name: source if is_s3(source) else
                     f"{source} -> uploaded to {self.staging}{self.job_name}/input/{name}/"
                     for name, source in self.channels.items()}
-        request = {
+        request: dict[str, Any] = {
             "TrainingJobName": self.job_name,
             "RoleArn": self.config.role,
             "AlgorithmSpecification": {"TrainingImage": self.image_uri,
@@ -197,7 +198,7 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
         metric_definitions=metric_definitions(hp.eval_metric),
         output_path=output_path, staging=f"{output_path}{config.name}/",
         image_uri=config.image_uri or training_image(region, config.instance_type, config.gpus),
-        region=region, parent_model=job.model_id or job.handle)
+        region=region, parent_model=job.model_id or job.handle or "")
 
 
 def metric_definitions(eval_metric: str = "loss") -> list[dict[str, str]]:

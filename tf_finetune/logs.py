@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import MutableMapping
+import tempfile
+from collections.abc import MutableMapping
 
 
 def configure(environ: MutableMapping[str, str] | None = None, tf_cpp_level: str = "3",
@@ -23,3 +24,28 @@ def configure(environ: MutableMapping[str, str] | None = None, tf_cpp_level: str
         # TensorFlow's C++ and Python INFO/WARNING chatter hides our epoch lines.
         (os.environ if environ is None else environ).setdefault("TF_CPP_MIN_LOG_LEVEL", tf_cpp_level)
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up notices kept off the terminal.
+
+    TensorFlow's native libraries print ``Could not find cuda drivers…`` and absl's
+    pre-initialisation warning straight to file descriptor 2 while loading, before any log
+    level applies. They go to a scratch file instead, which is shown only if the import fails.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -5,16 +5,16 @@ import contextlib
 import hashlib
 import logging
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import tensorflow as tf
-from tf_finetune.tfhub import hub
 import tf_keras
 
 from tf_finetune.backbone import BackboneSpec, choose_image_size, fixed_image_size
 from tf_finetune.bert_inputs import Preprocessor
 from tf_finetune.errors import BackboneError, HyperparameterError, first_line
 from tf_finetune.hyperparameters import Hyperparameters
+from tf_finetune.tfhub import hub
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """PNG figures: confusion matrix, training curves, image grids (matplotlib, no display needed)."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 MAX_ANNOTATED_CLASSES = 30  # beyond this, cell counts are unreadable
 TILE_PX, CAPTION_PX, TITLE_PX = 200, 40, 40  # image_grid's layout
@@ -86,7 +86,8 @@ def image_grid(tiles: Sequence[tuple[str, str]], path: Path, title: str) -> Path
             image.draft("RGB", (TILE_PX, TILE_PX))  # JPEGs decode at a reduced scale
             image = image.convert("RGB")
             image.thumbnail((TILE_PX - 8, TILE_PX - 8))
-            canvas.paste(image, (left + (TILE_PX - image.width) // 2, top + CAPTION_PX + (TILE_PX - 8 - image.height) // 2))
+            canvas.paste(image, (left + (TILE_PX - image.width) // 2,
+                                 top + CAPTION_PX + (TILE_PX - 8 - image.height) // 2))
     canvas.save(path)
     return path
 

@@ -6,15 +6,15 @@ endpoints use, so what ``predict`` and ``evaluate`` report is what a deployment 
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from tf_finetune import storage
+from tf_finetune import model_folder, storage
 from tf_finetune.data import LabelMap
 from tf_finetune.errors import TfFinetuneError, first_line
 
@@ -35,7 +35,7 @@ class FineTunedModel:
     directory: Path
     label_map: LabelMap
     task: str
-    serve: object
+    serve: Any
 
     def predict(self, inputs: Sequence[str]) -> np.ndarray:
         """Class probabilities, one row per input (image file paths, or texts), in batches.
@@ -82,10 +82,7 @@ def unpack_model(source: str, workdir: Path) -> Path:
         raise TfFinetuneError(f"{source}: no such model file or folder")
     if path.is_file() and storage.is_archive(path):
         path = storage.extract_archive(path, workdir / "model")
-    for needed in ("labels.json", "1/saved_model.pb"):
-        if not (path / needed).is_file():
-            raise TfFinetuneError(f"{source} is not a tf_finetune model: no {needed} in it "
-                                  "(give the model.tar.gz or the folder it unpacks to)")
+    model_folder.check(path, source)
     return path
 
 
@@ -105,18 +102,15 @@ def open_model(source: str) -> Iterator[FineTunedModel]:
 
     with tempfile.TemporaryDirectory(prefix="tf_finetune.model.") as tmp:
         path = unpack_model(source, Path(tmp))
-        label_map = LabelMap.from_json((path / "labels.json").read_text("utf-8"))
-        register_ops_for(path / "1", f"the model {source}")
-        serve = tf.saved_model.load(str(path / "1")).signatures["serving_default"]
-        inputs = serve.structured_input_signature[1]
-        task = "image" if "image_bytes" in inputs else "text"
-        yield FineTunedModel(path, label_map, task, serve)
+        label_map = model_folder.read_labels(path)
+        register_ops_for(model_folder.saved_model_dir(path), f"the model {source}")
+        serve = tf.saved_model.load(str(model_folder.saved_model_dir(path))).signatures["serving_default"]
+        yield FineTunedModel(path, label_map, model_folder.task_of_signature(serve), serve)
 
 
 def read_metrics(model: FineTunedModel) -> dict:
     """The training metrics stored with the model (empty when absent)."""
-    path = model.directory / "metrics.json"
-    return json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    return model_folder.read_metrics(model.directory)
 
 
 def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[str] = ()) -> list[str]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib.resources
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -124,7 +125,8 @@ def load_registry(path: str | Path | None = None) -> Registry:
         if task not in TASKS:
             raise RegistryError(f"registry {path}: task_defaults has unknown task {task!r}")
         _check_hyperparameters(path, f"registry {path}, task_defaults.{task}", values)
-    models, seen = [], {}
+    models: list[ModelSpec] = []
+    seen: dict[str, int] = {}
     for index, entry in enumerate(document["models"]):
         spec = _parse_entry(path, index, entry)
         if spec.id in seen:

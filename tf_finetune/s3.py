@@ -31,7 +31,7 @@ class S3Uri:
     key: str
 
     @classmethod
-    def parse(cls, uri: str) -> "S3Uri":
+    def parse(cls, uri: str) -> S3Uri:
         """Split ``s3://bucket/key``.
 
         Raises:
@@ -42,7 +42,7 @@ class S3Uri:
         bucket, _, key = uri[5:].partition("/")
         return cls(bucket, key)
 
-    def join(self, *parts: str) -> "S3Uri":
+    def join(self, *parts: str) -> S3Uri:
         """This location with ``parts`` appended as key path segments."""
         key = "/".join([self.key.rstrip("/")] + [p.strip("/") for p in parts]).lstrip("/")
         return S3Uri(self.bucket, key)
@@ -141,7 +141,7 @@ def list_keys(s3, location: S3Uri) -> list[str]:
     Raises:
         StorageError: the bucket cannot be listed.
     """
-    keys = []
+    keys: list[str] = []
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket,
                                                                   Prefix=location.key):
@@ -184,7 +184,7 @@ def _storage_error(exc: Exception, action: str, location: S3Uri) -> StorageError
     response = getattr(cause, "response", None)
     if isinstance(response, dict):
         code = str(response.get("Error", {}).get("Code", ""))
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if code else None
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if code and response else None
     if code == "NoSuchBucket":
         hint = f"bucket {location.bucket!r} does not exist (check the name and the region)"
     elif code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId",

@@ -15,17 +15,17 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any
 
-from tf_finetune import logs
+from tf_finetune import logs, model_folder
 from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted
 
 log = logging.getLogger("tf_finetune")
 
 DEFAULT_BASE_DIR = "/opt/ml"
-EXIT_INTERRUPTED = 128 + 15  # stopped by SIGTERM after saving a checkpoint
 
 # Job options that travel as hyperparameters but are not training hyperparameters.
 def _flag(value: str) -> bool:
@@ -37,10 +37,10 @@ def _flag(value: str) -> bool:
     return parsed
 
 
-JOB_OPTIONS = {"model_id": str, "image_size": int, "max_seq_length": int, "worker_port": int,
-               "checkpoint_steps": int,
-               "fresh_start": _flag,
-               "feature_layer": str, "pixel_range": str}  # a Keras model file as the model channel
+JOB_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "model_id": str, "image_size": int, "max_seq_length": int, "worker_port": int, "checkpoint_steps": int,
+    "fresh_start": _flag,
+    "feature_layer": str, "pixel_range": str}  # a Keras model file as the model channel
 # Arguments the estimator or toolkit add on their own; outputs go to SM_MODEL_DIR regardless.
 IGNORED_ARGUMENTS = {"model_dir"}
 
@@ -72,7 +72,7 @@ class SageMakerEnv:
     checkpoint_dir: str | None = None
 
     @classmethod
-    def read(cls, environ: Mapping[str, str]) -> "SageMakerEnv":
+    def read(cls, environ: Mapping[str, str]) -> SageMakerEnv:
         """Read the environment the toolkit sets (with ``/opt/ml`` defaults, as on SageMaker).
 
         Raises:
@@ -143,7 +143,30 @@ def parse_arguments(argv: Sequence[str]) -> tuple[dict[str, str], dict[str, str]
     return options, hyperparameters
 
 
-def job_config(env: SageMakerEnv, options: Mapping[str, str], hyperparameters: Mapping[str, str],
+def parse_job_options(options: Mapping[str, str]) -> dict[str, Any]:
+    """Parse and check the job options' string values, before any of them is used.
+
+    Returns:
+        option name -> parsed value.
+
+    Raises:
+        HyperparameterError: a value of the wrong type or out of range, named with what is expected.
+    """
+    parsed: dict[str, Any] = {}
+    for name, value in options.items():
+        kind = JOB_OPTIONS[name]
+        try:
+            parsed[name] = kind(value)
+        except ValueError:
+            expected = "True or False" if kind is _flag else "a whole number"  # str never fails
+            raise HyperparameterError(f"hyperparameter {name}={value!r}: expected {expected}") from None
+    port = options.get("worker_port")
+    if port is not None and not 1 <= int(port) <= 65535:  # int() cannot fail: parsed above
+        raise HyperparameterError(f"hyperparameter worker_port={port}: expected a TCP port, 1 to 65535")
+    return parsed
+
+
+def job_config(env: SageMakerEnv, parsed: Mapping[str, Any], hyperparameters: Mapping[str, str],
                cache_dir: str, multi_worker: bool):
     """The job described by the SageMaker environment and arguments.
 
@@ -151,17 +174,10 @@ def job_config(env: SageMakerEnv, options: Mapping[str, str], hyperparameters: M
     registry entry ``model_id`` is downloaded through tensorflow_hub.
 
     Raises:
-        HyperparameterError: neither ``model_id`` nor a ``model`` channel; bad option values.
+        HyperparameterError: neither ``model_id`` nor a ``model`` channel.
     """
     from tf_finetune.job import JobConfig
 
-    parsed = {}
-    for name, value in options.items():
-        try:
-            parsed[name] = JOB_OPTIONS[name](value)
-        except ValueError:
-            raise HyperparameterError(f"hyperparameter {name}={value!r}: expected "
-                                      f"{'True or False' if JOB_OPTIONS[name] is _flag else JOB_OPTIONS[name].__name__}") from None
     handle = env.channels.get("model")
     if not parsed.get("model_id") and not handle:
         raise HyperparameterError("no backbone: set the model_id hyperparameter (see "
@@ -179,8 +195,8 @@ def job_config(env: SageMakerEnv, options: Mapping[str, str], hyperparameters: M
                      fresh_start=parsed.get("fresh_start", False))
 
 
-def configure_cluster(env: SageMakerEnv, options: Mapping[str, str],
-                      environ: dict[str, str]) -> bool:
+def configure_cluster(env: SageMakerEnv, parsed: Mapping[str, Any],
+                      environ: MutableMapping[str, str]) -> bool:
     """Set ``TF_CONFIG`` from the host list when there are several hosts and it is not set.
 
     Returns:
@@ -189,7 +205,7 @@ def configure_cluster(env: SageMakerEnv, options: Mapping[str, str],
     from tf_finetune.cluster import DEFAULT_WORKER_PORT, cluster_config, num_workers
 
     if len(env.hosts) > 1 and not environ.get("TF_CONFIG"):
-        port = int(options.get("worker_port", DEFAULT_WORKER_PORT))
+        port = parsed.get("worker_port") or DEFAULT_WORKER_PORT
         environ["TF_CONFIG"] = json.dumps(cluster_config(env.hosts, env.current_host, port))
     return num_workers(environ.get("TF_CONFIG")) > 1
 
@@ -204,7 +220,7 @@ def write_failure(directory: str, reason: str) -> None:
         handle.write(reason.rstrip("\n") + "\n")
 
 
-def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | None = None) -> int:
     """Run a training job as SageMaker's script-mode entry point.
 
     Args:
@@ -217,13 +233,15 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     argv = sys.argv[1:] if argv is None else argv
     environ = os.environ if environ is None else environ
     logs.configure(environ, tf_cpp_level="2")
+    logs.import_tensorflow_quietly()
     try:
         env = SageMakerEnv.read(environ)
         options, hyperparameters = parse_arguments(argv)
-        multi_worker = configure_cluster(env, options, environ)
+        parsed = parse_job_options(options)
+        multi_worker = configure_cluster(env, parsed, environ)
         cache_dir = environ.get("TF_FINETUNE_CACHE") or os.path.join(tempfile.gettempdir(),
                                                                      "tf_finetune-cache")
-        config = job_config(env, options, hyperparameters, cache_dir, multi_worker)
+        config = job_config(env, parsed, hyperparameters, cache_dir, multi_worker)
         log.info("host %s of %s, %d GPU(s); channels: %s", env.current_host, list(env.hosts),
                  env.num_gpus, ", ".join(f"{k}={v}" for k, v in sorted(env.channels.items())))
         from tf_finetune.job import run
@@ -240,7 +258,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     except TrainingInterrupted as exc:
         print(f"tf-finetune: {exc}", file=sys.stderr)
         write_failure(output_dir(environ), str(exc))
-        return EXIT_INTERRUPTED
+        return TrainingInterrupted.exit_code
     except TfFinetuneError as exc:
         reason = str(exc)
     except Exception as exc:  # an internal error: still one readable line first, then the trace
@@ -252,6 +270,6 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
 def _write_output_data(directory: str, metrics: Mapping) -> None:
     os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "metrics.json"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(directory, model_folder.METRICS_FILE), "w", encoding="utf-8") as handle:
         json.dump(metrics, handle, indent=2)
         handle.write("\n")

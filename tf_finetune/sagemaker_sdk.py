@@ -13,12 +13,14 @@ what this launch uploaded is deleted again.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tf_finetune.errors import StorageError, TfFinetuneError
 from tf_finetune.launch import LaunchPlan
@@ -162,10 +164,8 @@ def _submit_v3(plan: LaunchPlan, boto_session, code: Path) -> tuple[str, Callabl
     job = trainer._latest_training_job  # the SDK's handle of the job it created
 
     def wait_for_job() -> None:
-        try:
+        with contextlib.suppress(FailedStatusError):  # the output block shows status and reason
             job.wait(logs=True)
-        except FailedStatusError:
-            pass  # the training output block shows the status and the reason
 
     return job.training_job_name, wait_for_job
 
@@ -201,10 +201,8 @@ def _submit_v2(plan: LaunchPlan, boto_session, code: Path) -> tuple[str, Callabl
     estimator.fit(inputs=inputs, job_name=job, wait=False, logs=False)
 
     def wait_for_job() -> None:
-        try:
+        with contextlib.suppress(UnexpectedStatusException):  # the output block shows status and reason
             session.logs_for_job(job, wait=True)
-        except UnexpectedStatusException:
-            pass  # the training output block shows the status and the reason
 
     return job, wait_for_job
 

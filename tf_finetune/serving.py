@@ -7,7 +7,7 @@ Image models also keep ``serving_images`` for batches of already-decoded float i
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras

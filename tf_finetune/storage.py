@@ -10,8 +10,8 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 from tf_finetune.errors import StorageError
 

@@ -25,7 +25,7 @@ def _import_hub() -> types.ModuleType:
     from packaging.version import parse
 
     stand_in = types.ModuleType(_NAME, "parse_version for tensorflow_hub's import (tf_finetune.tfhub)")
-    stand_in.parse_version = parse
+    stand_in.parse_version = parse  # type: ignore[attr-defined]
     missing = object()
     before = sys.modules.get(_NAME, missing)
     sys.modules[_NAME] = stand_in
@@ -35,7 +35,7 @@ def _import_hub() -> types.ModuleType:
         if before is missing:
             del sys.modules[_NAME]
         else:
-            sys.modules[_NAME] = before
+            sys.modules[_NAME] = before  # type: ignore[assignment]
     return tensorflow_hub
 
 

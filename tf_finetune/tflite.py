@@ -22,12 +22,13 @@ import os
 import random
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn
 
 import numpy as np
 
-from tf_finetune import storage
+from tf_finetune import model_folder, storage
 from tf_finetune.errors import TfFinetuneError, first_line
 
 log = logging.getLogger(__name__)
@@ -66,21 +67,16 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
     import tensorflow as tf
 
     from tf_finetune.custom_ops import register_ops_for
-    from tf_finetune.data import LabelMap
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if quantize not in QUANTIZATIONS:
         raise TfFinetuneError(f"quantize={quantize!r} is not supported: choose one of "
                               f"{', '.join(QUANTIZATIONS)}")
-    for needed in ("labels.json", "1/saved_model.pb"):
-        if not (model_dir / needed).is_file():
-            raise TfFinetuneError(f"{model_dir} is not a tf_finetune model: no {needed} in it "
-                                  "(give the model.tar.gz or the folder it unpacks to)")
-    label_map = LabelMap.from_json((model_dir / "labels.json").read_text("utf-8"))
-    register_ops_for(model_dir / "1", f"the model {model_dir}")
-    loaded = tf.saved_model.load(str(model_dir / "1"))
-    task = "image" if "image_bytes" in loaded.signatures["serving_default"].structured_input_signature[1] \
-        else "text"
+    model_folder.check(model_dir, str(model_dir))
+    label_map = model_folder.read_labels(model_dir)
+    register_ops_for(model_folder.saved_model_dir(model_dir), f"the model {model_dir}")
+    loaded = tf.saved_model.load(str(model_folder.saved_model_dir(model_dir)))
+    task = model_folder.task_of_signature(loaded.signatures["serving_default"])
     interpolation = _interpolation(model_dir)
     if task == "image":
         if quantize == "int8" and (representative is None or not len(representative)):
@@ -97,7 +93,7 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
     storage.write_atomically(out_dir / LABELS_TXT, ("\n".join(label_map.class_names) + "\n").encode("utf-8"))
     report: dict[str, Any] = {
         "quantize": quantize, "task": task, "tflite_bytes": len(content),
-        "savedmodel_bytes": _folder_bytes(model_dir / "1"),
+        "savedmodel_bytes": _folder_bytes(model_folder.saved_model_dir(model_dir)),
         "input": ({"name": "image", "dtype": "float32", "shape": [-1, image_size, image_size, 3],
                    "range": [0.0, 1.0], "interpolation": interpolation}
                   if task == "image" else {"name": "text", "dtype": "string", "shape": [-1]}),
@@ -238,7 +234,7 @@ def _convert_text(function, loaded, quantize: str) -> bytes:
         _refuse_text(", ".join(names[:8]) if names else first_line(exc)[:200])
 
 
-def _refuse_text(detail: str):
+def _refuse_text(detail: str) -> NoReturn:
     raise TfFinetuneError(
         "this text model cannot be exported to TFLite: its text processing needs TensorFlow ops "
         f"that TFLite has no builtins for ({detail}). TFLite export supports image models; "
@@ -271,11 +267,13 @@ def _string_ops(graph) -> list[str]:
     return sorted(found)
 
 
-def _decode(paths: Sequence[str], image_size: int, interpolation: str):
+def _decode(paths: Sequence[str], image_size: int | None, interpolation: str):
     import tensorflow as tf
 
     from tf_finetune.data.pipeline import decode_image
 
+    if not image_size:
+        raise ValueError("image inputs need image_size")
     return tf.stack([decode_image(tf.constant(p), image_size, interpolation) for p in paths])
 
 
@@ -286,11 +284,8 @@ def _sample(examples, count: int) -> list[str]:
 
 
 def _interpolation(model_dir: Path) -> str:
-    metrics = model_dir / "metrics.json"
-    if metrics.is_file():
-        hp = json.loads(metrics.read_text("utf-8")).get("hyperparameters", {})
-        return hp.get("image_resize_interpolation", "bilinear")
-    return "bilinear"
+    hp = model_folder.read_metrics(model_dir).get("hyperparameters", {})
+    return hp.get("image_resize_interpolation", "bilinear")
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -362,8 +357,7 @@ def export_model(model: str, quantize: str = "none", data: str | None = None,
     Raises:
         TfFinetuneError: see :func:`export_tflite`; unreadable model or data.
     """
-    from tf_finetune import storage
-    from tf_finetune.data import LabelMap, load_examples
+    from tf_finetune.data import load_examples
 
     if storage.is_s3(model) and not output_dir:
         raise TfFinetuneError(f"{model} is on S3: give --output-dir for the TFLite files")
@@ -372,7 +366,7 @@ def export_model(model: str, quantize: str = "none", data: str | None = None,
     with tempfile.TemporaryDirectory(prefix="tf_finetune.tflite.") as tmp:
         default_out = Path(model).parent if Path(model).is_file() else Path(model)
         path = unpack_model(model, Path(tmp))
-        label_map = LabelMap.from_json((path / "labels.json").read_text("utf-8"))
+        label_map = model_folder.read_labels(path)
         task = "image" if _is_image_model(path) else "text"
         representative = load_examples(task, data, label_map) if data and task == "image" else None
         heldout = load_examples(task, validation_data, label_map) if validation_data else None
@@ -383,12 +377,5 @@ def export_model(model: str, quantize: str = "none", data: str | None = None,
 
 
 def _is_image_model(model_dir: Path) -> bool:
-    metrics = model_dir / "metrics.json"
-    if metrics.is_file():
-        task = json.loads(metrics.read_text("utf-8")).get("backbone", {}).get("task")
-        if task:
-            return task == "image"
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
-    return "image_bytes" in serve.structured_input_signature[1]
+    task = model_folder.read_metrics(model_dir).get("backbone", {}).get("task")
+    return (task or model_folder.task_of(model_dir)) == "image"

@@ -85,7 +85,7 @@ class TextEmbedding(tf.train.Checkpoint):
         self.embeddings = tf.Variable(vectors, trainable=True, name="embeddings")
         self.variables = [self.embeddings]
         self.trainable_variables = [self.embeddings]
-        self.regularization_losses = []
+        self.regularization_losses: list = []
 
     @tf.function
     def __call__(self, inputs, training=False):

@@ -6,9 +6,9 @@ data, maps labels to class indices, and returns the train and validation example
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from tf_finetune.data.images import list_images
 from tf_finetune.data.labels import LabelMap
@@ -36,7 +36,7 @@ class Examples:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def subset(self, indices: Sequence[int]) -> "Examples":
+    def subset(self, indices: Sequence[int]) -> Examples:
         """The examples at ``indices``, in that order."""
         return Examples(tuple(self.inputs[i] for i in indices), tuple(self.labels[i] for i in indices))
 
@@ -131,7 +131,7 @@ def _text_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple
         if label_map.num_classes < 2:
             raise DataError(f"{rows.path} has only one class (label {rows.labels[0]}); "
                             "at least 2 classes are needed")
-    index = {label: i for i, label in enumerate(label_map.original_labels)}
+    index = {label: i for i, label in enumerate(label_map.original_labels or ())}
     unknown = sorted(set(rows.labels) - set(index))
     if unknown:
         raise DataError(f"{rows.path} has labels that the training data does not have: {unknown}")

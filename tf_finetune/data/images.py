@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from PIL import Image, UnidentifiedImageError
 
@@ -111,15 +111,18 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
         # itself reports the ones too large to open (DecompressionBombError).
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         found = list(pool.map(inspect or check_image, [p for p, _ in candidates]))
-    paths, labels, skipped, details = [], [], [], []
+    paths: list[str] = []
+    labels: list[int] = []
+    skipped: list[tuple[str, str]] = []
+    details: list[dict] = []
     for (path, index), result in zip(candidates, found):
-        problem = result["problem"] if inspect else result
+        problem = result["problem"] if isinstance(result, dict) else result
         if problem:
             skipped.append((path, problem))
         else:
             paths.append(path)
             labels.append(index)
-            details.append(result)
+            details.append(result)  # type: ignore[arg-type]  # a dict when inspecting
     if skipped:
         shown = "; ".join(f"{p}: {why}" for p, why in skipped[:10])
         more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
@@ -135,7 +138,7 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
 
 
 def _walk_files(folder: Path) -> list[str]:
-    found = []
+    found: list[str] = []
     for current, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(os.path.join(current, f) for f in sorted(files) if not f.startswith("."))

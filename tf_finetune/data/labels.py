@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class LabelMap:
         return len(self.class_names)
 
     @classmethod
-    def from_integer_labels(cls, labels: Sequence[int]) -> "LabelMap":
+    def from_integer_labels(cls, labels: Sequence[int]) -> LabelMap:
         """Contiguous indices for any integer labels, in increasing label order."""
         unique = sorted(set(labels))
         return cls(tuple(str(v) for v in unique), tuple(unique))
@@ -43,7 +43,7 @@ class LabelMap:
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "LabelMap":
+    def from_json(cls, text: str) -> LabelMap:
         """Read a file written by :meth:`to_json`."""
         document = json.loads(text)
         original = document.get("original_labels")

@@ -175,7 +175,10 @@ def inference_batches(inputs, task: str, batch: int, *, image_size: int | None =
     values = tf.concat([values, tf.repeat(values[-1:], pad)], axis=0)
     dataset = tf.data.Dataset.from_tensor_slices(values)
     if task == "image":
-        dataset = dataset.map(lambda p: decode_image_uint8(tf.io.read_file(p), image_size, interpolation),
+        if not image_size:
+            raise ValueError("image inputs need image_size")
+        size = image_size
+        dataset = dataset.map(lambda p: decode_image_uint8(tf.io.read_file(p), size, interpolation),
                               num_parallel_calls=AUTOTUNE, deterministic=True)
         if cache_file is not None:
             dataset = dataset.cache(cache_file)

@@ -1,7 +1,7 @@
 """Stratified, seeded train/validation split."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -76,7 +76,8 @@ def read_text_csv(path: str | Path) -> TextRows:
                  if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "")
         raise DataError(f"{path} line {line}: not valid UTF-8 (byte 0x{raw[start]:02x}){utf16}; "
                         "save the file as UTF-8") from None
-    texts, labels = [], []
+    texts: list[str] = []
+    labels: list[int] = []
     reader = csv.reader(io.StringIO(content, newline=""), strict=True)
     line = 1
     try:

@@ -51,8 +51,8 @@ def input_handler(data, context):
             return json.dumps(payload)
         instances = payload if isinstance(payload, list) else [payload]
     else:
-        raise ValueError("unsupported content type %r: send application/x-image, "
-                         "application/x-text or application/json" % content_type)
+        raise ValueError(f"unsupported content type {content_type!r}: send application/x-image, "
+                         "application/x-text or application/json")
     return json.dumps({"instances": instances})
 
 
