@@ -77,7 +77,7 @@ models:
     license: Apache-2.0
     description: a tiny BERT for tests
 """, encoding="utf-8")
-    assert cli.main(["fetch-model", "tiny-bert", "--to", str(root), "--registry", str(registry),
+    assert cli.main(["fetch-model", "tiny-bert", "--output", str(root), "--registry", str(registry),
                      "--cache-dir", str(root / "cache")]) == 0
     return root / "tiny-bert.tar.gz"
 

@@ -142,7 +142,7 @@ def test_predict_and_evaluate_a_bert_model(bert_run, bert_data, tmp_path, capsys
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["predictions"][0]["label"] for row in rows] == ["0", "1", "0", "1"]
     assert cli.main(["evaluate", "--model", str(archive), "--data", str(bert_data),
-                     "--output-dir", str(tmp_path / "eval")]) == 0
+                     "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["num_examples"] == 48 + tiny_bert.LONG_TEXTS and report["accuracy"] >= 0.9
 
@@ -176,7 +176,7 @@ def test_head_only_bert_trains_on_cached_features(bert_archive, bert_data, tmp_p
 
 
 def test_tflite_export_refuses_a_bert_model_naming_its_ops(bert_run, tmp_path, capsys):
-    assert cli.main(["export-tflite", "--model", str(bert_run[2]), "--output-dir", str(tmp_path / "lite")]) == 1
+    assert cli.main(["export-tflite", "--model", str(bert_run[2]), "--output", str(tmp_path / "lite")]) == 1
     err = capsys.readouterr().err
     assert "cannot be exported to TFLite" in err
     assert any(op in err for op in ("CaseFoldUTF8", "RegexSplitWithOffsets", "WordpieceTokenizeWithOffsets"))
@@ -203,7 +203,7 @@ def test_without_tensorflow_text_each_door_names_the_extra(bert_run, bert_archiv
 
 def test_max_seq_length_is_checked_before_anything_runs(text_module, text_data, tmp_path, capsys):
     def planned(**config):
-        return plan(JobConfig(data=str(text_data), output=None, **config))[0]
+        return plan(JobConfig(data=str(text_data), output=None, **config)).spec
 
     assert planned(model_id=BERT_ID, max_seq_length=64).max_seq_length == 64
     for config, message in [
@@ -221,7 +221,8 @@ def test_max_seq_length_is_checked_before_anything_runs(text_module, text_data, 
 
 def test_bert_entries_default_to_the_pages_recipe():
     for model_id, batch in [(BERT_ID, 64), ("electra-small", 64), ("bert-en-uncased-l12-h768", 32)]:
-        spec, hp = plan(JobConfig(data="data.csv", output=None, model_id=model_id))
+        job = plan(JobConfig(data="data.csv", output=None, model_id=model_id))
+        spec, hp = job.spec, job.hyperparameters
         assert spec.requires == ("tensorflow-text",)
         assert (hp.optimizer, hp.learning_rate, hp.batch_size, hp.warmup_steps_fraction) == \
             ("adamw", 5e-5, batch, 0.1), model_id

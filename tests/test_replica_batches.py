@@ -157,7 +157,7 @@ def test_predict_and_evaluate_on_5_examples_with_4_devices(image_archive, record
 
     log.unlink(missing_ok=True)
     assert cli.main(["evaluate", "--model", str(image_archive), "--data", str(data),
-                     "--output-dir", str(tmp_path / "eval")]) == 0
+                     "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["num_examples"] == 5 and sum(map(sum, report["confusion_matrix"])) == 5
     assert recorded_batch_sizes(log) == [5]
@@ -178,7 +178,7 @@ def test_training_metrics_report_and_evaluate_count_the_same_examples(head_only,
 
     stored = json.loads(Path(out / "output" / "reports" / "evaluation.json").read_text())
     assert cli.main(["evaluate", "--model", str(result.archive), "--data", str(validation),
-                     "--output-dir", str(tmp_path / "eval")]) == 0
+                     "--output", str(tmp_path / "eval")]) == 0
     evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
 
     correct = lambda report: sum(report["confusion_matrix"][i][i] for i in range(2))  # noqa: E731

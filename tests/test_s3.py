@@ -125,7 +125,7 @@ models:
     description: a tiny test module
 """, encoding="utf-8")
     s3.create_bucket(Bucket="models")
-    proc = run_cli("fetch-model", "tiny-text", "--to", "s3://models/jumpstart/", "--registry", str(registry))
+    proc = run_cli("fetch-model", "tiny-text", "--output", "s3://models/jumpstart/", "--registry", str(registry))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "s3://models/jumpstart/tiny-text.tar.gz"
     local = tmp_path / "fetched.tar.gz"
@@ -138,13 +138,13 @@ models:
                 for p in (tmp_path / "x").rglob("*") if p.is_file()}
     assert unpacked == original
 
-    proc = run_cli("fetch-model", "tiny-text", "--to", str(tmp_path / "staged"), "--registry", str(registry))
+    proc = run_cli("fetch-model", "tiny-text", "--output", str(tmp_path / "staged"), "--registry", str(registry))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "staged" / "tiny-text.tar.gz").is_file()
 
 
 def test_fetch_model_offline_is_the_clear_error(tmp_path):
-    proc = run_cli("fetch-model", "mobilenet-v2-100-224", "--to", str(tmp_path / "staged"),
+    proc = run_cli("fetch-model", "mobilenet-v2-100-224", "--output", str(tmp_path / "staged"),
                    env={"TFHUB_CACHE_DIR": str(tmp_path / "hub-cache")})
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]

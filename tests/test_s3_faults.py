@@ -200,7 +200,7 @@ def test_access_denied_is_one_clear_error(s3, s3_server, monkeypatch, text_modul
         registry.write_text(f"models:\n  - id: tiny-text\n    task: text\n"
                             f"    handle: {text_module.as_uri()}\n    fine_tunable: true\n"
                             f"    license: Apache-2.0\n    description: tiny\n", encoding="utf-8")
-        fetch = run_cli("fetch-model", "tiny-text", "--to", "s3://locked/jumpstart/",
+        fetch = run_cli("fetch-model", "tiny-text", "--output", "s3://locked/jumpstart/",
                         "--registry", str(registry), env=env)
 
     assert str(download.value) == ("cannot list s3://locked/data/: access denied (AccessDenied): "

@@ -177,21 +177,25 @@ def test_arguments_as_the_toolkit_passes_them():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"worker_port": "abc"}, "worker_port='abc': expected a whole number"),
-    ({"worker_port": "0"}, "worker_port=0: expected a TCP port, 1 to 65535"),
-    ({"worker_port": "70000"}, "worker_port=70000: expected a TCP port"),
-    ({"image_size": "big"}, "image_size='big': expected a whole number"),
+    ({"worker_port": "abc"}, "worker_port='abc': expected a whole number from 1 to 65535"),
+    ({"worker_port": "0"}, "worker_port='0': expected a whole number from 1 to 65535"),
+    ({"worker_port": "70000"}, "worker_port='70000': expected a whole number from 1 to 65535"),
+    ({"image_size": "big"}, "image_size='big': expected a whole number from 32 to 4096"),
+    ({"image_size": "7"}, "image_size='7': expected a whole number from 32 to 4096"),
     ({"fresh_start": "maybe"}, "fresh_start='maybe': expected True or False"),
+    ({"feature_cache": "perhaps"}, "feature_cache='perhaps': expected True or False"),
 ])
 def test_job_options_are_checked_before_use(options, message):
-    with pytest.raises(HyperparameterError, match=re.escape(message)):
+    with pytest.raises(HyperparameterError, match=re.escape(f"hyperparameter {message}")):
         parse_job_options(options)
 
 
-def test_job_options_parse_to_their_types():
-    assert parse_job_options({"worker_port": "9000", "fresh_start": "True", "model_id": "m",
-                              "image_size": "160"}) == {
-        "worker_port": 9000, "fresh_start": True, "model_id": "m", "image_size": 160}
+def test_job_options_parse_to_their_types_with_defaults():
+    parsed = parse_job_options({"worker_port": "9000", "fresh_start": "True", "model_id": "m",
+                                "image_size": "160", "feature_cache": "False"})
+    assert parsed["worker_port"] == 9000 and parsed["image_size"] == 160 and parsed["model_id"] == "m"
+    assert parsed["fresh_start"] is True and parsed["feature_cache"] is False
+    assert parse_job_options({})["feature_cache"] is True and parse_job_options({})["checkpoint_steps"] == 0
 
 
 def test_bad_worker_port_on_two_hosts_is_one_message(tmp_path, capsys):
@@ -199,7 +203,7 @@ def test_bad_worker_port_on_two_hosts_is_one_message(tmp_path, capsys):
                "SM_HOSTS": json.dumps(["algo-1", "algo-2"]), "SM_CURRENT_HOST": "algo-1"}
     assert main(["--worker_port", "abc", "--model_id", "x"], environ) == 1
     failure = (tmp_path / "output" / "failure").read_text()
-    assert failure == "hyperparameter worker_port='abc': expected a whole number\n"
+    assert failure == "hyperparameter worker_port='abc': expected a whole number from 1 to 65535\n"
     assert "TF_CONFIG" not in environ and "Traceback" not in capsys.readouterr().err
 
 

@@ -209,7 +209,7 @@ def test_predict_texts_from_arguments_and_stdin(text_model):
 
 def test_evaluate_reports_the_validation_accuracy_and_writes_files(image_model, tmp_path):
     proc = run_cli("evaluate", "--model", str(image_model), "--data", str(image_model.parent / "val"),
-                   "--output-dir", str(tmp_path / "eval"))
+                   "--output", str(tmp_path / "eval"))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((image_model / "metrics.json").read_text())
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
@@ -242,7 +242,7 @@ def test_evaluate_draws_the_misclassified_images_most_confident_first(image_mode
     for true, other in (("blue", "red"), ("red", "blue")):
         shutil.copytree(image_model.parent / "val" / true, swapped / other)
     assert cli.main(["evaluate", "--model", str(image_model), "--data", str(swapped),
-                     "--output-dir", str(tmp_path / "eval")]) == 0
+                     "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     matrix = np.array(report["confusion_matrix"])
     wrong = int(matrix.sum() - np.trace(matrix))
@@ -265,7 +265,7 @@ def test_evaluate_lists_the_misclassified_texts_one_to_one(text_model, text_data
         low, high = labels["original_labels"]
         csv.writer(target).writerows([high if int(label) == low else low, text] for label, text in rows)
     assert cli.main(["evaluate", "--model", str(text_model), "--data", str(flipped),
-                     "--output-dir", str(tmp_path / "eval")]) == 0
+                     "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     matrix = np.array(report["confusion_matrix"])
     with open(tmp_path / "eval" / "misclassified.csv", newline="", encoding="utf-8") as handle:

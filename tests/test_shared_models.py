@@ -31,7 +31,7 @@ def test_mobilenet_on_ants_and_bees(shared, ants_bees_hub_run, tmp_path):
     # `evaluate` on the archive (raw JPEG bytes through the serving signature, as a deployed
     # endpoint gets them) reproduces the accuracy reported in training.
     proc = run_cli("evaluate", "--model", str(result.archive), "--data", str(data / "val"),
-                   "--output-dir", str(tmp_path / "eval"))
+                   "--output", str(tmp_path / "eval"))
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     print(f"evaluate on hymenoptera/val: accuracy={report['accuracy']:.4f} "

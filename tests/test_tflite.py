@@ -8,15 +8,13 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 from helpers import extract, run_cli
 from tf_finetune.data import load_data
 from tf_finetune.errors import HyperparameterError, TfFinetuneError
 from tf_finetune.job import JobConfig, plan, run
 from tf_finetune.tflite import LABELS_TXT, REPORT_FILE, TFLITE_FILE, export_tflite
-
-SIZES: dict[str, int] = {}  # quantization -> bytes, filled by the real tests in order
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +27,21 @@ def ants_bees(ants_bees_h5_run, shared, tmp_path_factory):
     return output / "output", model_dir, load_data("image", data / "train", data / "val")
 
 
+@pytest.fixture(scope="module")
+def converted(ants_bees, tmp_path_factory):
+    """quantization -> (report, folder): the session's model converted in this process with the
+    held-out check, each quantization once whichever test asks first."""
+    _, model_dir, data = ants_bees
+    done: dict[str, tuple[dict, object]] = {}
+
+    def convert(quantize: str):
+        if quantize not in done:
+            folder = tmp_path_factory.mktemp(f"tflite_{quantize}")
+            done[quantize] = export_tflite(model_dir, folder, quantize, heldout=data.validation), folder
+        return done[quantize]
+    return convert
+
+
 def _print_row(report):
     print(f"\n| {report['quantize']} | {report['tflite_bytes']:,} | {report['accuracy_tflite']:.4f} | "
           f"{report['accuracy_savedmodel']:.4f} | {report['agreement']:.4f} |")
@@ -36,19 +49,18 @@ def _print_row(report):
 
 @pytest.mark.shared
 @pytest.mark.slow
-def test_none_keeps_the_savedmodel_predictions(ants_bees, tmp_path):
-    _, model_dir, data = ants_bees
-    report = export_tflite(model_dir, tmp_path, "none", heldout=data.validation)
+def test_none_keeps_the_savedmodel_predictions(converted):
+    report, folder = converted("none")
     _print_row(report)
+    assert report["runtime"].startswith("ai-edge-litert ")  # LiteRT, not the deprecated tf.lite
     assert report["num_examples"] == 153
     assert report["agreement"] == 1.0 and report["max_abs_diff"] < 1e-4
     assert report["accuracy_tflite"] == report["accuracy_savedmodel"]
     # the file runs on its own: one ant, in float32 [1, 160, 160, 3] in [0, 1]
-    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / TFLITE_FILE))
+    interpreter = Interpreter(model_path=str(folder / TFLITE_FILE))
     interpreter.allocate_tensors()
     assert list(interpreter.get_input_details()[0]["shape"]) == [1, 160, 160, 3]
-    assert (tmp_path / LABELS_TXT).read_text().splitlines() == ["ants", "bees"]
-    SIZES["none"] = report["tflite_bytes"]
+    assert (folder / LABELS_TXT).read_text().splitlines() == ["ants", "bees"]
 
 
 @pytest.mark.shared
@@ -57,7 +69,7 @@ def test_export_tflite_command_float16_within_one_point(ants_bees, shared, tmp_p
     output = ants_bees[0]
     proc = run_cli("export-tflite", "--model", str(output / "model.tar.gz"), "--quantize", "float16",
                    "--validation-data", str(shared / "data" / "hymenoptera" / "val"),
-                   "--output-dir", str(tmp_path))
+                   "--output", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(tmp_path / TFLITE_FILE)
     report = json.loads((tmp_path / REPORT_FILE).read_text())
@@ -65,7 +77,6 @@ def test_export_tflite_command_float16_within_one_point(ants_bees, shared, tmp_p
     assert "tflite float16:" in proc.stderr and "SavedModel" in proc.stderr  # reported side by side
     assert abs(report["accuracy_tflite"] - report["accuracy_savedmodel"]) <= 0.01
     assert report["tflite_bytes"] == (tmp_path / TFLITE_FILE).stat().st_size
-    SIZES["float16"] = report["tflite_bytes"]
 
 
 @pytest.mark.shared
@@ -81,23 +92,20 @@ def test_int8_from_the_tflite_hyperparameter_within_three_points(ants_bees, ants
     assert abs(report["accuracy_tflite"] - report["accuracy_savedmodel"]) <= 0.03
     assert (output / LABELS_TXT).read_text() == "ants\nbees\n"
     assert (output / TFLITE_FILE).stat().st_size == report["tflite_bytes"]
-    SIZES["int8"] = report["tflite_bytes"]
 
 
 @pytest.mark.shared
 @pytest.mark.slow
-def test_dynamic_and_the_sizes_shrink(ants_bees, tmp_path):
-    _, model_dir, data = ants_bees
-    report = export_tflite(model_dir, tmp_path, "dynamic", heldout=data.validation)
+def test_dynamic_and_the_sizes_shrink(converted, ants_bees):
+    report, _ = converted("dynamic")
     _print_row(report)
-    SIZES["dynamic"] = report["tflite_bytes"]
     assert abs(report["accuracy_tflite"] - report["accuracy_savedmodel"]) <= 0.03
-    print("sizes:", SIZES)
-    if len(SIZES) < 4:
-        pytest.skip("needs the other quantizations' tests of this module")
-    assert SIZES["none"] > 1.8 * SIZES["float16"]            # weights halved
-    assert SIZES["float16"] > 1.2 * SIZES["int8"]            # int8 weights, plus int8 activations' scales
-    assert 0.75 < SIZES["dynamic"] / SIZES["int8"] < 1.25    # both store int8 weights
+    sizes = {q: converted(q)[0]["tflite_bytes"] for q in ("none", "float16", "dynamic")}
+    sizes["int8"] = json.loads((ants_bees[0] / REPORT_FILE).read_text())["tflite_bytes"]  # the run's
+    print("sizes:", sizes)
+    assert sizes["none"] > 1.8 * sizes["float16"]            # weights halved
+    assert sizes["float16"] > 1.2 * sizes["int8"]            # int8 weights, plus int8 activations' scales
+    assert 0.75 < sizes["dynamic"] / sizes["int8"] < 1.25    # both store int8 weights
 
 
 # ---- mechanics on tiny models -------------------------------------------------------------------
@@ -121,7 +129,7 @@ def test_tflite_hyperparameter_goes_to_output_and_model_dir(tiny_run):
     report = json.loads((root / "model" / REPORT_FILE).read_text())
     assert report["quantize"] == "dynamic" and report["input"]["shape"] == [-1, 32, 32, 3]
     assert report["num_examples"] == result.metrics["num_validation_examples"] > 0
-    interpreter = tf.lite.Interpreter(model_path=str(root / "model" / TFLITE_FILE))
+    interpreter = Interpreter(model_path=str(root / "model" / TFLITE_FILE))
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
                            np.full([1, 32, 32, 3], 0.5, np.float32))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,7 +63,7 @@ class Choice:
         return asdict(self)
 
 
-def unset(hp: hyperparameters.Hyperparameters, given: set[str]) -> tuple[str, ...]:
+def unset(hp: hyperparameters.Hyperparameters, given: Collection[str]) -> tuple[str, ...]:
     """The choosable hyperparameters the user did not give (none when choosing is off)."""
     if not hp.choose_hyperparameters:
         return ()

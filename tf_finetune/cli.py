@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tf_finetune import __version__, logs
+from tf_finetune import __version__, job_options, logs
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted
 from tf_finetune.hyperparameters import SCHEMA
 from tf_finetune.instances import DEFAULT_INSTANCE_TYPE
@@ -21,11 +21,12 @@ from tf_finetune.instances import DEFAULT_INSTANCE_TYPE
 log = logging.getLogger("tf_finetune")
 
 CACHE_ENV = "TF_FINETUNE_CACHE"
+# Old spellings of --output, accepted for one release with a deprecation line: command -> flags.
+DEPRECATED_OUTPUT_FLAGS = {"fetch-model": ("--to",), "import-backbone": ("--to",),
+                           "evaluate": ("--output-dir",), "export-tflite": ("--output-dir",)}
 # Commands that load TensorFlow: imported up front, with its C++ start-up notices hidden.
 TENSORFLOW_COMMANDS = {"train", "demo", "predict", "evaluate", "export-tflite", "fetch-model",
                        "import-backbone"}
-_MAX_SEQ_HELP = ("BERT-family text models: word pieces per text, [CLS] and [SEP] included (default: "
-                 "the preprocessor's, 128); longer texts are truncated and counted in the log")
 
 
 def default_cache_dir() -> str:
@@ -59,24 +60,12 @@ def _add_job_flags(parser: argparse.ArgumentParser) -> None:
 def _add_keras_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("a Keras model file as the backbone (.h5, .keras, Keras "
                                       "SavedModel of a whole classifier)")
-    group.add_argument("--feature-layer", metavar="NAME", help="layer to cut at (default: the "
-                       "input of the classification head, i.e. of the final Dense layers)")
-    group.add_argument("--pixel-range", metavar="LOW,HIGH", help="pixel values the network was "
-                       "trained on (0,1 / -1,1 / 0,255) when the model does not show it "
-                       "(Rescaling layer, known architecture); else 0,1 is assumed")
+    job_options.add_flags(group, ["feature_layer", "pixel_range"])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(
-        prog="tf-finetune", allow_abbrev=False, description="Fine-tune TensorFlow Hub backbones for image and text "
-        "classification, locally or as a SageMaker job.")
-    parser.add_argument("--version", action="version", version=f"tf_finetune {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_train_command(commands) -> None:
     train = commands.add_parser("train", help="fine-tune a backbone and write model.tar.gz")
-    train.add_argument("--model-id", help="registry id (see list-models)")
+    job_options.add_flags(train, ["model_id"])
     train.add_argument("--handle", help="backbone SavedModel: folder, .tar.gz, s3://, file:// or "
                        "hub URL; with --model-id, where that entry's SavedModel is (e.g. from "
                        "fetch-model)")
@@ -84,36 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="image class folders, or data.csv (or its folder) for text; local "
                             "or s3://")
     train.add_argument("--validation-data", metavar="PATH", help="separate validation data")
-    train.add_argument("--no-feature-cache", dest="feature_cache", action="store_false",
-                       help="with a frozen backbone, still run it every epoch (by default its "
-                            "features are computed once)")
-    train.add_argument("--image-size", type=int, metavar="PX",
-                       help="input size for a handle that does not fix it (default 224)")
-    train.add_argument("--max-seq-length", type=int, metavar="N", help=_MAX_SEQ_HELP)
+    train.add_argument("--test-data", metavar="PATH", help="test data, scored after training")
+    job_options.add_flags(train, ["feature_cache", "image_size", "max_seq_length"])
     train.add_argument("--checkpoint-dir", metavar="DIR",
                        help="save the training state here every epoch and on SIGTERM; a rerun "
                             "of the same job resumes from it")
-    train.add_argument("--checkpoint-steps", type=int, default=0, metavar="N",
-                       help="with --checkpoint-dir, also save every N steps")
-    train.add_argument("--fresh-start", action="store_true",
-                       help="discard a checkpoint of another job found in --checkpoint-dir")
+    job_options.add_flags(train, ["checkpoint_steps", "fresh_start"])
     _add_keras_flags(train)
     _add_job_flags(train)
     _add_hyperparameter_flags(train)
 
+
+def _add_launch_command(commands) -> None:
     launch = commands.add_parser("launch", help="run the same job as a SageMaker training job")
     launch.add_argument("--name", required=True, help="the model name; the job name is it plus a "
                         "timestamp")
-    launch.add_argument("--model-id", help="registry id (see list-models)")
+    job_options.add_flags(launch, ["model_id"])
     launch.add_argument("--handle", help="backbone (local folder/.tar.gz, uploaded; or s3://), sent "
                         "as the 'model' channel")
     launch.add_argument("--data", required=True, metavar="PATH", help="training data: local "
                         "(uploaded) or s3://")
     launch.add_argument("--validation-data", metavar="PATH", help="separate validation data")
     launch.add_argument("--test-data", metavar="PATH", help="test data, scored after training")
-    launch.add_argument("--image-size", type=int, metavar="PX",
-                        help="input size for a handle that does not fix it (default 224)")
-    launch.add_argument("--max-seq-length", type=int, metavar="N", help=_MAX_SEQ_HELP)
+    job_options.add_flags(launch, ["feature_cache", "image_size", "max_seq_length"])
     launch.add_argument("--output", required=True, metavar="S3", help="s3://bucket/[prefix/]: the "
                         "model lands at <output><job-name>/output/model.tar.gz")
     launch.add_argument("--role", help="IAM role ARN the job runs as")
@@ -136,36 +118,46 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
     _add_hyperparameter_flags(launch)
 
+
+def _add_check_data_command(commands) -> None:
     check = commands.add_parser("check-data", help="report on training data before training: counts, "
                                 "classes, unusable files, duplicates and leakage across splits")
     check.add_argument("--data", required=True, metavar="PATH", help="training data (local or s3://)")
     check.add_argument("--validation-data", metavar="PATH", help="separate validation data")
     check.add_argument("--test-data", metavar="PATH", help="test data")
     check.add_argument("--model-id", help="registry id: its task, input size and batch size")
-    check.add_argument("--image-size", type=int, metavar="PX", help="the model's input size (default: the "
-                       "entry's, else 224)")
+    check.add_argument("--image-size", type=job_options.argparse_type("image_size"), metavar="PX",
+                       help="the model's input size (default: the entry's, else 224)")
     check.add_argument("--batch-size", type=int, metavar="N", help="per-replica batch (default: the entry's)")
     check.add_argument("--validation-split-ratio", type=float, metavar="R",
                        help="held out of the training data without --validation-data (default 0.2)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
 
+
+def _add_list_models_command(commands) -> None:
     listing = commands.add_parser("list-models", help="list the registry's backbones")
     listing.add_argument("--task", choices=("image", "text"))
     listing.add_argument("--registry", default=None, metavar="YAML")
 
+
+def _add_describe_command(commands) -> None:
     describe = commands.add_parser("describe", help="show one registry entry")
     describe.add_argument("model_id")
     describe.add_argument("--registry", default=None, metavar="YAML")
 
+
+def _add_fetch_model_command(commands) -> None:
     fetch = commands.add_parser("fetch-model", help="store a registry backbone as a .tar.gz for "
                                 "the SageMaker 'model' channel or --handle (network isolation)")
     fetch.add_argument("model_id")
-    fetch.add_argument("--to", required=True, metavar="DIR_OR_S3",
-                       help="local folder or s3://bucket/prefix/; writes <to>/<model_id>.tar.gz")
+    fetch.add_argument("--output", required=True, metavar="DIR_OR_S3",
+                       help="local folder or s3://bucket/prefix/; writes <output>/<model_id>.tar.gz")
     fetch.add_argument("--registry", default=None, metavar="YAML")
     fetch.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR")
 
+
+def _add_predict_command(commands) -> None:
     predict = commands.add_parser("predict", help="classify images or texts with a fine-tuned model")
     predict.add_argument("--model", required=True, metavar="PATH",
                          help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
@@ -174,25 +166,31 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3, metavar="K", help="labels to show (default 3)")
     predict.add_argument("--json", action="store_true", help="one JSON object per input")
 
+
+def _add_evaluate_command(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="accuracy, F1 and confusion matrix on labelled data")
     evaluate.add_argument("--model", required=True, metavar="PATH",
                           help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
     evaluate.add_argument("--data", required=True, metavar="PATH",
                           help="labelled data in the training format (class folders or data.csv)")
-    evaluate.add_argument("--output-dir", default="evaluation", metavar="DIR",
+    evaluate.add_argument("--output", default="evaluation", metavar="DIR",
                           help="where evaluation.json, confusion_matrix.png, per_class.txt and the "
                                "misclassified examples (misclassified.png / .csv) go (default ./evaluation)")
 
+
+def _add_import_backbone_command(commands) -> None:
     imported = commands.add_parser(
         "import-backbone", help="cut a Keras classifier (.h5, .keras, Keras SavedModel) at its "
         "feature layer and save it as a TF-Hub image feature-vector SavedModel")
     imported.add_argument("model_file", metavar="MODEL_FILE")
-    imported.add_argument("--to", required=True, metavar="DIR",
+    imported.add_argument("--output", required=True, metavar="DIR",
                           help="new folder for the SavedModel; DIR.tar.gz or s3://… for an archive")
-    imported.add_argument("--image-size", type=int, metavar="PX",
+    imported.add_argument("--image-size", type=job_options.argparse_type("image_size"), metavar="PX",
                           help="input size, for a network that declares none and cannot take any")
     _add_keras_flags(imported)
 
+
+def _add_export_tflite_command(commands) -> None:
     lite = commands.add_parser("export-tflite", help="convert a fine-tuned model to TensorFlow "
                                "Lite and check its accuracy against the SavedModel")
     lite.add_argument("--model", required=True, metavar="PATH_OR_TAR",
@@ -204,20 +202,68 @@ def build_parser() -> argparse.ArgumentParser:
                       "sample of them")
     lite.add_argument("--validation-data", metavar="PATH", help="held-out labelled data to "
                       "check the TFLite model's accuracy against the SavedModel's")
-    lite.add_argument("--output-dir", metavar="DIR", help="where model.tflite, labels.txt and "
+    lite.add_argument("--output", metavar="DIR", help="where model.tflite, labels.txt and "
                       "tflite_report.json go (default: beside model.tar.gz, or in the model folder)")
 
+
+def _add_demo_command(commands) -> None:
     demo = commands.add_parser("demo", help="fine-tune the built-in text backbone on the bundled "
                                "sample data and show predictions (offline)")
     _add_job_flags(demo)
     demo.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="tf-finetune", allow_abbrev=False, description="Fine-tune TensorFlow Hub backbones for image and text "
+        "classification, locally or as a SageMaker job.")
+    parser.add_argument("--version", action="version", version=f"tf_finetune {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_command(commands)
+    _add_launch_command(commands)
+    _add_check_data_command(commands)
+    _add_list_models_command(commands)
+    _add_describe_command(commands)
+    _add_fetch_model_command(commands)
+    _add_predict_command(commands)
+    _add_evaluate_command(commands)
+    _add_import_backbone_command(commands)
+    _add_export_tflite_command(commands)
+    _add_demo_command(commands)
     for command in commands.choices.values():  # no silent prefix matching of flags
         command.allow_abbrev = False
     return parser
 
 
+def with_current_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` with the old spellings of ``--output`` replaced, and a deprecation line for each.
+
+    Args:
+        argv: the command line after the program name.
+
+    Returns:
+        (the arguments to parse, the deprecation lines to show).
+    """
+    command = next((a for a in argv if not a.startswith("-")), None)
+    old_flags = DEPRECATED_OUTPUT_FLAGS.get(command or "", ())
+    current, notes = [], []
+    for arg in argv:
+        flag, equals, value = arg.partition("=")
+        if flag in old_flags:
+            notes.append(f"tf-finetune: warning: {flag} is deprecated and will be removed in the next "
+                         f"release; use --output (same meaning)")
+            arg = f"--output{equals}{value}"
+        current.append(arg)
+    return current, notes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""
+    argv, deprecations = with_current_flags(sys.argv[1:] if argv is None else argv)
+    for line in deprecations:
+        print(line, file=sys.stderr)
     args = build_parser().parse_args(argv)
     logs.configure(quiet_libraries=not args.debug)
     if args.command in TENSORFLOW_COMMANDS and not args.debug:
@@ -238,63 +284,81 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "train": _train, "demo": _demo, "launch": _launch, "check-data": _check_data,
+        "list-models": _list_models, "describe": _describe, "fetch-model": _fetch_model,
+        "predict": _predict, "evaluate": _evaluate, "import-backbone": _import_backbone,
+        "export-tflite": _export_tflite}
+    return handlers[args.command](args)
+
+
+def _list_models(args: argparse.Namespace) -> int:
     from tf_finetune import catalog
 
-    if args.command == "list-models":
-        print(catalog.table(args.registry, args.task))
-        return 0
-    if args.command == "describe":
-        print(catalog.card(args.registry, args.model_id))
-        return 0
-    if args.command == "fetch-model":
-        from tf_finetune.fetch import fetch_model
+    print(catalog.table(args.registry, args.task))
+    return 0
 
-        print(fetch_model(args.model_id, args.to, args.cache_dir, args.registry))
-        return 0
-    if args.command == "launch":
-        return _launch(args)
-    if args.command == "check-data":
-        return _check_data(args)
-    if args.command == "predict":
-        return _predict(args)
-    if args.command == "evaluate":
-        return _evaluate(args)
-    if args.command == "import-backbone":
-        from tf_finetune.fetch import import_to
 
-        print(import_to(args.model_file, args.to, args.feature_layer, args.pixel_range,
-                        args.image_size))
-        return 0
-    if args.command == "export-tflite":
-        from tf_finetune.tflite import export_model
+def _describe(args: argparse.Namespace) -> int:
+    from tf_finetune import catalog
 
-        report = export_model(args.model, args.quantize, args.data, args.validation_data,
-                              args.output_dir)
-        print(report["tflite_path"])
-        return 0
+    print(catalog.card(args.registry, args.model_id))
+    return 0
+
+
+def _fetch_model(args: argparse.Namespace) -> int:
+    from tf_finetune.fetch import fetch_model
+
+    print(fetch_model(args.model_id, args.output, args.cache_dir, args.registry))
+    return 0
+
+
+def _import_backbone(args: argparse.Namespace) -> int:
+    from tf_finetune.fetch import import_to
+
+    print(import_to(args.model_file, args.output, args.feature_layer, args.pixel_range, args.image_size))
+    return 0
+
+
+def _export_tflite(args: argparse.Namespace) -> int:
+    from tf_finetune.tflite import export_model
+
+    report = export_model(args.model, args.quantize, args.data, args.validation_data, args.output)
+    print(report["tflite_path"])
+    return 0
+
+
+def _split_cpu(args: argparse.Namespace) -> None:
     if args.cpu_devices:
         from tf_finetune.distribute import split_cpu
 
         split_cpu(args.cpu_devices)
-    if args.command == "demo":
-        from tf_finetune import demo
 
-        demo.run_demo(args.output, args.cache_dir, args.epochs)
-        return 0
+
+def _demo(args: argparse.Namespace) -> int:
+    from tf_finetune import demo
+
+    _split_cpu(args)
+    demo.run_demo(args.output, args.cache_dir, args.epochs)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
     from tf_finetune.cluster import num_workers
     from tf_finetune.job import JobConfig, run
 
+    _split_cpu(args)
     if args.output is None:
         raise TfFinetuneError("train needs --output DIR (the model goes to DIR/output/model.tar.gz)")
     if args.checkpoint_dir:
         from tf_finetune.checkpoint import install_sigterm_handler
 
         install_sigterm_handler()
-    hps = _hyperparameters(args)
     started = time.perf_counter()
     result = run(JobConfig(data=args.data, output=args.output, model_id=args.model_id,
                            handle=args.handle, validation_data=args.validation_data,
-                           hyperparameters=hps, image_size=args.image_size,
+                           test_data=args.test_data,
+                           hyperparameters=_hyperparameters(args), image_size=args.image_size,
                            max_seq_length=args.max_seq_length,
                            registry=args.registry, cache_dir=args.cache_dir,
                            feature_cache=args.feature_cache, feature_layer=args.feature_layer,
@@ -325,7 +389,8 @@ def _launch(args: argparse.Namespace) -> int:
     job = JobConfig(data=args.data, output=None, model_id=args.model_id, handle=args.handle,
                     validation_data=args.validation_data, test_data=args.test_data,
                     hyperparameters=_hyperparameters(args), image_size=args.image_size,
-                    max_seq_length=args.max_seq_length, registry=args.registry)
+                    max_seq_length=args.max_seq_length, registry=args.registry,
+                    feature_cache=args.feature_cache)
     plan = launch.plan(launch.LaunchConfig(
         job=job, name=args.name, output=args.output, role=args.role, instance_type=args.instance_type,
         instance_count=args.instance_count, gpus=args.gpus, spot=args.spot, max_run=args.max_run,
@@ -406,10 +471,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         report = classification_report(examples.labels, probabilities.argmax(axis=1), names)
         report["model"], report["data"] = args.model, args.data
         print(format_report(report))
-        written = write_report(report, Path(args.output_dir), f"{Path(args.data).name}: "
+        written = write_report(report, Path(args.output), f"{Path(args.data).name}: "
                                f"accuracy {report['accuracy']:.3f}")
         found = gallery.mistakes(examples.inputs, examples.labels, probabilities, names)
-        written += gallery.write_gallery(model.task, found, format_report(report), Path(args.output_dir))
+        written += gallery.write_gallery(model.task, found, format_report(report), Path(args.output))
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -21,6 +21,15 @@ _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 
 
+def parse_bool(value: Any) -> bool | None:
+    """``True``/``False`` from a bool or its spellings (``true``, ``1``, ``yes``, ``on``, …); None
+    when ``value`` is none of them."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
 @dataclass(frozen=True)
 class Param:
     """One hyperparameter: its type, default and allowed values.
@@ -79,10 +88,7 @@ class Param:
 
     @staticmethod
     def _parse_bool(value: Any) -> bool | None:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        return True if text in _TRUE else False if text in _FALSE else None
+        return parse_bool(value)
 
     @staticmethod
     def _parse_int(value: Any) -> int | None:

@@ -174,7 +174,7 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
     if config.max_run < 1:
         raise HyperparameterError(f"--max-run {config.max_run}: expected seconds, 1 or more")
     job = config.job
-    _, hp = local_job.plan(job)  # the same checks as a local train, and the batch it uses
+    hp = local_job.plan(job).hyperparameters  # the same checks as a local train, and the batch it uses
     channels = {"training": job.data}
     for name, source in (("validation", job.validation_data), ("test", job.test_data), ("model", job.handle)):
         if source:
@@ -188,6 +188,8 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
         sent["image_size"] = str(job.image_size)
     if job.max_seq_length:
         sent["max_seq_length"] = str(job.max_seq_length)
+    if not job.feature_cache:
+        sent["feature_cache"] = "False"
     region = config.region or _default_region()
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
     return LaunchPlan(

@@ -15,32 +15,21 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tf_finetune import logs, model_folder
+from tf_finetune import job_options, logs, model_folder
 from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted
 
 log = logging.getLogger("tf_finetune")
 
 DEFAULT_BASE_DIR = "/opt/ml"
 
-# Job options that travel as hyperparameters but are not training hyperparameters.
-def _flag(value: str) -> bool:
-    from tf_finetune.hyperparameters import Param
-
-    parsed = Param._parse_bool(value)
-    if parsed is None:
-        raise ValueError(value)
-    return parsed
-
-
-JOB_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "model_id": str, "image_size": int, "max_seq_length": int, "worker_port": int, "checkpoint_steps": int,
-    "fresh_start": _flag,
-    "feature_layer": str, "pixel_range": str}  # a Keras model file as the model channel
+# Job options (model_id, image_size, worker_port, ...) travel as hyperparameters too; they are
+# declared with the command line's flags in tf_finetune.job_options.
+SAGEMAKER_OPTIONS = {option.name for option in job_options.OPTIONS if option.sagemaker}
 # Arguments the estimator or toolkit add on their own; outputs go to SM_MODEL_DIR regardless.
 IGNORED_ARGUMENTS = {"model_dir"}
 
@@ -139,7 +128,7 @@ def parse_arguments(argv: Sequence[str]) -> tuple[dict[str, str], dict[str, str]
         name = key.replace("-", "_")
         if name in IGNORED_ARGUMENTS:
             continue
-        (options if name in JOB_OPTIONS else hyperparameters)[name] = value
+        (options if name in SAGEMAKER_OPTIONS else hyperparameters)[name] = value
     return options, hyperparameters
 
 
@@ -152,18 +141,7 @@ def parse_job_options(options: Mapping[str, str]) -> dict[str, Any]:
     Raises:
         HyperparameterError: a value of the wrong type or out of range, named with what is expected.
     """
-    parsed: dict[str, Any] = {}
-    for name, value in options.items():
-        kind = JOB_OPTIONS[name]
-        try:
-            parsed[name] = kind(value)
-        except ValueError:
-            expected = "True or False" if kind is _flag else "a whole number"  # str never fails
-            raise HyperparameterError(f"hyperparameter {name}={value!r}: expected {expected}") from None
-    port = options.get("worker_port")
-    if port is not None and not 1 <= int(port) <= 65535:  # int() cannot fail: parsed above
-        raise HyperparameterError(f"hyperparameter worker_port={port}: expected a TCP port, 1 to 65535")
-    return parsed
+    return job_options.parse_options(options)
 
 
 def job_config(env: SageMakerEnv, parsed: Mapping[str, Any], hyperparameters: Mapping[str, str],
@@ -191,8 +169,9 @@ def job_config(env: SageMakerEnv, parsed: Mapping[str, Any], hyperparameters: Ma
                      model_dir=env.model_dir, report_dir=env.output_data_dir,
                      tensorboard_dir=os.path.join(env.output_dir, "tensorboard"),
                      multi_worker=multi_worker, checkpoint_dir=env.checkpoint_dir,
-                     checkpoint_steps=parsed.get("checkpoint_steps", 0),
-                     fresh_start=parsed.get("fresh_start", False))
+                     checkpoint_steps=parsed["checkpoint_steps"],
+                     feature_cache=parsed["feature_cache"],
+                     fresh_start=parsed["fresh_start"])
 
 
 def configure_cluster(env: SageMakerEnv, parsed: Mapping[str, Any],

@@ -10,8 +10,9 @@ Quantization: ``none`` (float32), ``float16`` (weights stored as float16), ``dyn
 (weights int8, activations float) and ``int8`` (weights and activations int8, calibrated on a
 representative sample of the training images; input and output stay float32).
 
-The export checks itself: on held-out data it runs the TFLite interpreter and the SavedModel
-and reports both accuracies (``tflite_report.json``).
+The export checks itself: on held-out data it runs the model in LiteRT (``ai-edge-litert``, the
+TFLite runtime that replaces ``tf.lite.Interpreter``) and the SavedModel, and reports both
+accuracies and the runtime (``tflite_report.json``).
 """
 from __future__ import annotations
 
@@ -126,13 +127,12 @@ def check_accuracy(content: bytes, function, examples, task: str, image_size: in
 
     Returns:
         ``accuracy_tflite``, ``accuracy_savedmodel``, ``agreement`` (same predicted class),
-        ``max_abs_diff`` of the probabilities and ``num_examples``.
+        ``max_abs_diff`` of the probabilities, ``num_examples`` and ``runtime`` (which
+        interpreter ran the TFLite model, with its version).
     """
     import tensorflow as tf
 
-    with warnings.catch_warnings():  # deprecated in favour of ai_edge_litert, still the one here
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_content=content, num_threads=os.cpu_count())
+    interpreter, runtime = _interpreter(content)
     input_index = interpreter.get_input_details()[0]["index"]
     output_index = interpreter.get_output_details()[0]["index"]
     lite_rows, saved_rows = [], []
@@ -153,7 +153,27 @@ def check_accuracy(content: bytes, function, examples, task: str, image_size: in
             "accuracy_tflite": float((lite.argmax(1) == labels).mean()),
             "accuracy_savedmodel": float((saved.argmax(1) == labels).mean()),
             "agreement": float((lite.argmax(1) == saved.argmax(1)).mean()),
-            "max_abs_diff": float(np.abs(lite - saved).max())}
+            "max_abs_diff": float(np.abs(lite - saved).max()), "runtime": runtime}
+
+
+def _interpreter(content: bytes) -> tuple[Any, str]:
+    """A LiteRT interpreter of ``content`` and the runtime's name; TensorFlow's own
+    ``tf.lite.Interpreter`` (deprecated) only where ``ai-edge-litert`` is not installed."""
+    from importlib.metadata import version
+
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        runtime = f"ai-edge-litert {version('ai-edge-litert')}"
+    except ImportError:
+        import tensorflow as tf
+
+        log.warning("ai-edge-litert is not installed: checking the TFLite model with TensorFlow's "
+                    "deprecated tf.lite.Interpreter (pip install ai-edge-litert)")
+        Interpreter, runtime = tf.lite.Interpreter, f"tf.lite {tf.__version__}"
+    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
+        warnings.simplefilter("ignore")
+        return Interpreter(model_content=content, num_threads=os.cpu_count()), runtime
 
 
 def _image_function(loaded):
@@ -360,7 +380,7 @@ def export_model(model: str, quantize: str = "none", data: str | None = None,
     from tf_finetune.data import load_examples
 
     if storage.is_s3(model) and not output_dir:
-        raise TfFinetuneError(f"{model} is on S3: give --output-dir for the TFLite files")
+        raise TfFinetuneError(f"{model} is on S3: give --output for the TFLite files")
     from tf_finetune.predictor import unpack_model
 
     with tempfile.TemporaryDirectory(prefix="tf_finetune.tflite.") as tmp:

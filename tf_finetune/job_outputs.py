@@ -1,0 +1,134 @@
+"""The outputs of a trained job: ``metrics.json``'s record, the model folder, the TFLite files,
+``model.tar.gz`` (local or S3) and the reports, each written whole or not at all."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tf_finetune import model_folder, storage
+from tf_finetune.data import DataSplit
+
+log = logging.getLogger("tf_finetune.job")
+
+OUTPUT_SUBDIR = "output"  # <output>/output/model.tar.gz, as SageMaker lays out a job's output
+
+
+def output_folder(output: str) -> str:
+    """``<output>/output``: where the archive, TFLite files and reports go."""
+    return f"{output.rstrip('/')}/{OUTPUT_SUBDIR}"
+
+
+@dataclass(frozen=True)
+class Written:
+    """Where the model went (None when only the model folder was asked for, or on a worker that
+    is not the chief), and whether this process is the chief."""
+
+    archive: Path | str | None
+    chief: bool
+
+
+def write_outputs(config, model, data: DataSplit, metrics: dict[str, Any], hp, image_size: int | None,
+                  chief: bool, workdir: Path) -> Written:
+    """Write the model: the model folder (``config.model_dir``), the TFLite files (the ``tflite``
+    hyperparameter) and ``<output>/output/model.tar.gz``.
+
+    Saving runs collective ops, so every worker of a cluster saves; only the chief keeps the result.
+    """
+    from tf_finetune import export, serving
+
+    signatures = serving.make_signatures(model, data.task, data.label_map.class_names, image_size,
+                                         hp.image_resize_interpolation)
+    if not chief:
+        export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model", signatures)
+        return Written(None, chief=False)
+    if config.model_dir:
+        export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), signatures)
+    if hp.tflite != "none":  # model.tflite next to model.tar.gz and in the model dir
+        from tf_finetune import tflite
+
+        source = Path(config.model_dir) if config.model_dir else export.write_model_dir(
+            model, data.label_map, metrics, workdir / "tflite-model", signatures)
+        targets = [t for t in (config.model_dir, config.output and output_folder(config.output)) if t]
+        tflite.export_after_training(hp.tflite, source, data, workdir, targets)
+    archive = None
+    if config.output:
+        archive = write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
+    return Written(archive, chief=True)
+
+
+def metrics_record(config, spec, hp, data: DataSplit, final: dict,
+                   history: dict, replicas: int, global_batch: int, image_size: int | None,
+                   train_seconds: float, total_seconds: float) -> dict[str, Any]:
+    """What ``metrics.json`` records of a run (the doors and the benchmarks read it)."""
+    return {
+        "backbone": {"id": config.model_id, "handle": spec.handle, "task": spec.task,
+                     "image_size": image_size, "preprocessor": spec.preprocessor},
+        "final": final,
+        "history": {k: [float(x) for x in v] for k, v in history.items()},
+        "epochs_run": len(next(iter(history.values()), [])),
+        "replicas": replicas,
+        "global_batch_size": global_batch,
+        "num_train_examples": len(data.train),
+        "num_validation_examples": len(data.validation) if data.validation else 0,
+        "num_classes": data.label_map.num_classes,
+        "hyperparameters": dict(hp),
+        "train_seconds": round(train_seconds, 2),
+        "total_seconds": round(total_seconds, 2),
+    }
+
+
+def write_archive(model, label_map, metrics: dict, signatures: dict, output: str,
+                  workdir: Path) -> Path | str:
+    """Pack the model as ``<output>/output/model.tar.gz``, locally or on S3, atomically."""
+    from tf_finetune import export
+
+    if not storage.is_s3(output):
+        archive = Path(output) / OUTPUT_SUBDIR / model_folder.ARCHIVE_NAME
+        export.export_archive(model, label_map, metrics, archive, signatures)
+        log.info("model written to %s", archive)
+        return archive
+    from tf_finetune import s3
+
+    local = export.export_archive(model, label_map, metrics, workdir / model_folder.ARCHIVE_NAME, signatures)
+    uri = str(s3.S3Uri.parse(output).join(OUTPUT_SUBDIR, model_folder.ARCHIVE_NAME))
+    s3.upload_file(local, uri)
+    log.info("model written to %s", uri)
+    return uri
+
+
+def write_reports(config, data: DataSplit, val_probabilities, history: dict,
+                  workdir: Path, report) -> None:
+    """The data report, training curves, and the validation confusion matrix with per-class
+    metrics and the misclassified examples (from the same predictions as the final validation
+    metrics)."""
+    from tf_finetune import evaluation, plots
+
+    s3_output = config.output is not None and storage.is_s3(config.output)
+    if config.report_dir:
+        directory = Path(config.report_dir)
+    elif config.output:
+        directory = workdir / "reports" if s3_output else Path(config.output) / OUTPUT_SUBDIR / "reports"
+    else:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "data_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    plots.training_curves(history, directory / "training_curves.png")
+    if val_probabilities is not None and data.validation is not None:
+        from tf_finetune import gallery
+
+        predicted = val_probabilities.argmax(axis=1)
+        names = data.label_map.class_names
+        report = evaluation.classification_report(data.validation.labels, predicted, names)
+        evaluation.write_report(report, directory, f"validation: accuracy {report['accuracy']:.3f}")
+        found = gallery.mistakes(data.validation.inputs, data.validation.labels, val_probabilities, names)
+        gallery.write_gallery(data.task, found, evaluation.format_report(report), directory)
+    if config.output is not None and s3_output and not config.report_dir:
+        from tf_finetune import s3
+
+        prefix = s3.S3Uri.parse(config.output).join(OUTPUT_SUBDIR, "reports")
+        for path in sorted(directory.iterdir()):
+            s3.upload_file(path, str(prefix.join(path.name)))
+    log.info("reports written to %s", directory)
