@@ -20,7 +20,7 @@ def test_a_bad_image_size_is_a_usage_error_naming_the_range(value, capsys):
     with pytest.raises(SystemExit) as exited:
         _train_args("--image-size", value)
     assert exited.value.code == 2
-    assert (f"argument --image-size: expected a whole number from 32 to 4096, got '{value}'"
+    assert (f"argument --image-size: expected a whole number from 16 to 4096, got '{value}'"
             in capsys.readouterr().err)
 
 

@@ -180,8 +180,8 @@ def test_arguments_as_the_toolkit_passes_them():
     ({"worker_port": "abc"}, "worker_port='abc': expected a whole number from 1 to 65535"),
     ({"worker_port": "0"}, "worker_port='0': expected a whole number from 1 to 65535"),
     ({"worker_port": "70000"}, "worker_port='70000': expected a whole number from 1 to 65535"),
-    ({"image_size": "big"}, "image_size='big': expected a whole number from 32 to 4096"),
-    ({"image_size": "7"}, "image_size='7': expected a whole number from 32 to 4096"),
+    ({"image_size": "big"}, "image_size='big': expected a whole number from 16 to 4096"),
+    ({"image_size": "7"}, "image_size='7': expected a whole number from 16 to 4096"),
     ({"fresh_start": "maybe"}, "fresh_start='maybe': expected True or False"),
     ({"feature_cache": "perhaps"}, "feature_cache='perhaps': expected True or False"),
 ])

@@ -34,6 +34,16 @@ def default_cache_dir() -> str:
     return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "tf_finetune")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {text!r}")
+    return value
+
+
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "hyperparameters", "JumpStart names; --snake_case and --kebab-case both work; "
@@ -163,7 +173,7 @@ def _add_predict_command(commands) -> None:
                          help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
     predict.add_argument("inputs", nargs="+", metavar="INPUT",
                          help="image files/folders; or texts, a data.csv, a .txt file; - for stdin")
-    predict.add_argument("--top-k", type=int, default=3, metavar="K", help="labels to show (default 3)")
+    predict.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="labels to show (default 3)")
     predict.add_argument("--json", action="store_true", help="one JSON object per input")
 
 
@@ -438,21 +448,25 @@ def _check_data(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from tf_finetune.predictor import collect_inputs, open_model, top_k
+    from tf_finetune.predictor import collect_inputs, describe_failures, open_model, top_k
 
     with open_model(args.model) as model:
         stdin = sys.stdin.readlines() if "-" in args.inputs else ()
         inputs = collect_inputs(args.inputs, model.task, stdin)
         if not inputs:
             raise TfFinetuneError("nothing to predict on: " + " ".join(args.inputs))
-        best = top_k(model.predict(inputs), model.label_map.class_names, max(1, args.top_k))
-    for item, ranked in zip(inputs, best):
+        probabilities, failed = model.predict_each(inputs)
+        best = top_k(probabilities, model.label_map.class_names, args.top_k)
+    # The inputs that could be used are answered; the others are named with why, and exit 1.
+    for item, ranked in zip([x for i, x in enumerate(inputs) if i not in failed], best):
         if args.json:
             print(json.dumps({"input": item, "predictions": [
                 {"label": label, "probability": round(p, 6)} for label, p in ranked]}, ensure_ascii=False))
         else:
             shown = "  ".join(f"{label} {p:.1%}" for label, p in ranked)
             print(f"{item}\t{shown}")
+    if failed:
+        raise TfFinetuneError(describe_failures(inputs, failed))
     return 0
 
 

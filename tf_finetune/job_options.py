@@ -87,7 +87,7 @@ MAX_SEQ_HELP = ("BERT-family text models: word pieces per text, [CLS] and [SEP] 
 
 OPTIONS: tuple[JobOption, ...] = (
     JobOption("model_id", _text, "registry id (see list-models)", "ID"),
-    JobOption("image_size", _whole(32, 4096), "input size for a handle that does not fix it "
+    JobOption("image_size", _whole(16, 4096), "input size for a handle that does not fix it "
               "(default 224)", "PX"),
     JobOption("max_seq_length", _whole(3, 512), MAX_SEQ_HELP, "N"),
     JobOption("feature_cache", _boolean, "with a frozen backbone, still run it every epoch (by default "

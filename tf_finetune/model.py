@@ -63,6 +63,10 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor: Prepr
             x = preprocessor.keras_layers(spec.max_seq_length)(x)
         features = layer(x)
     except (ValueError, TypeError, tf.errors.OpError) as exc:
+        if image_size and "Negative dimension size" in str(exc):  # pooling/strides shrink it below 1
+            raise BackboneError(f"image_size {image_size} is too small for backbone {spec.name}: its "
+                                "strides and pooling shrink the image below one pixel; use a larger "
+                                "--image-size (224 is usual)") from None
         expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
                     if spec.task == "image" else "a batch of strings")
         raise BackboneError(f"backbone {spec.name} cannot take {expected} (an {spec.task} "

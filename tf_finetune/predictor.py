@@ -41,29 +41,62 @@ class FineTunedModel:
         """Class probabilities, one row per input (image file paths, or texts), in batches.
 
         Raises:
-            TfFinetuneError: an image file that cannot be read or decoded (named).
+            TfFinetuneError: inputs that cannot be read or decoded, each named with the cause.
+        """
+        probabilities, failed = self.predict_each(inputs)
+        if failed:
+            raise TfFinetuneError(describe_failures(inputs, failed))
+        return probabilities
+
+    def predict_each(self, inputs: Sequence[str]) -> tuple[np.ndarray, dict[int, str]]:
+        """Like :meth:`predict`, but an unreadable input fails alone.
+
+        Returns:
+            (the probabilities of the inputs that could be used, in order; input index -> why
+            each other one could not be).
         """
         import tensorflow as tf
 
-        rows = []
+        rows: list[np.ndarray] = []
+        failed: dict[int, str] = {}
         for start in range(0, len(inputs), BATCH):
-            chunk = list(inputs[start:start + BATCH])
             try:
-                if self.task == "image":
-                    data = [Path(p).read_bytes() for p in chunk]
-                    out = self.serve(image_bytes=tf.constant(data))
-                else:
-                    out = self.serve(text=tf.constant(chunk))
-            except (OSError, tf.errors.InvalidArgumentError) as exc:
-                raise TfFinetuneError(f"cannot predict on {_name_batch(chunk)}: "
-                                      f"{first_line(exc, 200)}") from None
-            rows.append(out["probabilities"].numpy())
+                rows.append(self._serve(inputs[start:start + BATCH]))
+            except (OSError, tf.errors.InvalidArgumentError):
+                for index in range(start, min(start + BATCH, len(inputs))):  # find the culprit(s)
+                    try:
+                        rows.append(self._serve(inputs[index:index + 1]))
+                    except (OSError, tf.errors.InvalidArgumentError) as exc:
+                        failed[index] = _cause(exc)
         width = self.label_map.num_classes
-        return np.concatenate(rows) if rows else np.zeros((0, width), dtype=np.float32)
+        return (np.concatenate(rows) if rows else np.zeros((0, width), dtype=np.float32)), failed
+
+    def _serve(self, chunk: Sequence[str]) -> np.ndarray:
+        import tensorflow as tf
+
+        if self.task == "image":
+            out = self.serve(image_bytes=tf.constant([Path(p).read_bytes() for p in chunk]))
+        else:
+            out = self.serve(text=tf.constant(list(chunk)))
+        return out["probabilities"].numpy()
 
 
-def _name_batch(chunk: Sequence[str]) -> str:
-    return chunk[0] if len(chunk) == 1 else f"one of {len(chunk)} inputs from {chunk[0]!s}"
+def describe_failures(inputs: Sequence[str], failed: dict[int, str]) -> str:
+    """One message naming each input that could not be used, with why (at most ten shown)."""
+    shown = "; ".join(f"{inputs[i]}: {why}" for i, why in list(failed.items())[:10])
+    more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
+    return f"cannot predict on {len(failed)} input(s): {shown}{more}"
+
+
+def _cause(exc: Exception) -> str:
+    """The useful line of a read or decode error (TensorFlow's first line is often generic)."""
+    if isinstance(exc, OSError):
+        return f"cannot read it ({exc.strerror or exc})"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if any(word in line for word in ("image file format", "JPEG", "PNG", "GIF", "BMP", "empty", "corrupt")):
+            return line.split("[[")[0].strip().rstrip(".") + " (not an image this model can decode)"
+    return first_line(exc, 200)
 
 
 def unpack_model(source: str, workdir: Path) -> Path:
@@ -116,14 +149,16 @@ def read_metrics(model: FineTunedModel) -> dict:
 def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[str] = ()) -> list[str]:
     """What to predict on, from ``predict``'s arguments.
 
-    Image models: image files, and folders (searched recursively for .jpg/.jpeg/.png).
+    Image models: image files, and folders (searched recursively for the formats the model
+    decodes: .jpg/.jpeg/.png/.gif/.bmp).
     Text models: a ``data.csv`` (its text column), a ``.txt`` file (one text per line), or
     the argument itself as a text. ``-`` reads ``stdin_lines`` (texts, or image paths).
 
     Raises:
-        TfFinetuneError: an image argument that is not a file or folder.
+        TfFinetuneError: an image argument that is not a file or folder; for a text model, an
+            empty text, a folder, an image file, or a file name that does not exist (a typo
+            in a batch script would otherwise be classified as a text).
     """
-    from tf_finetune.data.images import IMAGE_EXTENSIONS
     from tf_finetune.data.text import read_text_csv
 
     inputs: list[str] = []
@@ -133,7 +168,7 @@ def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[st
             inputs.extend(line.rstrip("\r\n") for line in stdin_lines if line.strip())
         elif task == "image" and path.is_dir():
             inputs.extend(str(p) for p in sorted(path.rglob("*"))
-                          if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+                          if p.is_file() and p.suffix.lower() in DECODED_EXTENSIONS)
         elif task == "image":
             if not path.is_file():
                 raise TfFinetuneError(f"{argument}: no such image file or folder")
@@ -143,8 +178,33 @@ def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[st
         elif path.is_file() and path.suffix.lower() == ".txt":
             inputs.extend(line for line in path.read_text("utf-8-sig").splitlines() if line.strip())
         else:
+            _check_text_argument(argument)
             inputs.append(argument)
     return inputs
+
+
+# What the serving signature's tf.io.decode_image reads (GIF: its first frame).
+DECODED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+# Suffixes of files a text argument is taken for, when it is one word: a path, not a text.
+_FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".json", ".jsonl", ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+
+
+def _check_text_argument(argument: str) -> None:
+    path = Path(argument)
+    if not argument.strip():
+        raise TfFinetuneError("an empty text: nothing to classify (give a text, a data.csv or a .txt file)")
+    if path.is_dir():
+        raise TfFinetuneError(f"{argument} is a folder; a text model takes texts, a data.csv or a .txt "
+                              "file (one text per line)")
+    if path.is_file() and path.suffix.lower() in DECODED_EXTENSIONS + (".webp",):
+        raise TfFinetuneError(f"{argument} is an image file and this model classifies texts")
+    if path.is_file():
+        raise TfFinetuneError(f"{argument}: a text model reads .csv and .txt files only; give the "
+                              "texts in a .txt file (one per line) or a data.csv")
+    if " " not in argument.strip() and (path.suffix.lower() in _FILE_SUFFIXES
+                                        or argument.startswith(("/", "./", "../", "~"))):
+        raise TfFinetuneError(f"{argument}: no such file (to classify these characters as a text, "
+                              "pass them on standard input with -)")
 
 
 def top_k(probabilities: np.ndarray, class_names: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
