@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from helpers import REPLICAS, SHARED, free_port, s3_environment  # noqa: E402
+from helpers import REPLICAS, SHARED, free_port, s3_environment, write_registry  # noqa: E402
 from tf_finetune.distribute import split_cpu  # noqa: E402
 
 split_cpu(REPLICAS)
@@ -64,19 +64,9 @@ def bert_archive(bert_pair, tmp_path_factory) -> Path:
 
     encoder, preprocessor = bert_pair
     root = tmp_path_factory.mktemp("fetched-bert")
-    registry = root / "registry.yaml"
-    registry.write_text(f"""
-models:
-  - id: tiny-bert
-    task: text
-    handle: {encoder.as_uri()}
-    preprocessor: {preprocessor.as_uri()}
-    output_key: pooled_output
-    requires: [tensorflow-text]
-    fine_tunable: true
-    license: Apache-2.0
-    description: a tiny BERT for tests
-""", encoding="utf-8")
+    registry = write_registry(root / "registry.yaml", id="tiny-bert", task="text", handle=encoder.as_uri(),
+                              preprocessor=preprocessor.as_uri(), output_key="pooled_output",
+                              requires=["tensorflow-text"])
     assert cli.main(["fetch-model", "tiny-bert", "--output", str(root), "--registry", str(registry),
                      "--cache-dir", str(root / "cache")]) == 0
     return root / "tiny-bert.tar.gz"

@@ -20,6 +20,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300,
                           text=True, env=full_env, timeout=timeout, cwd=cwd)
 
 
+def write_registry(path: Path, **entry) -> Path:
+    """A registry YAML with one entry (``fine_tunable``, ``license`` and ``description`` filled in)."""
+    import yaml
+
+    entry = {"fine_tunable": True, "license": "Apache-2.0", "description": "a tiny model for tests", **entry}
+    path.write_text(yaml.safe_dump({"models": [entry]}, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def extract(archive, into) -> list[str]:
     """Extract a model.tar.gz; returns its member names."""
     import tarfile

@@ -119,7 +119,31 @@ def texts_are(*texts: str, labels=None, original=None):
     return check
 
 
+def _device_as_data(ctx: Ctx):
+    return lambda: load_data("text", Path("/dev/null"), None, validation_split_ratio=0)
+
+
+def _upper_case_csv_folder(ctx: Ctx):
+    write(ctx.tmp / "texts" / "DATA.CSV", "0,rain\n1,goal\n")
+    return lambda: load_data("text", ctx.tmp / "texts", None, validation_split_ratio=0)
+
+
+def _two_rows_split(ctx: Ctx):
+    path = write(ctx.tmp / "data.csv", "0,rain\n1,goal\n")
+    return lambda: load_data("text", path, None, validation_split_ratio=0.2)
+
+
 CSV_CASES = [
+    Case("csv-too-few-rows-to-hold-out-validation", _two_rows_split, WARNED, None,
+         ("validation_split_ratio=0.2 holds out no example of {tmp}/data.csv (2 examples", "give validation data"),
+         check=lambda split, ctx: split.validation is None),
+    # A comma inside tab-separated text splits the line in two: still "a tab", not "a header row".
+    csv_case("csv-tab-separated-text-with-commas", "0\train, then sun\n1\tgoal\n", FATAL,
+             "{tmp}/data.csv line 1", "uses a tab", "comma-separated", never=("header",)),
+    Case("csv-device-as-data", _device_as_data, FATAL, DataError,
+         ("text data /dev/null is not a regular file (a device or a pipe)",), ("does not exist",)),
+    Case("csv-upper-case-file-name-in-folder", _upper_case_csv_folder, ACCEPTED,
+         check=texts_are("rain", "goal", labels=(0, 1))),
     csv_case("csv-header-row", "label,text\n0,rain\n1,goal\n", FATAL, "{tmp}/data.csv line 1:",
              "'label'", "header row", "delete the first line"),
     csv_case("csv-header-only", "label,text\n", FATAL, "{tmp}/data.csv line 1:", "header row"),

@@ -109,6 +109,19 @@ def test_sigkill_then_rerun_resumes_after_the_last_saved_epoch(image_module, man
     assert list(checkpoints.iterdir()) == []  # done: nothing to resume
 
 
+def test_ctrl_c_says_the_checkpoint_is_kept(image_module, many_images, cache_dir, tmp_path):
+    out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
+    stopped = Training(*train_args(image_module, many_images, out, checkpoints, cache_dir))
+    stopped.wait_for(r"checkpoint saved: epoch 1\b")
+    stopped.proc.send_signal(signal.SIGINT)
+    assert stopped.finish() == 130, stopped.log
+    assert (f"tf-finetune: interrupted; the last checkpoint in {checkpoints} is kept: run the same command "
+            "again to resume") in stopped.log
+    assert "Traceback" not in stopped.log and (checkpoints / "job.json").is_file()
+    # the epoch's line first, then its checkpoint
+    assert stopped.log.index("epoch=1/") < stopped.log.index("checkpoint saved: epoch 1")
+
+
 def test_sigterm_saves_mid_epoch_and_the_rerun_continues_from_that_step(image_module, many_images,
                                                                         cache_dir, tmp_path):
     out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"

@@ -42,3 +42,25 @@ def test_new_and_old_spellings_share_one_required_flag(capsys):
         cli.main(["fetch-model", "some-id"])
     assert exited.value.code == 2
     assert "the following arguments are required: --output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("typo, meant", [("--validation", "--validation-data"), ("--learning_rat", "--learning-rate"),
+                                         ("--epoch", "--epochs"), ("--model_idd", "--model-id")])
+def test_an_unknown_flag_gets_did_you_mean(typo, meant, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["train", "--data", "d", "--output", "o", typo, "v"])
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"tf-finetune train: error: unrecognized arguments: {typo} v ({typo}: did you mean {meant}")
+
+
+def test_debug_works_after_the_command_too():
+    assert cli.build_parser().parse_args(["predict", "--model", "m", "x", "--debug"]).debug is True
+    assert cli.build_parser().parse_args(["--debug", "predict", "--model", "m", "x"]).debug is True
+    assert cli.build_parser().parse_args(["predict", "--model", "m", "x"]).debug is False
+
+
+def test_checkpoint_steps_without_a_checkpoint_folder(text_data, tmp_path, capsys):
+    assert cli.main(["train", "--data", str(text_data), "--handle", "h", "--output", str(tmp_path / "o"),
+                     "--cache-dir", str(tmp_path / "c"), "--checkpoint-steps", "5"]) == 1
+    assert "checkpoint_steps=5 needs a checkpoint folder: add --checkpoint-dir DIR" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import extract, run_cli
+from helpers import extract, run_cli, write_registry
 from tf_finetune import s3 as s3_lib
 from tf_finetune.errors import StorageError
 from tf_finetune.fetch import pack_backbone
@@ -114,16 +114,7 @@ def test_failed_run_leaves_no_object_and_names_the_problem(s3, text_module, tmp_
 
 
 def test_fetch_model_packs_a_local_entry_and_uploads_it(s3, text_module, tmp_path):
-    registry = tmp_path / "registry.yaml"
-    registry.write_text(f"""
-models:
-  - id: tiny-text
-    task: text
-    handle: {text_module.as_uri()}
-    fine_tunable: true
-    license: Apache-2.0
-    description: a tiny test module
-""", encoding="utf-8")
+    registry = write_registry(tmp_path / "registry.yaml", id="tiny-text", task="text", handle=text_module.as_uri())
     s3.create_bucket(Bucket="models")
     proc = run_cli("fetch-model", "tiny-text", "--output", "s3://models/jumpstart/", "--registry", str(registry))
     assert proc.returncode == 0, proc.stderr

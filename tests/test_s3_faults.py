@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from flaky_proxy import FlakyProxy
-from helpers import run_cli, s3_environment
+from helpers import run_cli, s3_environment, write_registry
 from tf_finetune import s3 as s3_lib
 from tf_finetune.errors import StorageError
 from tf_finetune.fetch import pack_backbone
@@ -196,10 +196,8 @@ def test_access_denied_is_one_clear_error(s3, s3_server, monkeypatch, text_modul
         env = s3_environment(proxy.url)
         train = run_cli("train", "--handle", str(text_module), "--data", "s3://locked/data/",
                         "--output", str(tmp_path / "out"), env=env)
-        registry = tmp_path / "registry.yaml"
-        registry.write_text(f"models:\n  - id: tiny-text\n    task: text\n"
-                            f"    handle: {text_module.as_uri()}\n    fine_tunable: true\n"
-                            f"    license: Apache-2.0\n    description: tiny\n", encoding="utf-8")
+        registry = write_registry(tmp_path / "registry.yaml", id="tiny-text", task="text",
+                                  handle=text_module.as_uri())
         fetch = run_cli("fetch-model", "tiny-text", "--output", "s3://locked/jumpstart/",
                         "--registry", str(registry), env=env)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -276,3 +277,49 @@ def test_evaluate_lists_the_misclassified_texts_one_to_one(text_model, text_data
     assert {m["true"] for m in mistakes} <= set(labels["class_names"])
     probabilities = [float(m["probability"]) for m in mistakes]
     assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_predict_answers_the_good_images_and_names_the_bad_one(image_model, tmp_path, capsys):
+    from PIL import Image
+
+    good = next((image_model.parent / "val" / "red").glob("*.jpg"))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(good, folder / "a_good.jpg")
+    Image.open(good).save(folder / "b_anim.gif")  # decoded by the model; was skipped in folders
+    (folder / "c_broken.jpg").write_bytes(b"this is not an image")
+    assert cli.main(["predict", "--model", str(image_model), "--top-k", "1", str(folder)]) == 1
+    out, err = capsys.readouterr()
+    answered = [line.split("\t")[0] for line in out.splitlines()]
+    assert answered == [str(folder / "a_good.jpg"), str(folder / "b_anim.gif")]
+    assert all(line.split("\t")[1].startswith("red ") for line in out.splitlines())
+    (error,) = [line for line in err.splitlines() if line.startswith("tf-finetune: error:")]
+    assert f"cannot predict on 1 input(s): {folder / 'c_broken.jpg'}: " in error
+    assert "nknown image file format" in error and "a_good" not in error
+
+
+@pytest.mark.parametrize("argument, message", [
+    ("missing_reviews.txt", "missing_reviews.txt: no such file"),
+    ("data/new.csv", "data/new.csv: no such file"),
+    ("", "an empty text: nothing to classify"),
+])
+def test_predict_refuses_what_is_not_a_text(text_model, argument, message, capsys):
+    assert cli.main(["predict", "--model", str(text_model), argument]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and f"tf-finetune: error: {message}" in err
+
+
+def test_predict_refuses_folders_and_images_for_a_text_model(text_model, image_model, capsys):
+    image = next((image_model.parent / "val" / "red").glob("*.jpg"))
+    for argument, message in ((str(image.parent), "is a folder; a text model takes texts"),
+                              (str(image), "is an image file and this model classifies texts")):
+        assert cli.main(["predict", "--model", str(text_model), argument]) == 1
+        assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("k", ["0", "-1", "two"])
+def test_predict_top_k_must_be_positive(text_model, k, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["predict", "--model", str(text_model), "--top-k", k, "a text"])
+    assert exited.value.code == 2
+    assert f"argument --top-k: expected a whole number, 1 or more, got '{k}'" in capsys.readouterr().err

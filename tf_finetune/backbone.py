@@ -141,8 +141,9 @@ def _resolve_remote(handle: str) -> str:
             f"cannot download backbone {handle} ({exc.__class__.__name__}: {exc}). "
             "This machine may be offline or in network isolation. Either: fill the TF-Hub "
             f"cache (TFHUB_CACHE_DIR={cache}) by extracting the model into <cache>/{key}/ on a "
-            "machine that can download it; or pass --handle with a local SavedModel folder or "
-            ".tar.gz; or, in SageMaker, give the model as the 'model' channel.") from None
+            "machine that can download it; or run `tf-finetune fetch-model` on such a machine and "
+            "train with the .tar.gz it writes (--handle); or, in SageMaker, give the model as the "
+            "'model' channel.") from None
 
 
 def _extract_cached(archive: Path, cache_dir: Path) -> Path:

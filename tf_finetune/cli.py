@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tf_finetune import __version__, job_options, logs
+from tf_finetune import __version__, job_options, logs, storage
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted
 from tf_finetune.hyperparameters import SCHEMA
 from tf_finetune.instances import DEFAULT_INSTANCE_TYPE
@@ -225,6 +225,11 @@ def _add_demo_command(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
+    return build_parsers()[0]
+
+
+def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The argument parser, and each sub-command's parser by name."""
     parser = argparse.ArgumentParser(
         prog="tf-finetune", allow_abbrev=False, description="Fine-tune TensorFlow Hub backbones for image and text "
         "classification, locally or as a SageMaker job.")
@@ -242,9 +247,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import_backbone_command(commands)
     _add_export_tflite_command(commands)
     _add_demo_command(commands)
-    for command in commands.choices.values():  # no silent prefix matching of flags
-        command.allow_abbrev = False
-    return parser
+    for command in commands.choices.values():
+        command.allow_abbrev = False  # no silent prefix matching of flags
+        # --debug after the command too, where users put it (SUPPRESS: absent leaves the top's value).
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks and TensorFlow logs")
+    return parser, dict(commands.choices)
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``; an unknown flag is a usage error with the closest known flags suggested."""
+    import difflib
+
+    parser, commands = build_parsers()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = commands[args.command]
+        # --snake_case and --kebab-case are the same flag: suggest the kebab-case spelling once.
+        known = sorted({flag.replace("_", "-") for action in command._actions for flag in action.option_strings
+                        if flag.startswith("--")})
+        hints = []
+        for word in unknown:
+            close = difflib.get_close_matches(word.partition("=")[0].replace("_", "-"), known, n=2, cutoff=0.6)
+            if word.startswith("--") and close:
+                hints.append(f"{word}: did you mean {' or '.join(close)}?")
+        command.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else ""))
+    return args
 
 
 def with_current_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -274,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv, deprecations = with_current_flags(sys.argv[1:] if argv is None else argv)
     for line in deprecations:
         print(line, file=sys.stderr)
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     logs.configure(quiet_libraries=not args.debug)
     if args.command in TENSORFLOW_COMMANDS and not args.debug:
         logs.import_tensorflow_quietly()
@@ -289,7 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tf-finetune: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("tf-finetune: interrupted", file=sys.stderr)
+        folder = getattr(args, "checkpoint_dir", None)
+        kept = folder is not None and Path(folder).is_dir() and any(Path(folder).iterdir())
+        print("tf-finetune: interrupted" + (f"; the last checkpoint in {folder} is kept: run the same "
+                                            "command again to resume" if kept else ""), file=sys.stderr)
         return 130
 
 
@@ -319,6 +350,8 @@ def _describe(args: argparse.Namespace) -> int:
 def _fetch_model(args: argparse.Namespace) -> int:
     from tf_finetune.fetch import fetch_model
 
+    storage.check_destination(args.output, "--output")
+    storage.check_destination(args.cache_dir, "--cache-dir")
     print(fetch_model(args.model_id, args.output, args.cache_dir, args.registry))
     return 0
 
@@ -326,6 +359,8 @@ def _fetch_model(args: argparse.Namespace) -> int:
 def _import_backbone(args: argparse.Namespace) -> int:
     from tf_finetune.fetch import import_to
 
+    folder = str(Path(args.output).parent) if storage.is_archive(args.output) else args.output
+    storage.check_destination(folder, "--output")
     print(import_to(args.model_file, args.output, args.feature_layer, args.pixel_range, args.image_size))
     return 0
 
@@ -333,6 +368,8 @@ def _import_backbone(args: argparse.Namespace) -> int:
 def _export_tflite(args: argparse.Namespace) -> int:
     from tf_finetune.tflite import export_model
 
+    if args.output:
+        storage.check_destination(args.output, "--output")
     report = export_model(args.model, args.quantize, args.data, args.validation_data, args.output)
     print(report["tflite_path"])
     return 0
@@ -348,6 +385,7 @@ def _split_cpu(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from tf_finetune import demo
 
+    storage.check_destination(args.cache_dir, "--cache-dir")
     _split_cpu(args)
     demo.run_demo(args.output, args.cache_dir, args.epochs)
     return 0
@@ -471,13 +509,12 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from tf_finetune import gallery
     from tf_finetune.data import load_examples
     from tf_finetune.evaluation import classification_report, format_report, write_report
     from tf_finetune.predictor import open_model
 
+    storage.check_destination(args.output, "--output")
     with open_model(args.model) as model:
         examples = load_examples(model.task, args.data, model.label_map)
         probabilities = model.predict([str(x) for x in examples.inputs])

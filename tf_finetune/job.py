@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -50,13 +51,28 @@ def run(config: JobConfig) -> JobResult:
     # this process (a notebook, a service) starts as this one did.
     with contextlib.ExitStack() as job_scope:
         job_scope.callback(checkpoint.clear_stop_request)  # a stop request is for this job only
-        require_backbone(config)  # these two before any download
+        require_backbone(config)  # these before any download or training
         hyperparameters.normalize(config.hyperparameters)
+        _check_locations(config)
+        if config.output and not config.multi_worker:  # a cluster's workers share the output by design
+            job_scope.enter_context(storage.output_lock(config.cache_dir, config.output))
         workdir = Path(job_scope.enter_context(tempfile.TemporaryDirectory(prefix="tf_finetune.")))
         # Data first: a bare handle's task is read from the data, so plan needs it local.
         job = plan(_localize_data(config, workdir))
         job = dataclasses.replace(job, spec=_localize_backbone(job.spec, workdir))
         return _run_local(job, started, workdir, job_scope)
+
+
+def _check_locations(config: JobConfig) -> None:
+    """Misspelt S3 URIs among the inputs, and destinations that cannot be written, before any work."""
+    for flag, source in (("--data", config.data), ("--validation-data", config.validation_data),
+                         ("--test-data", config.test_data), ("--handle", config.handle)):
+        fixed = storage.misspelt_s3(source) if source else None
+        if fixed:
+            raise HyperparameterError(f"{flag} {source}: did you mean {fixed}? (S3 URIs start with s3://)")
+    if config.output:
+        storage.check_destination(config.output, "--output")
+    storage.check_destination(config.cache_dir, "--cache-dir")
 
 
 @overload
@@ -281,7 +297,9 @@ def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, bu
                                    **decoding) if data.validation else None
     tensorboard_dir = config.tensorboard_dir
     if tensorboard_dir is None and config.output and not storage.is_s3(config.output):
-        tensorboard_dir = str(Path(job_outputs.output_folder(config.output)) / "tensorboard")
+        # One sub-folder per run: TensorBoard shows reruns side by side instead of overlaid.
+        run_name = time.strftime("%Y%m%d-%H%M%S", time.localtime()) + f"-{os.getpid()}"
+        tensorboard_dir = str(Path(job_outputs.output_folder(config.output)) / "tensorboard" / run_name)
     if not distribute.is_chief(layout.strategy):
         tensorboard_dir = None
     started = time.perf_counter()

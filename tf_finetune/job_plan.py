@@ -14,6 +14,7 @@ from typing import Any
 
 from tf_finetune import hyperparameters, storage
 from tf_finetune.backbone import BackboneSpec
+from tf_finetune.data.text import csv_files
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import load_registry
 
@@ -138,6 +139,10 @@ def plan(config: JobConfig) -> JobPlan:
         spec = BackboneSpec(config.handle, config.handle, task, image_size=config.image_size,
                             max_seq_length=config.max_seq_length)
         overrides = {}
+    if config.checkpoint_steps and not config.checkpoint_dir:
+        raise HyperparameterError(f"checkpoint_steps={config.checkpoint_steps} needs a checkpoint folder: "
+                                  "add --checkpoint-dir DIR (on SageMaker, the estimator's "
+                                  "checkpoint_s3_uri, or launch --spot)")
     if spec.task == "text" and config.image_size:
         raise HyperparameterError("image_size applies to image models only")
     _check_max_seq_length(spec)
@@ -188,4 +193,4 @@ def looks_like_text(data: str) -> bool:
     path = Path(data)
     if storage.is_s3(data):
         return path.suffix.lower() == ".csv"  # a prefix is checked once downloaded
-    return path.suffix.lower() == ".csv" or (path.is_dir() and any(path.glob("*.csv")))
+    return path.suffix.lower() == ".csv" or (path.is_dir() and bool(csv_files(path)))

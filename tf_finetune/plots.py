@@ -1,11 +1,28 @@
 """PNG figures: confusion matrix, training curves, image grids (matplotlib, no display needed)."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 MAX_ANNOTATED_CLASSES = 30  # beyond this, cell counts are unreadable
 TILE_PX, CAPTION_PX, TITLE_PX = 200, 40, 40  # image_grid's layout
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def _quiet_glyphs(draw: F) -> F:
+    """Class names in scripts the font lacks (CJK, ...) are drawn as boxes; the text reports
+    have them. matplotlib's per-glyph UserWarning would only clutter the job's log."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from", category=UserWarning)
+            return draw(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 def _pyplot():
@@ -17,6 +34,7 @@ def _pyplot():
     return plt
 
 
+@_quiet_glyphs
 def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path,
                      title: str = "") -> Path:
     """Draw ``matrix`` (rows: true class, columns: predicted) to ``path``; returns ``path``."""
@@ -43,6 +61,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
     return path
 
 
+@_quiet_glyphs
 def training_curves(history: Mapping[str, Sequence[float]], path: Path) -> Path:
     """Loss and accuracy per epoch (training and validation) to ``path``; returns ``path``."""
     plt = _pyplot()
@@ -61,6 +80,7 @@ def training_curves(history: Mapping[str, Sequence[float]], path: Path) -> Path:
     return path
 
 
+@_quiet_glyphs
 def image_grid(tiles: Sequence[tuple[str, str]], path: Path, title: str) -> Path:
     """Image files as a grid of captioned tiles (up to 6 per row) to ``path``; returns ``path``.
 

@@ -23,6 +23,88 @@ def is_s3(uri: str) -> bool:
     return str(uri).startswith("s3://")
 
 
+def misspelt_s3(location: str) -> str | None:
+    """``s3://…`` when ``location`` looks like an S3 URI with a slash or colon missing
+    (``s3:/bucket/x``, ``s3//bucket/x``, ``s3:bucket/x``), else None."""
+    text = str(location)
+    for broken in ("s3:/", "s3//", "s3:"):
+        if text.startswith(broken) and not text.startswith("s3://"):
+            return "s3://" + text[len(broken):].lstrip("/")
+    return None
+
+
+def check_destination(location: str | Path, what: str) -> None:
+    """Check, before any work, that results can be written at ``location`` (a folder to create
+    or fill, local or ``s3://``); nothing is created.
+
+    Args:
+        location: the folder or ``s3://`` prefix.
+        what: how the user named it, for the message (``--output``, ``--cache-dir``).
+
+    Raises:
+        StorageError: a misspelt S3 URI, an S3 URI without a bucket, an existing file where a
+            folder is needed, or a place this process cannot create files in (read-only,
+            no permission, a virtual file system such as /proc).
+    """
+    text = str(location)
+    fixed = misspelt_s3(text)
+    if fixed:
+        raise StorageError(f"{what} {text}: did you mean {fixed}? (S3 URIs start with s3://)")
+    if is_s3(text):
+        if not text[5:].split("/", 1)[0]:
+            raise StorageError(f"{what} {text} has no bucket: expected s3://bucket/prefix")
+        return
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"{what} {text} is a file; it must be a folder (new or existing)")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StorageError(f"{what} {text}: {existing} is a file, so no folder can be made under it")
+    try:  # the one reliable test: create something there (access() misses /proc, quotas, ACLs)
+        os.rmdir(tempfile.mkdtemp(prefix=".tf_finetune-probe-", dir=existing))
+    except OSError as exc:
+        raise StorageError(f"{what} {text}: cannot create files in {existing} "
+                           f"({exc.strerror or exc}); choose another folder") from None
+
+
+@contextlib.contextmanager
+def output_lock(cache_dir: str | Path, output: str) -> Iterator[None]:
+    """Hold the one lock of ``output`` (a folder or ``s3://`` prefix) on this machine while a job
+    writes it; a second job given the same output stops at once instead of racing the first.
+
+    The lock file lives in the cache (nothing is added to the output) and is released by the
+    kernel when the process ends, however it ends.
+
+    Raises:
+        StorageError: another process holds the lock (its pid is named).
+    """
+    import fcntl
+    import hashlib
+
+    key = str(output) if is_s3(str(output)) else str(Path(output).expanduser().resolve())
+    folder = Path(cache_dir) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StorageError(f"another tf-finetune run ({holder}) is writing to {output}; wait for it "
+                               "to finish or choose another --output") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def is_archive(path: str | Path) -> bool:
     """Whether ``path`` is named like a tar archive."""
     return str(path).lower().endswith(ARCHIVE_SUFFIXES)

@@ -97,7 +97,9 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
     if checkpoints is not None:
         from tf_finetune import checkpoint
 
-        callbacks.insert(0, checkpoint.make_callback(checkpoints))  # restores before the others start
+        # After the epoch line (so "checkpoint saved: epoch 3" follows "epoch=3/20"); its restore
+        # at train begin still comes before any epoch runs.
+        callbacks.append(checkpoint.make_callback(checkpoints))
     if validation is not None:
         callbacks.insert(0, ValidationCallback(validation))  # first: the others read its val_ metrics
     if tensorboard_dir:

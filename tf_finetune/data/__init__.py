@@ -13,7 +13,7 @@ from pathlib import Path
 from tf_finetune.data.images import list_images
 from tf_finetune.data.labels import LabelMap
 from tf_finetune.data.split import stratified_split
-from tf_finetune.data.text import read_text_csv
+from tf_finetune.data.text import csv_files, read_text_csv
 from tf_finetune.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ def load_data(task: str, train_path: str | Path, validation_path: str | Path | N
         train_idx, val_idx = stratified_split(train.labels, validation_split_ratio, seed)
         train, validation = train.subset(train_idx), train.subset(val_idx)
         if not len(validation):
+            log.warning("validation_split_ratio=%g holds out no example of %s (%d examples, too few "
+                        "per class): training runs without validation metrics; give validation data "
+                        "or more examples", validation_split_ratio, train_path, len(train))
             validation = None
     return DataSplit(task, train, validation, label_map, details)
 
@@ -115,11 +118,12 @@ def load_examples(task: str, path: str | Path, label_map: LabelMap,
 
 
 def _check_kind(task: str, path: Path) -> None:
-    is_text = path.suffix.lower() == ".csv" or (path / "data.csv").is_file()
+    is_text = path.suffix.lower() == ".csv" or (path.is_dir() and any(
+        p.name.lower() == "data.csv" for p in csv_files(path)))
     if task == "image" and is_text:
         raise DataError(f"{path} holds text data (a .csv) but the model is an image model; "
                         "choose a text model (tf-finetune list-models --task text)")
-    if task == "text" and path.is_dir() and not is_text and not any(path.glob("*.csv")):
+    if task == "text" and path.is_dir() and not is_text and not csv_files(path):
         raise DataError(f"{path} holds no data.csv but the model is a text model; for image "
                         "folders choose an image model (tf-finetune list-models --task image)")
 

@@ -39,15 +39,24 @@ def find_csv(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         return path
+    if path.exists() and not path.is_dir():
+        raise DataError(f"text data {path} is not a regular file (a device or a pipe); pass a data.csv "
+                        "file or its folder")
     if not path.is_dir():
         raise DataError(f"text data {path} does not exist; pass a data.csv file or its folder")
-    if (path / CSV_NAME).is_file():
-        return path / CSV_NAME
-    candidates = sorted(p for p in path.glob("*.csv") if p.is_file())
+    candidates = csv_files(path)
+    named = [p for p in candidates if p.name.lower() == CSV_NAME]
+    if len(named) == 1:  # data.csv, DATA.CSV, Data.csv ...
+        return named[0]
     if len(candidates) == 1:
         return candidates[0]
     found = ", ".join(p.name for p in candidates) or "no .csv file"
     raise DataError(f"text data folder {path} needs a {CSV_NAME} (found {found})")
+
+
+def csv_files(folder: Path) -> list[Path]:
+    """The ``.csv`` files in ``folder`` (any case of the suffix), sorted."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
 
 
 def read_text_csv(path: str | Path) -> TextRows:
@@ -102,7 +111,8 @@ def read_text_csv(path: str | Path) -> TextRows:
 
 def _check_row(path: Path, line: int, row: list[str], first: bool) -> tuple[int, str]:
     where = f"{path} line {line}"
-    other = _OTHER_SEPARATOR.match(row[0]) if len(row) == 1 else None
+    # One column, or a first column like "0\tHello" (a tab-separated line whose text has a comma).
+    other = _OTHER_SEPARATOR.match(row[0]) if len(row) == 1 or not _INTEGER.fullmatch(row[0].strip()) else None
     if other:
         separator = "a tab" if other.group(1) == "\t" else "a semicolon"
         raise DataError(f"{where} has 1 column(s); expected 2 (label,text) separated by a comma, "
