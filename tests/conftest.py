@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite counts replicas on 4 logical CPUs and checks CPU-only messages: hide any GPU, here
+# and in every subprocess (they inherit this environment).
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 import pytest  # noqa: E402
 

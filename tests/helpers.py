@@ -60,6 +60,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def offline_environment() -> dict[str, str]:
+    """Proxy variables pointing at a closed port on 127.0.0.1: any download fails fast, on this
+    machine or a connected one (an "offline" test must not depend on DNS failing)."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    return {"HTTPS_PROXY": closed, "HTTP_PROXY": closed, "https_proxy": closed, "http_proxy": closed,
+            "NO_PROXY": "", "no_proxy": ""}
+
+
 def s3_environment(endpoint: str) -> dict[str, str]:
     """What points boto3 at the test S3 server: endpoint, region and dummy credentials."""
     return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",

@@ -39,7 +39,7 @@ import pytest
 from PIL import Image
 
 import tiny_modules
-from helpers import run_cli
+from helpers import offline_environment, run_cli
 from tf_finetune import hyperparameters
 from tf_finetune.backbone import BackboneSpec, choose_image_size, resolve_handle
 from tf_finetune.data import load_data
@@ -446,6 +446,8 @@ def build_with(module: str, task: str, image_size: int | None = None):
 
 def offline_hub(ctx: Ctx):
     ctx.monkeypatch.setenv("TFHUB_CACHE_DIR", str(ctx.tmp / "hub"))
+    for name, value in offline_environment().items():
+        ctx.monkeypatch.setenv(name, value)
     return lambda: resolve_handle(HUB_URL, ctx.tmp / "cache")
 
 

@@ -64,3 +64,11 @@ def test_checkpoint_steps_without_a_checkpoint_folder(text_data, tmp_path, capsy
     assert cli.main(["train", "--data", str(text_data), "--handle", "h", "--output", str(tmp_path / "o"),
                      "--cache-dir", str(tmp_path / "c"), "--checkpoint-steps", "5"]) == 1
     assert "checkpoint_steps=5 needs a checkpoint folder: add --checkpoint-dir DIR" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    from tf_finetune import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out == f"tf_finetune {__version__}\n"

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from helpers import run_cli
+from helpers import offline_environment, run_cli
 
 EPOCH_LINE = re.compile(r"^epoch=(\d+)/(\d+) loss=\d+\.\d{4} accuracy=\d\.\d{4} "
                         r"val_loss=\d+\.\d{4} val_accuracy=\d\.\d{4} time=[\d.]+s$", re.M)
@@ -54,7 +54,7 @@ def test_bad_data_is_one_message_and_exit_1_with_nothing_written(text_module, tm
 
 def test_offline_registry_model_is_one_clear_error(image_data, tmp_path):
     proc = run_cli("train", "--model-id", "efficientnet-b0", "--data", str(image_data), "--output",
-                   str(tmp_path / "out"), env={"TFHUB_CACHE_DIR": str(tmp_path / "hub")})
+                   str(tmp_path / "out"), env={"TFHUB_CACHE_DIR": str(tmp_path / "hub"), **offline_environment()})
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("tf-finetune: error:")]

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tiny_modules
-from helpers import REPLICAS, decode_images, extract, run_cli
+from helpers import REPLICAS, decode_images, extract, offline_environment, run_cli
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError
 from tf_finetune.job import JobConfig, run
 
@@ -174,6 +174,8 @@ def test_module_that_is_not_a_feature_vector_is_refused(image_data, cache_dir, t
 
 def test_registry_url_offline_says_what_to_do(image_data, cache_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty-cache"))
+    for name, value in offline_environment().items():
+        monkeypatch.setenv(name, value)
     with pytest.raises(BackboneError) as error:
         run(JobConfig(data=str(image_data), output=str(tmp_path / "out"), model_id="mobilenet-v2-035-96",
                       cache_dir=str(cache_dir)))

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
 
-from helpers import extract, run_cli, write_registry
+from helpers import extract, offline_environment, run_cli, write_registry
 from tf_finetune import s3 as s3_lib
 from tf_finetune.errors import StorageError
 from tf_finetune.fetch import pack_backbone
@@ -45,6 +47,21 @@ def test_download_of_one_object_returns_the_file(s3, text_data, tmp_path):
     path = s3_lib.download_prefix("s3://one/text/data.csv", tmp_path / "t")
     assert path == tmp_path / "t" / "data.csv"
     assert path.read_bytes() == text_data.read_bytes()
+
+
+@pytest.mark.parametrize("key", ["data/../../evil.txt", "data/sub/../../../evil.txt"])
+def test_keys_that_would_land_outside_the_folder_are_refused(s3, tmp_path, key):
+    bucket = f"tricky-{uuid.uuid4().hex[:12]}"  # the moto server lives for the session
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="data/ok.csv", Body=b"0,a\n")
+    s3.put_object(Bucket=bucket, Key="data/", Body=b"")  # a console "folder": skipped, not refused
+    assert s3_lib.download_prefix(f"s3://{bucket}/data/", tmp_path / "fine") == tmp_path / "fine"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    refused = (f"refusing to download key '{re.escape(key[5:])}' under s3://{bucket}/data/: "
+               f"it would be written outside {tmp_path / 'target'}")
+    with pytest.raises(StorageError, match=refused):
+        s3_lib.download_prefix(f"s3://{bucket}/data/", tmp_path / "target")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path.parent / "evil.txt").exists()
 
 
 def test_missing_bucket_and_empty_prefix_are_named(s3, tmp_path):
@@ -136,7 +153,7 @@ def test_fetch_model_packs_a_local_entry_and_uploads_it(s3, text_module, tmp_pat
 
 def test_fetch_model_offline_is_the_clear_error(tmp_path):
     proc = run_cli("fetch-model", "mobilenet-v2-100-224", "--output", str(tmp_path / "staged"),
-                   env={"TFHUB_CACHE_DIR": str(tmp_path / "hub-cache")})
+                   env={"TFHUB_CACHE_DIR": str(tmp_path / "hub-cache"), **offline_environment()})
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]
     assert len(errors) == 1, proc.stderr

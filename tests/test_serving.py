@@ -157,11 +157,14 @@ def test_tfs_handlers_answer_images_as_jumpstart_does(image_model):
                                       context)
     assert [a["predicted_label"] for a in json.loads(body)] == ["red", "blue"]
 
-    # a body that is not an image comes back as the server's error, not a wrong answer
+    # a body that is not an image is refused before the model, not answered wrongly
     context = Context("application/x-image", "application/json")
-    bad = tf_serving_predict(image_model, handlers.input_handler(b"not an image", context))
-    with pytest.raises(ValueError, match="(?i)unknown image file format|decode"):
-        handlers.output_handler(bad, context)
+    with pytest.raises(ValueError, match="the body is not a JPEG, PNG, GIF or BMP image"):
+        handlers.input_handler(b"not an image", context)
+    # a truncated JPEG gets past the first bytes: the model's error comes back, named
+    truncated = tf_serving_predict(image_model, handlers.input_handler(image.read_bytes()[:200], context))
+    with pytest.raises(ValueError, match=r"the model could not use the request \(400\): .*(?i:jpeg|decode)"):
+        handlers.output_handler(truncated, context)
     with pytest.raises(ValueError, match="unsupported content type 'application/pdf'"):
         handlers.input_handler(b"%PDF", Context("application/pdf", "application/json"))
 
@@ -323,3 +326,52 @@ def test_predict_top_k_must_be_positive(text_model, k, capsys):
         cli.main(["predict", "--model", str(text_model), "--top-k", k, "a text"])
     assert exited.value.code == 2
     assert f"argument --top-k: expected a whole number, 1 or more, got '{k}'" in capsys.readouterr().err
+
+
+HOSTILE = [  # (content type, body, what the error says)
+    ("application/json", b"{not json", "the body is not valid JSON (Expecting property name"),
+    ("application/json", b'{"foo": 1}', 'instance 0 is {"foo": 1}: send JSON: a text, a list of texts'),
+    ("application/json", b"[1, 2]", "instance 0 is 1: send JSON"),
+    ("application/json", b'{"instances": []}', "no instances to predict on"),
+    ("application/json", b'[{"b64": "***not base64***"}]', 'instance 0: its "b64" field is not base64'),
+    ("application/json", b'[{"b64": "aGVsbG8="}]', "instance 0 is not a JPEG, PNG, GIF or BMP image"),
+    ("application/json", b'["a text", {"b64": "/9j/4AAQ"}]', "the request mixes texts and images"),
+    ("application/pdf", b"%PDF-1.4", "unsupported content type 'application/pdf': send application/x-image"),
+    ("application/x-image", b"", "the request body is empty"),
+    ("application/x-image", b"\x00" * (20 * 2**20), "the body is not a JPEG, PNG, GIF or BMP image (20971520 bytes"),
+    ("text/plain", b"\xff\xfe caf\xe9", "the text is not UTF-8 (byte 0)"),
+]
+
+
+@pytest.mark.parametrize("content_type, body, message", HOSTILE, ids=[m[:30] for _, _, m in HOSTILE])
+def test_hostile_requests_get_a_clear_error(text_model, content_type, body, message):
+    handlers = load_handlers(text_model)
+    with pytest.raises(ValueError) as error:
+        handlers.input_handler(body, Context(content_type, "application/json"))
+    assert message in str(error.value)
+
+
+def test_valid_requests_still_work_after_hostile_ones_and_long_texts(text_model):
+    handlers = load_handlers(text_model)
+    for content_type, body, _ in HOSTILE:
+        with pytest.raises(ValueError):
+            handlers.input_handler(body, Context(content_type, "application/json"))
+    context = Context("application/json", "application/json;verbose")
+    long_text = "rain " * 20_000  # 100,000 characters
+    request = handlers.input_handler(json.dumps(["rain and snow today", long_text]), context)
+    body, _ = handlers.output_handler(tf_serving_predict(text_model, request), context)
+    answers = json.loads(body)
+    assert len(answers) == 2 and answers[0]["predicted_label"] == "1"
+    assert sum(answers[1]["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_evaluate_a_text_model(text_model, text_data, tmp_path, capsys):
+    assert cli.main(["evaluate", "--model", str(text_model), "--data", str(text_data),
+                     "--output", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    rows = [line for line in text_data.read_text().splitlines() if line.strip()]
+    assert report["num_examples"] == len(rows) and 0.0 <= report["accuracy"] <= 1.0
+    out = capsys.readouterr().out
+    supports = [int(line.split()[-1]) for line in out.splitlines() if line.split()[:1] in (["1"], ["2"])]
+    assert sum(supports) == len(rows)  # one per-class row per label of the CSV
+    assert f"wrote {tmp_path / 'eval' / 'evaluation.json'}" in out

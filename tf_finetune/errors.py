@@ -14,6 +14,26 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     return (useful or lines or [exc.__class__.__name__])[0][:limit]
 
 
+def disk_full(exc: BaseException) -> str | None:
+    """The one message for a full disk or quota anywhere in ``exc``'s chain (Python's ``OSError``
+    or TensorFlow's errors, which carry only the text), else None."""
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" writing {seen.filename}" if seen.filename else ""
+            break
+        if "No space left on device" in str(seen) or "Disk quota exceeded" in str(seen):
+            where = ""
+            break
+        seen = seen.__cause__ or seen.__context__
+    else:
+        return None
+    return (f"no space left on the device{where}: nothing was published and temporary files were removed; "
+            "free some space, or choose another --output, --cache-dir or TMPDIR, and run again")
+
+
 class TfFinetuneError(Exception):
     """Base class of all errors tf_finetune raises on purpose."""
 

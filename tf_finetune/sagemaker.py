@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tf_finetune import job_options, logs, model_folder
-from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted
+from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted, disk_full
 
 log = logging.getLogger("tf_finetune")
 
@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
     except TfFinetuneError as exc:
         reason = str(exc)
     except Exception as exc:  # an internal error: still one readable line first, then the trace
-        reason = f"internal error: {exc.__class__.__name__}: {exc}\n{traceback.format_exc()}"
+        reason = disk_full(exc) or f"internal error: {exc.__class__.__name__}: {exc}\n{traceback.format_exc()}"
     print(f"tf-finetune: error: {reason}", file=sys.stderr)
     write_failure(output_dir(environ), reason)
     return 1

@@ -65,30 +65,14 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
             training images, a text model (its string ops are not TFLite builtins), a failed
             conversion.
     """
-    import tensorflow as tf
-
-    from tf_finetune.custom_ops import register_ops_for
-
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if quantize not in QUANTIZATIONS:
         raise TfFinetuneError(f"quantize={quantize!r} is not supported: choose one of "
                               f"{', '.join(QUANTIZATIONS)}")
     model_folder.check(model_dir, str(model_dir))
     label_map = model_folder.read_labels(model_dir)
-    register_ops_for(model_folder.saved_model_dir(model_dir), f"the model {model_dir}")
-    loaded = tf.saved_model.load(str(model_folder.saved_model_dir(model_dir)))
-    task = model_folder.task_of_signature(loaded.signatures["serving_default"])
     interpolation = _interpolation(model_dir)
-    if task == "image":
-        if quantize == "int8" and (representative is None or not len(representative)):
-            raise TfFinetuneError("int8 quantization needs a representative sample of the "
-                                  "training data: give the training images (--data)")
-        function, image_size = _image_function(loaded)
-        samples = _sample(representative, REPRESENTATIVE_EXAMPLES) if quantize == "int8" else None
-        content = _convert(function, loaded, quantize, samples, image_size, interpolation)
-    else:
-        function, image_size = _text_function(loaded), None
-        content = _convert_text(function, loaded, quantize)
+    task, function, image_size, content = _converted(model_dir, quantize, representative, interpolation)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage.write_atomically(out_dir / TFLITE_FILE, content)
     storage.write_atomically(out_dir / LABELS_TXT, ("\n".join(label_map.class_names) + "\n").encode("utf-8"))
@@ -111,6 +95,26 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
         log.info("tflite %s: %d bytes; no held-out data, accuracy not checked", quantize, len(content))
     storage.write_atomically(out_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return report
+
+
+def _converted(model_dir: Path, quantize: str, representative, interpolation: str):
+    """(task, the SavedModel function converted, its image size, the ``.tflite`` bytes)."""
+    import tensorflow as tf
+
+    from tf_finetune.custom_ops import register_ops_for
+
+    register_ops_for(model_folder.saved_model_dir(model_dir), f"the model {model_dir}")
+    loaded = tf.saved_model.load(str(model_folder.saved_model_dir(model_dir)))
+    task = model_folder.task_of_signature(loaded.signatures["serving_default"])
+    if task != "image":
+        function = _text_function(loaded)
+        return task, function, None, _convert_text(function, loaded, quantize)
+    if quantize == "int8" and (representative is None or not len(representative)):
+        raise TfFinetuneError("int8 quantization needs a representative sample of the "
+                              "training data: give the training images (--data)")
+    function, image_size = _image_function(loaded)
+    samples = _sample(representative, REPRESENTATIVE_EXAMPLES) if quantize == "int8" else None
+    return task, function, image_size, _convert(function, loaded, quantize, samples, image_size, interpolation)
 
 
 def check_accuracy(content: bytes, function, examples, task: str, image_size: int | None,

@@ -89,23 +89,9 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
             classes, or (with ``class_names``) class folders that differ from training's.
     """
     root = Path(root)
-    folders = list_class_folders(root)
+    folders = _class_folders(root, class_names)
     names = tuple(p.name for p in folders)
-    if class_names is not None and names != tuple(class_names):
-        missing = sorted(set(class_names) - set(names))
-        extra = sorted(set(names) - set(class_names))
-        raise DataError(f"the class folders of {root} differ from the training data's: "
-                        f"missing {missing or 'none'}, unexpected {extra or 'none'}")
-    if len(folders) < 2:
-        raise DataError(f"image data folder {root} has {len(folders)} class folder(s) "
-                        f"({', '.join(names)}); at least 2 classes are needed")
-    candidates, ignored = [], 0
-    for index, folder in enumerate(folders):
-        for path in _walk_files(folder):
-            if path.lower().endswith(IMAGE_EXTENSIONS):
-                candidates.append((path, index))
-            else:
-                ignored += 1
+    candidates, ignored = _candidates(folders)
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
         # Pillow warns about images above ~89 M pixels; decoding is scaled, and check_image
         # itself reports the ones too large to open (DecompressionBombError).
@@ -135,6 +121,32 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
                             f"({'/'.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
     return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped),
                       tuple(details) if inspect else None)
+
+
+def _class_folders(root: Path, class_names: tuple[str, ...] | None) -> list[Path]:
+    folders = list_class_folders(root)
+    names = tuple(p.name for p in folders)
+    if class_names is not None and names != tuple(class_names):
+        missing = sorted(set(class_names) - set(names))
+        extra = sorted(set(names) - set(class_names))
+        raise DataError(f"the class folders of {root} differ from the training data's: "
+                        f"missing {missing or 'none'}, unexpected {extra or 'none'}")
+    if len(folders) < 2:
+        raise DataError(f"image data folder {root} has {len(folders)} class folder(s) "
+                        f"({', '.join(names)}); at least 2 classes are needed")
+    return folders
+
+
+def _candidates(folders: list[Path]) -> tuple[list[tuple[str, int]], int]:
+    """(image file, class index) of every file named like an image, and how many others there are."""
+    candidates, ignored = [], 0
+    for index, folder in enumerate(folders):
+        for path in _walk_files(folder):
+            if path.lower().endswith(IMAGE_EXTENSIONS):
+                candidates.append((path, index))
+            else:
+                ignored += 1
+    return candidates, ignored
 
 
 def _walk_files(folder: Path) -> list[str]:
