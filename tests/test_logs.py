@@ -1,4 +1,5 @@
-"""The doors' logging: TensorFlow's native start-up lines stay off the terminal unless asked for."""
+"""The doors' logging: TensorFlow's native start-up lines stay off the terminal unless asked for,
+whenever TensorFlow is first imported."""
 from __future__ import annotations
 
 import subprocess
@@ -8,9 +9,8 @@ SCRIPT = """
 import sys
 from tf_finetune import logs
 if sys.argv[1] == "quiet":
-    logs.import_tensorflow_quietly()
-else:
-    import tensorflow
+    logs.hide_tensorflow_start_up()  # an import hook: TensorFlow is imported below, as anywhere
+import tensorflow
 print("imported", file=sys.stderr)
 """
 

@@ -548,3 +548,16 @@ def test_cli_train_unknown_flag_is_a_usage_error(tmp_path):
     assert result.returncode == 2
     assert "--bogus" in result.stderr
     _no_traceback(result)
+
+
+@pytest.mark.parametrize("argv", [["train", "--data", "/no/such/data.csv", "--handle", "h", "--output", "/tmp/o"],
+                                  ["train", "--data", "d.csv", "--handle", "h", "--output", "/proc/o"],
+                                  ["predict", "--model", "/no/such/model.tar.gz", "x"]])
+def test_failing_before_any_model_work_does_not_import_tensorflow(argv):
+    """Bad data or a bad destination answer at once (TensorFlow takes seconds to import)."""
+    code = ("import sys; from tf_finetune.cli import main; "
+            f"code = main({argv!r}); "
+            "assert code == 1, code; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -24,10 +24,6 @@ log = logging.getLogger("tf_finetune")
 # Old spellings of --output, accepted for one release with a deprecation line: command -> flags.
 DEPRECATED_OUTPUT_FLAGS = {"fetch-model": ("--to",), "import-backbone": ("--to",),
                            "evaluate": ("--output-dir",), "export-tflite": ("--output-dir",)}
-# Commands that load TensorFlow: imported up front, with its C++ start-up notices hidden.
-TENSORFLOW_COMMANDS = {"train", "demo", "predict", "evaluate", "export-tflite", "fetch-model",
-                       "import-backbone"}
-
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``argv``; an unknown flag is a usage error with the closest known flags suggested."""
@@ -78,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr)
     args = _parse(argv)
     logs.configure(quiet_libraries=not args.debug)
-    if args.command in TENSORFLOW_COMMANDS and not args.debug:
-        logs.import_tensorflow_quietly()
+    if not args.debug:
+        logs.hide_tensorflow_start_up()
     try:
         return _dispatch(args)
     except TrainingInterrupted as exc:

@@ -147,6 +147,17 @@ class _Built:
 
 
 @dataclass(frozen=True)
+class _Streams:
+    """How examples become model inputs: decoding settings, decoded-image cache files, and the
+    validation batches."""
+
+    task: str
+    decoding: dict[str, Any]
+    decoded: dict[str, str]
+    validation: Any
+
+
+@dataclass(frozen=True)
 class _Fitted:
     """What training produced."""
 
@@ -159,11 +170,11 @@ class _Fitted:
 
 def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextlib.ExitStack) -> JobResult:
     """The job's steps: data, backbone, model, training, evaluation, outputs."""
+    inputs = _prepare_data(job)
+    # TensorFlow is imported only now (bad data fails fast), and the strategy is created before
+    # any other op (MultiWorkerMirroredStrategy requires it).
     from tf_finetune import distribute
 
-    inputs = _prepare_data(job)
-    # TensorFlow is imported only now, and the strategy is created before any other op
-    # (MultiWorkerMirroredStrategy requires it).
     strategy = distribute.create_strategy(job.config.multi_worker)
     import tf_keras
 
@@ -295,6 +306,7 @@ def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, bu
     val_inputs = inference_batches(data.validation.inputs, task, layout.global_batch,
                                    cache_file=decoded.get("validation"),
                                    **decoding) if data.validation else None
+    streams = _Streams(task, decoding, decoded, val_inputs)
     tensorboard_dir = config.tensorboard_dir
     if tensorboard_dir is None and config.output and not storage.is_s3(config.output):
         # One sub-folder per run: TensorBoard shows reruns side by side instead of overlaid.
@@ -302,10 +314,10 @@ def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, bu
         tensorboard_dir = str(Path(job_outputs.output_folder(config.output)) / "tensorboard" / run_name)
     if not distribute.is_chief(layout.strategy):
         tensorboard_dir = None
-    started = time.perf_counter()
     if cache:
         from tf_finetune.feature_store import FeatureStore
 
+        started = time.perf_counter()
         train_inputs = inference_batches(data.train.inputs, task, layout.global_batch, **decoding)
         store = FeatureStore.open(config.cache_dir, backbone.path, backbone.preprocessor_path, task, image_size,
                                   hp.image_resize_interpolation, backbone.text_lengths.get("max_seq_length"))
@@ -315,19 +327,18 @@ def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, bu
             store)
         return _Fitted(head.history, head.scorer, head.hyperparameters, head.choices,
                        time.perf_counter() - started)
-    return _fit_through_backbone(job, task, inputs, layout, model, decoding, decoded, val_inputs, built.given,
-                                 why_not, tensorboard_dir, checkpoints, started)
+    return _fit_through_backbone(job, inputs, layout, built, streams, why_not, tensorboard_dir, checkpoints)
 
 
-def _fit_through_backbone(job: JobPlan, task: str, inputs: _Inputs, layout: _Layout, model, decoding: dict,
-                          decoded: dict, val_inputs, given: frozenset[str], why_not: str,
-                          tensorboard_dir: str | None, checkpoints, started: float) -> _Fitted:
+def _fit_through_backbone(job: JobPlan, inputs: _Inputs, layout: _Layout, built: _Built, streams: _Streams,
+                          why_not: str, tensorboard_dir: str | None, checkpoints) -> _Fitted:
     from tf_finetune import train
     from tf_finetune.data.pipeline import make_augmenter, training_batches
     from tf_finetune.eval_metrics import extra_metrics
     from tf_finetune.inference import Scorer
 
-    hp, data = job.hyperparameters, inputs.data
+    started = time.perf_counter()
+    hp, data, task, given, model = job.hyperparameters, inputs.data, streams.task, built.given, built.model
     unset = [name for name in choices.unset(hp, given) if name != "epochs"]
     if hp.train_only_top_layer:
         log.info("head-only training through the backbone every epoch: %s", why_not)
@@ -342,10 +353,10 @@ def _fit_through_backbone(job: JobPlan, task: str, inputs: _Inputs, layout: _Lay
     # training stream. Everything predicted on keeps its order whatever the seed.
     train_ds = training_batches(data.train, task, data.label_map.num_classes, layout.global_batch,
                                 shuffle_seed=hp.random_seed, augmenter=augmenter,
-                                cache_file=decoded.get("train"), deterministic="random_seed" in given,
-                                **decoding)
-    val_scorer = Scorer(model, val_inputs, data.validation.labels, layout.strategy, hp.label_smoothing,
-                        extra_metrics(hp)) if val_inputs is not None and data.validation else None
+                                cache_file=streams.decoded.get("train"), deterministic="random_seed" in given,
+                                **streams.decoding)
+    val_scorer = Scorer(model, streams.validation, data.validation.labels, layout.strategy, hp.label_smoothing,
+                        extra_metrics(hp)) if streams.validation is not None and data.validation else None
     keep_best = None
     if "epochs" in choices.unset(hp, given) and val_scorer is not None and not hp.early_stopping:
         keep_best = train.BestEpoch(hp.eval_metric)

@@ -129,12 +129,12 @@ def open_model(source: str) -> Iterator[FineTunedModel]:
     Raises:
         TfFinetuneError: not a tf_finetune model (what is missing is named).
     """
-    import tensorflow as tf
-
-    from tf_finetune.custom_ops import register_ops_for
-
     with tempfile.TemporaryDirectory(prefix="tf_finetune.model.") as tmp:
         path = unpack_model(source, Path(tmp))
+        import tensorflow as tf  # only now: a wrong path answers at once
+
+        from tf_finetune.custom_ops import register_ops_for
+
         label_map = model_folder.read_labels(path)
         register_ops_for(model_folder.saved_model_dir(path), f"the model {source}")
         serve = tf.saved_model.load(str(model_folder.saved_model_dir(path))).signatures["serving_default"]

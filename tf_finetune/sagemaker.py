@@ -212,7 +212,7 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
     argv = sys.argv[1:] if argv is None else argv
     environ = os.environ if environ is None else environ
     logs.configure(environ, tf_cpp_level="2")
-    logs.import_tensorflow_quietly()
+    logs.hide_tensorflow_start_up()
     try:
         env = SageMakerEnv.read(environ)
         options, hyperparameters = parse_arguments(argv)
