@@ -67,9 +67,7 @@ def _check_locations(config: JobConfig) -> None:
     """Misspelt S3 URIs among the inputs, and destinations that cannot be written, before any work."""
     for flag, source in (("--data", config.data), ("--validation-data", config.validation_data),
                          ("--test-data", config.test_data), ("--handle", config.handle)):
-        fixed = storage.misspelt_s3(source) if source else None
-        if fixed:
-            raise HyperparameterError(f"{flag} {source}: did you mean {fixed}? (S3 URIs start with s3://)")
+        storage.check_s3_spelling(source, flag)
     if config.output:
         storage.check_destination(config.output, "--output")
     storage.check_destination(config.cache_dir, "--cache-dir")

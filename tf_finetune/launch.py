@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tf_finetune.errors import HyperparameterError, TfFinetuneError
 from tf_finetune.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
-from tf_finetune.storage import is_s3, misspelt_s3
+from tf_finetune.storage import check_s3_spelling, is_s3
 
 if TYPE_CHECKING:
     from tf_finetune.job import JobConfig
@@ -158,9 +158,7 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
         raise HyperparameterError(f"--name {config.name!r}: use 1-48 letters, digits and hyphens, "
                                   "starting and ending with a letter or digit (the job name adds a "
                                   "timestamp)")
-    if misspelt_s3(config.output):
-        raise HyperparameterError(f"--output {config.output}: did you mean {misspelt_s3(config.output)}? "
-                                  "(S3 URIs start with s3://)")
+    check_s3_spelling(config.output, "--output")
     if not config.output.startswith("s3://"):
         raise HyperparameterError(f"--output {config.output!r}: a SageMaker job writes to S3; pass "
                                   "s3://bucket/ or s3://bucket/prefix/")
@@ -251,9 +249,7 @@ def _check_source(channel: str, source: str) -> None:
 
     flag = {"training": "--data", "validation": "--validation-data", "test": "--test-data",
             "model": "--handle"}[channel]
-    fixed = misspelt_s3(source)
-    if fixed:
-        raise HyperparameterError(f"{flag} {source}: did you mean {fixed}? (S3 URIs start with s3://)")
+    check_s3_spelling(source, flag)
     if is_s3(source):
         S3Uri.parse(source)
     elif "://" in source:

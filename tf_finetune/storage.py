@@ -33,6 +33,18 @@ def misspelt_s3(location: str) -> str | None:
     return None
 
 
+def check_s3_spelling(location: str | None, what: str) -> None:
+    """Raise a :class:`StorageError` with the corrected URI when ``location`` is a misspelt S3 URI.
+
+    Args:
+        location: a path or URI the user gave (None: nothing to check).
+        what: how the user named it, for the message (``--data``, ``--output``).
+    """
+    fixed = misspelt_s3(location) if location else None
+    if fixed:
+        raise StorageError(f"{what} {location}: did you mean {fixed}? (S3 URIs start with s3://)")
+
+
 def check_destination(location: str | Path, what: str) -> None:
     """Check, before any work, that results can be written at ``location`` (a folder to create
     or fill, local or ``s3://``); nothing is created.
@@ -47,9 +59,7 @@ def check_destination(location: str | Path, what: str) -> None:
             no permission, a virtual file system such as /proc).
     """
     text = str(location)
-    fixed = misspelt_s3(text)
-    if fixed:
-        raise StorageError(f"{what} {text}: did you mean {fixed}? (S3 URIs start with s3://)")
+    check_s3_spelling(text, what)
     if is_s3(text):
         if not text[5:].split("/", 1)[0]:
             raise StorageError(f"{what} {text} has no bucket: expected s3://bucket/prefix")
