@@ -357,6 +357,14 @@ def test_validation_label_missing_from_training(tmp_path):
     assert str(val) in str(info.value)
 
 
+def test_validation_file_may_lack_a_class(tmp_path, caplog):
+    train = write_text_csv(tmp_path / "train" / "data.csv", rows_per_class=4, labels=(0, 1, 2))
+    val = write_bytes(tmp_path / "val" / "data.csv", "0,a\n2,b\n")
+    split = load_data("text", train, val)
+    assert split.validation.labels == (0, 2)
+    assert f"{val} has no examples of 1 of the 3 classes (1): their recall is not measured" in caplog.text
+
+
 def test_validation_file_used_as_given(tmp_path):
     train = write_text_csv(tmp_path / "train" / "data.csv", rows_per_class=5, labels=(1, 2))
     write_bytes(tmp_path / "val" / "data.csv", "2,v one\n1,v two\n2,v three\n")

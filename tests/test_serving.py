@@ -236,6 +236,42 @@ def test_classification_report_counts():
     assert report["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
 
 
+def test_classification_report_leaves_absent_classes_out_of_macro_f1():
+    from tf_finetune.evaluation import classification_report, format_report
+
+    # "c" is neither in the test data nor predicted: reported, marked, and not averaged in.
+    report = classification_report([0, 0, 1, 1], [0, 0, 1, 0], ["a", "b", "c"])
+    assert report["absent_classes"] == ["c"] and report["per_class"]["c"]["support"] == 0
+    f1_a, f1_b = 2 * (2 / 3) / (2 / 3 + 1), 2 * 0.5 / 1.5
+    assert report["macro_f1"] == pytest.approx((f1_a + f1_b) / 2)
+    assert format_report(report).splitlines()[3].endswith("0  (not in the test data)")
+    # Predicted though absent: its false positives count (F1 0 in the average).
+    report = classification_report([0, 0, 1, 1], [0, 2, 1, 1], ["a", "b", "c"])
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 1 + 0) / 3)
+
+
+def test_evaluate_a_test_set_that_lacks_a_class_or_has_an_unknown_one(image_model, tmp_path):
+    import shutil
+
+    only_blue = tmp_path / "only_blue"
+    shutil.copytree(image_model.parent / "val" / "blue", only_blue / "blue")
+    proc = run_cli("evaluate", "--model", str(image_model), "--data", str(only_blue),
+                   "--output", str(tmp_path / "eval"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{only_blue} has no examples of 1 of the 2 classes (red)" in proc.stderr
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert report["absent_classes"] == ["red"] and report["per_class"]["red"]["support"] == 0
+    assert report["num_examples"] == len(list((only_blue / "blue").iterdir()))
+    assert "(not in the test data)" in proc.stdout
+
+    shutil.copytree(image_model.parent / "val" / "red", only_blue / "green")
+    proc = run_cli("evaluate", "--model", str(image_model), "--data", str(only_blue),
+                   "--output", str(tmp_path / "eval2"))
+    assert proc.returncode == 1
+    assert "has class folder(s) that the training data does not have: ['green']" in proc.stderr
+    assert not (tmp_path / "eval2").exists()
+
+
 def test_evaluate_draws_the_misclassified_images_most_confident_first(image_model, tmp_path):
     import shutil
 

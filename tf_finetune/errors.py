@@ -4,12 +4,19 @@ Every error a user can cause or fix derives from :class:`TfFinetuneError`. Its m
 what is wrong, where (file, line, value) and what to do; the command-line doors print it
 without a traceback and exit non-zero.
 """
+import re
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The informative first line of a library's error message, for quoting in ours (skipping
     Keras's "Exception encountered when calling layer" preamble)."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if "in user code:" in lines:
+        # A traced function's error: the cause is the first "SomeError: ..." line after the
+        # traceback of the user code (which quotes file names and source lines).
+        causes = [line for line in lines[lines.index("in user code:"):] if re.match(r"\w+(Error|Exception): ", line)]
+        if causes:
+            return causes[0][:limit]
     useful = [line for line in lines if not line.startswith("Exception encountered when calling")]
     return (useful or lines or [exc.__class__.__name__])[0][:limit]
 

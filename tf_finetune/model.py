@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Iterator
 
 import tensorflow as tf
@@ -69,8 +70,11 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor: Prepr
                                 "--image-size (224 is usual)") from None
         expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
                     if spec.task == "image" else "a batch of strings")
-        raise BackboneError(f"backbone {spec.name} cannot take {expected} (an {spec.task} "
-                            f"feature extractor is needed): {first_line(exc)}") from None
+        takes = re.search(r"Option 1:\s+Positional arguments \(\d+ total\):\s+\* (TensorSpec\(.*\))", str(exc))
+        cause = f"it takes {takes.group(1)}" if takes else first_line(exc)
+        article = "an" if spec.task == "image" else "a"
+        raise BackboneError(f"backbone {spec.name} cannot take {expected} ({article} {spec.task} feature "
+                            f"extractor is needed): {cause}") from None
     if isinstance(features, dict) or len(features.shape) != 2:
         shape = sorted(features) if isinstance(features, dict) else features.shape
         raise BackboneError(f"backbone {spec.name} does not return a feature vector "
@@ -302,6 +306,10 @@ def compile_classifier(model: tf_keras.Model, hp: Hyperparameters, total_steps: 
         loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
         metrics=[tf_keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=hp.jit_compile)
+    # The optimizer's slots exist before fit: otherwise the first call of the train function
+    # creates them, tf.function traces it twice, and each trace takes the seeded dropout's next
+    # seed, so a run would differ with and without a checkpoint (whose restore builds them).
+    optimizer.build(model.trainable_variables)
 
 
 def weights_digest(model: tf_keras.Model) -> str:

@@ -140,7 +140,9 @@ def _text_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple
     if unknown:
         raise DataError(f"{rows.path} has labels that the training data does not have: {unknown}")
     log.info("read %d rows, %d classes from %s", len(rows.texts), label_map.num_classes, rows.path)
-    return Examples(rows.texts, tuple(index[v] for v in rows.labels)), label_map
+    examples = Examples(rows.texts, tuple(index[v] for v in rows.labels))
+    _warn_absent_classes(rows.path, examples, label_map)
+    return examples, label_map
 
 
 def _image_examples(path: str | Path, label_map: LabelMap | None = None, inspect=None,
@@ -148,5 +150,18 @@ def _image_examples(path: str | Path, label_map: LabelMap | None = None, inspect
     files = list_images(path, label_map.class_names if label_map else None, inspect=inspect)
     if details is not None and files.details:
         details.update(zip(files.paths, files.details))
-    log.info("found %d images in %d classes under %s", len(files.paths), len(files.class_names), path)
-    return Examples(files.paths, files.labels), label_map or LabelMap(files.class_names)
+    log.info("found %d images in %d classes under %s", len(files.paths), len(set(files.labels)), path)
+    examples = Examples(files.paths, files.labels)
+    _warn_absent_classes(path, examples, label_map)
+    return examples, label_map or LabelMap(files.class_names)
+
+
+def _warn_absent_classes(path, examples: Examples, label_map: LabelMap | None) -> None:
+    """Held-out data (``label_map`` given) may lack classes: allowed, but said once."""
+    if label_map is None:
+        return
+    present = set(examples.labels)
+    absent = [name for index, name in enumerate(label_map.class_names) if index not in present]
+    if absent:
+        log.warning("%s has no examples of %d of the %d classes (%s): their recall is not measured",
+                    path, len(absent), label_map.num_classes, ", ".join(absent))

@@ -75,7 +75,8 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
 
     Args:
         root: folder with one sub-folder per class.
-        class_names: when given (validation data), the folders must be exactly these classes.
+        class_names: when given (validation or test data), the training classes: each folder
+            must be one of them and gets its index; classes without a folder are allowed.
         workers: threads that check files.
         inspect: instead of :func:`check_image`, a function returning a dict whose ``problem``
             is check_image's answer, plus whatever else it finds in the same read (the data
@@ -86,12 +87,12 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
 
     Raises:
         DataError: no class folders, a class without any usable image, fewer than two
-            classes, or (with ``class_names``) class folders that differ from training's.
+            classes, or (with ``class_names``) a class folder the training data does not have.
     """
     root = Path(root)
     folders = _class_folders(root, class_names)
-    names = tuple(p.name for p in folders)
-    candidates, ignored = _candidates(folders)
+    names = tuple(class_names) if class_names is not None else tuple(p.name for p in folders)
+    candidates, ignored = _candidates([(folder, names.index(folder.name)) for folder in folders])
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
         # Pillow warns about images above ~89 M pixels; decoding is scaled, and check_image
         # itself reports the ones too large to open (DecompressionBombError).
@@ -115,9 +116,9 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
         log.warning("skipped %d unusable image file(s) in %s: %s%s", len(skipped), root, shown, more)
     if ignored:
         log.info("ignored %d file(s) in %s that are not %s", ignored, root, "/".join(IMAGE_EXTENSIONS))
-    for index, name in enumerate(names):
-        if index not in labels:
-            raise DataError(f"class folder {root / name} has no usable image "
+    for folder in folders:
+        if names.index(folder.name) not in labels:
+            raise DataError(f"class folder {folder} has no usable image "
                             f"({'/'.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
     return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped),
                       tuple(details) if inspect else None)
@@ -126,21 +127,24 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
 def _class_folders(root: Path, class_names: tuple[str, ...] | None) -> list[Path]:
     folders = list_class_folders(root)
     names = tuple(p.name for p in folders)
-    if class_names is not None and names != tuple(class_names):
-        missing = sorted(set(class_names) - set(names))
-        extra = sorted(set(names) - set(class_names))
-        raise DataError(f"the class folders of {root} differ from the training data's: "
-                        f"missing {missing or 'none'}, unexpected {extra or 'none'}")
+    if class_names is not None:
+        # Held-out data may lack a class (the caller says so); a class the model never saw is an error.
+        unexpected = sorted(set(names) - set(class_names))
+        if unexpected:
+            raise DataError(f"{root} has class folder(s) that the training data does not have: "
+                            f"{unexpected} (its classes: {', '.join(class_names)}); rename or remove them")
+        return folders
     if len(folders) < 2:
         raise DataError(f"image data folder {root} has {len(folders)} class folder(s) "
                         f"({', '.join(names)}); at least 2 classes are needed")
     return folders
 
 
-def _candidates(folders: list[Path]) -> tuple[list[tuple[str, int]], int]:
-    """(image file, class index) of every file named like an image, and how many others there are."""
+def _candidates(folders: list[tuple[Path, int]]) -> tuple[list[tuple[str, int]], int]:
+    """(image file, class index) of every file named like an image in the (folder, class index)
+    pairs, and how many other files there are."""
     candidates, ignored = [], 0
-    for index, folder in enumerate(folders):
+    for folder, index in folders:
         for path in _walk_files(folder):
             if path.lower().endswith(IMAGE_EXTENSIONS):
                 candidates.append((path, index))
