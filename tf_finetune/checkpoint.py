@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tf_finetune import storage
-from tf_finetune.errors import CheckpointError, TrainingInterrupted
+from tf_finetune.errors import CheckpointError, TrainingInterrupted, writing
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +192,14 @@ def make_callback(checkpoints: Checkpoints):
                          checkpoints.directory, epoch + 1, step + 1)
 
         def on_epoch_end(self, epoch, logs=None):
-            checkpoints.record_epoch(epoch, logs or {})  # first: a kill in between reruns the epoch
+            with writing(f"the checkpoint in {checkpoints.directory}", "--checkpoint-dir"):
+                checkpoints.record_epoch(epoch, logs or {})  # first: a kill in between reruns the epoch
             self._backup(epoch=epoch, batch=int(self._training_state._ckpt_saved_batch.numpy()))
             log.info("checkpoint saved: epoch %d", epoch + 1)
+
+        def _backup(self, epoch, batch=0):  # every save: epoch ends, every `steps`, on a stop request
+            with writing(f"the checkpoint in {checkpoints.directory}", "--checkpoint-dir"):
+                super()._backup(epoch, batch)
 
         def on_train_batch_end(self, batch, logs=None):
             super().on_train_batch_end(batch, logs)

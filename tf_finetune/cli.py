@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tf_finetune import logs, storage
 from tf_finetune.cli_parser import CACHE_ENV, build_parser, build_parsers, default_cache_dir
-from tf_finetune.errors import TfFinetuneError, TrainingInterrupted, disk_full
+from tf_finetune.errors import TfFinetuneError, TrainingInterrupted, disk_full, writing
 
 __all__ = ["main", "build_parser", "with_current_flags", "default_cache_dir", "CACHE_ENV"]
 
@@ -128,7 +128,8 @@ def _fetch_model(args: argparse.Namespace) -> int:
 
     storage.check_destination(args.output, "--output")
     storage.check_destination(args.cache_dir, "--cache-dir")
-    print(fetch_model(args.model_id, args.output, args.cache_dir, args.registry))
+    with writing(f"the model to {args.output} (through the cache in {args.cache_dir})", "--output or --cache-dir"):
+        print(fetch_model(args.model_id, args.output, args.cache_dir, args.registry))
     return 0
 
 
@@ -146,7 +147,8 @@ def _export_tflite(args: argparse.Namespace) -> int:
 
     if args.output:
         storage.check_destination(args.output, "--output")
-    report = export_model(args.model, args.quantize, args.data, args.validation_data, args.output)
+    with writing(f"the TFLite model to {args.output or 'the model folder'}", "--output"):
+        report = export_model(args.model, args.quantize, args.data, args.validation_data, args.output)
     print(report["tflite_path"])
     return 0
 

@@ -4,7 +4,11 @@ Every error a user can cause or fix derives from :class:`TfFinetuneError`. Its m
 what is wrong, where (file, line, value) and what to do; the command-line doors print it
 without a traceback and exit non-zero.
 """
+from __future__ import annotations
+
+import contextlib
 import re
+from collections.abc import Iterator
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
@@ -21,24 +25,49 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     return (useful or lines or [exc.__class__.__name__])[0][:limit]
 
 
-def disk_full(exc: BaseException) -> str | None:
+def disk_full(exc: BaseException, writing: str | None = None, flag: str | None = None) -> str | None:
     """The one message for a full disk or quota anywhere in ``exc``'s chain (Python's ``OSError``
-    or TensorFlow's errors, which carry only the text), else None."""
+    or TensorFlow's errors, which carry only the text), else None.
+
+    Args:
+        exc: the error.
+        writing: what was being written and where (e.g. ``the checkpoint in /ckpt``), when known.
+        flag: the option that moves that write elsewhere (e.g. ``--checkpoint-dir``), when known.
+    """
     import errno
 
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            where = f" writing {seen.filename}" if seen.filename else ""
+            writing = writing or (str(seen.filename) if seen.filename else None)
             break
         if "No space left on device" in str(seen) or "Disk quota exceeded" in str(seen):
-            where = ""
+            # TensorFlow's file errors name the file: "… /path/events.out…; No space left on device"
+            named = re.search(r"(/\S+); (?:No space left on device|Disk quota exceeded)", str(seen))
+            writing = writing or (named.group(1) if named else None)
             break
         seen = seen.__cause__ or seen.__context__
     else:
         return None
+    where = f" writing {writing}" if writing else ""
+    elsewhere = f"choose another {flag}" if flag else "choose another --output, --cache-dir or TMPDIR"
     return (f"no space left on the device{where}: nothing was published and temporary files were removed; "
-            "free some space, or choose another --output, --cache-dir or TMPDIR, and run again")
+            f"free some space, or {elsewhere}, and run again")
+
+
+@contextlib.contextmanager
+def writing(what: str, flag: str | None = None) -> Iterator[None]:
+    """Turn a full disk inside the block into a :class:`DiskFullError` that says what was being
+    written (``what``, e.g. ``the checkpoint in /ckpt``) and which option moves it elsewhere."""
+    try:
+        yield
+    except TfFinetuneError:
+        raise
+    except Exception as exc:
+        message = disk_full(exc, what, flag)
+        if message is None:
+            raise
+        raise DiskFullError(message) from exc
 
 
 class TfFinetuneError(Exception):
@@ -67,6 +96,10 @@ class StorageError(TfFinetuneError):
 
 class CheckpointError(TfFinetuneError):
     """The checkpoint folder holds another job's checkpoint, or cannot be used."""
+
+
+class DiskFullError(StorageError):
+    """The disk filled up (or a quota was reached) while writing; what and where are named."""
 
 
 class TrainingInterrupted(TfFinetuneError):

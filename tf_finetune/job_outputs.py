@@ -10,6 +10,7 @@ from typing import Any
 
 from tf_finetune import model_folder, storage
 from tf_finetune.data import DataSplit
+from tf_finetune.errors import writing
 
 log = logging.getLogger("tf_finetune.job")
 
@@ -45,17 +46,20 @@ def write_outputs(config, model, data: DataSplit, metrics: dict[str, Any], hp, i
         export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model", signatures)
         return Written(None, chief=False)
     if config.model_dir:
-        export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), signatures)
+        with writing(f"the model folder {config.model_dir}"):
+            export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), signatures)
     if hp.tflite != "none":  # model.tflite next to model.tar.gz and in the model dir
         from tf_finetune import tflite
 
-        source = Path(config.model_dir) if config.model_dir else export.write_model_dir(
-            model, data.label_map, metrics, workdir / "tflite-model", signatures)
         targets = [t for t in (config.model_dir, config.output and output_folder(config.output)) if t]
-        tflite.export_after_training(hp.tflite, source, data, workdir, targets)
+        with writing(f"the TFLite model (working folder {workdir}; to {', '.join(map(str, targets))})"):
+            source = Path(config.model_dir) if config.model_dir else export.write_model_dir(
+                model, data.label_map, metrics, workdir / "tflite-model", signatures)
+            tflite.export_after_training(hp.tflite, source, data, workdir, targets)
     archive = None
     if config.output:
-        archive = write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
+        with writing(f"the model to {output_folder(config.output)}"):
+            archive = write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
     return Written(archive, chief=True)
 
 
