@@ -153,12 +153,15 @@ def test_class_weights_move_predictions_toward_the_heavier_class(image_module, c
                                                                  head_only):
     data = indistinct_images(tmp_path / "train", {"a": 4, "b": 12})
     validation = indistinct_images(tmp_path / "val", {"a": 4, "b": 4})
+    # Fine-tuning the backbone at the head's rate (0.2) overshoots on 16 images: 2 of 6 seeds
+    # ended on the wrong class. At 0.05 for 6 epochs all 6 seeds measured turned the right way.
+    schedule = dict(epochs=4) if head_only else dict(epochs=6, learning_rate=0.05)
     recall_of_a = {}
     for weights in ("none", "10,1"):
         reports = tmp_path / f"reports-{weights}"
         run(JobConfig(data=str(data), validation_data=str(validation), output=None, handle=str(image_module),
                       image_size=24, cache_dir=str(cache_dir), report_dir=str(reports),
-                      hyperparameters=dict(SMALL, epochs=4, regularizers_l2=0.0001, class_weights=weights,
+                      hyperparameters=dict(SMALL, **schedule, regularizers_l2=0.0001, class_weights=weights,
                                            train_only_top_layer=head_only)))
         report = json.loads((reports / "evaluation.json").read_text())
         recall_of_a[weights] = report["per_class"]["a"]["recall"]

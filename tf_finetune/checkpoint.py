@@ -192,14 +192,18 @@ def make_callback(checkpoints: Checkpoints):
                          checkpoints.directory, epoch + 1, step + 1)
 
         def on_epoch_end(self, epoch, logs=None):
-            with writing(f"the checkpoint in {checkpoints.directory}", "--checkpoint-dir"):
+            with self._writing():
                 checkpoints.record_epoch(epoch, logs or {})  # first: a kill in between reruns the epoch
             self._backup(epoch=epoch, batch=int(self._training_state._ckpt_saved_batch.numpy()))
             log.info("checkpoint saved: epoch %d", epoch + 1)
 
         def _backup(self, epoch, batch=0):  # every save: epoch ends, every `steps`, on a stop request
-            with writing(f"the checkpoint in {checkpoints.directory}", "--checkpoint-dir"):
+            with self._writing():
                 super()._backup(epoch, batch)
+
+        @staticmethod
+        def _writing():
+            return writing(f"the checkpoint in {checkpoints.directory}", "--checkpoint-dir")
 
         def on_train_batch_end(self, batch, logs=None):
             super().on_train_batch_end(batch, logs)

@@ -92,7 +92,8 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
     root = Path(root)
     folders = _class_folders(root, class_names)
     names = tuple(class_names) if class_names is not None else tuple(p.name for p in folders)
-    candidates, ignored = _candidates([(folder, names.index(folder.name)) for folder in folders])
+    index_of = {name: index for index, name in enumerate(names)}
+    candidates, ignored = _candidates([(folder, index_of[folder.name]) for folder in folders])
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
         # Pillow warns about images above ~89 M pixels; decoding is scaled, and check_image
         # itself reports the ones too large to open (DecompressionBombError).
@@ -116,8 +117,9 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
         log.warning("skipped %d unusable image file(s) in %s: %s%s", len(skipped), root, shown, more)
     if ignored:
         log.info("ignored %d file(s) in %s that are not %s", ignored, root, "/".join(IMAGE_EXTENSIONS))
+    labelled = set(labels)
     for folder in folders:
-        if names.index(folder.name) not in labels:
+        if index_of[folder.name] not in labelled:
             raise DataError(f"class folder {folder} has no usable image "
                             f"({'/'.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
     return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped),
