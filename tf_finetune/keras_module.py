@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from tf_finetune import storage
 from tf_finetune.errors import BackboneError
 from tf_finetune.keras_graph import all_layers
 
@@ -54,9 +54,7 @@ def save_module(module, target: Path, any_size: bool, size: int | None, extra_fi
             "serving_default": module.__call__.get_concrete_function(spec, training=False)})
         for name, text in extra_files.items():
             (staging / name).write_text(text, "utf-8")
-        if target.exists():
-            target.rmdir()  # checked empty by the caller
-        os.replace(staging, target)
+        storage.move_into_place(staging, target)  # or keep another process's finished copy
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -137,12 +137,37 @@ _FILTER_REASONS = {  # tarfile's data-filter refusals, in words
 }
 
 
+def move_into_place(staging: Path, target: Path) -> bool:
+    """Rename the finished folder ``staging`` to ``target`` (absent or empty) in one step.
+
+    Cache entries are built under a key that names their content, and two processes may build
+    the same one at once: when ``target`` is already a non-empty folder, the other process
+    finished first and its entry (complete, since it arrived by the same rename) is kept.
+    ``staging`` is left for the caller to remove.
+
+    Returns:
+        True when ``staging`` became ``target``; False when another entry was already there.
+
+    Raises:
+        OSError: the rename failed for another reason (``target`` is a file, a full disk, ...).
+    """
+    try:
+        os.replace(staging, target)  # onto a missing or an empty folder: atomic on POSIX
+        return True
+    except OSError:
+        if target.is_dir() and any(target.iterdir()):
+            return False
+        raise
+
+
 def extract_archive(archive: str | Path, target: str | Path) -> Path:
     """Extract a tar(.gz) archive into ``target``, refusing anything that would escape it.
 
     Members with absolute paths, ``..`` components, links pointing outside the target, and
     device files are refused (tarfile's ``data`` filter). The archive is extracted to a
-    temporary sibling folder first and renamed into place, so ``target`` is complete or absent.
+    temporary sibling folder first and renamed into place, so ``target`` is complete or absent;
+    when another process extracts to the same ``target`` at the same time, the first complete
+    one is kept (see :func:`move_into_place`).
 
     Args:
         archive: the ``.tar.gz``/``.tgz``/``.tar`` file.
@@ -162,7 +187,7 @@ def extract_archive(archive: str | Path, target: str | Path) -> Path:
             for member in tar.getmembers():
                 _refuse_unsafe_name(archive, member.name)
             tar.extractall(staging, filter="data")
-        os.replace(staging, target)
+        move_into_place(staging, target)
     except tarfile.FilterError as exc:
         why = _FILTER_REASONS.get(exc.__class__.__name__, exc.__class__.__name__)
         raise StorageError(f"refusing to extract {archive}: unsafe member {exc.tarinfo.name!r} "

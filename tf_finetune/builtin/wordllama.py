@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tf_finetune import storage
 from tf_finetune.errors import BackboneError
 
 log = logging.getLogger(__name__)
@@ -125,11 +126,7 @@ def ensure_module(target: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
         build_module(staging)
-        try:
-            staging.rename(target)  # atomic: readers never see a half-built module
-        except OSError:
-            if not (target / "saved_model.pb").is_file():
-                raise
+        storage.move_into_place(staging, target)  # atomic: readers never see a half-built module
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
