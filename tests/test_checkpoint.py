@@ -27,18 +27,23 @@ def many_images(tmp_path_factory):
 class Training:
     """``python -m tf_finetune train`` in a subprocess whose log is read line by line."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, signal_at: tuple[str, int] | None = None):
+        """``signal_at``: (pattern, signal) to send the moment a line matching it is read."""
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         self.proc = subprocess.Popen([sys.executable, "-m", "tf_finetune", "train", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=env, cwd=REPO)
         self.lines: list[str] = []
+        self._signal_at = signal_at
         self._seen = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self):
         for line in self.proc.stderr:
+            if self._signal_at and re.search(self._signal_at[0], line):
+                self.proc.send_signal(self._signal_at[1])  # here, not in the test: an epoch is 0.6 s
+                self._signal_at = None
             with self._seen:
                 self.lines.append(line)
                 self._seen.notify_all()
@@ -85,9 +90,7 @@ def test_sigkill_then_rerun_resumes_after_the_last_saved_epoch(image_module, man
                                                                tmp_path):
     out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
     args = train_args(image_module, many_images, out, checkpoints, cache_dir)
-    killed = Training(*args)
-    killed.wait_for(r"checkpoint saved: epoch 2\b")
-    killed.proc.send_signal(signal.SIGKILL)
+    killed = Training(*args, signal_at=(r"checkpoint saved: epoch 2\b", signal.SIGKILL))
     assert killed.finish() == -signal.SIGKILL
     saved = max(killed.epochs_saved())
     assert saved < EPOCHS and not (out / "output" / "model.tar.gz").exists()
@@ -111,9 +114,9 @@ def test_sigkill_then_rerun_resumes_after_the_last_saved_epoch(image_module, man
 
 def test_ctrl_c_says_the_checkpoint_is_kept(image_module, many_images, cache_dir, tmp_path):
     out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
-    stopped = Training(*train_args(image_module, many_images, out, checkpoints, cache_dir))
-    stopped.wait_for(r"checkpoint saved: epoch 1\b")
-    stopped.proc.send_signal(signal.SIGINT)
+    args = train_args(image_module, many_images, out, checkpoints, cache_dir)
+    args[args.index("--epochs") + 1] = "1000"  # never done before the signal, however slow the machine
+    stopped = Training(*args, signal_at=(r"checkpoint saved: epoch 1\b", signal.SIGINT))
     assert stopped.finish() == 130, stopped.log
     assert (f"tf-finetune: interrupted; the last checkpoint in {checkpoints} is kept: run the same command "
             "again to resume") in stopped.log
@@ -126,9 +129,7 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_continues_from_that_step(image_mo
                                                                         cache_dir, tmp_path):
     out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
     args = train_args(image_module, many_images, out, checkpoints, cache_dir, "--checkpoint-steps", "5")
-    stopped = Training(*args)
-    stopped.wait_for(r"checkpoint saved: epoch 1\b")
-    stopped.proc.send_signal(signal.SIGTERM)
+    stopped = Training(*args, signal_at=(r"checkpoint saved: epoch 1\b", signal.SIGTERM))
     assert stopped.finish() == 143, stopped.log
     match = re.search(r"stopped on request \(SIGTERM\) at epoch (\d+), step (\d+); the checkpoint is in "
                       + re.escape(str(checkpoints)), stopped.log)

@@ -74,8 +74,9 @@ def errors_of(stderr: str) -> list[str]:
 
 
 def test_a_full_output_disk_is_one_message_and_leaves_the_previous_model(text_module, text_data, tmp_path):
-    # 64 KB: the TensorBoard logs fit, the model does not; 4 KB: the TensorBoard logs do not.
-    for size, writing in (("64k", "the model to {output}:"), ("4k", "{output}/tensorboard/")):
+    # 64 KB: the TensorBoard logs fit, the model does not. (A 4 KB output is refused before
+    # training: see test_an_output_disk_smaller_than_the_model_is_refused_before_training.)
+    for size, writing in (("64k", "the model to {output}:"),):
         run = tmp_path / size
         output = run / "out" / "output"
         report, (stderr,) = in_full_namespace(
@@ -137,3 +138,23 @@ def test_a_full_cache_or_temporary_folder_only_turns_the_caches_off(image_module
         "was published and temporary files were removed; free some space, or choose another --output, "
         "and run again"]
     assert not [entry for entry in report["full"].split() if entry.startswith("./tflite/")]  # no partial file
+
+
+def test_an_output_disk_smaller_than_the_model_is_refused_before_training(text_data, tmp_path):
+    import tiny_modules
+
+    (tmp_path / "hub").mkdir()
+    wide = tiny_modules.save_text_module(tmp_path / "hub" / "wide_text", dim=4096)
+    weights = sum(p.stat().st_size for p in (wide / "variables").iterdir())
+    assert weights > 2 * 64 * 1024  # so that it cannot fit the 64 KB output below
+    output = tmp_path / "out" / "output"
+    report, (stderr,) = in_full_namespace(
+        tmp_path, output,
+        f'"$PYTHON" -m tf_finetune train --data {text_data} --handle {wide} --output {tmp_path / "out"} '
+        f'--cache-dir {tmp_path / "cache"} --epochs 1 --batch-size 4', sizes={output: "64k"})
+    assert report["exit1"] == "1", stderr[-3000:]
+    (error,) = errors_of(stderr)
+    assert error.startswith(f"tf-finetune: error: not enough free space for --output: {output} has "), error
+    assert f"writes at least {weights / 2**20:.1f} MiB there" in error
+    assert "epoch=" not in stderr  # refused before training
+    assert report["previous"] == "the previous model" and report["full"].split() == ["./model.tar.gz"]

@@ -178,6 +178,7 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
 
     tf_keras.utils.set_random_seed(job.hyperparameters.random_seed)
     backbone = _resolve_backbone(job, inputs.data)
+    _check_free_space(job, backbone)
     layout = _layout(strategy, job.hyperparameters, inputs.data)
     checkpoints = _open_checkpoints(job.config, backbone.spec, job.hyperparameters, inputs.data,
                                     layout.global_batch)
@@ -243,6 +244,22 @@ def _resolve_backbone(job: JobPlan, data: DataSplit) -> _Backbone:
     preprocessor_path = None if continuing else resolve_preprocessor(spec, path, cache)
     preprocessor, text_lengths = _text_preprocessor(spec, path, preprocessor_path, data)
     return _Backbone(spec, path, continuing, preprocessor_path, preprocessor, text_lengths)
+
+
+# The TFLite file's size as a share of the float32 weights.
+_TFLITE_SHARE = {"none": 0.0, "float16": 0.5, "dynamic": 0.25, "int8": 0.25}
+
+
+def _check_free_space(job: JobPlan, backbone: _Backbone) -> None:
+    """Refuse to train when a destination cannot hold the model: a lower bound, the backbone's
+    weights once per copy (the archive, the model folder, the checkpoint, the TFLite file)."""
+    folder = model_folder.saved_model_dir(backbone.path) if backbone.continuing else Path(backbone.path)
+    weights = storage.folder_bytes(folder / "variables")
+    config, copy = job.config, int(weights * (1 + _TFLITE_SHARE[job.hyperparameters.tflite]))
+    destinations = [(config.output and job_outputs.output_folder(config.output), "--output", copy),
+                    (config.model_dir, "the model folder (SM_MODEL_DIR)", copy),
+                    (config.checkpoint_dir, "--checkpoint-dir", weights)]
+    storage.check_free_space([(folder, name, size) for folder, name, size in destinations if folder])
 
 
 def _layout(strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> _Layout:

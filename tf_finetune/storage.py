@@ -79,6 +79,43 @@ def check_destination(location: str | Path, what: str) -> None:
                            f"({exc.strerror or exc}); choose another folder") from None
 
 
+def folder_bytes(path: str | Path) -> int:
+    """Total size of the files under ``path`` (0 when it does not exist)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def check_free_space(needs: Iterable[tuple[str, str, int]]) -> None:
+    """Check, before the work, that each local destination has room for at least what will be
+    written there; folders on one file system add up. ``s3://`` destinations are not checked.
+
+    Args:
+        needs: (folder, the flag that names it, bytes it will receive at least).
+
+    Raises:
+        StorageError: a file system with less free space than its folders need (named, with
+            both sizes and the flags that move them).
+    """
+    per_device: dict[int, tuple[Path, int, list[str]]] = {}
+    for location, flag, size in needs:
+        if is_s3(location) or size <= 0:
+            continue
+        existing = Path(location).expanduser().absolute()
+        while not existing.exists():
+            existing = existing.parent
+        folder, total, flags = per_device.get(existing.stat().st_dev, (existing, 0, []))
+        per_device[existing.stat().st_dev] = (folder, total + size, flags + [flag])
+    for folder, total, flags in per_device.values():
+        free = shutil.disk_usage(folder).free
+        if free < total:
+            raise StorageError(
+                f"not enough free space for {' and '.join(flags)}: {folder} has {free / 2**20:.1f} MiB free and "
+                f"this job writes at least {total / 2**20:.1f} MiB there (the backbone's weights, once for each "
+                f"copy of the model); free some space, or point {' or '.join(flags)} to another disk, and run again")
+
+
 @contextlib.contextmanager
 def output_lock(cache_dir: str | Path, output: str) -> Iterator[None]:
     """Hold the one lock of ``output`` (a folder or ``s3://`` prefix) on this machine while a job
