@@ -149,15 +149,43 @@ def s3(s3_server, monkeypatch):
     yield boto3.client("s3")
 
 
+def built_once(tmp_path_factory, name: str, build):
+    """``build(folder)``'s result, built by ONE pytest-xdist worker and read by the others.
+
+    A session fixture is per worker, so two workers whose test files use the same real-model run
+    would each train it. The first takes a lock in the run's shared temporary folder and builds;
+    the other waits for the lock and reads the pickled result (paths in it are shared too).
+    """
+    import fcntl
+    import pickle
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(tmp_path_factory.mktemp(name))
+    shared_root = tmp_path_factory.getbasetemp().parent  # one per pytest run, above the workers'
+    with open(shared_root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even if build fails
+        done = shared_root / name / "result.pickle"
+        if done.is_file():
+            return pickle.loads(done.read_bytes())
+        folder = shared_root / name / f"by-{os.environ['PYTEST_XDIST_WORKER']}"
+        folder.mkdir(parents=True, exist_ok=True)  # exists if this worker's earlier try failed
+        result = build(folder)
+        done.write_bytes(pickle.dumps(result))
+        return result
+
+
 @pytest.fixture(scope="session")
 def ants_bees_h5_run(shared, cache_dir, tmp_path_factory):
     """ONE real run shared by the Keras-backbone and TFLite tests: the Teachable Machine .h5 as
     ``--handle``, head-only on ants/bees at 160 px (test_shared_models.py's settings), with
     ``tflite=int8`` at the end. Returns (the output folder, the JobResult)."""
+    return built_once(tmp_path_factory, "ants_bees_h5", lambda output: _ants_bees_h5_run(shared, cache_dir, output))
+
+
+def _ants_bees_h5_run(shared, cache_dir, output):
     from tf_finetune.job import JobConfig, run
 
     data = shared / "data" / "hymenoptera"
-    output = tmp_path_factory.mktemp("ants_bees_h5")
     result = run(JobConfig(
         data=str(data / "train"), validation_data=str(data / "val"), output=str(output),
         handle=str(shared / "models" / "source" / "teachable_machine_keras_model.h5"),
@@ -171,10 +199,13 @@ def ants_bees_h5_run(shared, cache_dir, tmp_path_factory):
 def ants_bees_hub_run(shared, cache_dir, tmp_path_factory):
     """ONE real run of the converted hub module with ants_bees_h5_run's recipe (head-only on
     ants/bees at 160 px), shared by the real-model tests. Returns (the output folder, the JobResult)."""
+    return built_once(tmp_path_factory, "ants_bees_hub", lambda output: _ants_bees_hub_run(shared, cache_dir, output))
+
+
+def _ants_bees_hub_run(shared, cache_dir, output):
     from tf_finetune.job import JobConfig, run
 
     data = shared / "data" / "hymenoptera"
-    output = tmp_path_factory.mktemp("ants_bees_hub")
     result = run(JobConfig(
         data=str(data / "train"), validation_data=str(data / "val"), output=str(output),
         handle=str(shared / "models" / "mobilenet_v2_035_imagenet"), image_size=160,
