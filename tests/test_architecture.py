@@ -1,4 +1,5 @@
-"""The package's shape: its import graph has no cycle (a layered design, one way down).
+"""The package's shape: its import graph has no cycle (a layered design, one way down), and no
+function or module outgrows a screen or a sitting (60 and 500 lines).
 
 Every ``import`` counts, including those inside functions: a local import hides a cycle from
 the interpreter but not from a reader.
@@ -96,3 +97,31 @@ def test_a_cycle_would_be_found():
 ])
 def test_imports_are_resolved_to_modules(module, imported):
     assert imported in import_graph()[module]
+
+
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 60, 500
+
+
+def oversized(package: Path = PACKAGE) -> list[str]:
+    """Functions over MAX_FUNCTION_LINES (docstring included) and modules over MAX_MODULE_LINES."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            found.append(f"{path.relative_to(package)}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{path.relative_to(package)}:{node.lineno} {node.name}: {length} lines")
+    return found
+
+
+def test_functions_and_modules_stay_readable_in_one_screen():
+    assert oversized() == []
+
+
+def test_an_oversized_function_would_be_found(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "long.py").write_text(f"def long():\n{body}\n", encoding="utf-8")
+    assert oversized(tmp_path) == [f"long.py:1 long: {MAX_FUNCTION_LINES + 1} lines"]

@@ -84,9 +84,8 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     Args:
         train_head: ``train_head(l2, epochs, train_rows, holdout_rows)`` trains a fresh head
             (seeded as the final one) and returns its validation ``eval_metric`` after every
-            epoch.
-            ``train_rows``/``holdout_rows`` are None to use the whole training data and the
-            validation split, or training-row indices when the choice holds out a part.
+            epoch. ``train_rows``/``holdout_rows`` are None to use the whole training data and
+            the validation split, or training-row indices when the choice holds out a part.
         labels: the training labels (to hold out a stratified part when there is no
             validation split).
         has_validation: whether there is a validation split.
@@ -112,19 +111,12 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     epochs = search_epochs(steps_per_epoch) if choose_epochs else hp.epochs
     sign = 1 if lower_is_better(hp.eval_metric) else -1  # what is minimised: the loss, or minus the metric
     started = time.perf_counter()
-    results = {}  # l2 -> (best validation score, its epoch)
-    for l2 in candidates:
-        scores = train_head(l2, epochs, train_rows, holdout_rows)
-        if choose_epochs:
-            best = min(range(len(scores)), key=lambda i: sign * scores[i])  # the first best
-        else:
-            best = len(scores) - 1  # the final run trains exactly hp.epochs
-        results[l2] = (float(scores[best]), best + 1)
+    results = {l2: _best_epoch(train_head(l2, epochs, train_rows, holdout_rows), choose_epochs, sign)
+               for l2 in candidates}
     seconds = time.perf_counter() - started
     l2 = min(results, key=lambda value: (sign * results[value][0], value))
     best_epoch = results[l2][1]
-    on = f"validation {hp.eval_metric}" if has_validation else \
-        f"the {hp.eval_metric} on {HOLDOUT_RATIO:.0%} of the training data held out"
+    on = _judged_on(hp.eval_metric, has_validation)
     chosen: dict[str, Any] = {}
     choices = []
     if "regularizers_l2" in names:
@@ -144,6 +136,18 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     for choice in choices:
         log.info("%s", choice.describe())
     return hyperparameters.resolve(hp, chosen), choices
+
+
+def _judged_on(metric: str, has_validation: bool) -> str:
+    return (f"validation {metric}" if has_validation
+            else f"the {metric} on {HOLDOUT_RATIO:.0%} of the training data held out")
+
+
+def _best_epoch(scores: list[float], choose_epochs: bool, sign: int) -> tuple[float, int]:
+    """(score, epoch from 1) of a candidate: its first best epoch, or its last when the number of
+    epochs is not chosen (the final run trains exactly that many)."""
+    best = min(range(len(scores)), key=lambda i: sign * scores[i]) if choose_epochs else len(scores) - 1
+    return float(scores[best]), best + 1
 
 
 def kept_epoch(best_epoch: int, scores: dict[int, float], metric: str = "loss") -> Choice:

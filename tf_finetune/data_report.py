@@ -209,11 +209,22 @@ def summary(report: DataReport) -> str:
     return "\n".join(lines)
 
 
-def _read_images(split: SplitReport, root: Path, image_size: int | None, findings: list[Finding],
-                 workers: int) -> None:
-    from tf_finetune.data.images import IMAGE_EXTENSIONS, list_class_folders
+def _mixed_extensions(where: str, paths: list[str]) -> list[Finding]:
+    """A note naming the images whose extension is not the usual one of the split, if any."""
+    extensions = Counter(Path(p).suffix.lower() for p in paths)
+    if len(extensions) < 2:
+        return []
+    usual = extensions.most_common(1)[0][0]
+    others = [p for p in paths if Path(p).suffix.lower() != usual]
+    return [Finding("note", f"{where}: {len(others)} image(s) have another extension than the usual {usual}: "
+                    f"{_list(others)}")]
 
-    folders = list_class_folders(root)
+
+def _walk_class_folders(root: Path, folders: list[Path]
+                        ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+    """(image file, class) pairs, (other file, class) pairs and hidden entries under the folders."""
+    from tf_finetune.data.images import IMAGE_EXTENSIONS
+
     hidden = [p.name for p in root.iterdir() if p.name.startswith(".")]
     files: list[tuple[str, str]] = []
     ignored: list[tuple[str, str]] = []
@@ -224,6 +235,15 @@ def _read_images(split: SplitReport, root: Path, image_size: int | None, finding
             for name in sorted(n for n in names if not n.startswith(".")):
                 path = os.path.join(current, name)
                 (files if name.lower().endswith(IMAGE_EXTENSIONS) else ignored).append((path, folder.name))
+    return files, ignored, hidden
+
+
+def _read_images(split: SplitReport, root: Path, image_size: int | None, findings: list[Finding],
+                 workers: int) -> None:
+    from tf_finetune.data.images import IMAGE_EXTENSIONS, list_class_folders
+
+    folders = list_class_folders(root)
+    files, ignored, hidden = _walk_class_folders(root, folders)
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
         from PIL import Image
 
@@ -261,12 +281,7 @@ def _read_images(split: SplitReport, root: Path, image_size: int | None, finding
     if ignored:
         findings.append(Finding("note", f"{where}: {len(ignored)} file(s) are not {'/'.join(IMAGE_EXTENSIONS)} "
                                 f"and are ignored: {_list(p for p, _ in ignored)}"))
-    extensions = Counter(Path(p).suffix.lower() for p, _ in files)
-    if len(extensions) > 1:
-        usual = extensions.most_common(1)[0][0]
-        others = [p for p, _ in files if Path(p).suffix.lower() != usual]
-        findings.append(Finding("note", f"{where}: {len(others)} image(s) have another extension than the "
-                                f"usual {usual}: {_list(others)}"))
+    findings.extend(_mixed_extensions(where, [p for p, _ in files]))
     if misnamed:
         findings.append(Finding("note", f"{where}: {len(misnamed)} image(s) are named for another format than "
                                 f"their content (they still train): {_list(misnamed)}; rename them"))

@@ -167,21 +167,7 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
     """
     from tf_finetune import model as model_lib
 
-    started = time.perf_counter()
-    with strategy.scope():  # so that predict spreads the batches over the replicas
-        extractor = tf_keras.Model(model.inputs, model.get_layer("backbone").output,
-                                   name="feature_extractor")
-    splits = {"train": data.train, "validation": data.validation if inputs.get("validation") is not None else None}
-    features, sources = {}, {}
-    for name, examples in splits.items():
-        if examples is not None:
-            features[name], sources[name] = _features(extractor, inputs[name], examples, strategy, workdir,
-                                                      store, task)
-    train_features, val_features = features["train"], features.get("validation")
-    log.info("features: %s (%d x %d, %.1fs); training the head on them",
-             ", ".join(f"{name} {source}" for name, source in sources.items()),
-             sum(len(f) for f in features.values()), train_features.shape[1], time.perf_counter() - started)
-
+    train_features, val_features = _all_features(model, strategy, data, inputs, workdir, store, task)
     num_classes = data.label_map.num_classes
     steps = steps_per_epoch(len(data.train), global_batch)
     search = _Search(train_features, data.train.labels, val_features,
@@ -205,6 +191,25 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
     class_weight = class_weight_map(hp.class_weights, data.train.labels, num_classes)
     history = train.fit(head, train_ds, steps, scorer, hp, tensorboard_dir, checkpoints, class_weight)
     return HeadFit(history, scorer, hp, chosen)
+
+
+def _all_features(model, strategy, data, inputs: dict, workdir: Path, store: FeatureStore | None,
+                  task: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The backbone's features of the training and (when given) validation examples."""
+    started = time.perf_counter()
+    with strategy.scope():  # so that predict spreads the batches over the replicas
+        extractor = tf_keras.Model(model.inputs, model.get_layer("backbone").output,
+                                   name="feature_extractor")
+    splits = {"train": data.train, "validation": data.validation if inputs.get("validation") is not None else None}
+    features, sources = {}, {}
+    for name, examples in splits.items():
+        if examples is not None:
+            features[name], sources[name] = _features(extractor, inputs[name], examples, strategy, workdir,
+                                                      store, task)
+    log.info("features: %s (%d x %d, %.1fs); training the head on them",
+             ", ".join(f"{name} {source}" for name, source in sources.items()),
+             sum(len(f) for f in features.values()), features["train"].shape[1], time.perf_counter() - started)
+    return features["train"], features.get("validation")
 
 
 @dataclass

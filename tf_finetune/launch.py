@@ -152,28 +152,8 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
             hyperparameters and flags, RegistryError for the model, StorageError for paths).
     """
     from tf_finetune import job as local_job
-    from tf_finetune.s3 import S3Uri
 
-    if not NAME_PATTERN.match(config.name or ""):
-        raise HyperparameterError(f"--name {config.name!r}: use 1-48 letters, digits and hyphens, "
-                                  "starting and ending with a letter or digit (the job name adds a "
-                                  "timestamp)")
-    check_s3_spelling(config.output, "--output")
-    if not config.output.startswith("s3://"):
-        raise HyperparameterError(f"--output {config.output!r}: a SageMaker job writes to S3; pass "
-                                  "s3://bucket/ or s3://bucket/prefix/")
-    output = S3Uri.parse(config.output)
-    output_path = f"s3://{output.bucket}/{output.key.strip('/') + '/' if output.key.strip('/') else ''}"
-    if not config.role:
-        raise HyperparameterError("--role is required: the ARN of the IAM role the job runs as "
-                                  "(arn:aws:iam::<account>:role/<name>, with SageMaker and S3 access)")
-    if not ROLE_PATTERN.match(config.role):
-        raise HyperparameterError(f"--role {config.role!r} is not an IAM role ARN: expected "
-                                  "arn:aws:iam::<12-digit account>:role/<name>")
-    if config.instance_count < 1:
-        raise HyperparameterError(f"--instance-count {config.instance_count}: expected 1 or more")
-    if config.max_run < 1:
-        raise HyperparameterError(f"--max-run {config.max_run}: expected seconds, 1 or more")
+    output_path = _checked_output_path(config)
     job = config.job
     hp = local_job.plan(job).hyperparameters  # the same checks as a local train, and the batch it uses
     channels = {"training": job.data}
@@ -182,15 +162,7 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
             channels[name] = source
     for name, source in channels.items():
         _check_source(name, source)
-    sent = {name: _as_text(value) for name, value in job.hyperparameters.items()}
-    if job.model_id:
-        sent["model_id"] = job.model_id
-    if job.image_size:
-        sent["image_size"] = str(job.image_size)
-    if job.max_seq_length:
-        sent["max_seq_length"] = str(job.max_seq_length)
-    if not job.feature_cache:
-        sent["feature_cache"] = "False"
+    sent = _sent_hyperparameters(job)
     region = config.region or _default_region()
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
     return LaunchPlan(
@@ -202,6 +174,46 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
         output_path=output_path, staging=f"{output_path}{config.name}/",
         image_uri=config.image_uri or training_image(region, config.instance_type, config.gpus),
         region=region, parent_model=job.model_id or job.handle or "")
+
+
+def _checked_output_path(config: LaunchConfig) -> str:
+    """Check the launch's own flags (name, output, role, counts); returns the S3 output path."""
+    from tf_finetune.s3 import S3Uri
+
+    if not NAME_PATTERN.match(config.name or ""):
+        raise HyperparameterError(f"--name {config.name!r}: use 1-48 letters, digits and hyphens, "
+                                  "starting and ending with a letter or digit (the job name adds a "
+                                  "timestamp)")
+    check_s3_spelling(config.output, "--output")
+    if not config.output.startswith("s3://"):
+        raise HyperparameterError(f"--output {config.output!r}: a SageMaker job writes to S3; pass "
+                                  "s3://bucket/ or s3://bucket/prefix/")
+    if not config.role:
+        raise HyperparameterError("--role is required: the ARN of the IAM role the job runs as "
+                                  "(arn:aws:iam::<account>:role/<name>, with SageMaker and S3 access)")
+    if not ROLE_PATTERN.match(config.role):
+        raise HyperparameterError(f"--role {config.role!r} is not an IAM role ARN: expected "
+                                  "arn:aws:iam::<12-digit account>:role/<name>")
+    if config.instance_count < 1:
+        raise HyperparameterError(f"--instance-count {config.instance_count}: expected 1 or more")
+    if config.max_run < 1:
+        raise HyperparameterError(f"--max-run {config.max_run}: expected seconds, 1 or more")
+    output = S3Uri.parse(config.output)
+    return f"s3://{output.bucket}/{output.key.strip('/') + '/' if output.key.strip('/') else ''}"
+
+
+def _sent_hyperparameters(job) -> dict[str, str]:
+    """What the job gets as SageMaker hyperparameters: the user's, and the job options it needs."""
+    sent = {name: _as_text(value) for name, value in job.hyperparameters.items()}
+    if job.model_id:
+        sent["model_id"] = job.model_id
+    if job.image_size:
+        sent["image_size"] = str(job.image_size)
+    if job.max_seq_length:
+        sent["max_seq_length"] = str(job.max_seq_length)
+    if not job.feature_cache:
+        sent["feature_cache"] = "False"
+    return sent
 
 
 def metric_definitions(eval_metric: str = "loss") -> list[dict[str, str]]:

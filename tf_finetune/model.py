@@ -24,6 +24,22 @@ DROPOUT_LAYER = "dropout"
 BINARY_LAYER = "binary_probabilities"  # binary_mode: one sigmoid output shown as two columns
 
 
+def _cannot_take(spec: BackboneSpec, image_size: int | None, exc: Exception) -> BackboneError:
+    """The error for a backbone that fails on the model's inputs: too small an image, or the
+    wrong task (naming the input the backbone takes)."""
+    if image_size and "Negative dimension size" in str(exc):  # pooling/strides shrink it below 1
+        return BackboneError(f"image_size {image_size} is too small for backbone {spec.name}: its strides "
+                             "and pooling shrink the image below one pixel; use a larger --image-size "
+                             "(224 is usual)")
+    expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
+                if spec.task == "image" else "a batch of strings")
+    takes = re.search(r"Option 1:\s+Positional arguments \(\d+ total\):\s+\* (TensorSpec\(.*\))", str(exc))
+    cause = f"it takes {takes.group(1)}" if takes else first_line(exc)
+    article = "an" if spec.task == "image" else "a"
+    return BackboneError(f"backbone {spec.name} cannot take {expected} ({article} {spec.task} feature "
+                         f"extractor is needed): {cause}")
+
+
 def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor: Preprocessor | None,
                      num_classes: int, hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
     """Backbone -> Dropout -> Dense(num_classes, L2, softmax) (see :func:`head_layers`). Call
@@ -64,17 +80,7 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor: Prepr
             x = preprocessor.keras_layers(spec.max_seq_length)(x)
         features = layer(x)
     except (ValueError, TypeError, tf.errors.OpError) as exc:
-        if image_size and "Negative dimension size" in str(exc):  # pooling/strides shrink it below 1
-            raise BackboneError(f"image_size {image_size} is too small for backbone {spec.name}: its "
-                                "strides and pooling shrink the image below one pixel; use a larger "
-                                "--image-size (224 is usual)") from None
-        expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
-                    if spec.task == "image" else "a batch of strings")
-        takes = re.search(r"Option 1:\s+Positional arguments \(\d+ total\):\s+\* (TensorSpec\(.*\))", str(exc))
-        cause = f"it takes {takes.group(1)}" if takes else first_line(exc)
-        article = "an" if spec.task == "image" else "a"
-        raise BackboneError(f"backbone {spec.name} cannot take {expected} ({article} {spec.task} feature "
-                            f"extractor is needed): {cause}") from None
+        raise _cannot_take(spec, image_size, exc) from None
     if isinstance(features, dict) or len(features.shape) != 2:
         shape = sorted(features) if isinstance(features, dict) else features.shape
         raise BackboneError(f"backbone {spec.name} does not return a feature vector "
