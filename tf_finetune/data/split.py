@@ -26,9 +26,9 @@ def stratified_split(labels: Sequence[int], ratio: float, seed: int) -> tuple[li
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
         rng.shuffle(members)
-        n_val = int(round(len(members) * ratio)) if ratio > 0 else 0
-        if ratio > 0 and len(members) >= 2:
-            n_val = min(max(n_val, 1), len(members) - 1)
+        n_val = 0
+        if ratio > 0 and len(members) >= 2:  # a class of one stays in training, whatever the ratio
+            n_val = min(max(int(round(len(members) * ratio)), 1), len(members) - 1)
         val.extend(members[:n_val].tolist())
         train.extend(members[n_val:].tolist())
     return sorted(train), sorted(val)
