@@ -52,3 +52,50 @@ def test_adamw_uses_the_warmup_fraction():
         else optimizer._learning_rate
     assert isinstance(schedule, WarmupLinearDecay)
     assert schedule.warmup_steps == 25 and schedule.total_steps == 100
+
+
+def head_on_features(dim: int = 6, classes: int = 3, compile_steps: int | None = None, **hp_values):
+    """The classification head alone, on feature vectors, with these hyperparameters."""
+    from tf_finetune.model import apply_layers, compile_classifier, head_layers
+
+    hp = resolve(dict(hp_values))
+    features = tf_keras.Input([dim])
+    model = tf_keras.Model(features, apply_layers(head_layers(classes, hp), features))
+    if compile_steps:
+        compile_classifier(model, hp, compile_steps)
+    return model
+
+
+FEATURES = np.random.default_rng(1).normal(size=(64, 6)).astype("float32")
+
+
+def test_dropout_rate_drops_that_share_of_the_features_in_training_only():
+    from tf_finetune.model import DROPOUT_LAYER
+
+    ones = np.ones((200, 50), "float32")
+    for rate in (0.0, 0.2, 0.5):
+        dropout = head_on_features(dropout_rate=rate).get_layer(DROPOUT_LAYER)
+        dropped = float(np.mean(dropout(ones, training=True).numpy() == 0))
+        assert dropped == pytest.approx(rate, abs=0.02)
+        np.testing.assert_array_equal(dropout(ones, training=False), ones)
+
+
+def test_regularizers_l2_adds_its_factor_times_the_squared_kernel_to_the_loss():
+    from tf_finetune.model import CLASSIFIER_LAYER, set_head_l2
+
+    model = head_on_features(regularizers_l2=0.01)
+    kernel = model.get_layer(CLASSIFIER_LAYER).kernel.numpy()
+    assert float(sum(model.losses)) == pytest.approx(0.01 * float(np.sum(kernel ** 2)), rel=1e-5)
+    set_head_l2(model, 0.5)  # chosen on cached features, before training
+    assert float(sum(model.losses)) == pytest.approx(0.5 * float(np.sum(kernel ** 2)), rel=1e-5)
+    assert float(sum(head_on_features(regularizers_l2=0.0).losses)) == 0.0
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_label_smoothing_mixes_the_targets_with_the_uniform_distribution(smoothing):
+    model = head_on_features(compile_steps=10, label_smoothing=smoothing, regularizers_l2=0.0, dropout_rate=0.0)
+    labels = np.eye(3, dtype="float32")[np.arange(64) % 3]
+    probabilities = model.predict(FEATURES, verbose=0)
+    targets = labels * (1 - smoothing) + smoothing / 3  # computed here, not by Keras
+    expected = float(np.mean(-np.sum(targets * np.log(probabilities), axis=1)))
+    assert model.evaluate(FEATURES, labels, verbose=0, batch_size=64)[0] == pytest.approx(expected, rel=1e-4)
