@@ -494,3 +494,34 @@ def test_the_decoded_image_cache_keeps_8_bit_images_that_decode_as_served(tmp_pa
     # Read back, they are exactly what serving's decoding gives (no rounding difference).
     served = np.stack([decode_image(tf.constant(p), SIZE, "bilinear").numpy() for p in examples.inputs])
     assert sorted(second_pass.reshape(15, -1).tolist()) == sorted(served.reshape(15, -1).tolist())
+
+
+def test_augmentation_changes_the_training_images_and_flip_only_mirrors_them(tmp_path):
+    from tf_finetune.data.pipeline import make_augmenter
+
+    examples = _examples(tmp_path, per_class=4)  # 12 images
+    plain = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2, image_size=SIZE)
+    flipped = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2, image_size=SIZE,
+                               augmenter=make_augmenter("horizontal", 0.0, 0.0, seed=2))
+    (originals, _), (augmented, _) = next(iter(plain)), next(iter(flipped))  # the same order: same seed
+    originals, augmented = originals.numpy(), augmented.numpy()
+    mirrored = [np.allclose(a, o[:, ::-1]) for a, o in zip(augmented, originals)]
+    kept = [np.allclose(a, o) for a, o in zip(augmented, originals)]
+    assert all(m or k for m, k in zip(mirrored, kept))  # a flip changes nothing else
+    assert 0 < sum(mirrored) < len(mirrored)  # some images flipped, some not
+    assert make_augmenter("None", 0.0, 0.0, seed=2) is None
+    zoomed = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2, image_size=SIZE,
+                              augmenter=make_augmenter("None", 0.0, 0.3, seed=2))
+    assert not np.allclose(next(iter(zoomed))[0].numpy(), originals, atol=0.02)
+
+
+def test_the_resize_interpolation_is_the_one_asked_for(tmp_path):
+    # A 2x2 checkerboard of 8x8 blocks shrunk to 4x4: nearest keeps pure black and white pixels,
+    # bilinear (and area) average the blocks into greys.
+    board = np.kron(np.array([[0, 255], [255, 0]], np.uint8), np.ones((8, 8), np.uint8))
+    path = tmp_path / "board.png"
+    Image.fromarray(np.stack([board] * 3, axis=-1)).save(path)
+    nearest = decode_image(tf.constant(str(path)), 3, "nearest").numpy()
+    bilinear = decode_image(tf.constant(str(path)), 3, "bilinear").numpy()
+    assert set(np.unique(nearest)) <= {0.0, 1.0}
+    assert np.any((bilinear > 0.05) & (bilinear < 0.95))
