@@ -253,8 +253,8 @@ _TFLITE_SHARE = {"none": 0.0, "float16": 0.5, "dynamic": 0.25, "int8": 0.25}
 def _check_free_space(job: JobPlan, backbone: _Backbone) -> None:
     """Refuse to train when a destination cannot hold the model: a lower bound, the backbone's
     weights once per copy (the archive, the model folder, the checkpoint, the TFLite file)."""
-    folder = model_folder.saved_model_dir(backbone.path) if backbone.continuing else Path(backbone.path)
-    weights = storage.folder_bytes(folder / "variables")
+    saved_model = model_folder.saved_model_dir(backbone.path) if backbone.continuing else Path(backbone.path)
+    weights = storage.folder_bytes(saved_model / "variables")
     config, copy = job.config, int(weights * (1 + _TFLITE_SHARE[job.hyperparameters.tflite]))
     destinations = [(config.output and job_outputs.output_folder(config.output), "--output", copy),
                     (config.model_dir, "the model folder (SM_MODEL_DIR)", copy),
