@@ -67,9 +67,7 @@ def check_destination(location: str | Path, what: str) -> None:
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise StorageError(f"{what} {text} is a file; it must be a folder (new or existing)")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
+    existing = _nearest_existing(path)
     if not existing.is_dir():
         raise StorageError(f"{what} {text}: {existing} is a file, so no folder can be made under it")
     try:  # the one reliable test: create something there (access() misses /proc, quotas, ACLs)
@@ -77,6 +75,13 @@ def check_destination(location: str | Path, what: str) -> None:
     except OSError as exc:
         raise StorageError(f"{what} {text}: cannot create files in {existing} "
                            f"({exc.strerror or exc}); choose another folder") from None
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (where a new folder would be created)."""
+    while not path.exists():
+        path = path.parent
+    return path
 
 
 def folder_bytes(path: str | Path) -> int:
@@ -102,9 +107,7 @@ def check_free_space(needs: Iterable[tuple[str, str, int]]) -> None:
     for location, flag, size in needs:
         if is_s3(location) or size <= 0:
             continue
-        existing = Path(location).expanduser().absolute()
-        while not existing.exists():
-            existing = existing.parent
+        existing = _nearest_existing(Path(location).expanduser().absolute())
         folder, total, flags = per_device.get(existing.stat().st_dev, (existing, 0, []))
         per_device[existing.stat().st_dev] = (folder, total + size, flags + [flag])
     for folder, total, flags in per_device.values():
