@@ -1,18 +1,23 @@
-"""Shared fixtures. The CPU is split into 4 logical devices before any TensorFlow op, so
-every in-process training test runs with 4 replicas under MirroredStrategy."""
+"""Shared fixtures. The CPU is split into REPLICAS (helpers.py; 2 unless
+TF_FINETUNE_TEST_REPLICAS says otherwise) logical devices before any TensorFlow op, so every
+in-process training test runs with several replicas under MirroredStrategy."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The suite counts replicas on 4 logical CPUs and checks CPU-only messages: hide any GPU, here
+# The suite counts replicas on logical CPUs and checks CPU-only messages: hide any GPU, here
 # and in every subprocess (they inherit this environment).
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 import pytest  # noqa: E402
 
 from helpers import REPLICAS, SHARED, free_port, s3_environment, write_registry  # noqa: E402
+from tf_finetune import startup  # noqa: E402
+
+startup.prepare_tensorflow(quiet=False)  # as the doors do, before TensorFlow is imported
+
 from tf_finetune.distribute import split_cpu  # noqa: E402
 
 split_cpu(REPLICAS)

@@ -39,7 +39,7 @@ import pytest
 from PIL import Image
 
 import tiny_modules
-from helpers import offline_environment, run_cli
+from helpers import REPLICAS, offline_environment, run_cli
 from tf_finetune import hyperparameters
 from tf_finetune.backbone import BackboneSpec, choose_image_size, resolve_handle
 from tf_finetune.data import load_data
@@ -426,7 +426,7 @@ HP_CASES = [
               registry=[FROZEN_TEXT], model_id="frozen-text",
               hyperparameters={"train_only_top_layer": "False"}),
     Case("hp-jit-compile-on-split-cpu", jit_on_split_cpu, FATAL, HyperparameterError,
-         ("jit_compile=True cannot run on 4 logical CPU devices", "drop --cpu-devices or jit_compile")),
+         (f"jit_compile=True cannot run on {REPLICAS} logical CPU devices", "drop --cpu-devices or jit_compile")),
 ]
 
 

@@ -153,7 +153,7 @@ def test_training_continues_from_a_bert_model(bert_run, bert_data, tmp_path, cap
             "--epochs", "1", "--batch-size", "4", "--learning-rate", "0.0001", "--cache-dir", str(tmp_path / "c")]
     assert cli.main(argv + ["--max-seq-length", "32"]) == 1
     assert "max_seq_length=32 cannot be used: this job continues from a previous model" in capsys.readouterr().err
-    # One replica in a process of its own: in this one, 4 logical CPUs would all-reduce every
+    # One replica in a process of its own: in this one, REPLICAS logical CPUs would all-reduce every
     # encoder weight 4 ways at each step.
     proc = run_cli(*argv, "--cpu-devices", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -232,7 +232,7 @@ def test_full_fine_tune_with_decoded_image_cache_and_mixed_precision_on_cpu(
 
 def test_jit_compile_trains_on_one_device_and_is_refused_on_split_cpus(
         image_module, image_data, cache_dir, tmp_path):
-    with pytest.raises(HyperparameterError, match="jit_compile=True cannot run on 4 logical CPU"):
+    with pytest.raises(HyperparameterError, match=f"jit_compile=True cannot run on {REPLICAS} logical CPU"):
         run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
                       hyperparameters=dict(FAST, jit_compile=True), cache_dir=str(cache_dir)))
     done = run_cli("train", "--handle", str(image_module), "--data", str(image_data), "--image-size", "24",

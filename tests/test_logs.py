@@ -28,3 +28,32 @@ def test_the_quiet_import_hides_the_native_start_up_lines():
     loud, quiet = _stderr("plain"), _stderr("quiet")
     assert "imported" in quiet and quiet.strip().splitlines() == ["imported"]
     assert len(loud.strip().splitlines()) > 1  # the lines exist on this machine, or the test proves nothing
+
+
+
+KERAS_SCRIPT = """
+import sys
+from tf_finetune import startup
+startup.prepare_tensorflow(quiet=False)
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
+hub.KerasLayer(sys.argv[1])
+print(tf.keras.layers.Dense is tf_keras.layers.Dense, "keras" in sys.modules)
+"""
+
+
+def test_a_door_builds_hub_models_without_importing_keras_3(image_module):
+    proc = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(image_module)], capture_output=True,
+                          text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "False"]  # tf.keras is the package our models use
+
+
+def test_the_users_keras_choice_wins():
+    from tf_finetune import startup
+
+    chosen, unset = {"TF_USE_LEGACY_KERAS": "0"}, {}
+    startup.prepare_tensorflow(chosen, quiet=False)
+    startup.prepare_tensorflow(unset, quiet=False)
+    assert (chosen, unset) == ({"TF_USE_LEGACY_KERAS": "0"}, {"TF_USE_LEGACY_KERAS": "1"})

@@ -70,8 +70,9 @@ def last_batch(count: int, replicas: int) -> int:
     return count % (BATCH_SIZE * replicas) or BATCH_SIZE * replicas
 
 
-# Sizes for 4 replicas of 2 (global batch 8): a last global batch of 1, of replicas - 1 = 3
-# and exactly full. Each case has both a short training and a short validation last batch.
+# Sizes whose last global batch (BATCH_SIZE x REPLICAS examples when full) is 1 (fewer than the
+# replicas: some get none), 3 (a replica's share cut short) and exactly full, with 2 replicas (the
+# suite's default) or 4. Each case has both a short training and a short validation last batch.
 CASES = [
     ("image", False, 9, 11),  # full fine-tune
     ("image", True, 11, 16),  # head-only on cached features
@@ -84,7 +85,7 @@ CASES = [
 def test_every_replica_gets_a_full_share_of_every_batch(task, head_only, train_count, val_count,
                                                         recording_image, recording_text, tmp_path,
                                                         cache_dir):
-    assert {last_batch(c, REPLICAS) for _, _, t, v in CASES for c in (t, v)} == {1, 3, 8}
+    assert {last_batch(c, REPLICAS) for _, _, t, v in CASES for c in (t, v)} == {1, 3, BATCH_SIZE * REPLICAS}
     module, log = recording_image if task == "image" else recording_text
     train = make_data(task, tmp_path / "train", train_count)
     validation = make_data(task, tmp_path / "validation", val_count)
@@ -141,9 +142,9 @@ def image_archive(recording_image, tmp_path_factory, cache_dir) -> Path:
     return Path(result.archive)
 
 
-def test_predict_and_evaluate_on_5_examples_with_4_devices(image_archive, recording_image, tmp_path,
+def test_predict_and_evaluate_on_5_examples_with_several_devices(image_archive, recording_image, tmp_path,
                                                            capsys):
-    # In this process the CPU is 4 logical devices; predict and evaluate run the serving
+    # In this process the CPU is REPLICAS logical devices; predict and evaluate run the serving
     # signature on one of them, in order, in batches of up to 64.
     _, log = recording_image
     data = image_folder(tmp_path / "five", 5)

@@ -54,7 +54,7 @@ def test_mobilenet_on_ants_and_bees(shared, ants_bees_hub_run, tmp_path):
 
 
 def test_wordllama_on_sms_spam(shared, cache_dir, tmp_path):
-    # One replica, as on a CPU host: the suite's 4 logical CPUs make every step all-reduce the
+    # One replica, as on a CPU host: the suite's logical CPUs make every step all-reduce the
     # 256-d gradients of the words in the batch 4 ways, 5x slower here than one device (2,400
     # rows, 3 epochs: 48 s against 9.6 s, same accuracy). The door is the one users call.
     proc = run_cli("train", "--data", str(shared / "data" / "sms_spam" / "data.csv"),

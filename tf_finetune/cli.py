@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tf_finetune import logs, storage
+from tf_finetune import logs, startup, storage
 from tf_finetune.cli_parser import CACHE_ENV, build_parser, build_parsers, default_cache_dir
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted, disk_full, writing
 
@@ -74,8 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr)
     args = _parse(argv)
     logs.configure(quiet_libraries=not args.debug)
-    if not args.debug:
-        logs.hide_tensorflow_start_up()
+    startup.prepare_tensorflow(quiet=not args.debug)
     try:
         return _dispatch(args)
     except TrainingInterrupted as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tf_finetune import job_options, logs, model_folder
+from tf_finetune import job_options, logs, model_folder, startup
 from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted, disk_full
 
 log = logging.getLogger("tf_finetune")
@@ -212,7 +212,7 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
     argv = sys.argv[1:] if argv is None else argv
     environ = os.environ if environ is None else environ
     logs.configure(environ, tf_cpp_level="2")
-    logs.hide_tensorflow_start_up()
+    startup.prepare_tensorflow(environ)
     try:
         env = SageMakerEnv.read(environ)
         options, hyperparameters = parse_arguments(argv)
