@@ -158,3 +158,16 @@ def test_an_output_disk_smaller_than_the_model_is_refused_before_training(text_d
     assert f"writes at least {weights / 2**20:.1f} MiB there" in error
     assert "epoch=" not in stderr  # refused before training
     assert report["previous"] == "the previous model" and report["full"].split() == ["./model.tar.gz"]
+
+
+def test_publishing_into_a_full_folder_keeps_the_previous_file_whole(tmp_path):
+    # storage.publish is how every command puts a finished file in place (or on S3).
+    new = tmp_path / "new.tar.gz"
+    new.write_bytes(os.urandom(64 * 1024))  # 16 times the tmpfs
+    full = tmp_path / "out" / "output"
+    command = ('$PYTHON -c "import sys; from pathlib import Path; from tf_finetune import storage; '
+               f'storage.publish(Path(\'{new}\'), \'{full}/model.tar.gz\')"')
+    report, (stderr,) = in_full_namespace(tmp_path, full, command)
+    assert report["exit1"] == "1" and "No space left on device" in stderr, stderr
+    assert report["previous"] == "the previous model"  # not truncated, not half the new one
+    assert report["full"].split() == ["./model.tar.gz"]  # and no temporary file left beside it

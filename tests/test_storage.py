@@ -108,3 +108,17 @@ def test_move_into_place_keeps_a_finished_entry_and_refuses_a_file(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(OSError):
         move_into_place(second, tmp_path / "file")
+
+
+def test_publish_copies_into_a_new_folder_or_uploads(tmp_path, s3):
+    from tf_finetune.storage import publish
+
+    local = tmp_path / "model.tar.gz"
+    local.write_bytes(os.urandom(3000))
+    target = tmp_path / "a" / "b" / "model.tar.gz"
+    assert publish(local, str(target)) == str(target) and target.read_bytes() == local.read_bytes()
+    s3.create_bucket(Bucket="published")
+    assert publish(local, "s3://published/x/model.tar.gz") == "s3://published/x/model.tar.gz"
+    assert s3.get_object(Bucket="published", Key="x/model.tar.gz")["Body"].read() == local.read_bytes()
+    with pytest.raises(StorageError, match="give an object key, not a prefix"):
+        publish(local, "s3://published/x/")

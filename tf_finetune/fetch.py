@@ -65,11 +65,9 @@ def fetch_model(model_id: str, to: str, cache_dir: str, registry: str | None = N
         archive = pack_backbone(backbone, Path(name), preprocessor)
         log.info("backbone %s packed into %s", model_id, archive)
         return str(archive)
-    from tf_finetune import s3
-
     with tempfile.TemporaryDirectory(prefix="tf_finetune.fetch.") as tmp:
         archive = pack_backbone(backbone, Path(tmp) / f"{model_id}.tar.gz", preprocessor)
-        return s3.upload_file(archive, name)
+        return storage.publish(archive, name)
 
 
 def import_to(model_file: str, to: str, feature_layer: str | None = None,
@@ -104,8 +102,6 @@ def import_to(model_file: str, to: str, feature_layer: str | None = None,
         import_backbone(source, module, options)
         if not storage.is_s3(to):
             return str(pack_backbone(module, Path(to)))
-        from tf_finetune import s3
-
         archive = pack_backbone(module, Path(tmp) / f"{name}.tar.gz")
         uri = to if storage.is_archive(to) else to.rstrip("/") + f"/{name}.tar.gz"
-        return s3.upload_file(archive, uri)
+        return storage.publish(archive, uri)

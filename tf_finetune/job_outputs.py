@@ -97,8 +97,7 @@ def write_archive(model, label_map, metrics: dict, signatures: dict, output: str
     from tf_finetune import s3
 
     local = export.export_archive(model, label_map, metrics, workdir / model_folder.ARCHIVE_NAME, signatures)
-    uri = str(s3.S3Uri.parse(output).join(OUTPUT_SUBDIR, model_folder.ARCHIVE_NAME))
-    s3.upload_file(local, uri)
+    uri = storage.publish(local, str(s3.S3Uri.parse(output).join(OUTPUT_SUBDIR, model_folder.ARCHIVE_NAME)))
     log.info("model written to %s", uri)
     return uri
 
@@ -134,5 +133,5 @@ def write_reports(config, data: DataSplit, val_probabilities, history: dict,
 
         prefix = s3.S3Uri.parse(config.output).join(OUTPUT_SUBDIR, "reports")
         for path in sorted(directory.iterdir()):
-            s3.upload_file(path, str(prefix.join(path.name)))
+            storage.publish(path, str(prefix.join(path.name)))
     log.info("reports written to %s", directory)

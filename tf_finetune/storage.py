@@ -293,6 +293,34 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[str]:
             os.unlink(tmp)
 
 
+def publish(local: Path, destination: str) -> str:
+    """Put the finished file ``local`` at ``destination``, whole or not at all.
+
+    Every command builds what it writes in a local staging place, then publishes each file
+    here: an ``s3://`` object appears only when its upload completes (see
+    :func:`tf_finetune.s3.upload_file`); a local file is copied under a temporary name beside
+    the target and renamed into place (see :func:`atomic_path`).
+
+    Args:
+        local: the finished file.
+        destination: an ``s3://bucket/key`` or a local file path (its folder is created).
+
+    Returns:
+        ``destination``.
+
+    Raises:
+        StorageError: S3 refused or failed the upload. OSError: the local copy failed (the
+            previous file, if any, is left as it was).
+    """
+    if is_s3(destination):
+        from tf_finetune import s3
+
+        return s3.upload_file(local, destination)
+    with atomic_path(Path(destination)) as tmp:
+        shutil.copyfile(local, tmp)
+    return destination
+
+
 def write_atomically(path: Path, content: bytes) -> Path:
     """Write ``content`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as out:

@@ -344,21 +344,13 @@ def export_after_training(quantize: str, model_dir: Path, data, workdir: Path,
     Returns:
         The report.
     """
-    import shutil
-
     from tf_finetune import storage
 
     staging = workdir / "tflite"
     report = export_tflite(model_dir, staging, quantize, data.train, data.validation)
     for target in targets:
         for name in (TFLITE_FILE, LABELS_TXT, REPORT_FILE):
-            if storage.is_s3(target):
-                from tf_finetune import s3
-
-                s3.upload_file(staging / name, f"{target.rstrip('/')}/{name}")
-            else:
-                Path(target).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(staging / name, Path(target) / name)
+            storage.publish(staging / name, f"{target.rstrip('/')}/{name}")
         log.info("%s written to %s", TFLITE_FILE, target)
     return report
 
