@@ -411,3 +411,27 @@ def test_evaluate_a_text_model(text_model, text_data, tmp_path, capsys):
     supports = [int(line.split()[-1]) for line in out.splitlines() if line.split()[:1] in (["1"], ["2"])]
     assert sum(supports) == len(rows)  # one per-class row per label of the CSV
     assert f"wrote {tmp_path / 'eval' / 'evaluation.json'}" in out
+
+
+def test_predict_and_evaluate_read_a_model_on_s3(image_model, s3, tmp_path, capsys):
+    archive = image_model.parent / "out" / "output" / "model.tar.gz"
+    s3.create_bucket(Bucket="trained")
+    s3.upload_file(str(archive), "trained", "job/output/model.tar.gz")
+    uri = "s3://trained/job/output/model.tar.gz"
+    val = image_model.parent / "val"
+
+    assert cli.main(["predict", "--model", str(image_model), "--json", str(val)]) == 0
+    local = capsys.readouterr().out
+    assert cli.main(["predict", "--model", uri, "--json", str(val)]) == 0
+    assert capsys.readouterr().out == local and len(local.splitlines()) == 10
+
+    assert cli.main(["evaluate", "--model", uri, "--data", str(val), "--output", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    metrics = json.loads((image_model / "metrics.json").read_text())
+    assert report["num_examples"] == 10
+    assert report["accuracy"] == pytest.approx(metrics["final"]["val_accuracy"], abs=1e-6)
+
+    assert cli.main(["predict", "--model", "s3://trained/no-such/model.tar.gz", str(val)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tf-finetune: error:")]
+    assert errors == ["tf-finetune: error: nothing found at s3://trained/no-such/model.tar.gz: the prefix is "
+                      "empty or does not exist in bucket trained"]
