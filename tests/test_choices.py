@@ -277,3 +277,22 @@ def test_binary_mode_needs_two_classes_and_a_matching_previous_model(image_modul
         run(JobConfig(data=str(three), output=str(tmp_path / "out"), handle=str(image_module), image_size=24,
                       cache_dir=str(cache_dir), hyperparameters={"binary_mode": True}))
     assert not (tmp_path / "out").exists()
+
+
+def test_early_stopping_keeps_the_best_epochs_weights(image_module, image_data, cache_dir, tmp_path):
+    # Validation labels swapped: the better the head learns the colours, the worse its val_loss,
+    # so the best epoch is the first and the run stops after `patience` more.
+    swapped = tiny_modules.write_image_folder(tmp_path / "swapped", per_class=4)
+    (swapped / "red").rename(swapped / "was_red")
+    (swapped / "blue").rename(swapped / "red")
+    (swapped / "was_red").rename(swapped / "blue")
+    result = run(JobConfig(data=str(image_data), validation_data=str(swapped), output=None, handle=str(image_module),
+                           image_size=24, cache_dir=str(cache_dir),
+                           hyperparameters=dict(SMALL, epochs=12, regularizers_l2=0.0, early_stopping=True,
+                                                early_stopping_patience=2, random_seed=3)))
+    metrics = result.metrics
+    val_losses = metrics["history"]["val_loss"]
+    assert metrics["epochs_run"] == len(val_losses) < 12, val_losses  # it stopped early
+    best = min(range(len(val_losses)), key=val_losses.__getitem__)
+    assert val_losses[-1] > val_losses[best] + 0.01, val_losses  # the last epoch was worse...
+    assert metrics["final"]["val_loss"] == pytest.approx(val_losses[best], abs=1e-4)  # ...and not kept
