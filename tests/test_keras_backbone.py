@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from helpers import decode_images, run_cli
+from helpers import decode_images, extract, run_cli
 from tf_finetune.backbone import resolve_handle
 from tf_finetune.errors import BackboneError
 from tf_finetune.fetch import import_to
@@ -164,6 +164,13 @@ def test_fine_tuning_a_keras_file_end_to_end(tmp_path, image_data, cache_dir):
     assert metrics["backbone"]["image_size"] == 32  # the size the Keras model declares
     assert metrics["num_train_examples"] + metrics["num_validation_examples"] == 24
     assert (tmp_path / "out" / "output" / "model.tar.gz").is_file()
+    # The new head reads the 8 features of "hidden", not the 4 of the default cut ("pool").
+    extract(tmp_path / "out" / "output" / "model.tar.gz", tmp_path / "model")
+    from tf_finetune.model import CLASSIFIER_LAYER
+
+    saved = tf.saved_model.load(str(tmp_path / "model" / "1"))
+    (kernel,) = [v for v in saved.variables if CLASSIFIER_LAYER in v.name and "kernel" in v.name]
+    assert kernel.shape == (8, 2)
 
 
 # ---- import-backbone ---------------------------------------------------------------------------
