@@ -1,0 +1,25 @@
+"""The misclassified examples a report shows (tf_finetune.gallery)."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+
+from tf_finetune.gallery import MISTAKES_CSV, PER_CLASS_TXT, mistakes, write_gallery
+
+
+def test_mistakes_are_the_wrong_ones_most_confident_first_ties_in_input_order():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3]])
+    found = mistakes(["a", "b", "c", "d", "e"], [0, 0, 0, 0, 1], probabilities, ["cat", "dog"])
+    assert [(m.input, m.true, m.predicted, round(m.probability, 2)) for m in found] == [
+        ("b", "cat", "dog", 0.8), ("d", "cat", "dog", 0.8), ("e", "dog", "cat", 0.7), ("c", "cat", "dog", 0.6)]
+
+
+def test_text_mistakes_go_to_a_csv_with_the_per_class_table(tmp_path):
+    found = mistakes(['she said "no", twice', "fine"], [1, 1], np.array([[0.75, 0.25], [0.1, 0.9]]), ["neg", "pos"])
+    written = write_gallery("text", found, "the table", tmp_path / "reports")
+    assert [p.name for p in written] == [PER_CLASS_TXT, MISTAKES_CSV]
+    assert (tmp_path / "reports" / PER_CLASS_TXT).read_text() == "the table\n"
+    with open(tmp_path / "reports" / MISTAKES_CSV, newline="", encoding="utf-8") as handle:
+        assert list(csv.reader(handle)) == [["text", "true", "predicted", "probability"],
+                                            ['she said "no", twice', "pos", "neg", "0.7500"]]
