@@ -1,0 +1,46 @@
+"""The command line's parsers (tf_finetune.cli_parser): what each command accepts."""
+from __future__ import annotations
+
+import pytest
+
+from tf_finetune import cli_parser
+from tf_finetune.hyperparameters import SCHEMA
+
+COMMANDS = {"train", "launch", "check-data", "list-models", "describe", "fetch-model", "predict", "evaluate",
+            "import-backbone", "export-tflite", "demo"}
+
+
+def test_every_command_has_a_parser_and_every_command_that_writes_says_output():
+    parser, commands = cli_parser.build_parsers()
+    assert set(commands) == COMMANDS
+    for name in ("train", "launch", "fetch-model", "evaluate", "import-backbone", "export-tflite"):
+        assert "--output" in commands[name]._option_string_actions, name
+
+
+@pytest.mark.parametrize("param", SCHEMA, ids=lambda p: p.name)
+def test_every_hyperparameter_is_a_train_flag_in_both_spellings(param):
+    train = cli_parser.build_parsers()[1]["train"]
+    kebab, snake = f"--{param.name.replace('_', '-')}", f"--{param.name}"
+    assert {kebab, snake} <= set(train._option_string_actions)
+    args = cli_parser.build_parser().parse_args(["train", "--data", "d", snake, "7"])
+    assert getattr(args, f"hp_{param.name}") == "7"  # a string: the schema validates it, once
+    assert getattr(cli_parser.build_parser().parse_args(["train", "--data", "d"]), f"hp_{param.name}") is None
+
+
+def test_predict_top_k_takes_whole_numbers_from_1(capsys):
+    parse = cli_parser.build_parser().parse_args
+    assert parse(["predict", "--model", "m", "--top-k", "3", "x"]).top_k == 3
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as stopped:
+            parse(["predict", "--model", "m", "--top-k", bad, "x"])
+        assert stopped.value.code == 2
+        assert f"expected a whole number, 1 or more, got '{bad}'" in capsys.readouterr().err
+
+
+def test_the_cache_folder_comes_from_the_environment_or_the_home_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv(cli_parser.CACHE_ENV, str(tmp_path / "c"))
+    assert cli_parser.default_cache_dir() == str(tmp_path / "c")
+    assert cli_parser.build_parser().parse_args(["train", "--data", "d"]).cache_dir == str(tmp_path / "c")
+    monkeypatch.delenv(cli_parser.CACHE_ENV)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cli_parser.default_cache_dir() == str(tmp_path / "home" / ".cache" / "tf_finetune")
