@@ -154,7 +154,7 @@ def test_training_continues_from_a_bert_model(bert_run, bert_data, tmp_path, cap
     assert cli.main(argv + ["--max-seq-length", "32"]) == 1
     assert "max_seq_length=32 cannot be used: this job continues from a previous model" in capsys.readouterr().err
     # One replica in a process of its own: in this one, REPLICAS logical CPUs would all-reduce every
-    # encoder weight 4 ways at each step.
+    # encoder weight at each step.
     proc = run_cli(*argv, "--cpu-devices", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads(extract_metrics(tmp_path / "next" / "output" / "model.tar.gz"))
