@@ -36,7 +36,7 @@ E2E_FILES = {
 }
 
 
-E2E_CALLS = ("run_cli(", "subprocess.", "run(JobConfig", 'cli.main(["train"', "Popen(")
+E2E_CALLS = ("run_cli(", "run_main(", "subprocess.", "run(JobConfig", 'cli.main(["train"', "Popen(")
 E2E_FIXTURES = {"ants_bees_h5_run", "ants_bees_hub_run", "bert_archive"}
 
 

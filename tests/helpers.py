@@ -23,6 +23,54 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300,
                           text=True, env=full_env, timeout=timeout, cwd=cwd)
 
 
+def run_main(*args: str, env: dict | None = None, stdin: str = "", cwd: Path | None = None
+             ) -> subprocess.CompletedProcess:
+    """``tf_finetune.cli.main(ARGS)`` in this process, seen as :func:`run_cli` sees a subprocess.
+
+    For tests of what a command does rather than of the process around it (start-up noise,
+    signals, the device split, ``python -m``): it saves the subprocess's TensorFlow import
+    (about 8 s each). The exit code is main's return value (2 for a usage error); stdout is
+    what it prints; stderr is what it prints there plus its log lines, one message each as the
+    command line shows them. ``env`` is set in ``os.environ`` for the call and then restored.
+    The process has the suite's REPLICAS logical CPUs, not a subprocess's one.
+    """
+    import io
+    import logging
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from tf_finetune import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    package_logger = logging.getLogger("tf_finetune")
+    # Only the given variables are set and put back: clearing the whole environment under
+    # TensorFlow's running threads (which read it) can crash the process.
+    saved_env = {name: os.environ.get(name) for name in env or {}}
+    saved_cwd, saved_stdin = os.getcwd(), sys.stdin
+    os.environ.update(env or {})
+    package_logger.addHandler(handler)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.stdin = io.StringIO(stdin)
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        package_logger.removeHandler(handler)
+        sys.stdin = saved_stdin
+        os.chdir(saved_cwd)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return subprocess.CompletedProcess(["tf-finetune", *args], code, out.getvalue(), err.getvalue())
+
+
 def write_registry(path: Path, **entry) -> Path:
     """A registry YAML with one entry (``fine_tunable``, ``license`` and ``description`` filled in)."""
     import yaml

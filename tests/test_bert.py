@@ -1,6 +1,6 @@
 """The BERT family end to end, on a tiny encoder and preprocessor in TF-Hub's BERT format
-(``tests/tiny_bert.py``): fetch-model packing, training from a registry BERT entry under
-2 CPU replicas, serving raw strings from plain TensorFlow + tensorflow_text, predict,
+(``tests/tiny_bert.py``): fetch-model packing, training from a registry BERT entry under the suite's
+CPU replicas (helpers.REPLICAS), serving raw strings from plain TensorFlow + tensorflow_text, predict,
 evaluate, continued training, the TFLite refusal, sequence length, and a missing
 tensorflow-text."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tensorflow_text  # noqa: F401  (the preprocessor's ops, as a serving proc
 import tf_keras
 
 import tiny_bert
-from helpers import REPO, extract, run_cli
+from helpers import REPLICAS, REPO, extract, run_cli, run_main
 from tf_finetune import cli
 from tf_finetune.bert_inputs import Preprocessor
 from tf_finetune.errors import HyperparameterError
@@ -59,11 +59,12 @@ sys.exit(cli.main(sys.argv[1:]))
 @pytest.fixture(scope="module")
 def bert_run(bert_archive, bert_data, tmp_path_factory):
     """Full fine-tuning (adamw, warmup) of the registry's small BERT entry with the fetched
-    archive as its weights, under 2 CPU replicas; returns (process, output folder, model folder)."""
+    archive as its weights, under the suite's REPLICAS CPU replicas; returns (the command's result,
+    output folder, model folder)."""
     root = tmp_path_factory.mktemp("bert-run")
-    proc = run_cli("train", "--model-id", BERT_ID, "--handle", str(bert_archive), "--data", str(bert_data),
-                   "--output", str(root / "out"), "--cpu-devices", "2", "--max-seq-length", str(SEQ),
-                   "--cache-dir", str(root / "cache"), *TRAIN)
+    proc = run_main("train", "--model-id", BERT_ID, "--handle", str(bert_archive), "--data", str(bert_data),
+                    "--output", str(root / "out"), "--max-seq-length", str(SEQ),
+                    "--cache-dir", str(root / "cache"), *TRAIN)
     assert proc.returncode == 0, proc.stderr[-4000:]
     extract(root / "out" / "output" / "model.tar.gz", root / "model")
     return proc, root / "out", root / "model"
@@ -119,7 +120,7 @@ def test_bert_entry_trains_with_the_sequence_length_and_counts_cut_texts(bert_ru
     assert f"sequence length {SEQ}: " in proc.stderr and "are longer and are truncated" in proc.stderr
     hp = metrics["hyperparameters"]
     assert (hp["optimizer"], hp["warmup_steps_fraction"], hp["train_only_top_layer"]) == ("adamw", 0.1, False)
-    assert metrics["replicas"] == 2 and metrics["global_batch_size"] == 16
+    assert metrics["replicas"] == REPLICAS and metrics["global_batch_size"] == 8 * REPLICAS
     assert metrics["final"]["val_accuracy"] >= 0.9  # the topics are learnt through the encoder
 
 

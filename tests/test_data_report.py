@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import run_cli
+from helpers import run_cli, run_main
 from tf_finetune.data_report import check_data
 
 
@@ -68,11 +68,11 @@ def test_image_report_counts_every_planted_problem(planted_images):
 
 def test_check_data_cli_exit_status_and_json(planted_images, tmp_path):
     train, val = planted_images
-    failing = run_cli("check-data", "--data", str(train), "--validation-data", str(val), "--json")
+    failing = run_main("check-data", "--data", str(train), "--validation-data", str(val), "--json")
     assert failing.returncode == 1, failing.stderr
     assert json.loads(failing.stdout)["ok"] is False
     shutil.rmtree(train / "wasps")
-    passing = run_cli("check-data", "--data", str(train), "--validation-data", str(val))
+    passing = run_main("check-data", "--data", str(train), "--validation-data", str(val))
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert "duplicates across training and validation: 1" in passing.stdout
 
@@ -107,7 +107,7 @@ def test_text_report_finds_duplicates_conflicts_and_case_only_leakage(tmp_path):
 
 def test_text_that_training_refuses_is_an_error_naming_the_line(tmp_path):
     train = write_csv(tmp_path / "data.csv", [(0, "fine"), (1, " "), (1, "also fine")])
-    result = run_cli("check-data", "--data", str(train))
+    result = run_main("check-data", "--data", str(train))
     assert result.returncode == 1
     assert f"error: training: {train} line 2: the text (column 2) is empty" in result.stdout
 
@@ -132,6 +132,8 @@ def test_train_prints_the_duplicates_across_splits_and_stores_the_report(text_mo
     train = write_csv(tmp_path / "train" / "data.csv", rows)
     val = write_csv(tmp_path / "val" / "data.csv", rows[:2] + [(0, "gamma delta fresh"), (1, "alpha beta fresh")])
     out = tmp_path / "out"
+    # In a subprocess: in this process (2 logical CPUs), this job crashed TensorFlow (segmentation
+    # fault in fit, December 2026; not yet understood), and with one device it runs.
     result = run_cli("train", "--handle", str(text_module), "--data", str(train), "--validation-data", str(val),
                      "--output", str(out), "--epochs", "1", "--cache-dir", str(tmp_path / "cache"))
     assert result.returncode == 0, result.stderr[-2000:]

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from helpers import decode_images, extract, run_cli
+from helpers import decode_images, extract, run_main
 from tf_finetune.backbone import resolve_handle
 from tf_finetune.errors import BackboneError
 from tf_finetune.fetch import import_to
@@ -179,7 +179,7 @@ def test_import_backbone_command_writes_a_hub_module(tmp_path):
     model = tiny_classifier()
     source = _save(model, tmp_path / "tiny.h5")
     target = tmp_path / "hub_module"
-    proc = run_cli("import-backbone", str(source), "--output", str(target))
+    proc = run_main("import-backbone", str(source), "--output", str(target))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(target)
     assert "assuming [0, 1]" in proc.stderr and "--pixel-range" in proc.stderr  # says what it assumed
@@ -235,7 +235,7 @@ def test_a_text_model_used_for_images(tmp_path, cache_dir, text_data):
 def test_an_unreadable_file(tmp_path, cache_dir):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"this is not an HDF5 file" * 10)
-    proc = run_cli("import-backbone", str(broken), "--output", str(tmp_path / "out"))
+    proc = run_main("import-backbone", str(broken), "--output", str(tmp_path / "out"))
     assert proc.returncode == 1
     message = proc.stderr.strip().splitlines()[-1]
     assert message.startswith("tf-finetune: error: cannot read Keras model ")

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from helpers import REPO, only_localhost, run_cli
+from helpers import REPO, only_localhost, run_main
 from sagemaker_platform import cannot_emulate, run_training_job, venv_bin
 from tf_finetune import cli, launch
 from tf_finetune.errors import HyperparameterError, StorageError
@@ -258,7 +258,7 @@ def test_the_job_runs_under_the_sdk_v3_drivers_and_its_model_predicts(platform, 
         assert re.search(r"train.py --epochs 1", run.log)  # the toolkit's command line
     assert run.failure is None
     assert run.model_uri == f"s3://{bucket}/{request['TrainingJobName']}/output/model.tar.gz"
-    result = run_cli("predict", "--model", run.model_uri, "--json", "alpha beta gamma")
+    result = run_main("predict", "--model", run.model_uri, "--json", "alpha beta gamma")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.splitlines()[0])["predictions"]
 

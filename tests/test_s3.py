@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import extract, offline_environment, run_cli, write_registry
+from helpers import extract, offline_environment, run_main, write_registry
 from tf_finetune import s3 as s3_lib
 from tf_finetune.errors import StorageError
 from tf_finetune.fetch import pack_backbone
@@ -97,9 +97,9 @@ def test_cli_trains_from_s3_and_uploads_to_the_jumpstart_layout(s3, s3_server, t
     s3.upload_file(str(text_data), "bucket", "datasets/topics/data.csv")
     model_archive = pack_backbone(text_module, tmp_path / "tiny-text.tar.gz")
     s3.upload_file(str(model_archive), "bucket", "base-models/tiny-text.tar.gz")
-    proc = run_cli("train", "--handle", "s3://bucket/base-models/tiny-text.tar.gz",
-                   "--data", "s3://bucket/datasets/topics/", "--output", "s3://bucket/my-model",
-                   "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"))
+    proc = run_main("train", "--handle", "s3://bucket/base-models/tiny-text.tar.gz",
+                    "--data", "s3://bucket/datasets/topics/", "--output", "s3://bucket/my-model",
+                    "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "s3://bucket/my-model/output/model.tar.gz"
     body = s3.get_object(Bucket="bucket", Key="my-model/output/model.tar.gz")["Body"].read()
@@ -116,15 +116,15 @@ def test_cli_trains_from_s3_and_uploads_to_the_jumpstart_layout(s3, s3_server, t
 def test_failed_run_leaves_no_object_and_names_the_problem(s3, text_module, tmp_path):
     s3.create_bucket(Bucket="failing")
     s3.put_object(Bucket="failing", Key="bad/data.csv", Body=b"label,text\n0,hello\n1,world\n")
-    proc = run_cli("train", "--handle", str(text_module), "--data", "s3://failing/bad/",
-                   "--output", "s3://failing/my-model", "--cache-dir", str(tmp_path / "cache"))
+    proc = run_main("train", "--handle", str(text_module), "--data", "s3://failing/bad/",
+                    "--output", "s3://failing/my-model", "--cache-dir", str(tmp_path / "cache"))
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]
     assert len(errors) == 1 and "data.csv line 1" in errors[0], proc.stderr
     assert object_keys(s3, "failing") == ["bad/data.csv"]
 
-    proc = run_cli("train", "--handle", str(text_module), "--data", "s3://no-such-bucket/x/",
-                   "--output", "s3://failing/my-model")
+    proc = run_main("train", "--handle", str(text_module), "--data", "s3://no-such-bucket/x/",
+                    "--output", "s3://failing/my-model")
     assert proc.returncode == 1
     assert "bucket 'no-such-bucket' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -133,7 +133,7 @@ def test_failed_run_leaves_no_object_and_names_the_problem(s3, text_module, tmp_
 def test_fetch_model_packs_a_local_entry_and_uploads_it(s3, text_module, tmp_path):
     registry = write_registry(tmp_path / "registry.yaml", id="tiny-text", task="text", handle=text_module.as_uri())
     s3.create_bucket(Bucket="models")
-    proc = run_cli("fetch-model", "tiny-text", "--output", "s3://models/jumpstart/", "--registry", str(registry))
+    proc = run_main("fetch-model", "tiny-text", "--output", "s3://models/jumpstart/", "--registry", str(registry))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "s3://models/jumpstart/tiny-text.tar.gz"
     local = tmp_path / "fetched.tar.gz"
@@ -146,14 +146,14 @@ def test_fetch_model_packs_a_local_entry_and_uploads_it(s3, text_module, tmp_pat
                 for p in (tmp_path / "x").rglob("*") if p.is_file()}
     assert unpacked == original
 
-    proc = run_cli("fetch-model", "tiny-text", "--output", str(tmp_path / "staged"), "--registry", str(registry))
+    proc = run_main("fetch-model", "tiny-text", "--output", str(tmp_path / "staged"), "--registry", str(registry))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "staged" / "tiny-text.tar.gz").is_file()
 
 
 def test_fetch_model_offline_is_the_clear_error(tmp_path):
-    proc = run_cli("fetch-model", "mobilenet-v2-100-224", "--output", str(tmp_path / "staged"),
-                   env={"TFHUB_CACHE_DIR": str(tmp_path / "hub-cache"), **offline_environment()})
+    proc = run_main("fetch-model", "mobilenet-v2-100-224", "--output", str(tmp_path / "staged"),
+                    env={"TFHUB_CACHE_DIR": str(tmp_path / "hub-cache"), **offline_environment()})
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]
     assert len(errors) == 1, proc.stderr

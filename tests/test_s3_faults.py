@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from flaky_proxy import FlakyProxy
-from helpers import run_cli, s3_environment, write_registry
+from helpers import run_main, s3_environment, write_registry
 from tf_finetune import s3 as s3_lib
 from tf_finetune.errors import StorageError
 from tf_finetune.fetch import pack_backbone
@@ -107,10 +107,10 @@ def test_cli_trains_from_s3_through_a_flaky_proxy(s3, s3_server, text_module, te
     s3.upload_file(str(archive), "flaky-cli", "base-models/tiny-text.tar.gz")
 
     with FlakyProxy(s3_server, failure_rate=0.3, delay_rate=0.2, delay=0.2) as proxy:
-        proc = run_cli("train", "--handle", "s3://flaky-cli/base-models/tiny-text.tar.gz",
-                       "--data", "s3://flaky-cli/datasets/topics/", "--output", "s3://flaky-cli/my-model",
-                       "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"),
-                       env=s3_environment(proxy.url))
+        proc = run_main("train", "--handle", "s3://flaky-cli/base-models/tiny-text.tar.gz",
+                        "--data", "s3://flaky-cli/datasets/topics/", "--output", "s3://flaky-cli/my-model",
+                        "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"),
+                        env=s3_environment(proxy.url))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "s3://flaky-cli/my-model/output/model.tar.gz"
     body = s3.get_object(Bucket="flaky-cli", Key="my-model/output/model.tar.gz")["Body"].read()
@@ -194,12 +194,12 @@ def test_access_denied_is_one_clear_error(s3, s3_server, monkeypatch, text_modul
         assert proxy.injected == {403: 3}  # denied is final: not retried
 
         env = s3_environment(proxy.url)
-        train = run_cli("train", "--handle", str(text_module), "--data", "s3://locked/data/",
-                        "--output", str(tmp_path / "out"), env=env)
+        train = run_main("train", "--handle", str(text_module), "--data", "s3://locked/data/",
+                         "--output", str(tmp_path / "out"), env=env)
         registry = write_registry(tmp_path / "registry.yaml", id="tiny-text", task="text",
                                   handle=text_module.as_uri())
-        fetch = run_cli("fetch-model", "tiny-text", "--output", "s3://locked/jumpstart/",
-                        "--registry", str(registry), env=env)
+        fetch = run_main("fetch-model", "tiny-text", "--output", "s3://locked/jumpstart/",
+                         "--registry", str(registry), env=env)
 
     assert str(download.value) == ("cannot list s3://locked/data/: access denied (AccessDenied): "
                                    "the credentials boto3 found may not list s3://locked/data/")

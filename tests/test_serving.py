@@ -16,7 +16,7 @@ import tensorflow as tf
 import tf_keras
 
 import tiny_modules
-from helpers import extract, grid_shape, run_cli
+from helpers import extract, grid_shape, run_main
 from tf_finetune import cli
 from tf_finetune.data.pipeline import decode_image
 from tf_finetune.job import JobConfig, run
@@ -185,7 +185,7 @@ def test_tfs_handlers_answer_texts(text_model):
 def test_predict_command_prints_top_k_and_json(image_model, tmp_path):
     val = image_model.parent / "val"
     archive = image_model.parent / "out" / "output" / "model.tar.gz"
-    proc = run_cli("predict", "--model", str(archive), "--top-k", "2", str(val))
+    proc = run_main("predict", "--model", str(archive), "--top-k", "2", str(val))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 10
@@ -194,26 +194,25 @@ def test_predict_command_prints_top_k_and_json(image_model, tmp_path):
         first = ranked.split()[0]
         assert first == Path(path).parent.name and ranked.count("%") == 2
 
-    proc = run_cli("predict", "--model", str(image_model), "--json", str(next(val.glob("red/*.jpg"))))
+    proc = run_main("predict", "--model", str(image_model), "--json", str(next(val.glob("red/*.jpg"))))
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout)
     assert answer["predictions"][0]["label"] == "red" and len(answer["predictions"]) == 2
 
-    proc = run_cli("predict", "--model", str(tmp_path), "x.jpg")
+    proc = run_main("predict", "--model", str(tmp_path), "x.jpg")
     assert proc.returncode == 1 and "is not a tf_finetune model: no labels.json" in proc.stderr
 
 
 def test_predict_texts_from_arguments_and_stdin(text_model):
-    proc = subprocess.run([sys.executable, "-m", "tf_finetune", "predict", "--model", str(text_model),
-                           "--top-k", "1", "the team scored a goal", "-"],
-                          input="rain and snow today\n", capture_output=True, text=True, timeout=300)
+    proc = run_main("predict", "--model", str(text_model), "--top-k", "1", "the team scored a goal", "-",
+                    stdin="rain and snow today\n")
     assert proc.returncode == 0, proc.stderr
     assert [line.split("\t")[1].split()[0] for line in proc.stdout.strip().splitlines()] == ["2", "1"]
 
 
 def test_evaluate_reports_the_validation_accuracy_and_writes_files(image_model, tmp_path):
-    proc = run_cli("evaluate", "--model", str(image_model), "--data", str(image_model.parent / "val"),
-                   "--output", str(tmp_path / "eval"))
+    proc = run_main("evaluate", "--model", str(image_model), "--data", str(image_model.parent / "val"),
+                    "--output", str(tmp_path / "eval"))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((image_model / "metrics.json").read_text())
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
@@ -229,8 +228,8 @@ def test_evaluate_a_test_set_that_lacks_a_class_or_has_an_unknown_one(image_mode
 
     only_blue = tmp_path / "only_blue"
     shutil.copytree(image_model.parent / "val" / "blue", only_blue / "blue")
-    proc = run_cli("evaluate", "--model", str(image_model), "--data", str(only_blue),
-                   "--output", str(tmp_path / "eval"))
+    proc = run_main("evaluate", "--model", str(image_model), "--data", str(only_blue),
+                    "--output", str(tmp_path / "eval"))
     assert proc.returncode == 0, proc.stderr
     assert f"{only_blue} has no examples of 1 of the 2 classes (red)" in proc.stderr
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
@@ -239,8 +238,8 @@ def test_evaluate_a_test_set_that_lacks_a_class_or_has_an_unknown_one(image_mode
     assert "(not in the test data)" in proc.stdout
 
     shutil.copytree(image_model.parent / "val" / "red", only_blue / "green")
-    proc = run_cli("evaluate", "--model", str(image_model), "--data", str(only_blue),
-                   "--output", str(tmp_path / "eval2"))
+    proc = run_main("evaluate", "--model", str(image_model), "--data", str(only_blue),
+                    "--output", str(tmp_path / "eval2"))
     assert proc.returncode == 1
     assert "has class folder(s) that the training data does not have: ['green']" in proc.stderr
     assert not (tmp_path / "eval2").exists()

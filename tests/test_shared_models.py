@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, run_main
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
@@ -29,8 +29,8 @@ def test_mobilenet_on_ants_and_bees(shared, ants_bees_hub_run, tmp_path):
 
     # `evaluate` on the archive (raw JPEG bytes through the serving signature, as a deployed
     # endpoint gets them) reproduces the accuracy reported in training.
-    proc = run_cli("evaluate", "--model", str(result.archive), "--data", str(data / "val"),
-                   "--output", str(tmp_path / "eval"))
+    proc = run_main("evaluate", "--model", str(result.archive), "--data", str(data / "val"),
+                    "--output", str(tmp_path / "eval"))
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     print(f"evaluate on hymenoptera/val: accuracy={report['accuracy']:.4f} "

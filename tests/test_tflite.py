@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from helpers import extract, run_cli
+from helpers import extract, run_main
 from tf_finetune.data import load_data
 from tf_finetune.errors import HyperparameterError, TfFinetuneError
 from tf_finetune.job import JobConfig, plan, run
@@ -67,9 +67,9 @@ def test_none_keeps_the_savedmodel_predictions(converted):
 @pytest.mark.slow
 def test_export_tflite_command_float16_within_one_point(ants_bees, shared, tmp_path):
     output = ants_bees[0]
-    proc = run_cli("export-tflite", "--model", str(output / "model.tar.gz"), "--quantize", "float16",
-                   "--validation-data", str(shared / "data" / "hymenoptera" / "val"),
-                   "--output", str(tmp_path))
+    proc = run_main("export-tflite", "--model", str(output / "model.tar.gz"), "--quantize", "float16",
+                    "--validation-data", str(shared / "data" / "hymenoptera" / "val"),
+                    "--output", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(tmp_path / TFLITE_FILE)
     report = json.loads((tmp_path / REPORT_FILE).read_text())
