@@ -23,8 +23,7 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300,
                           text=True, env=full_env, timeout=timeout, cwd=cwd)
 
 
-def run_main(*args: str, env: dict | None = None, stdin: str = "", cwd: Path | None = None
-             ) -> subprocess.CompletedProcess:
+def run_main(*args: str, env: dict | None = None, stdin: str = "") -> subprocess.CompletedProcess:
     """``tf_finetune.cli.main(ARGS)`` in this process, seen as :func:`run_cli` sees a subprocess.
 
     For tests of what a command does rather than of the process around it (start-up noise,
@@ -44,15 +43,11 @@ def run_main(*args: str, env: dict | None = None, stdin: str = "", cwd: Path | N
     handler = logging.StreamHandler(err)
     handler.setFormatter(logging.Formatter("%(message)s"))
     package_logger = logging.getLogger("tf_finetune")
-    # Only the given variables are set and put back: clearing the whole environment under
-    # TensorFlow's running threads (which read it) can crash the process.
     saved_env = {name: os.environ.get(name) for name in env or {}}
-    saved_cwd, saved_stdin = os.getcwd(), sys.stdin
+    saved_stdin = sys.stdin
     os.environ.update(env or {})
     package_logger.addHandler(handler)
     try:
-        if cwd is not None:
-            os.chdir(cwd)
         sys.stdin = io.StringIO(stdin)
         with redirect_stdout(out), redirect_stderr(err):
             try:
@@ -62,7 +57,6 @@ def run_main(*args: str, env: dict | None = None, stdin: str = "", cwd: Path | N
     finally:
         package_logger.removeHandler(handler)
         sys.stdin = saved_stdin
-        os.chdir(saved_cwd)
         for name, value in saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
