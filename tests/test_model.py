@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
+from helpers import REPLICAS
+from tf_finetune.distribute import create_strategy
 from tf_finetune.hyperparameters import resolve
 from tf_finetune.model import WarmupLinearDecay, make_optimizer
 
@@ -38,6 +41,39 @@ def test_each_optimizer_gets_its_hyperparameters_and_trains(name):
     before = model.evaluate(x, y, verbose=0)
     model.fit(x, y, epochs=5, batch_size=16, verbose=0)
     assert model.evaluate(x, y, verbose=0) < before
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sparse_gradients_without_rows_sum_across_replicas(name):
+    # A text backbone's embedding gets a sparse gradient with a row per known word; a batch
+    # without one gave every replica an empty share, and TensorFlow's all-gather of those
+    # crashed the process (segmentation fault). The update must equal one device's, given
+    # the dense sum of the replicas' gradients.
+    hp = resolve({"optimizer": name, "learning_rate": "0.05"})
+    strategy = create_strategy()  # a second MirroredStrategy in one process breaks collectives
+    assert strategy.num_replicas_in_sync == REPLICAS
+    with strategy.scope():
+        distributed = tf.Variable(tf.ones([5, 3]))
+        optimizer = make_optimizer(hp, total_steps=10)
+        optimizer.build([distributed])
+
+    @tf.function
+    def sparse_step(rows):
+        def on_replica():
+            gradient = tf.IndexedSlices(tf.ones([tf.size(rows), 3]), rows, tf.constant([5, 3], tf.int64))
+            optimizer.apply_gradients([(gradient, distributed)])
+        strategy.run(on_replica)
+
+    reference = tf.Variable(tf.ones([5, 3]))
+    single = make_optimizer(hp, total_steps=10)
+    single.build([reference])
+    summed = np.zeros([5, 3])
+    summed[1] = REPLICAS  # each replica's gradient has a row of ones for row 1
+    for rows, dense in ((tf.constant([], tf.int64), np.zeros([5, 3])), (tf.constant([1], tf.int64), summed)):
+        sparse_step(rows)
+        single.apply_gradients([(tf.constant(dense, tf.float32), reference)])
+        np.testing.assert_allclose(distributed.numpy(), reference.numpy(), rtol=1e-5)
+    assert not np.allclose(distributed.numpy()[1], distributed.numpy()[0])
 
 
 def test_warmup_rises_then_decays_to_zero():

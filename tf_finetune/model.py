@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -229,19 +230,53 @@ def make_optimizer(hp: Hyperparameters, total_steps: int) -> tf_keras.optimizers
     opt = tf_keras.optimizers
     name, lr = hp.optimizer, hp.learning_rate
     if name == "adam":
-        return opt.Adam(lr, beta_1=hp.beta_1, beta_2=hp.beta_2, epsilon=hp.epsilon)
+        return _padding(opt.Adam)(lr, beta_1=hp.beta_1, beta_2=hp.beta_2, epsilon=hp.epsilon)
     if name == "adamw":
         schedule = WarmupLinearDecay(lr, math.ceil(hp.warmup_steps_fraction * total_steps), total_steps)
-        return opt.AdamW(schedule, beta_1=hp.beta_1, beta_2=hp.beta_2, epsilon=hp.epsilon)
+        return _padding(opt.AdamW)(schedule, beta_1=hp.beta_1, beta_2=hp.beta_2, epsilon=hp.epsilon)
     if name in ("sgd", "nesterov"):
-        return opt.SGD(lr, momentum=hp.momentum, nesterov=name == "nesterov")
+        return _padding(opt.SGD)(lr, momentum=hp.momentum, nesterov=name == "nesterov")
     if name == "rmsprop":
-        return opt.RMSprop(lr, rho=hp.rho, momentum=hp.momentum, epsilon=hp.epsilon)
+        return _padding(opt.RMSprop)(lr, rho=hp.rho, momentum=hp.momentum, epsilon=hp.epsilon)
     if name == "adagrad":
-        return opt.Adagrad(lr, initial_accumulator_value=hp.initial_accumulator_value, epsilon=hp.epsilon)
+        return _padding(opt.Adagrad)(lr, initial_accumulator_value=hp.initial_accumulator_value,
+                                     epsilon=hp.epsilon)
     if name == "adadelta":
-        return opt.Adadelta(lr, rho=hp.rho, epsilon=hp.epsilon)
+        return _padding(opt.Adadelta)(lr, rho=hp.rho, epsilon=hp.epsilon)
     raise HyperparameterError(f"optimizer {name!r} is not supported")
+
+
+class _NeverEmptySparseGradients:
+    """Optimizer mixin: every sparse gradient reaches the cross-replica sum with a row.
+
+    A backbone that gathers rows of an embedding (a text module) has a sparse gradient with
+    one row per word it found; a batch without a known word has none. TensorFlow's collective
+    all-gather of IndexedSlices crashes the process (segmentation fault in
+    ``CollectiveRemoteAccessLocal::MemCpyAsync``) when every replica's share is empty, so
+    each replica adds one zero row for row 0: the sum, and so every optimizer's update, is
+    unchanged (a scatter-add of zeros).
+    """
+
+    def aggregate_gradients(self, grads_and_vars):
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            grads_and_vars = [(_with_zero_row(g), v) for g, v in grads_and_vars]
+        return super().aggregate_gradients(grads_and_vars)
+
+
+def _with_zero_row(gradient):
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    values = gradient.values
+    zero_row = tf.zeros(tf.concat([[1], tf.shape(values)[1:]], 0), values.dtype)
+    return tf.IndexedSlices(tf.concat([values, zero_row], 0),
+                            tf.concat([gradient.indices, tf.zeros([1], gradient.indices.dtype)], 0),
+                            gradient.dense_shape)
+
+
+@functools.cache
+def _padding(optimizer_class: type) -> type:
+    """``optimizer_class`` with :class:`_NeverEmptySparseGradients` (same name in configs)."""
+    return type(optimizer_class.__name__, (_NeverEmptySparseGradients, optimizer_class), {})
 
 
 @contextlib.contextmanager
