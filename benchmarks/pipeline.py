@@ -36,7 +36,7 @@ THROUGHPUT = textwrap.dedent("""
     import json, sys, tempfile, time
     import tensorflow as tf, tf_keras
     from tf_finetune import distribute, hyperparameters, model as model_lib
-    from tf_finetune.backbone import BackboneSpec
+    from tf_finetune.registry import ModelSpec
     from tf_finetune.data import load_data
     from tf_finetune.data.pipeline import steps_per_epoch, training_batches
 
@@ -46,7 +46,7 @@ THROUGHPUT = textwrap.dedent("""
     split = load_data("image", data, None, 0.0, 123)
     n, classes = len(split.train), split.label_map.num_classes
     with strategy.scope():
-        spec = BackboneSpec(handle, handle, "image", image_size=size)
+        spec = ModelSpec(handle, "image", handle, image_size=size)
         model, _ = model_lib.build_classifier(spec, handle, None, classes, hp)
         model_lib.compile_classifier(model, hp, epochs * -(-n // 32))
     with tempfile.TemporaryDirectory() as tmp:

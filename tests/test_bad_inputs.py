@@ -41,7 +41,7 @@ from PIL import Image
 import tiny_modules
 from helpers import REPLICAS, offline_environment, run_cli
 from tf_finetune import hyperparameters
-from tf_finetune.backbone import BackboneSpec, choose_image_size, resolve_handle
+from tf_finetune.backbone import choose_image_size, resolve_handle
 from tf_finetune.data import load_data
 from tf_finetune.errors import (
     BackboneError,
@@ -52,6 +52,7 @@ from tf_finetune.errors import (
     TfFinetuneError,
 )
 from tf_finetune.job import JobConfig, plan
+from tf_finetune.registry import ModelSpec
 from tf_finetune.storage import extract_archive
 from tiny_modules import COLOURS, write_image, write_image_folder
 
@@ -438,7 +439,7 @@ def build_with(module: str, task: str, image_size: int | None = None):
         from tf_finetune.model import build_classifier
 
         handle = str(ctx.modules[module])
-        spec = BackboneSpec(module, handle, task, image_size=image_size)
+        spec = ModelSpec(module, task, handle, image_size=image_size)
         hp = hyperparameters.resolve()
         return lambda: build_classifier(spec, resolve_handle(handle, ctx.tmp / "cache"), None, 2, hp)
     return build
@@ -456,7 +457,7 @@ def fixed_size_mismatch(ctx: Ctx):
     from tf_finetune.tfhub import hub
 
     layer = hub.KerasLayer(str(ctx.modules["fixed32"]))
-    spec = BackboneSpec("fixed32", str(ctx.modules["fixed32"]), "image", image_size=64)
+    spec = ModelSpec("fixed32", "image", str(ctx.modules["fixed32"]), image_size=64)
     return lambda: choose_image_size(spec, fixed_image_size(layer))
 
 

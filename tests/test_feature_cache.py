@@ -90,15 +90,15 @@ def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, 
     loss_scaling = True  # as mixed_precision() yields on a GPU
     from tf_finetune import distribute, feature_cache
     from tf_finetune import model as model_lib
-    from tf_finetune.backbone import BackboneSpec
     from tf_finetune.data import load_data
     from tf_finetune.data.pipeline import inference_batches
     from tf_finetune.hyperparameters import resolve
+    from tf_finetune.registry import ModelSpec
 
     strategy = distribute.create_strategy()
     hp = resolve(dict(HEAD_ONLY, epochs=1))
     data = load_data("image", image_data, validation_split_ratio=0.25)
-    spec = BackboneSpec(str(image_module), str(image_module), "image", image_size=24)
+    spec = ModelSpec(str(image_module), "image", str(image_module), image_size=24)
     with strategy.scope():
         model, size = model_lib.build_classifier(spec, str(image_module), None, 2, hp)
         model_lib.compile_classifier(model, hp, 10, loss_scaling)

@@ -162,11 +162,12 @@ def test_fetch_model_offline_is_the_clear_error(tmp_path):
 
 
 def test_a_bundled_preprocessor_is_used_instead_of_downloading(text_module, tmp_path):
-    from tf_finetune.backbone import BackboneSpec, resolve_handle, resolve_preprocessor
+    from tf_finetune.backbone import resolve_handle, resolve_preprocessor
+    from tf_finetune.registry import ModelSpec
 
     archive = pack_backbone(text_module, tmp_path / "channel" / "bert.tar.gz", preprocessor=text_module)
-    spec = BackboneSpec("bert", "https://tfhub.dev/x/bert/1", "text",
-                        preprocessor="https://tfhub.dev/x/preprocess/1").located_at(str(archive.parent))
+    spec = ModelSpec("bert", "text", handle=str(archive.parent),  # the entry, located at the fetched copy
+                     preprocessor="https://tfhub.dev/x/preprocess/1")
     backbone = resolve_handle(spec.handle, tmp_path / "cache")
     assert (Path(backbone) / "saved_model.pb").is_file()
     assert resolve_preprocessor(spec, backbone, tmp_path / "cache") == str(Path(backbone) / "preprocessor")

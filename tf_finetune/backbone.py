@@ -6,11 +6,9 @@ local SavedModel folder, ``file://`` path, a ``.tar.gz`` of a SavedModel, or
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from tf_finetune import keras_backbone, model_folder, storage
@@ -22,50 +20,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_SIZE = 224
 _REMOTE = ("http://", "https://", "gs://")
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What to load, whether from the registry or a bare handle.
-
-    Attributes:
-        name: registry id, or the handle itself.
-        handle: where the backbone lives.
-        task: ``image`` or ``text``.
-        fine_tunable: whether its weights may be trained.
-        image_size: input size (image task); None = decide from the module.
-        preprocessor: handle of a text preprocessing model, if any.
-        output_key: key of the features when the backbone returns a dict.
-        requires: extra pip packages it needs.
-        max_seq_length: text with a BERT-style preprocessor: the sequence length to pack to;
-            None = the preprocessor's own.
-    """
-
-    name: str
-    handle: str
-    task: str
-    fine_tunable: bool = True
-    image_size: int | None = None
-    preprocessor: str | None = None
-    output_key: str | None = None
-    requires: tuple[str, ...] = ()
-    max_seq_length: int | None = None
-
-    @classmethod
-    def from_registry(cls, model: ModelSpec, image_size: int | None = None,
-                      max_seq_length: int | None = None) -> BackboneSpec:
-        """The spec of a registry entry; ``image_size`` overrides the entry's size."""
-        return cls(model.id, model.handle, model.task, model.fine_tunable,
-                   image_size or model.image_size, model.preprocessor, model.output_key,
-                   model.requires, max_seq_length)
-
-    def located_at(self, handle: str) -> BackboneSpec:
-        """This backbone with its SavedModel at ``handle`` (a fetched copy, the model channel).
-
-        A bundled preprocessor (``preprocessor/`` inside that SavedModel folder, as
-        ``fetch-model`` packs it) is preferred over the entry's preprocessor handle at load time.
-        """
-        return dataclasses.replace(self, handle=handle)
 
 
 BUNDLED_PREPROCESSOR = "preprocessor"
@@ -114,7 +68,7 @@ def resolve_handle(handle: str, cache_dir: Path, keras=None) -> str:
     return str(_saved_model_folder(path, handle))
 
 
-def resolve_preprocessor(spec: BackboneSpec, backbone_path: str, cache_dir: Path) -> str | None:
+def resolve_preprocessor(spec: ModelSpec, backbone_path: str, cache_dir: Path) -> str | None:
     """The local folder of ``spec``'s text preprocessor, if it has one.
 
     A copy bundled with the backbone (``<backbone>/preprocessor/``, as ``fetch-model`` packs
@@ -165,7 +119,7 @@ def _saved_model_folder(path: Path, handle: str) -> Path:
                         "TF2 SavedModel in TF-Hub format")
 
 
-def check_requirements(spec: BackboneSpec) -> None:
+def check_requirements(spec: ModelSpec) -> None:
     """Import what the backbone needs beyond TensorFlow (e.g. tensorflow_text's ops).
 
     Raises:
@@ -180,7 +134,7 @@ def check_requirements(spec: BackboneSpec) -> None:
             extra = EXTRAS.get(requirement)
             how = (f"pip install 'tf_finetune[{extra}]' (or pip install {requirement} of your "
                    "TensorFlow's version)" if extra else f"pip install {requirement}")
-            raise BackboneError(f"backbone {spec.name} needs the package {requirement}, which is "
+            raise BackboneError(f"backbone {spec.id} needs the package {requirement}, which is "
                                 f"not installed: {how}") from None
 
 
@@ -205,18 +159,18 @@ def fixed_image_size(layer) -> int | None:
     return None
 
 
-def choose_image_size(spec: BackboneSpec, fixed: int | None) -> int:
+def choose_image_size(spec: ModelSpec, fixed: int | None) -> int:
     """The image size to train at, given what the module fixes.
 
     Raises:
         BackboneError: the requested size conflicts with a size the module fixes.
     """
     if fixed and spec.image_size and fixed != spec.image_size:
-        raise BackboneError(f"backbone {spec.name} takes {fixed}x{fixed} images only; "
+        raise BackboneError(f"backbone {spec.id} takes {fixed}x{fixed} images only; "
                             f"image_size {spec.image_size} cannot be used")
     chosen = spec.image_size or fixed
     if chosen:
         return chosen
     log.info("backbone %s does not fix its input size; using image_size=%d (set --image-size "
-             "to change)", spec.name, DEFAULT_IMAGE_SIZE)
+             "to change)", spec.id, DEFAULT_IMAGE_SIZE)
     return DEFAULT_IMAGE_SIZE

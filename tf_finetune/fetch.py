@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from tf_finetune import storage
-from tf_finetune.backbone import BUNDLED_PREPROCESSOR, BackboneSpec, resolve_handle
+from tf_finetune.backbone import BUNDLED_PREPROCESSOR, resolve_handle
 from tf_finetune.errors import BackboneError
 from tf_finetune.keras_backbone import KerasOptions, import_backbone, is_keras_model
 from tf_finetune.registry import load_registry
@@ -54,7 +54,7 @@ def fetch_model(model_id: str, to: str, cache_dir: str, registry: str | None = N
     Raises:
         TfFinetuneError: unknown id; offline or unreachable handle (with what to do); S3 errors.
     """
-    spec = BackboneSpec.from_registry(load_registry(registry).get(model_id))
+    spec = load_registry(registry).get(model_id)
     cache = Path(cache_dir)
     # The entry's task decides whether a Keras SavedModel is a classifier to cut (image) or a
     # module to pack as it is (a BERT encoder is saved by Keras too).

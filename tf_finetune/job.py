@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, overload
 
 from tf_finetune import checkpoint, choices, hyperparameters, job_outputs, model_folder, storage
-from tf_finetune.backbone import BackboneSpec, check_requirements, resolve_handle, resolve_preprocessor
+from tf_finetune.backbone import check_requirements, resolve_handle, resolve_preprocessor
 from tf_finetune.custom_ops import register_ops_for
 from tf_finetune.data import DataSplit, Examples, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.job_plan import JobConfig, JobPlan, JobResult, looks_like_text, plan, require_backbone
+from tf_finetune.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _localize_data(config: JobConfig, workdir: Path) -> JobConfig:
                                test_data=fetch_channel(config.test_data, workdir / "test"))
 
 
-def _localize_backbone(spec: BackboneSpec, workdir: Path) -> BackboneSpec:
+def _localize_backbone(spec: ModelSpec, workdir: Path) -> ModelSpec:
     """The backbone with an ``s3://`` handle downloaded into ``workdir``."""
     if not storage.is_s3(spec.handle):
         return spec
@@ -115,7 +116,7 @@ class _Inputs:
 class _Backbone:
     """The backbone as a local SavedModel, with its text preprocessor when it has one."""
 
-    spec: BackboneSpec
+    spec: ModelSpec
     path: str
     continuing: bool  # the backbone is a previous fine-tuned model: incremental training
     preprocessor_path: str | None = None
@@ -240,7 +241,7 @@ def _resolve_backbone(job: JobPlan, data: DataSplit) -> _Backbone:
         config.feature_layer, config.pixel_range, config.image_size, spec.task))
     spec = keras_backbone.with_declared_size(spec, path)
     continuing = model_folder.is_model_folder(path)  # from a previous model
-    register_ops_for(model_folder.saved_model_dir(path) if continuing else path, f"backbone {spec.name}")
+    register_ops_for(model_folder.saved_model_dir(path) if continuing else path, f"backbone {spec.id}")
     preprocessor_path = None if continuing else resolve_preprocessor(spec, path, cache)
     preprocessor, text_lengths = _text_preprocessor(spec, path, preprocessor_path, data)
     return _Backbone(spec, path, continuing, preprocessor_path, preprocessor, text_lengths)
@@ -415,7 +416,7 @@ def _final_metrics(fitted: _Fitted, test, model, layout: _Layout, task: str, ima
     return final, val_probabilities
 
 
-def _text_preprocessor(spec: BackboneSpec, backbone_path: str, preprocessor_path: str | None,
+def _text_preprocessor(spec: ModelSpec, backbone_path: str, preprocessor_path: str | None,
                        data: DataSplit):
     """The loaded BERT-style preprocessor (or None), and the sequence length with how many
     training and validation texts it cuts (for ``metrics.json``'s backbone record).
@@ -428,12 +429,12 @@ def _text_preprocessor(spec: BackboneSpec, backbone_path: str, preprocessor_path
     if spec.max_seq_length and not preprocessor_path:
         why = ("this job continues from a previous model, whose text preprocessing is part of it"
                if model_folder.is_model_folder(backbone_path) else
-               f"{spec.name} takes whole strings (it has no BERT-style preprocessor)")
+               f"{spec.id} takes whole strings (it has no BERT-style preprocessor)")
         raise HyperparameterError(f"max_seq_length={spec.max_seq_length} cannot be used: {why}; "
                                   "remove it")
     if not preprocessor_path:
         return None, {}
-    preprocessor = bert_inputs.Preprocessor(preprocessor_path, spec.name)
+    preprocessor = bert_inputs.Preprocessor(preprocessor_path, spec.id)
     seq_length = preprocessor.seq_length(spec.max_seq_length)
     record: dict[str, Any] = {"max_seq_length": seq_length}
     for split, examples in (("train", data.train), ("validation", data.validation)):
@@ -444,7 +445,7 @@ def _text_preprocessor(spec: BackboneSpec, backbone_path: str, preprocessor_path
     return preprocessor, record
 
 
-def _open_checkpoints(config: JobConfig, spec: BackboneSpec, hp, data: DataSplit, global_batch: int):
+def _open_checkpoints(config: JobConfig, spec: ModelSpec, hp, data: DataSplit, global_batch: int):
     """The job's checkpoints, when ``checkpoint_dir`` is set (checked against what it holds)."""
     if not config.checkpoint_dir:
         return None

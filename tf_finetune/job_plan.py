@@ -6,6 +6,7 @@ which of them the user set) before anything is downloaded or trained.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tf_finetune import hyperparameters, storage
-from tf_finetune.backbone import BackboneSpec
 from tf_finetune.data.text import csv_files
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.registry import load_registry
+from tf_finetune.registry import ModelSpec, load_registry
 
 log = logging.getLogger("tf_finetune.job")
 
@@ -114,7 +114,7 @@ class JobPlan:
     """
 
     config: JobConfig
-    spec: BackboneSpec
+    spec: ModelSpec
     hyperparameters: hyperparameters.Hyperparameters
     given: frozenset[str]
 
@@ -129,15 +129,16 @@ def plan(config: JobConfig) -> JobPlan:
     registry = load_registry(config.registry)
     if config.model_id:
         model = registry.get(config.model_id)
-        spec = BackboneSpec.from_registry(model, config.image_size, config.max_seq_length)
+        spec = dataclasses.replace(model, image_size=config.image_size or model.image_size,
+                                   max_seq_length=config.max_seq_length)
         if config.handle:  # the entry's weights from elsewhere: a fetched copy, the model channel
-            spec = spec.located_at(config.handle)
+            spec = dataclasses.replace(spec, handle=config.handle)
         overrides = model.hyperparameters
     else:
         task = "text" if looks_like_text(config.data) else "image"
         assert config.handle is not None  # _require_backbone: a model id or a handle
-        spec = BackboneSpec(config.handle, config.handle, task, image_size=config.image_size,
-                            max_seq_length=config.max_seq_length)
+        spec = ModelSpec(id=config.handle, task=task, handle=config.handle, image_size=config.image_size,
+                         max_seq_length=config.max_seq_length)
         overrides = {}
     if config.checkpoint_steps and not config.checkpoint_dir:
         raise HyperparameterError(f"checkpoint_steps={config.checkpoint_steps} needs a checkpoint folder: "
@@ -153,10 +154,10 @@ def plan(config: JobConfig) -> JobPlan:
     hp = hyperparameters.resolve(registry.task_defaults.get(spec.task), overrides, user)
     if not spec.fine_tunable and not hp.train_only_top_layer:
         if "train_only_top_layer" in user:
-            raise HyperparameterError(f"backbone {spec.name} is not fine-tunable; "
+            raise HyperparameterError(f"backbone {spec.id} is not fine-tunable; "
                                       "train_only_top_layer must be True")
         hp = hyperparameters.resolve(hp, {"train_only_top_layer": True})
-        log.info("backbone %s is not fine-tunable: training the top layer only", spec.name)
+        log.info("backbone %s is not fine-tunable: training the top layer only", spec.id)
     if hp.tflite != "none" and spec.task == "text":
         raise HyperparameterError(f"tflite={hp.tflite} applies to image models: a text model's "
                                   "string ops have no TFLite builtins; leave tflite at none")
@@ -166,7 +167,7 @@ def plan(config: JobConfig) -> JobPlan:
     return JobPlan(config, spec, hp, frozenset(user))
 
 
-def _check_max_seq_length(spec: BackboneSpec) -> None:
+def _check_max_seq_length(spec: ModelSpec) -> None:
     from tf_finetune.bert_inputs import MAX_SEQ_LENGTH
 
     length = spec.max_seq_length

@@ -228,7 +228,7 @@ def with_declared_size(spec, module_dir: str | Path):
     """``spec`` with the image size an imported Keras backbone declares, when none was asked for.
 
     Args:
-        spec: the :class:`~tf_finetune.backbone.BackboneSpec`.
+        spec: the :class:`~tf_finetune.registry.ModelSpec`.
         module_dir: the resolved backbone folder.
 
     Returns:

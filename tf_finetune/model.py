@@ -12,10 +12,11 @@ from collections.abc import Iterator
 import tensorflow as tf
 import tf_keras
 
-from tf_finetune.backbone import BackboneSpec, choose_image_size, fixed_image_size
+from tf_finetune.backbone import choose_image_size, fixed_image_size
 from tf_finetune.bert_inputs import Preprocessor
 from tf_finetune.errors import BackboneError, HyperparameterError, first_line
 from tf_finetune.hyperparameters import Hyperparameters
+from tf_finetune.registry import ModelSpec
 from tf_finetune.tfhub import hub
 
 log = logging.getLogger(__name__)
@@ -25,11 +26,11 @@ DROPOUT_LAYER = "dropout"
 BINARY_LAYER = "binary_probabilities"  # binary_mode: one sigmoid output shown as two columns
 
 
-def _cannot_take(spec: BackboneSpec, image_size: int | None, exc: Exception) -> BackboneError:
+def _cannot_take(spec: ModelSpec, image_size: int | None, exc: Exception) -> BackboneError:
     """The error for a backbone that fails on the model's inputs: too small an image, or the
     wrong task (naming the input the backbone takes)."""
     if image_size and "Negative dimension size" in str(exc):  # pooling/strides shrink it below 1
-        return BackboneError(f"image_size {image_size} is too small for backbone {spec.name}: its strides "
+        return BackboneError(f"image_size {image_size} is too small for backbone {spec.id}: its strides "
                              "and pooling shrink the image below one pixel; use a larger --image-size "
                              "(224 is usual)")
     expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
@@ -37,11 +38,11 @@ def _cannot_take(spec: BackboneSpec, image_size: int | None, exc: Exception) -> 
     takes = re.search(r"Option 1:\s+Positional arguments \(\d+ total\):\s+\* (TensorSpec\(.*\))", str(exc))
     cause = f"it takes {takes.group(1)}" if takes else first_line(exc)
     article = "an" if spec.task == "image" else "a"
-    return BackboneError(f"backbone {spec.name} cannot take {expected} ({article} {spec.task} feature "
+    return BackboneError(f"backbone {spec.id} cannot take {expected} ({article} {spec.task} feature "
                          f"extractor is needed): {cause}")
 
 
-def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor: Preprocessor | None,
+def build_classifier(spec: ModelSpec, backbone_path: str, preprocessor: Preprocessor | None,
                      num_classes: int, hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
     """Backbone -> Dropout -> Dense(num_classes, L2, softmax) (see :func:`head_layers`). Call
     inside ``strategy.scope()``.
@@ -66,7 +67,7 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor: Prepr
         layer = hub.KerasLayer(backbone_path, trainable=trainable, output_key=spec.output_key,
                                name="backbone")
     except (ValueError, TypeError) as exc:  # e.g. a SavedModel with signatures but no __call__
-        raise BackboneError(f"backbone {spec.name} is not a TF-Hub reusable SavedModel (no callable "
+        raise BackboneError(f"backbone {spec.id} is not a TF-Hub reusable SavedModel (no callable "
                             f"model: {first_line(exc)}); export it with tf.saved_model.save of a "
                             "Keras model or tf.Module that has __call__") from None
     image_size = None
@@ -84,12 +85,12 @@ def build_classifier(spec: BackboneSpec, backbone_path: str, preprocessor: Prepr
         raise _cannot_take(spec, image_size, exc) from None
     if isinstance(features, dict) or len(features.shape) != 2:
         shape = sorted(features) if isinstance(features, dict) else features.shape
-        raise BackboneError(f"backbone {spec.name} does not return a feature vector "
+        raise BackboneError(f"backbone {spec.id} does not return a feature vector "
                             f"[batch, dim] (got {shape}); is it a TF-Hub feature-vector model?")
     model = tf_keras.Model(inputs, apply_layers(head_layers(num_classes, hp), features),
                            name="tf_finetune_classifier")
     log.info("model: backbone %s (%s, %d features) -> dropout %.2f -> dense %s",
-             spec.name, "trainable" if trainable else "frozen", features.shape[-1],
+             spec.id, "trainable" if trainable else "frozen", features.shape[-1],
              hp.dropout_rate, "1 (sigmoid, binary_mode)" if hp.binary_mode else num_classes)
     return model, image_size
 
@@ -152,7 +153,7 @@ def set_head_l2(model: tf_keras.Model, factor: float) -> None:
     model.get_layer(CLASSIFIER_LAYER).kernel_regularizer.l2 = tf_keras.backend.cast_to_floatx(factor)
 
 
-def load_classifier(model_dir: str, spec: BackboneSpec, label_map, previous_labels,
+def load_classifier(model_dir: str, spec: ModelSpec, label_map, previous_labels,
                     hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
     """A previously fine-tuned model (incremental training). Call inside ``strategy.scope()``.
 
@@ -176,19 +177,19 @@ def load_classifier(model_dir: str, spec: BackboneSpec, label_map, previous_labe
                                        custom_objects={"KerasLayer": hub.KerasLayer})
     task = "text" if model.inputs[0].dtype == tf.string else "image"
     if task != spec.task:
-        raise BackboneError(f"cannot continue training {spec.name}: it is a {task} model and the "
+        raise BackboneError(f"cannot continue training {spec.id}: it is a {task} model and the "
                             f"data is {spec.task} data")
     if tuple(previous_labels.class_names) != tuple(label_map.class_names):
         old, new = set(previous_labels.class_names), set(label_map.class_names)
         raise BackboneError(
-            f"cannot continue training {spec.name}: its classes differ from the data's. "
+            f"cannot continue training {spec.id}: its classes differ from the data's. "
             f"Only in the model: {sorted(old - new) or 'none'}; only in the data: "
             f"{sorted(new - old) or 'none'}"
             + ("; same classes in another order" if old == new else "")
             + ". Train from a backbone instead, or use data with the model's classes.")
     if has_binary_head(model) != hp.binary_mode:
         raise HyperparameterError(
-            f"binary_mode={hp.binary_mode} does not match the previous model {spec.name}, which was "
+            f"binary_mode={hp.binary_mode} does not match the previous model {spec.id}, which was "
             f"trained with binary_mode={not hp.binary_mode}; pass binary_mode={not hp.binary_mode}")
     model.get_layer("backbone").trainable = spec.fine_tunable and not hp.train_only_top_layer
     head = model.get_layer(CLASSIFIER_LAYER)
@@ -197,7 +198,7 @@ def load_classifier(model_dir: str, spec: BackboneSpec, label_map, previous_labe
         head.kernel.assign(initializer(head.kernel.shape))
         head.bias.assign(tf.zeros_like(head.bias))
     image_size = int(model.inputs[0].shape[1]) if task == "image" else None
-    log.info("continuing from %s (%s classification layer, backbone %s)", spec.name,
+    log.info("continuing from %s (%s classification layer, backbone %s)", spec.id,
              "new" if hp.reinitialize_top_layer == "True" else "trained",
              "trainable" if model.get_layer("backbone").trainable else "frozen")
     return model, image_size

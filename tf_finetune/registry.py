@@ -30,12 +30,16 @@ _KNOWN = set(_REQUIRED) | {"preprocessor", "output_key", "image_size", "pixel_ra
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One backbone of the catalogue.
+    """One backbone: an entry of the catalogue, or a bare handle from the command line.
+
+    A job derives its own with :func:`dataclasses.replace` (its image size and sequence
+    length, where the weights were localised); a bare handle knows its id (the handle), task
+    and handle only.
 
     Attributes:
-        id: registry id used on the command line.
+        id: registry id used on the command line (a bare handle: the handle itself).
         task: ``image`` or ``text``.
-        handle: TF-Hub handle (tfhub.dev/Kaggle URL, ``builtin:NAME``, path).
+        handle: TF-Hub handle (tfhub.dev/Kaggle URL, ``builtin:NAME``, path, archive).
         fine_tunable: whether the backbone's weights may be trained.
         license: licence of the pretrained weights.
         description: one line for people.
@@ -47,14 +51,16 @@ class ModelSpec:
         kaggle_handle: the same model on Kaggle Models.
         requires: extra Python packages the backbone needs (e.g. tensorflow-text).
         hyperparameters: default overrides for this backbone.
+        max_seq_length: text with a BERT-style preprocessor: the sequence length to pack to;
+            None = the preprocessor's own (a job's choice, never in the catalogue).
     """
 
     id: str
     task: str
     handle: str
-    fine_tunable: bool
-    license: str
-    description: str
+    fine_tunable: bool = True
+    license: str = ""
+    description: str = ""
     preprocessor: str | None = None
     output_key: str | None = None
     image_size: int | None = None
@@ -63,6 +69,7 @@ class ModelSpec:
     kaggle_handle: str | None = None
     requires: tuple[str, ...] = ()
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    max_seq_length: int | None = None
 
 
 @dataclass(frozen=True)
