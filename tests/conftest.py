@@ -30,7 +30,7 @@ import tiny_modules  # noqa: E402
 E2E_FILES = {
     "test_all_or_nothing.py", "test_bad_inputs.py", "test_bert.py", "test_checkpoint.py", "test_cli_train.py",
     "test_demo.py", "test_disk_full.py", "test_feature_cache.py", "test_incremental.py", "test_job.py",
-    "test_keras_backbone.py", "test_launch.py", "test_multiworker.py", "test_replica_batches.py",
+    "test_keras_import.py", "test_launch.py", "test_multiworker.py", "test_replica_batches.py",
     "test_reproducibility.py", "test_s3.py", "test_s3_faults.py", "test_sagemaker.py", "test_serving.py",
     "test_shared_models.py", "test_tflite.py", "test_choices.py", "test_model.py", "test_data_report.py",
 }
@@ -44,9 +44,9 @@ E2E_FIXTURES = {"ants_bees_h5_run", "ants_bees_hub_run", "bert_archive"}
 # (--no-loadscope-reorder; its default order is "most tests first", which left the heaviest files,
 # with few tests each, for the end, one worker busy and the other idle). So the heaviest files
 # go first, measured (seconds of test time on 2 cores, December 2026), and the many light files
-# fill in the gaps at the end. test_keras_backbone and test_tflite share a built_once run: apart.
+# fill in the gaps at the end. test_keras_import and test_tflite share a built_once run: apart.
 HEAVIEST_FIRST = [
-    "test_bert.py", "test_keras_backbone.py", "test_sagemaker.py", "test_choices.py", "test_serving.py",
+    "test_bert.py", "test_keras_import.py", "test_sagemaker.py", "test_choices.py", "test_serving.py",
     "test_job.py", "test_checkpoint.py", "test_tflite.py", "test_disk_full.py", "test_replica_batches.py",
     "test_launch.py", "test_shared_models.py", "test_all_or_nothing.py", "test_multiworker.py",
 ]

@@ -41,7 +41,7 @@ from PIL import Image
 import tiny_modules
 from helpers import REPLICAS, offline_environment, run_cli
 from tf_finetune import hyperparameters
-from tf_finetune.backbone import choose_image_size, resolve_handle
+from tf_finetune.backbones.loading import choose_image_size, local_saved_model
 from tf_finetune.data import load_data
 from tf_finetune.errors import (
     BackboneError,
@@ -441,7 +441,7 @@ def build_with(module: str, task: str, image_size: int | None = None):
         handle = str(ctx.modules[module])
         spec = ModelSpec(module, task, handle, image_size=image_size)
         hp = hyperparameters.resolve()
-        return lambda: build_classifier(spec, resolve_handle(handle, ctx.tmp / "cache"), None, 2, hp)
+        return lambda: build_classifier(spec, local_saved_model(handle, ctx.tmp / "cache"), None, 2, hp)
     return build
 
 
@@ -449,12 +449,12 @@ def offline_hub(ctx: Ctx):
     ctx.monkeypatch.setenv("TFHUB_CACHE_DIR", str(ctx.tmp / "hub"))
     for name, value in offline_environment().items():
         ctx.monkeypatch.setenv(name, value)
-    return lambda: resolve_handle(HUB_URL, ctx.tmp / "cache")
+    return lambda: local_saved_model(HUB_URL, ctx.tmp / "cache")
 
 
 def fixed_size_mismatch(ctx: Ctx):
-    from tf_finetune.backbone import fixed_image_size
-    from tf_finetune.tfhub import hub
+    from tf_finetune.backbones.loading import fixed_image_size
+    from tf_finetune.backbones.tfhub import hub
 
     layer = hub.KerasLayer(str(ctx.modules["fixed32"]))
     spec = ModelSpec("fixed32", "image", str(ctx.modules["fixed32"]), image_size=64)
@@ -464,7 +464,7 @@ def fixed_size_mismatch(ctx: Ctx):
 def handle_path(make: Callable[[Path], Path]):
     def build(ctx: Ctx):
         handle = make(ctx.tmp)
-        return lambda: resolve_handle(str(handle), ctx.tmp / "cache")
+        return lambda: local_saved_model(str(handle), ctx.tmp / "cache")
     return build
 
 

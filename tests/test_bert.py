@@ -20,10 +20,10 @@ import tf_keras
 import tiny_bert
 from helpers import REPLICAS, REPO, extract, run_cli, run_main
 from tf_finetune import cli
-from tf_finetune.bert_inputs import Preprocessor
+from tf_finetune.backbones.bert_inputs import Preprocessor
+from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.job import JobConfig, plan
-from tf_finetune.tfhub import hub
 
 BERT_ID = "small-bert-en-uncased-l4-h512"  # the registry entry: task and defaults
 SEQ = 16

@@ -13,10 +13,10 @@ import tf_keras
 import tiny_modules
 from helpers import decode_images, extract
 from tf_finetune import choices
+from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.hyperparameters import class_weight_map
 from tf_finetune.job import JobConfig, run
-from tf_finetune.tfhub import hub
 
 SMALL = {"batch_size": 4, "learning_rate": 0.2, "label_smoothing": 0.0}
 

@@ -1,4 +1,4 @@
-"""Finding and cutting the feature layer of a Keras classifier (tf_finetune.keras_graph), on
+"""Finding and cutting the feature layer of a Keras classifier (tf_finetune.backbones.keras_graph), on
 small Functional models built here: flat, nested (a base model inside), and malformed ones."""
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import tf_keras
 
-from tf_finetune.errors import BackboneError
-from tf_finetune.keras_graph import (
+from tf_finetune.backbones.keras_graph import (
     NoClassificationHead,
     all_layers,
     cut_at,
@@ -17,6 +16,7 @@ from tf_finetune.keras_graph import (
     find_layer,
     image_input_shape,
 )
+from tf_finetune.errors import BackboneError
 
 SOURCE = Path("m.h5")
 L = tf_keras.layers

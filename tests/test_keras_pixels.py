@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import tf_keras
 
+from tf_finetune.backbones.keras_pixels import DEFAULT_RANGE, choose_pixel_range, parse_pixel_range, range_text
 from tf_finetune.errors import BackboneError
-from tf_finetune.keras_pixels import DEFAULT_RANGE, choose_pixel_range, parse_pixel_range, range_text
 
 
 @pytest.mark.parametrize("text, expected", [("0,1", (0.0, 1.0)), ("[-1, 1]", (-1.0, 1.0)), ("0,255", (0.0, 255.0)),

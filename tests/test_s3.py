@@ -11,8 +11,8 @@ import pytest
 
 from helpers import extract, offline_environment, run_main, write_registry
 from tf_finetune import s3 as s3_lib
+from tf_finetune.backbones.packing import pack_backbone
 from tf_finetune.errors import StorageError
-from tf_finetune.fetch import pack_backbone
 
 
 def put_tree(client, bucket: str, prefix: str, root: Path) -> int:
@@ -162,12 +162,12 @@ def test_fetch_model_offline_is_the_clear_error(tmp_path):
 
 
 def test_a_bundled_preprocessor_is_used_instead_of_downloading(text_module, tmp_path):
-    from tf_finetune.backbone import resolve_handle, resolve_preprocessor
+    from tf_finetune.backbones.loading import local_preprocessor, local_saved_model
     from tf_finetune.registry import ModelSpec
 
     archive = pack_backbone(text_module, tmp_path / "channel" / "bert.tar.gz", preprocessor=text_module)
     spec = ModelSpec("bert", "text", handle=str(archive.parent),  # the entry, located at the fetched copy
                      preprocessor="https://tfhub.dev/x/preprocess/1")
-    backbone = resolve_handle(spec.handle, tmp_path / "cache")
+    backbone = local_saved_model(spec.handle, tmp_path / "cache")
     assert (Path(backbone) / "saved_model.pb").is_file()
-    assert resolve_preprocessor(spec, backbone, tmp_path / "cache") == str(Path(backbone) / "preprocessor")
+    assert local_preprocessor(spec, backbone, tmp_path / "cache") == str(Path(backbone) / "preprocessor")

@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 from flaky_proxy import FlakyProxy
 from helpers import run_main, s3_environment, write_registry
 from tf_finetune import s3 as s3_lib
+from tf_finetune.backbones.packing import pack_backbone
 from tf_finetune.errors import StorageError
-from tf_finetune.fetch import pack_backbone
 
 MIB = 1024 * 1024
 MULTIPART = 8 * MIB  # boto3's default multipart_threshold and chunk size, which s3.py keeps

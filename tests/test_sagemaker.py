@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
+from tf_finetune.backbones.packing import pack_backbone
 from tf_finetune.cluster import cluster_config, num_workers
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.fetch import pack_backbone
 from tf_finetune.launch import metric_definitions
 from tf_finetune.sagemaker import main, parse_arguments, parse_job_options
 

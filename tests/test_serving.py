@@ -18,9 +18,9 @@ import tf_keras
 import tiny_modules
 from helpers import extract, grid_shape, run_main
 from tf_finetune import cli
+from tf_finetune.backbones.tfhub import hub
 from tf_finetune.data.pipeline import decode_image
 from tf_finetune.job import JobConfig, run
-from tf_finetune.tfhub import hub
 
 FAST = {"epochs": 4, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
 

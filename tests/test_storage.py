@@ -63,11 +63,11 @@ def test_not_a_tar_is_one_clear_error(tmp_path):
 RACE_SCRIPT = """
 import os, sys, time
 from pathlib import Path
-from tf_finetune import backbone
+from tf_finetune.backbones import loading
 archive, cache, go = sys.argv[1:]
 while not os.path.exists(go):
     time.sleep(0.001)
-print(backbone.resolve_handle(archive, Path(cache)))
+print(loading.local_saved_model(archive, Path(cache)))
 """
 
 

@@ -8,7 +8,7 @@ from helpers import REPO
 WITHOUT_PKG_RESOURCES = """
 import sys
 sys.modules["pkg_resources"] = None
-from tf_finetune.tfhub import hub
+from tf_finetune.backbones.tfhub import hub
 assert callable(hub.KerasLayer) and callable(hub.load)
 assert sys.modules["pkg_resources"] is None, "the stand-in was left in sys.modules"
 try:

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tf_finetune.builtin.wordllama import TextEmbedding
+from tf_finetune.backbones.builtin.wordllama import TextEmbedding
 
 
 class TinyImageFeatures(tf.train.Checkpoint):

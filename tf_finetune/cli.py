@@ -123,7 +123,7 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _fetch_model(args: argparse.Namespace) -> int:
-    from tf_finetune.fetch import fetch_model
+    from tf_finetune.backbones.packing import fetch_model
 
     storage.check_destination(args.output, "--output")
     storage.check_destination(args.cache_dir, "--cache-dir")
@@ -133,7 +133,7 @@ def _fetch_model(args: argparse.Namespace) -> int:
 
 
 def _import_backbone(args: argparse.Namespace) -> int:
-    from tf_finetune.fetch import import_to
+    from tf_finetune.backbones.packing import import_to
 
     folder = str(Path(args.output).parent) if storage.is_archive(args.output) else args.output
     storage.check_destination(folder, "--output")
@@ -235,7 +235,7 @@ def _check_data(args: argparse.Namespace) -> int:
 
     from tf_finetune.data_report import check_data
     from tf_finetune.hyperparameters import resolve
-    from tf_finetune.job import fetch_channel, looks_like_text
+    from tf_finetune.job import localize_channel, looks_like_text
     from tf_finetune.registry import load_registry
 
     layers, image_size, task = [], args.image_size, None
@@ -248,7 +248,7 @@ def _check_data(args: argparse.Namespace) -> int:
                                ("validation_split_ratio", args.validation_split_ratio)) if v is not None}
     hp = resolve(*layers, given)
     with tempfile.TemporaryDirectory(prefix="tf_finetune-check-") as folder:
-        training, validation, test = (fetch_channel(p, Path(folder) / name) if p else None for name, p in
+        training, validation, test = (localize_channel(p, Path(folder) / name) if p else None for name, p in
                                       (("training", args.data), ("validation", args.validation_data),
                                        ("test", args.test_data)))
         assert training is not None  # --data is required

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, overload
 
 from tf_finetune import checkpoint, choices, hyperparameters, job_outputs, model_folder, storage
-from tf_finetune.backbone import check_requirements, resolve_handle, resolve_preprocessor
-from tf_finetune.custom_ops import register_ops_for
+from tf_finetune.backbones.custom_ops import register_ops_for
+from tf_finetune.backbones.loading import check_requirements, local_preprocessor, local_saved_model
 from tf_finetune.data import DataSplit, Examples, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.job_plan import JobConfig, JobPlan, JobResult, looks_like_text, plan, require_backbone
@@ -28,7 +28,7 @@ from tf_finetune.registry import ModelSpec
 log = logging.getLogger(__name__)
 
 OUTPUT_SUBDIR = job_outputs.OUTPUT_SUBDIR
-__all__ = ["JobConfig", "JobPlan", "JobResult", "plan", "run", "looks_like_text", "fetch_channel"]
+__all__ = ["JobConfig", "JobPlan", "JobResult", "plan", "run", "looks_like_text", "localize_channel"]
 
 
 def run(config: JobConfig) -> JobResult:
@@ -75,10 +75,10 @@ def _check_locations(config: JobConfig) -> None:
 
 
 @overload
-def fetch_channel(uri: str, target: Path) -> str: ...
+def localize_channel(uri: str, target: Path) -> str: ...
 @overload
-def fetch_channel(uri: None, target: Path) -> None: ...
-def fetch_channel(uri: str | None, target: Path) -> str | None:
+def localize_channel(uri: None, target: Path) -> None: ...
+def localize_channel(uri: str | None, target: Path) -> str | None:
     """Download ``uri`` into ``target`` when it is an ``s3://`` URI; other values pass through."""
     if not uri or not storage.is_s3(uri):
         return uri
@@ -89,9 +89,9 @@ def fetch_channel(uri: str | None, target: Path) -> str | None:
 
 def _localize_data(config: JobConfig, workdir: Path) -> JobConfig:
     """The job with its ``s3://`` data, validation and test channels downloaded into ``workdir``."""
-    return dataclasses.replace(config, data=fetch_channel(config.data, workdir / "training"),
-                               validation_data=fetch_channel(config.validation_data, workdir / "validation"),
-                               test_data=fetch_channel(config.test_data, workdir / "test"))
+    return dataclasses.replace(config, data=localize_channel(config.data, workdir / "training"),
+                               validation_data=localize_channel(config.validation_data, workdir / "validation"),
+                               test_data=localize_channel(config.test_data, workdir / "test"))
 
 
 def _localize_backbone(spec: ModelSpec, workdir: Path) -> ModelSpec:
@@ -99,7 +99,7 @@ def _localize_backbone(spec: ModelSpec, workdir: Path) -> ModelSpec:
     if not storage.is_s3(spec.handle):
         return spec
     key = hashlib.sha1(spec.handle.encode("utf-8")).hexdigest()[:12]
-    return dataclasses.replace(spec, handle=fetch_channel(spec.handle, workdir / f"model-{key}"))
+    return dataclasses.replace(spec, handle=localize_channel(spec.handle, workdir / f"model-{key}"))
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
     import tf_keras
 
     tf_keras.utils.set_random_seed(job.hyperparameters.random_seed)
-    backbone = _resolve_backbone(job, inputs.data)
+    backbone = _load_backbone(job, inputs.data)
     _check_free_space(job, backbone)
     layout = _layout(strategy, job.hyperparameters, inputs.data)
     checkpoints = _open_checkpoints(job.config, backbone.spec, job.hyperparameters, inputs.data,
@@ -229,20 +229,20 @@ def _prepare_data(job: JobPlan) -> _Inputs:
     return _Inputs(data, test, report, class_weight)
 
 
-def _resolve_backbone(job: JobPlan, data: DataSplit) -> _Backbone:
+def _load_backbone(job: JobPlan, data: DataSplit) -> _Backbone:
     """The backbone as a local SavedModel (downloaded, built, imported or cut as needed), with
     the ops it needs registered and its BERT-style preprocessor loaded."""
-    from tf_finetune import keras_backbone
+    from tf_finetune.backbones import keras_import
 
     config, spec = job.config, job.spec
     check_requirements(spec)
     cache = Path(config.cache_dir)
-    path = resolve_handle(spec.handle, cache, keras_backbone.KerasOptions(
+    path = local_saved_model(spec.handle, cache, keras_import.KerasOptions(
         config.feature_layer, config.pixel_range, config.image_size, spec.task))
-    spec = keras_backbone.with_declared_size(spec, path)
+    spec = keras_import.with_declared_size(spec, path)
     continuing = model_folder.is_model_folder(path)  # from a previous model
     register_ops_for(model_folder.saved_model_dir(path) if continuing else path, f"backbone {spec.id}")
-    preprocessor_path = None if continuing else resolve_preprocessor(spec, path, cache)
+    preprocessor_path = None if continuing else local_preprocessor(spec, path, cache)
     preprocessor, text_lengths = _text_preprocessor(spec, path, preprocessor_path, data)
     return _Backbone(spec, path, continuing, preprocessor_path, preprocessor, text_lengths)
 
@@ -424,7 +424,7 @@ def _text_preprocessor(spec: ModelSpec, backbone_path: str, preprocessor_path: s
     Raises:
         HyperparameterError: ``max_seq_length`` is set for a backbone without such a preprocessor.
     """
-    from tf_finetune import bert_inputs
+    from tf_finetune.backbones import bert_inputs
 
     if spec.max_seq_length and not preprocessor_path:
         why = ("this job continues from a previous model, whose text preprocessing is part of it"

@@ -168,7 +168,7 @@ def plan(config: JobConfig) -> JobPlan:
 
 
 def _check_max_seq_length(spec: ModelSpec) -> None:
-    from tf_finetune.bert_inputs import MAX_SEQ_LENGTH
+    from tf_finetune.backbones.bert_inputs import MAX_SEQ_LENGTH
 
     length = spec.max_seq_length
     if length is None:

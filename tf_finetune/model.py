@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import tensorflow as tf
 import tf_keras
 
-from tf_finetune.backbone import choose_image_size, fixed_image_size
-from tf_finetune.bert_inputs import Preprocessor
+from tf_finetune.backbones.bert_inputs import Preprocessor
+from tf_finetune.backbones.loading import choose_image_size, fixed_image_size
+from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import BackboneError, HyperparameterError, first_line
 from tf_finetune.hyperparameters import Hyperparameters
 from tf_finetune.registry import ModelSpec
-from tf_finetune.tfhub import hub
 
 log = logging.getLogger(__name__)
 

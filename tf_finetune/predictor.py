@@ -133,7 +133,7 @@ def open_model(source: str) -> Iterator[FineTunedModel]:
         path = unpack_model(source, Path(tmp))
         import tensorflow as tf  # only now: a wrong path answers at once
 
-        from tf_finetune.custom_ops import register_ops_for
+        from tf_finetune.backbones.custom_ops import register_ops_for
 
         label_map = model_folder.read_labels(path)
         register_ops_for(model_folder.saved_model_dir(path), f"the model {source}")

@@ -101,7 +101,7 @@ def _converted(model_dir: Path, quantize: str, representative, interpolation: st
     """(task, the SavedModel function converted, its image size, the ``.tflite`` bytes)."""
     import tensorflow as tf
 
-    from tf_finetune.custom_ops import register_ops_for
+    from tf_finetune.backbones.custom_ops import register_ops_for
 
     register_ops_for(model_folder.saved_model_dir(model_dir), f"the model {model_dir}")
     loaded = tf.saved_model.load(str(model_folder.saved_model_dir(model_dir)))

@@ -54,7 +54,7 @@ class Preprocessor:
     def __init__(self, path: str, name: str):
         import tensorflow as tf
 
-        from tf_finetune.custom_ops import register_ops_for
+        from tf_finetune.backbones.custom_ops import register_ops_for
 
         register_ops_for(path, f"the text preprocessor of {name} ({path})")
         self.path, self.name = path, name
@@ -93,7 +93,7 @@ class Preprocessor:
         With ``requested`` unset the root call runs (its own length); otherwise tokenize,
         then ``bert_pack_inputs`` with ``seq_length=requested``.
         """
-        from tf_finetune.tfhub import hub
+        from tf_finetune.backbones.tfhub import hub
 
         if requested is None:
             return hub.KerasLayer(self.path, name="preprocessor")

@@ -11,12 +11,12 @@ import tensorflow as tf
 import tf_keras
 
 from helpers import decode_images, extract, run_main
-from tf_finetune.backbone import resolve_handle
+from tf_finetune.backbones.keras_import import INFO_FILE, KerasOptions, import_backbone, read_info
+from tf_finetune.backbones.loading import local_saved_model
+from tf_finetune.backbones.packing import import_to
+from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import BackboneError
-from tf_finetune.fetch import import_to
 from tf_finetune.job import JobConfig, run
-from tf_finetune.keras_backbone import INFO_FILE, KerasOptions, import_backbone, read_info
-from tf_finetune.tfhub import hub
 
 IMAGES = tf.random.stateless_uniform([4, 32, 32, 3], seed=[3, 4])
 
@@ -71,7 +71,7 @@ def _up_to(model, name):
 def test_default_cut_is_the_input_of_the_classification_head(name, tmp_path, cache_dir):
     model = tiny_classifier()
     source = _save(model, tmp_path / name)
-    module = resolve_handle(str(source), cache_dir)
+    module = local_saved_model(str(source), cache_dir)
     info = read_info(module)
     # head <- drop <- hidden are the head; "pool" feeds it
     assert info["feature_layer"] == "pool" and info["feature_dim"] == 4
@@ -81,19 +81,19 @@ def test_default_cut_is_the_input_of_the_classification_head(name, tmp_path, cac
     got = tf.saved_model.load(module)(IMAGES)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     # the module is cached by content: the same file resolves to the same folder
-    assert resolve_handle(str(source), cache_dir) == module
+    assert local_saved_model(str(source), cache_dir) == module
 
 
 def test_nested_models_are_followed_and_feature_layer_chooses(tmp_path, cache_dir):
     model = nested_classifier()
     source = _save(model, tmp_path / "nested.h5")
-    module = resolve_handle(str(source), cache_dir)
+    module = local_saved_model(str(source), cache_dir)
     assert read_info(module)["feature_layer"] == "pool"
     images = IMAGES
     expected = model.get_layer("features")(images, training=False)
     np.testing.assert_allclose(tf.saved_model.load(module)(images), expected, atol=1e-6)
 
-    chosen = resolve_handle(str(source), cache_dir, KerasOptions(feature_layer="hidden"))
+    chosen = local_saved_model(str(source), cache_dir, KerasOptions(feature_layer="hidden"))
     assert chosen != module and read_info(chosen)["feature_dim"] == 8
     inner = model.get_layer("classifier").get_layer("hidden")
     np.testing.assert_allclose(tf.saved_model.load(chosen)(images), inner(expected), atol=1e-6)
@@ -103,12 +103,12 @@ def test_a_network_that_needs_its_size_keeps_it(tmp_path, cache_dir):
     inputs = tf_keras.Input([8, 8, 3])
     x = tf_keras.layers.Flatten(name="flat")(tf_keras.layers.Conv2D(2, 3, name="conv")(inputs))
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax")(x))
-    module = resolve_handle(str(_save(model, tmp_path / "flat.h5")), cache_dir)
+    module = local_saved_model(str(_save(model, tmp_path / "flat.h5")), cache_dir)
     info = read_info(module)
     assert info["feature_layer"] == "flat" and info["feature_dim"] == 72
     assert info["any_size"] is False and info["input_size"] == 8
     layer = hub.KerasLayer(module)
-    from tf_finetune.backbone import fixed_image_size
+    from tf_finetune.backbones.loading import fixed_image_size
 
     assert fixed_image_size(layer) == 8  # so training uses 8x8, and another size is one error
 
@@ -116,7 +116,7 @@ def test_a_network_that_needs_its_size_keeps_it(tmp_path, cache_dir):
 def test_pixel_range_is_read_from_a_rescaling_layer_or_given(tmp_path, cache_dir):
     model = tiny_classifier(rescale=1 / 255)
     source = _save(model, tmp_path / "rescaled.h5")
-    module = resolve_handle(str(source), cache_dir)
+    module = local_saved_model(str(source), cache_dir)
     info = read_info(module)
     assert info["pixel_range"] == [0.0, 255.0] and "Rescaling" in info["pixel_range_from"]
     # images in [0, 1] go in; the network sees them as 0..255 as in its training
@@ -124,7 +124,7 @@ def test_pixel_range_is_read_from_a_rescaling_layer_or_given(tmp_path, cache_dir
                                _up_to(model, "pool")(IMAGES * 255.0), atol=1e-5)
 
     plain = _save(tiny_classifier(), tmp_path / "plain.h5")
-    given = resolve_handle(str(plain), cache_dir, KerasOptions(pixel_range="-1,1"))
+    given = local_saved_model(str(plain), cache_dir, KerasOptions(pixel_range="-1,1"))
     assert read_info(given)["pixel_range"] == [-1.0, 1.0]
     assert read_info(given)["pixel_range_from"] == "option"
     np.testing.assert_allclose(tf.saved_model.load(given)(IMAGES),
@@ -195,7 +195,7 @@ def test_import_backbone_command_writes_a_hub_module(tmp_path):
     # an archive, to stage on S3 or give as --handle / the model channel
     archive = tmp_path / "staged" / "tiny.tar.gz"
     assert import_to(str(source), str(archive), feature_layer="hidden") == str(archive)
-    assert read_info(resolve_handle(str(archive), tmp_path / "cache"))["feature_dim"] == 8
+    assert read_info(local_saved_model(str(archive), tmp_path / "cache"))["feature_dim"] == 8
 
 
 # ---- bad input: one clear error each ----------------------------------------------------------
@@ -204,17 +204,17 @@ def test_a_model_with_no_layer_to_cut_at(tmp_path, cache_dir):
     inputs = tf_keras.Input([8, 8, 3])
     head_only = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax")(inputs))
     with pytest.raises(BackboneError, match="no layer to cut at"):
-        resolve_handle(str(_save(head_only, tmp_path / "head_only.h5")), cache_dir)
+        local_saved_model(str(_save(head_only, tmp_path / "head_only.h5")), cache_dir)
 
     no_head = tf_keras.Model(inputs, tf_keras.layers.GlobalAveragePooling2D(name="gap")(inputs))
     with pytest.raises(BackboneError, match="ends in layer gap .*--feature-layer"):
-        resolve_handle(str(_save(no_head, tmp_path / "no_head.h5")), cache_dir)
+        local_saved_model(str(_save(no_head, tmp_path / "no_head.h5")), cache_dir)
 
     with pytest.raises(BackboneError, match="no layer named 'nope'.*pool"):
-        resolve_handle(str(_save(tiny_classifier(), tmp_path / "t.h5")), cache_dir,
+        local_saved_model(str(_save(tiny_classifier(), tmp_path / "t.h5")), cache_dir,
                        KerasOptions(feature_layer="nope"))
     with pytest.raises(BackboneError, match=r"layer conv outputs \[None, 30, 30, 4\], not a feature vector"):
-        resolve_handle(str(tmp_path / "t.h5"), cache_dir, KerasOptions(feature_layer="conv"))
+        local_saved_model(str(tmp_path / "t.h5"), cache_dir, KerasOptions(feature_layer="conv"))
 
 
 def test_a_text_model_used_for_images(tmp_path, cache_dir, text_data):
@@ -224,7 +224,7 @@ def test_a_text_model_used_for_images(tmp_path, cache_dir, text_data):
     text_model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax")(x))
     source = _save(text_model, tmp_path / "text.h5")
     with pytest.raises(BackboneError, match=r"text\.h5 is a text model: its input is int32 \[None, 12\]"):
-        resolve_handle(str(source), cache_dir)
+        local_saved_model(str(source), cache_dir)
     # and any Keras file with text data
     image_model = _save(tiny_classifier(), tmp_path / "image.h5")
     with pytest.raises(BackboneError, match="image backbone only, and the data is text data"):
@@ -245,7 +245,7 @@ def test_an_unreadable_file(tmp_path, cache_dir):
     weights_only = tmp_path / "weights.h5"
     tiny_classifier().save_weights(weights_only)
     with pytest.raises(BackboneError, match="weights only"):
-        resolve_handle(str(weights_only), cache_dir)
+        local_saved_model(str(weights_only), cache_dir)
 
 
 # ---- the real Teachable Machine export (../shared) ---------------------------------------------
@@ -254,7 +254,7 @@ def test_an_unreadable_file(tmp_path, cache_dir):
 def test_teachable_machine_h5_features_match_the_converted_module(shared, cache_dir):
     h5 = shared / "models" / "source" / "teachable_machine_keras_model.h5"
     # the same options as the ants_bees_h5_run fixture's job, so both use one cached import
-    module = resolve_handle(str(h5), cache_dir, KerasOptions(image_size=160))
+    module = local_saved_model(str(h5), cache_dir, KerasOptions(image_size=160))
     info = read_info(module)
     assert info["feature_dim"] == 1280 and info["input_size"] == 224 and info["any_size"]
     assert info["pixel_range"] == [-1.0, 1.0] and "MobileNetV2" in info["pixel_range_from"]

@@ -26,8 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tf_finetune import model_folder
-from tf_finetune.errors import BackboneError
-from tf_finetune.keras_graph import (
+from tf_finetune.backbones.keras_graph import (
     NoClassificationHead,
     cut_at,
     default_feature_layer,
@@ -35,10 +34,11 @@ from tf_finetune.keras_graph import (
     image_input_shape,
     load_keras_model,
 )
-from tf_finetune.keras_module import make_module, save_module
-from tf_finetune.keras_pixels import choose_pixel_range, range_text
+from tf_finetune.backbones.keras_module import make_module, save_module
+from tf_finetune.backbones.keras_pixels import choose_pixel_range, range_text
+from tf_finetune.errors import BackboneError
 
-__all__ = ["KerasOptions", "BackboneInfo", "NoClassificationHead", "is_keras_model", "keras_file_in", "resolve",
+__all__ = ["KerasOptions", "BackboneInfo", "NoClassificationHead", "is_keras_model", "keras_file_in", "import_if_keras",
            "ensure_imported", "import_backbone", "with_declared_size", "read_info", "content_sha256"]
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def keras_file_in(folder: Path) -> Path | None:
     return files[0] if len(files) == 1 else None
 
 
-def resolve(path: Path, cache_dir: Path, options: KerasOptions | None = None) -> Path | None:
+def import_if_keras(path: Path, cache_dir: Path, options: KerasOptions | None = None) -> Path | None:
     """The TF-Hub module to use for ``path`` when it is a Keras classifier, else None.
 
     A ``.h5``/``.keras`` file is always imported. A SavedModel folder written by Keras is

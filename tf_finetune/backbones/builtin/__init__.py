@@ -19,6 +19,6 @@ def ensure_builtin(name: str, cache_dir: Path) -> Path:
     """
     if name not in BUILTINS:
         raise BackboneError(f"unknown built-in backbone {name!r}; known: {', '.join(BUILTINS)}")
-    from tf_finetune.builtin import wordllama
+    from tf_finetune.backbones.builtin import wordllama
 
     return wordllama.ensure_module(cache_dir / "builtin" / name)

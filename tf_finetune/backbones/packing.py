@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 
 from tf_finetune import storage
-from tf_finetune.backbone import BUNDLED_PREPROCESSOR, resolve_handle
+from tf_finetune.backbones.keras_import import KerasOptions, import_backbone, is_keras_model
+from tf_finetune.backbones.loading import BUNDLED_PREPROCESSOR, local_saved_model
 from tf_finetune.errors import BackboneError
-from tf_finetune.keras_backbone import KerasOptions, import_backbone, is_keras_model
 from tf_finetune.registry import load_registry
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,15 @@ def pack_backbone(backbone: Path, archive: Path, preprocessor: Path | None = Non
     Args:
         backbone: folder holding ``saved_model.pb``.
         archive: the ``.tar.gz`` to write.
-        preprocessor: a text preprocessing SavedModel to bundle under ``preprocessor/``.
+        preprocessor: a text preprocessing SavedModel to bundle under ``preprocessor/``
+            (instead of the backbone's own bundled one, if it has one).
 
     Returns:
         ``archive``.
     """
-    members = [(child, child.name) for child in sorted(backbone.iterdir())
-               if child.name != BUNDLED_PREPROCESSOR]
-    if preprocessor is not None:
-        members.append((preprocessor, BUNDLED_PREPROCESSOR))
+    members = [(child, child.name) for child in sorted(backbone.iterdir())]
+    if preprocessor is not None:  # replaces the one the backbone folder may carry
+        members = [m for m in members if m[1] != BUNDLED_PREPROCESSOR] + [(preprocessor, BUNDLED_PREPROCESSOR)]
     return storage.pack_archive(members, archive)
 
 
@@ -58,14 +58,14 @@ def fetch_model(model_id: str, to: str, cache_dir: str, registry: str | None = N
     cache = Path(cache_dir)
     # The entry's task decides whether a Keras SavedModel is a classifier to cut (image) or a
     # module to pack as it is (a BERT encoder is saved by Keras too).
-    backbone = Path(resolve_handle(spec.handle, cache, KerasOptions(task=spec.task)))
-    preprocessor = Path(resolve_handle(spec.preprocessor, cache)) if spec.preprocessor else None
+    backbone = Path(local_saved_model(spec.handle, cache, KerasOptions(task=spec.task)))
+    preprocessor = Path(local_saved_model(spec.preprocessor, cache)) if spec.preprocessor else None
     name = to if storage.is_archive(to) else to.rstrip("/") + f"/{model_id}.tar.gz"
     if not storage.is_s3(to):
         archive = pack_backbone(backbone, Path(name), preprocessor)
         log.info("backbone %s packed into %s", model_id, archive)
         return str(archive)
-    with tempfile.TemporaryDirectory(prefix="tf_finetune.fetch.") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tf_finetune.backbones.packing.") as tmp:
         archive = pack_backbone(backbone, Path(tmp) / f"{model_id}.tar.gz", preprocessor)
         return storage.publish(archive, name)
 
@@ -86,7 +86,7 @@ def import_to(model_file: str, to: str, feature_layer: str | None = None,
         Where the backbone went.
 
     Raises:
-        BackboneError: see :func:`~tf_finetune.keras_backbone.import_backbone`.
+        BackboneError: see :func:`~tf_finetune.backbones.keras_import.import_backbone`.
     """
     source = Path(model_file[len("file://"):] if model_file.startswith("file://") else model_file)
     if not is_keras_model(source):

@@ -1,4 +1,4 @@
-"""Resolving a backbone handle to a local SavedModel and loading it as a Keras layer.
+"""A backbone handle to a local SavedModel folder, and what the job needs to know to load it.
 
 Handles: a registry id's tfhub.dev/Kaggle URL (through tensorflow_hub and its cache), a
 local SavedModel folder, ``file://`` path, a ``.tar.gz`` of a SavedModel, or
@@ -11,8 +11,9 @@ import logging
 import os
 from pathlib import Path
 
-from tf_finetune import keras_backbone, model_folder, storage
-from tf_finetune.builtin import ensure_builtin
+from tf_finetune import model_folder, storage
+from tf_finetune.backbones import keras_import
+from tf_finetune.backbones.builtin import ensure_builtin
 from tf_finetune.errors import BackboneError
 from tf_finetune.registry import ModelSpec
 
@@ -27,17 +28,17 @@ BUNDLED_PREPROCESSOR = "preprocessor"
 EXTRAS = {"tensorflow-text": "bert"}
 
 
-def resolve_handle(handle: str, cache_dir: Path, keras=None) -> str:
+def local_saved_model(handle: str, cache_dir: Path, keras=None) -> str:
     """Turn ``handle`` into a local SavedModel folder.
 
     A Keras model file (``.h5``, ``.keras``, or a Keras SavedModel of a whole classifier, also
     inside a folder or archive) is cut at its feature layer and saved once as a TF-Hub module
-    in the cache (:mod:`tf_finetune.keras_backbone`).
+    in the cache (:mod:`tf_finetune.backbones.keras_import`).
 
     Args:
         handle: URL, path, ``file://`` path, archive, Keras model file or ``builtin:NAME``.
         cache_dir: where built-in modules, extracted archives and imported Keras backbones are kept.
-        keras: :class:`tf_finetune.keras_backbone.KerasOptions` for a Keras model file.
+        keras: :class:`tf_finetune.backbones.keras_import.KerasOptions` for a Keras model file.
 
     Returns:
         A local folder holding ``saved_model.pb``.
@@ -51,7 +52,7 @@ def resolve_handle(handle: str, cache_dir: Path, keras=None) -> str:
         raise BackboneError(f"backbone {handle}: download s3:// handles first "
                             "(tf_finetune.s3.download_prefix); job.run does this")
     if handle.startswith(_REMOTE):
-        return _resolve_remote(handle)
+        return _hub_download(handle)
     path = Path(handle[len("file://"):] if handle.startswith("file://") else handle).expanduser()
     if not path.exists():
         raise BackboneError(f"backbone {handle}: no such file or folder. Pass a TF-Hub SavedModel "
@@ -62,13 +63,13 @@ def resolve_handle(handle: str, cache_dir: Path, keras=None) -> str:
             path = archives[0]
     if path.is_file() and storage.is_archive(path):
         path = _extract_cached(path, cache_dir)
-    imported = keras_backbone.resolve(keras_backbone.keras_file_in(path) or path, cache_dir, keras)
+    imported = keras_import.import_if_keras(keras_import.keras_file_in(path) or path, cache_dir, keras)
     if imported is not None:
         return str(imported)
     return str(_saved_model_folder(path, handle))
 
 
-def resolve_preprocessor(spec: ModelSpec, backbone_path: str, cache_dir: Path) -> str | None:
+def local_preprocessor(spec: ModelSpec, backbone_path: str, cache_dir: Path) -> str | None:
     """The local folder of ``spec``'s text preprocessor, if it has one.
 
     A copy bundled with the backbone (``<backbone>/preprocessor/``, as ``fetch-model`` packs
@@ -80,11 +81,11 @@ def resolve_preprocessor(spec: ModelSpec, backbone_path: str, cache_dir: Path) -
         return str(bundled)
     if not spec.preprocessor:
         return None
-    return resolve_handle(spec.preprocessor, cache_dir)
+    return local_saved_model(spec.preprocessor, cache_dir)
 
 
-def _resolve_remote(handle: str) -> str:
-    from tf_finetune.tfhub import hub
+def _hub_download(handle: str) -> str:
+    from tf_finetune.backbones.tfhub import hub
 
     try:
         return hub.resolve(handle)

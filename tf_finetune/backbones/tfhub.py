@@ -7,7 +7,7 @@ while tensorflow_hub is imported a stand-in ``pkg_resources`` with just that is 
 ``sys.modules``, then taken out again so nothing else sees it. An already imported real
 ``pkg_resources`` is left as it is.
 
-Import the library from here: ``from tf_finetune.tfhub import hub``.
+Import the library from here: ``from tf_finetune.backbones.tfhub import hub``.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _import_hub() -> types.ModuleType:
         return tensorflow_hub
     from packaging.version import parse
 
-    stand_in = types.ModuleType(_NAME, "parse_version for tensorflow_hub's import (tf_finetune.tfhub)")
+    stand_in = types.ModuleType(_NAME, "parse_version for tensorflow_hub's import (tf_finetune.backbones.tfhub)")
     stand_in.parse_version = parse  # type: ignore[attr-defined]
     missing = object()
     before = sys.modules.get(_NAME, missing)

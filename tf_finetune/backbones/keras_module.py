@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 
 from tf_finetune import storage
+from tf_finetune.backbones.keras_graph import all_layers
 from tf_finetune.errors import BackboneError
-from tf_finetune.keras_graph import all_layers
 
-log = logging.getLogger("tf_finetune.keras_backbone")
+log = logging.getLogger("tf_finetune.backbones.keras_import")
 
 def make_module(network, pixel_range, declared: int | None, image_size: int | None, source: Path):
     """The module object and the input size it takes (any size when the network allows)."""
@@ -68,9 +68,13 @@ def _regularizer_functions(network) -> list:
             regularizer = getattr(layer, regularizer_name, None)
             weight = getattr(layer, attribute, None)
             if regularizer is not None and isinstance(weight, tf.Variable):
-                functions.append(tf.function(lambda r=regularizer, w=weight: r(w),
-                                             input_signature=[]))
+                functions.append(tf.function(_penalty(regularizer, weight), input_signature=[]))
     return functions
+
+
+def _penalty(regularizer, weight):
+    # A closure, not a lambda with default arguments: SavedModel cannot encode those.
+    return lambda: regularizer(weight)
 
 
 _REGULARIZED = {"kernel": "kernel_regularizer", "bias": "bias_regularizer",

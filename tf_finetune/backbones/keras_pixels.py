@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from tf_finetune.backbones.keras_graph import all_layers
 from tf_finetune.errors import BackboneError
-from tf_finetune.keras_graph import all_layers
 
-log = logging.getLogger("tf_finetune.keras_backbone")
+log = logging.getLogger("tf_finetune.backbones.keras_import")
 
 NAMED_RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
 DEFAULT_RANGE = (0.0, 1.0)
