@@ -1,0 +1,218 @@
+"""Running ``fit`` (tf_finetune.train): the per-epoch metric lines, the kept best epoch, early
+stopping, class weights and TensorBoard logs, on a Dense classifier over 4 features trained for
+a few epochs under the suite's MirroredStrategy.
+
+The tests that call ``fit`` train, so they are marked e2e, as conftest.py marks training tests.
+Validation labels are the training labels swapped, so the better the model learns the training
+data, the worse its validation loss: the best epoch is the first, and keeping it is visible.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from helpers import REPLICAS
+from tf_finetune.data.pipeline import inference_batches
+from tf_finetune.distribute import create_strategy
+from tf_finetune.hyperparameters import resolve
+from tf_finetune.inference import Scorer
+from tf_finetune.model import compile_classifier
+from tf_finetune.train import BestEpoch, EpochMetricsLogger, fit, format_metrics
+
+RNG = np.random.default_rng(11)
+TRAIN_X = RNG.normal(size=(8 * REPLICAS, 4)).astype("float32")
+TRAIN_Y = (TRAIN_X[:, 0] > 0).astype(int)  # separable on the first feature
+VAL_X = RNG.normal(size=(7, 4)).astype("float32")
+SWAPPED_VAL_Y = tuple(int(v) for v in VAL_X[:, 0] <= 0)
+GLOBAL_BATCH = 4 * REPLICAS
+STEPS = len(TRAIN_X) // GLOBAL_BATCH  # one pass over the training data per epoch
+
+
+@pytest.fixture(scope="module")
+def strategy() -> tf.distribute.Strategy:
+    return create_strategy()
+
+
+def classifier(strategy, hp) -> tf_keras.Model:
+    """A compiled Dense + softmax on 4 features, built under ``strategy``, with fixed start weights."""
+    with strategy.scope():
+        model = tf_keras.Sequential([tf_keras.Input([4]), tf_keras.layers.Dense(2, activation="softmax")])
+        model.set_weights([np.full((4, 2), 0.1, "float32"), np.zeros(2, "float32")])
+        compile_classifier(model, hp, STEPS * hp.epochs)
+    return model
+
+
+def training_stream() -> tf.data.Dataset:
+    """Endless full batches in a fixed order (the job's stream shuffles; order is not under test here)."""
+    onehot = np.eye(2, dtype="float32")[TRAIN_Y]
+    return tf.data.Dataset.from_tensor_slices((TRAIN_X, onehot)).repeat().batch(GLOBAL_BATCH, drop_remainder=True)
+
+
+def swapped_validation(model, strategy) -> Scorer:
+    table = tf.constant(VAL_X)
+    batches = inference_batches(tf.range(len(VAL_X), dtype=tf.int64), "index", GLOBAL_BATCH)
+    return Scorer(model, batches.map(lambda i: tf.gather(table, i)), SWAPPED_VAL_Y, strategy, label_smoothing=0.0)
+
+
+class Lines(logging.Handler):
+    """The messages of tf_finetune.train's log."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def kept_best_run(strategy, tmp_path_factory):
+    """ONE fit of 3 epochs with validation, a BestEpoch and TensorBoard logs.
+
+    Returns (model, scorer, keep_best, history, the epoch lines logged, the TensorBoard folder).
+    """
+    hp = resolve({"epochs": 3, "learning_rate": 0.5, "optimizer": "sgd"})
+    model = classifier(strategy, hp)
+    scorer = swapped_validation(model, strategy)
+    keep_best = BestEpoch("loss")
+    tensorboard = tmp_path_factory.mktemp("tensorboard")
+    logger, lines = logging.getLogger("tf_finetune.train"), Lines()
+    logger.addHandler(lines)
+    saved_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        history = fit(model, training_stream(), STEPS, scorer, hp, tensorboard_dir=str(tensorboard),
+                      keep_best=keep_best)
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(saved_level)
+    return model, scorer, keep_best, history, [m for m in lines.messages if m.startswith("epoch=")], tensorboard
+
+
+def test_format_metrics_gives_name_value_pairs_with_four_decimals_in_the_given_order():
+    values = {"loss": 0.123456, "accuracy": np.float32(0.875), "val_loss": 2, "val_auc": 1 / 3}
+    text = format_metrics(values)
+    pairs = re.findall(r"(\w+)=(-?\d+\.\d{4})(?:\s|$)", text)
+    assert len(text.split()) == len(pairs) == len(values)
+    assert [name for name, _ in pairs] == list(values)
+    for name, shown in pairs:
+        assert float(shown) == pytest.approx(float(values[name]), abs=5e-5)
+    assert format_metrics({}) == ""
+
+
+def test_epoch_line_counts_from_one_out_of_all_epochs_and_leaves_out_the_learning_rate(caplog):
+    caplog.set_level(logging.INFO, logger="tf_finetune.train")
+    logger = EpochMetricsLogger(epochs=5)
+    logs = {"loss": 0.5, "accuracy": 0.25, "lr": 0.001}
+    logger.on_epoch_begin(1)
+    logger.on_epoch_end(1, logs)
+    (line,) = caplog.messages
+    assert re.fullmatch(r"epoch=2/5 (.*) time=\d+\.\ds", line).group(1) == format_metrics(
+        {"loss": 0.5, "accuracy": 0.25})
+    assert logs["lr"] == 0.001  # the logs the other callbacks read are left alone
+
+
+def weights_of(value: float) -> list[np.ndarray]:
+    return [np.full((4, 2), value, "float32"), np.full(2, value, "float32")]
+
+
+def run_epochs(callback: BestEpoch, scores: list[float | None], first_epoch: int = 0, metric: str = "loss"):
+    """Call ``callback`` as fit would for epochs with these validation scores; the model's weights
+    at epoch e (0-based) are all e + 1, so the weights put back tell which epoch was kept."""
+    model = tf_keras.Sequential([tf_keras.Input([4]), tf_keras.layers.Dense(2)])
+    callback.set_model(model)
+    for epoch, score in enumerate(scores, start=first_epoch):
+        model.set_weights(weights_of(epoch + 1))
+        callback.on_epoch_end(epoch, {"loss": 9.0} if score is None else {"loss": 9.0, f"val_{metric}": score})
+    callback.on_train_end()
+    return model.get_weights()[0][0, 0]
+
+
+def test_best_epoch_puts_back_the_weights_of_the_lowest_validation_loss():
+    best = BestEpoch("loss")
+    assert run_epochs(best, [0.9, 0.4, 0.6, 0.5]) == 2
+    assert best.best_epoch == 2 and best.scores == {1: 0.9, 2: 0.4, 3: 0.6, 4: 0.5}
+
+
+def test_best_epoch_keeps_the_highest_of_other_metrics_and_the_first_of_equals():
+    best = BestEpoch("accuracy")
+    assert run_epochs(best, [0.5, 0.75, 0.75, 0.25], metric="accuracy") == 2
+    assert best.best_epoch == 2 and best.scores == {1: 0.5, 2: 0.75, 3: 0.75, 4: 0.25}
+
+
+def test_best_epoch_without_validation_metrics_leaves_the_last_weights():
+    best = BestEpoch("loss")
+    assert run_epochs(best, [None, None]) == 2
+    assert best.best_epoch is None and best.scores == {}
+
+
+def test_best_epoch_after_a_resume_chooses_among_the_epochs_run_since():
+    best = BestEpoch("loss")
+    assert run_epochs(best, [0.7, 0.3, 0.8], first_epoch=4) == 6
+    assert best.best_epoch == 6 and best.scores == {5: 0.7, 6: 0.3, 7: 0.8}
+
+
+@pytest.mark.e2e
+def test_fit_returns_every_epochs_training_and_validation_metrics(kept_best_run):
+    _, _, keep_best, history, _, _ = kept_best_run
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(values) == 3 for values in history.values())
+    assert history["accuracy"][-1] == 1.0 and history["loss"][-1] < history["loss"][0]  # it trained
+    assert keep_best.scores == {e + 1: pytest.approx(v) for e, v in enumerate(history["val_loss"])}
+
+
+@pytest.mark.e2e
+def test_fit_logs_one_line_per_epoch_with_the_validation_metrics_of_that_epoch(kept_best_run):
+    _, _, _, history, lines, _ = kept_best_run
+    assert len(lines) == 3
+    for epoch, line in enumerate(lines):
+        shown = format_metrics({name: values[epoch] for name, values in history.items()}).split()
+        assert line.startswith(f"epoch={epoch + 1}/3 ") and sorted(line.split()[1:-1]) == sorted(shown)
+
+
+@pytest.mark.e2e
+def test_fit_with_keep_best_ends_with_the_best_epochs_model(kept_best_run):
+    model, scorer, keep_best, history, _, _ = kept_best_run
+    losses = history["val_loss"]
+    assert keep_best.best_epoch == 1 and losses[0] < min(losses[1:])  # the swapped labels at work
+    assert scorer.metrics()["loss"] == pytest.approx(losses[0], rel=1e-5)
+
+
+@pytest.mark.e2e
+def test_fit_writes_the_epoch_scalars_for_tensorboard(kept_best_run):
+    *_, tensorboard = kept_best_run
+    for folder, tag in (("train", "epoch_loss"), ("validation", "epoch_loss")):
+        steps = [event.step for path in sorted((Path(tensorboard) / folder).glob("events.out.tfevents.*"))
+                 for event in tf.compat.v1.train.summary_iterator(str(path))
+                 for value in event.summary.value if value.tag == tag]
+        assert steps == [0, 1, 2], folder
+
+
+@pytest.mark.e2e
+def test_fit_without_validation_weighs_each_examples_loss_by_its_class_weight(strategy):
+    hp = resolve({"epochs": 2, "learning_rate": 0.0, "optimizer": "sgd"})  # the weights stay as they start
+    model = classifier(strategy, hp)
+    probabilities = model.predict(TRAIN_X, verbose=0)
+    history = fit(model, training_stream(), STEPS, None, hp, class_weight={0: 0.0, 1: 3.0})
+    assert set(history) == {"loss", "accuracy"}
+    per_example = -np.log(probabilities[np.arange(len(TRAIN_Y)), TRAIN_Y])
+    expected = float(np.mean(np.where(TRAIN_Y == 1, 3.0, 0.0) * per_example))
+    assert history["loss"] == pytest.approx([expected, expected], rel=1e-5)
+
+
+@pytest.mark.e2e
+def test_early_stopping_stops_after_patience_epochs_without_improvement_and_restores_the_best(strategy):
+    hp = resolve({"epochs": 6, "learning_rate": 0.5, "optimizer": "sgd", "early_stopping": True,
+                  "early_stopping_patience": 2})
+    model = classifier(strategy, hp)
+    scorer = swapped_validation(model, strategy)
+    history = fit(model, training_stream(), STEPS, scorer, hp)
+    losses = history["val_loss"]
+    assert len(losses) == 3 and losses[0] < min(losses[1:])  # epoch 1, then 2 without improvement
+    assert scorer.metrics()["loss"] == pytest.approx(losses[0], rel=1e-5)
