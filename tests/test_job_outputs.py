@@ -17,10 +17,10 @@ import tf_keras
 
 from helpers import extract
 from tf_finetune import data_report, job_outputs, model_folder
-from tf_finetune.backbones.loading import BackboneSpec
 from tf_finetune.data import DataSplit, Examples, LabelMap
 from tf_finetune.hyperparameters import resolve
 from tf_finetune.job_plan import JobConfig
+from tf_finetune.registry import ModelSpec
 
 SIZE = 8
 IMAGES = DataSplit("image", Examples(("a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"), (0, 1, 0, 1, 1)),
@@ -105,7 +105,7 @@ def test_without_an_output_only_the_model_folder_is_written_and_there_is_no_arch
 
 def record(data: DataSplit, history: dict, **overrides):
     values = dict(config=JobConfig(data="d", output="o", model_id="tiny-image"),
-                  spec=BackboneSpec("tiny-image", "/models/tiny", "image", preprocessor=None),
+                  spec=ModelSpec("tiny-image", "image", "/models/tiny"),
                   hp=resolve({"epochs": 4, "batch_size": 3}), data=data, final={"val_loss": 0.25}, history=history,
                   replicas=2, global_batch=6, image_size=SIZE, train_seconds=12.3456, total_seconds=20.004)
     return job_outputs.metrics_record(**{**values, **overrides})
