@@ -159,3 +159,21 @@ def test_text_models_are_refused_with_the_ops_that_stop_them(text_module, text_d
                                               r"\(LookupTableFindV2, .*StringLower.*\)"):
         export_tflite(tmp_path / "model", tmp_path / "lite", "float16")
     assert not (tmp_path / "lite").exists()
+
+
+def test_export_tflite_int8_command_calibrates_on_the_training_images_given(tiny_run, image_data, tmp_path):
+    archive = tiny_run[0] / "out" / "output" / "model.tar.gz"
+    refused = run_main("export-tflite", "--model", str(archive), "--quantize", "int8",
+                       "--output", str(tmp_path / "refused"))
+    assert refused.returncode == 1 and "give the training images (--data)" in refused.stderr
+    assert not (tmp_path / "refused").exists()
+
+    out = tmp_path / "lite"
+    proc = run_main("export-tflite", "--model", str(archive), "--quantize", "int8", "--data", str(image_data),
+                    "--validation-data", str(image_data), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / REPORT_FILE).read_text())
+    assert report["quantize"] == "int8" and report["num_examples"] == 24  # the held-out check ran
+    interpreter = Interpreter(model_path=str(out / TFLITE_FILE))
+    assert np.int8 in {detail["dtype"] for detail in interpreter.get_tensor_details()}  # int8 weights
+    assert (out / LABELS_TXT).read_text() == "blue\nred\n"
