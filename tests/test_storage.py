@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tf_finetune.errors import StorageError
-from tf_finetune.storage import extract_archive, move_into_place
+from tf_finetune.storage import extract_archive, local_path, move_into_place
 
 
 def _archive(path, members):
@@ -122,3 +122,13 @@ def test_publish_copies_into_a_new_folder_or_uploads(tmp_path, s3):
     assert s3.get_object(Bucket="published", Key="x/model.tar.gz")["Body"].read() == local.read_bytes()
     with pytest.raises(StorageError, match="give an object key, not a prefix"):
         publish(local, "s3://published/x/")
+
+
+def test_local_path_reads_paths_and_file_uris_as_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spaced = tmp_path / "my models" / "ünï"
+    assert local_path(spaced.as_uri()) == spaced  # percent-encoded, as Path.as_uri() writes it
+    assert local_path("file://localhost" + spaced.as_uri()[len("file://"):]) == spaced
+    assert local_path("file://~/m") == local_path("~/m") == tmp_path / "m"
+    assert local_path("file://models/m") == Path("models/m")  # relative, as earlier versions read it
+    assert local_path("models/50%20off") == Path("models/50%20off")  # a plain path is never decoded

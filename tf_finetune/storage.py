@@ -10,6 +10,8 @@ import os
 import shutil
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -21,6 +23,17 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 def is_s3(uri: str) -> bool:
     """Whether ``uri`` names an S3 location."""
     return str(uri).startswith("s3://")
+
+
+def local_path(location: str) -> Path:
+    """The local path a location names: a path, or a ``file://`` URI (percent-decoded, as
+    ``Path.as_uri()`` writes it; ``file://localhost/`` too), with ``~`` expanded."""
+    if location.startswith("file://"):
+        parsed = urllib.parse.urlparse(location)
+        if parsed.netloc in ("", "localhost"):
+            return Path(urllib.request.url2pathname(parsed.path)).expanduser()
+        location = location[len("file://"):]  # file://relative/path or file://~/path, read as a path
+    return Path(location).expanduser()
 
 
 def misspelt_s3(location: str) -> str | None:

@@ -53,7 +53,7 @@ def local_saved_model(handle: str, cache_dir: Path, keras=None) -> str:
                             "(tf_finetune.s3.download_prefix); job.run does this")
     if handle.startswith(_REMOTE):
         return _hub_download(handle)
-    path = Path(handle[len("file://"):] if handle.startswith("file://") else handle).expanduser()
+    path = storage.local_path(handle)
     if not path.exists():
         raise BackboneError(f"backbone {handle}: no such file or folder. Pass a TF-Hub SavedModel "
                             "folder, a .tar.gz of one, a registry id (--model-id) or a hub URL")

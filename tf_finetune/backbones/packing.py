@@ -88,7 +88,7 @@ def import_to(model_file: str, to: str, feature_layer: str | None = None,
     Raises:
         BackboneError: see :func:`~tf_finetune.backbones.keras_import.import_backbone`.
     """
-    source = Path(model_file[len("file://"):] if model_file.startswith("file://") else model_file)
+    source = storage.local_path(model_file)
     if not is_keras_model(source):
         raise BackboneError(f"{model_file} is not a Keras model: give a .h5 or .keras file or a "
                             "SavedModel folder written by Keras (with keras_metadata.pb)")
