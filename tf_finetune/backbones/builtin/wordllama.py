@@ -122,6 +122,9 @@ def ensure_module(target: Path) -> Path:
     """Build the module into ``target`` unless it is already there; returns ``target``."""
     if (target / "saved_model.pb").is_file():
         return target
+    if target.is_dir() and any(target.iterdir()):  # modules arrive whole (a rename): this one was damaged
+        raise BackboneError(f"{target} holds no saved_model.pb (a damaged cache entry): delete that "
+                            "folder and run again")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
