@@ -96,11 +96,7 @@ def built(tmp_path_factory):
 
 
 def _save(module, path: Path) -> Path:
-    spec = tf.TensorSpec([None], tf.string, name="inputs")
-    for training in (False, True):
-        module.__call__.get_concrete_function(spec, training=training)
-    tf.saved_model.save(module, str(path),
-                        signatures={"serving_default": module.__call__.get_concrete_function(spec, training=False)})
+    wl.save_module(module, path)
     return path
 
 

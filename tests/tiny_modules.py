@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tf_finetune.backbones.builtin.wordllama import TextEmbedding
+from tf_finetune.backbones.builtin.wordllama import TextEmbedding, save_module
 
 
 class TinyImageFeatures(tf.train.Checkpoint):
@@ -67,11 +67,7 @@ def save_text_module(path: Path, dim: int = 8, record: Path | None = None) -> Pa
     vocab.write_text("\n".join(words) + "\n", encoding="utf-8")
     module = (TextEmbedding(str(vocab), vectors) if record is None
               else RecordingTextEmbedding(str(vocab), vectors, record))
-    spec = tf.TensorSpec([None], tf.string, name="inputs")
-    for training in (False, True):
-        module.__call__.get_concrete_function(spec, training=training)
-    tf.saved_model.save(module, str(path),
-                        signatures={"serving_default": module.__call__.get_concrete_function(spec, training=False)})
+    save_module(module, path)
     return path
 
 

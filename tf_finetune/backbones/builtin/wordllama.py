@@ -98,6 +98,16 @@ class TextEmbedding(tf.train.Checkpoint):
         return tf.math.divide_no_nan(total, count)
 
 
+def save_module(module: TextEmbedding, out_dir: Path) -> None:
+    """Save ``module`` as a TF-Hub SavedModel: ``__call__`` traced for training and inference,
+    and the inference one as the ``serving_default`` signature."""
+    spec = tf.TensorSpec([None], tf.string, name="inputs")
+    for training in (False, True):
+        module.__call__.get_concrete_function(spec, training=training)
+    serving = module.__call__.get_concrete_function(spec, training=False)
+    tf.saved_model.save(module, str(out_dir), signatures={"serving_default": serving})
+
+
 def build_module(out_dir: Path) -> None:
     """Write the SavedModel (with ``assets/vocab.txt`` and the package's licence) to ``out_dir``."""
     package = _package_dir()
@@ -105,12 +115,7 @@ def build_module(out_dir: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         vocab_file = Path(tmp) / "vocab.txt"
         vocab_file.write_text("\n".join(words) + "\n", encoding="utf-8")
-        module = TextEmbedding(str(vocab_file), vectors)
-        spec = tf.TensorSpec([None], tf.string, name="inputs")
-        for training in (False, True):
-            module.__call__.get_concrete_function(spec, training=training)
-        serving = module.__call__.get_concrete_function(spec, training=False)
-        tf.saved_model.save(module, str(out_dir), signatures={"serving_default": serving})
+        save_module(TextEmbedding(str(vocab_file), vectors), out_dir)
     licence = next(package.parent.glob("wordllama-*.dist-info/licenses/LICENSE"), None) or next(
         package.parent.glob("wordllama-*.dist-info/LICENSE*"), None)
     if licence:
