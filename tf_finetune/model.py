@@ -231,20 +231,22 @@ def make_optimizer(hp: Hyperparameters, total_steps: int) -> tf_keras.optimizers
     opt = tf_keras.optimizers
     name, lr = hp.optimizer, hp.learning_rate
     if name == "adam":
-        return _padding(opt.Adam)(lr, beta_1=hp.beta_1, beta_2=hp.beta_2, epsilon=hp.epsilon)
-    if name == "adamw":
-        schedule = WarmupLinearDecay(lr, math.ceil(hp.warmup_steps_fraction * total_steps), total_steps)
-        return _padding(opt.AdamW)(schedule, beta_1=hp.beta_1, beta_2=hp.beta_2, epsilon=hp.epsilon)
-    if name in ("sgd", "nesterov"):
-        return _padding(opt.SGD)(lr, momentum=hp.momentum, nesterov=name == "nesterov")
-    if name == "rmsprop":
-        return _padding(opt.RMSprop)(lr, rho=hp.rho, momentum=hp.momentum, epsilon=hp.epsilon)
-    if name == "adagrad":
-        return _padding(opt.Adagrad)(lr, initial_accumulator_value=hp.initial_accumulator_value,
-                                     epsilon=hp.epsilon)
-    if name == "adadelta":
-        return _padding(opt.Adadelta)(lr, rho=hp.rho, epsilon=hp.epsilon)
-    raise HyperparameterError(f"optimizer {name!r} is not supported")
+        optimizer, kwargs = opt.Adam, {"beta_1": hp.beta_1, "beta_2": hp.beta_2, "epsilon": hp.epsilon}
+    elif name == "adamw":
+        lr = WarmupLinearDecay(lr, math.ceil(hp.warmup_steps_fraction * total_steps), total_steps)
+        optimizer, kwargs = opt.AdamW, {"beta_1": hp.beta_1, "beta_2": hp.beta_2, "epsilon": hp.epsilon}
+    elif name in ("sgd", "nesterov"):
+        optimizer, kwargs = opt.SGD, {"momentum": hp.momentum, "nesterov": name == "nesterov"}
+    elif name == "rmsprop":
+        optimizer, kwargs = opt.RMSprop, {"rho": hp.rho, "momentum": hp.momentum, "epsilon": hp.epsilon}
+    elif name == "adagrad":
+        optimizer, kwargs = opt.Adagrad, {"initial_accumulator_value": hp.initial_accumulator_value,
+                                          "epsilon": hp.epsilon}
+    elif name == "adadelta":
+        optimizer, kwargs = opt.Adadelta, {"rho": hp.rho, "epsilon": hp.epsilon}
+    else:
+        raise HyperparameterError(f"optimizer {name!r} is not supported")
+    return _padding(optimizer)(lr, **kwargs)
 
 
 class _NeverEmptySparseGradients:

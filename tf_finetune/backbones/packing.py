@@ -65,7 +65,7 @@ def fetch_model(model_id: str, to: str, cache_dir: str, registry: str | None = N
         archive = pack_backbone(backbone, Path(name), preprocessor)
         log.info("backbone %s packed into %s", model_id, archive)
         return str(archive)
-    with tempfile.TemporaryDirectory(prefix="tf_finetune.backbones.packing.") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tf_finetune.packing.") as tmp:
         archive = pack_backbone(backbone, Path(tmp) / f"{model_id}.tar.gz", preprocessor)
         return storage.publish(archive, name)
 
