@@ -11,7 +11,9 @@ tmp_path, calls the library door that reads them, and checks one of three outcom
 Decisions recorded here: BOM, CRLF, quoted commas/newlines, negative labels, 1x1 images,
 CMYK/grayscale/16-bit/PNG-named-.jpg images are accepted. A 10000x10000 JPEG is accepted
 without a warning (check_image reads only its header and end; the pipeline decodes it at 1/8
-scale). A header row is fatal and names line 1. A field longer than the csv module's limit
+scale). A header row is fatal and names line 1. Words in the label column (ham, spam) are fatal
+with the mapping to use, not called a header; a tab- or semicolon-separated file is told so
+whatever its labels. A field longer than the csv module's limit
 (131072 characters) is fatal and names the line. Undecodable images are skipped with one
 warning; hidden files are ignored; symbolic-link loops never hang, and a class folder that
 links back to the data root is fatal.
@@ -39,7 +41,7 @@ import pytest
 from PIL import Image
 
 import tiny_modules
-from helpers import REPLICAS, offline_environment, run_cli
+from helpers import REPLICAS, offline_environment, run_cli, run_main
 from tf_finetune import hyperparameters
 from tf_finetune.backbones.loading import choose_image_size, local_saved_model
 from tf_finetune.data import load_data
@@ -120,6 +122,11 @@ def texts_are(*texts: str, labels=None, original=None):
     return check
 
 
+def only_the_csv(_, ctx: Ctx) -> None:
+    """Reading refused the file and wrote nothing beside it."""
+    assert [p.name for p in ctx.tmp.rglob("*")] == ["data.csv"]
+
+
 def _device_as_data(ctx: Ctx):
     return lambda: load_data("text", Path("/dev/null"), None, validation_split_ratio=0)
 
@@ -148,6 +155,20 @@ CSV_CASES = [
     csv_case("csv-header-row", "label,text\n0,rain\n1,goal\n", FATAL, "{tmp}/data.csv line 1:",
              "'label'", "header row", "delete the first line"),
     csv_case("csv-header-only", "label,text\n", FATAL, "{tmp}/data.csv line 1:", "header row"),
+    # Words as labels: deleting line 1 would not help, so they are not called a header row.
+    csv_case("csv-word-labels", 'ham,"Go until jurong point, crazy.."\nham,Ok lar\nspam,Free entry\n', FATAL,
+             "{tmp}/data.csv line 1: label 'ham' is not an integer; column 1 holds words, not integer labels: ham "
+             "on 2 rows, spam on 1 row", "replace each word with a number, e.g. ham=0, spam=1",
+             never=("header",), check=only_the_csv),
+    csv_case("csv-word-labels-under-a-header", "label,text\nham,a\nham,b\nspam,c\n", FATAL,
+             "{tmp}/data.csv line 1: label 'label' is not an integer; column 1 holds words", "ham=0, spam=1",
+             "and delete line 1 ('label'), which looks like a header row", check=only_the_csv),
+    csv_case("csv-tab-separated-word-labels", "ham\tGo until jurong point, crazy..\nham\tOk lar\nspam\tFree\n",
+             FATAL, "{tmp}/data.csv line 1 uses a tab between label and text", "save the file as comma-separated",
+             "column 1 also holds words", "ham=0, spam=1", never=("header",), check=only_the_csv),
+    csv_case("csv-semicolon-separated", "0;rain\n1;goal\n", FATAL,
+             "{tmp}/data.csv line 1 uses a semicolon between label and text", "save the file as comma-separated",
+             never=("header", "words"), check=only_the_csv),
     csv_case("csv-non-integer-label", "0,rain\n1,goal\nabc,snow\n", FATAL, "{tmp}/data.csv line 3:",
              "'abc' is not an integer", never=("header",)),
     csv_case("csv-float-label", "0,rain\n1.5,goal\n", FATAL, "{tmp}/data.csv line 2:", "'1.5'",
@@ -255,6 +276,26 @@ def class_link_to_root(root):
     os.symlink(root, root / "everything")
 
 
+def data_sets(*names: str, per_class: int = 3, stray: int = 0):
+    """{tmp}/hymenoptera holding data sets ``names``, each with blue/ and red/ (``per_class`` JPEGs
+    each), and ``stray`` images directly in the first."""
+    def build(ctx: Ctx):
+        root = ctx.tmp / "hymenoptera"
+        for name in names:
+            write_image_folder(root / name, per_class=per_class, classes=("blue", "red"))
+        for index in range(stray):
+            good_jpeg(root / names[0] / f"stray{index}.jpg")
+        return lambda: load_data("image", root, validation_split_ratio=0)
+    return build
+
+
+def only_images(count: int):
+    """Nothing was written beside the case's ``count`` images."""
+    def check(_, ctx: Ctx):
+        assert sorted(p.suffix for p in ctx.tmp.rglob("*") if p.is_file()) == [".jpg"] * count
+    return check
+
+
 def decoded(path: str):
     import tensorflow as tf
 
@@ -357,6 +398,28 @@ IMAGE_CASES = [
                "move each into a folder named after its class", base=False),
     image_case("img-csv-given-to-image-model", lambda r: write(r / "data.csv", "0,a\n1,b\n"), FATAL,
                "{tmp}/train holds text data", "choose a text model", base=False),
+    Case("img-text-file-given-to-image-model", lambda ctx: lambda: load_data(
+        "image", write(ctx.tmp / "sms.txt", "0,rain\n1,goal\n"), validation_split_ratio=0), FATAL, DataError,
+        ("{tmp}/sms.txt is a file, but the model is an image model", "one sub-folder per class",
+         "choose a text model"), ("does not exist",)),
+    Case("img-data-is-the-parent-of-train-and-val", data_sets("train", "val"), FATAL, DataError,
+         ("image data folder {tmp}/hymenoptera holds data sets, not classes: its folder(s) train, val are data "
+          "splits holding class folders (blue, red), so it would train a train vs val classifier; did you mean "
+          "--data {tmp}/hymenoptera/train --validation-data {tmp}/hymenoptera/val?",), check=only_images(12)),
+    # One image in ten directly in a split folder (a stray) does not make it a class.
+    Case("img-data-is-the-parent-of-splits-one-stray-image", data_sets("test", "train", "valid", per_class=5, stray=1),
+         FATAL, DataError, ("did you mean --data {tmp}/hymenoptera/train --validation-data {tmp}/hymenoptera/valid "
+                            "--test-data {tmp}/hymenoptera/test?",), check=only_images(31)),
+    Case("img-data-sets-by-year", data_sets("2019", "2020"), FATAL, DataError,
+         ("image data folder {tmp}/hymenoptera holds data sets, not classes: each of its folders (2019, 2020) holds "
+          "the same class folders (blue, red)", "--data {tmp}/hymenoptera/2019"), check=only_images(12)),
+    # A class may be named like a split (trains, buses) and may sort its images into sub-folders.
+    image_case("img-class-named-like-a-split", lambda r: good_jpeg(r / "train" / "a.jpg"), ACCEPTED,
+               check=lambda split, ctx: split.label_map.class_names == ("blue", "red", "train")),
+    image_case("img-every-class-in-its-own-sub-folders",
+               lambda r: [good_jpeg(r / colour / f"{colour}-{i}" / "a.jpg", colour) for colour in ("blue", "red")
+                          for i in range(2)], ACCEPTED, base=False,
+               check=lambda split, ctx: split.train.labels == (0, 0, 1, 1)),
 ]
 
 
@@ -682,6 +745,24 @@ def _cli_truncated_jpeg(tmp: Path, m: dict):
             "--batch-size", "4", "--train-only-top-layer", "True"], data
 
 
+def _cli_parent_of_train_and_val(tmp: Path, m: dict):
+    data = tmp / "hymenoptera"
+    for split in ("train", "val"):
+        write_image_folder(data / split, per_class=3)
+    return ["--handle", str(m["image"]), "--data", str(data)], data
+
+
+def _cli_missing_handle_and_bad_data(tmp: Path, m: dict):
+    # The data would be refused too (a header row), but only once read: the handle is checked first.
+    data = write(tmp / "data.csv", "label,text\n0,rain today\n1,goal scored\n")
+    return ["--handle", str(tmp / "no_such_model"), "--data", str(data)], data
+
+
+def _cli_missing_validation_and_bad_data(tmp: Path, m: dict):
+    data = write(tmp / "data.csv", "label,text\n0,rain today\n1,goal scored\n")
+    return ["--handle", str(m["text"]), "--data", str(data), "--validation-data", str(tmp / "val.csv")], data
+
+
 CLI_CASES = {  # id -> (arguments, fragments of the one error line); two start TensorFlow
     "cli-header-row": (_cli_header_row, ["{data} line 1:", "'label'", "delete the first line"]),
     "cli-hyperparameter-out-of-range": (_cli_out_of_range,
@@ -690,6 +771,13 @@ CLI_CASES = {  # id -> (arguments, fragments of the one error line); two start T
                                     ["does not return a feature vector"]),
     "cli-image-data-with-one-class": (_cli_one_class,
                                       ["image data folder {data} has 1 class folder(s) (red)"]),
+    "cli-data-is-the-parent-of-train-and-val": (_cli_parent_of_train_and_val, [
+        "image data folder {data} holds data sets, not classes", "train vs val classifier",
+        "did you mean --data {data}/train --validation-data {data}/val?"]),
+    "cli-missing-handle-before-the-data-is-read": (_cli_missing_handle_and_bad_data, [
+        "--handle", "/no_such_model: no such file or folder; pass a TF-Hub SavedModel folder"]),
+    "cli-missing-validation-data-before-the-data-is-read": (_cli_missing_validation_and_bad_data, [
+        "--validation-data", "/val.csv: no such file or folder"]),
 }
 
 
@@ -737,3 +825,56 @@ def test_cli_truncated_jpeg_is_skipped_with_a_warning_and_the_run_completes(cli_
         metrics = json.load(tar.extractfile("metrics.json"))
     assert metrics["num_train_examples"] + metrics["num_validation_examples"] == 12  # 13 files - 1
     assert [p.name for p in archive.parent.iterdir() if p.name.startswith(".")] == []  # no temp files
+
+
+def test_a_text_csv_under_another_name_is_text_for_a_text_handle_and_check_data_predicts_the_split(
+        modules, tmp_path):
+    data = tiny_modules.write_text_csv(tmp_path / "sms.txt", rows_per_class=7)  # 20% of 7 is 1.4: 1 held out each
+    out = tmp_path / "out"
+    argv = ["--handle", str(modules["text"]), "--data", str(data), "--output", str(out), "--epochs", "1",
+            "--cache-dir", str(tmp_path / "cache")]
+    # train's own command; --cpu-devices: this process trains on REPLICAS logical devices.
+    checked = run_main("check-data", *argv, "--cpu-devices", str(REPLICAS))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert (f"data report (text): read as a label,text CSV because backbone {modules['text']} takes text"
+            in checked.stdout)
+    assert "0.2 of the training data held out (2 examples)" in checked.stdout  # not round(14 x 0.2) = 3
+    assert not out.exists()  # --output is accepted and unused
+
+    trained = run_main("train", *argv)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    with tarfile.open(out / "output" / "model.tar.gz") as tar:
+        metrics = json.load(tar.extractfile("metrics.json"))
+    assert (metrics["num_train_examples"], metrics["num_validation_examples"]) == (12, 2)
+    assert f"global batch: {metrics['global_batch_size']} (" in checked.stdout
+    assert f"steps per epoch: {metrics['steps_per_epoch']}\n" in checked.stdout
+
+
+@pytest.mark.parametrize("name", ["sms", "sms.dat"])
+def test_a_file_is_text_data_whatever_its_name(name, modules, tmp_path):
+    data = tiny_modules.write_text_csv(tmp_path / name, rows_per_class=3)
+    # The backbone says text; without one, the data (a file) says so.
+    for backbone, why in ((["--handle", str(modules["text"])], f"backbone {modules['text']} takes text"),
+                          ([], f"{data} is a file")):
+        checked = run_main("check-data", "--data", str(data), *backbone)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert checked.stdout.startswith(f"data report (text): read as a label,text CSV because {why}\n")
+        assert "  training: 6 examples, 2 classes" in checked.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_bare_handle_whose_task_shows_once_fetched_stops_data_of_the_other_task_with_one_message(
+        modules, tmp_path):
+    archive = tmp_path / "text_model.tar.gz"  # an archive's task is known once extracted, after the data is read
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(modules["text"], arcname="text_model")
+    data = write_image_folder(tmp_path / "images", per_class=3)
+    out = tmp_path / "out"
+    result = run_main("train", "--handle", str(archive), "--data", str(data), "--output", str(out),
+                      "--epochs", "1", "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tf-finetune: error:")]
+    assert errors == [f"tf-finetune: error: backbone {archive} takes text, but the data was read as image class "
+                      f"folders because {data} is a folder without a .csv; give a label,text CSV as --data, or a "
+                      "backbone that takes images"], result.stderr
+    assert not out.exists() or [p for p in out.rglob("*") if p.is_file()] == []

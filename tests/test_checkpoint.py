@@ -141,7 +141,10 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_continues_from_that_step(image_mo
     resumed = Training(*args)
     assert resumed.finish() == 0, resumed.log
     assert f"saved at epoch {epoch}, step {step})" in resumed.log
-    assert resumed.epochs_run() == list(range(epoch, EPOCHS + 1))  # the interrupted epoch is finished
+    # The interrupted epoch is finished; a signal that comes while the epoch ends (its validation,
+    # its save) stops the run after that save, and the rerun starts at the next epoch.
+    steps = int(re.search(r"steps_per_epoch=(\d+)", stopped.log).group(1))
+    assert resumed.epochs_run() == list(range(epoch + (step == steps), EPOCHS + 1))
     metrics = check_model(out, tmp_path)
     assert metrics["epochs_run"] == EPOCHS
     assert list(checkpoints.iterdir()) == []
@@ -163,3 +166,36 @@ def test_fresh_start_discards_another_jobs_checkpoint(image_module, image_data, 
     fresh, resuming = open_checkpoints(folder, {"hyperparameters": {"epochs": 4}}, fresh_start=True)
     assert not resuming and fresh.history() == {}
     assert sorted(p.name for p in folder.iterdir()) == ["job.json"]
+
+
+def test_ctrl_c_without_a_checkpoint_folder_keeps_nothing_and_says_how_to_make_the_run_resumable(
+        image_module, many_images, cache_dir, tmp_path):
+    (tmp_path / "runs").mkdir()
+    out = tmp_path / "runs" / "out"
+    args = train_args(image_module, many_images, out, tmp_path / "unused", cache_dir)
+    del args[args.index("--checkpoint-dir"):args.index("--checkpoint-dir") + 2]
+    args[args.index("--epochs") + 1] = "1000"  # never done before the signal, however slow the machine
+    training = Training(*args)
+    training.wait_for(r"epoch=1/")
+    assert list((out / "output" / "tensorboard").rglob("events.out.tfevents.*")), "logs are being written"
+    training.proc.send_signal(signal.SIGINT)
+    assert training.finish() == 130, training.log
+    messages = [line for line in training.log.splitlines() if line.startswith("tf-finetune:")]
+    assert messages == ["tf-finetune: interrupted: nothing was kept (the model is written when training ends); "
+                        "to make the next run resumable, add --checkpoint-dir DIR (a checkpoint is saved at "
+                        "every epoch's end)"], training.log
+    assert "Traceback" not in training.log
+    # Nothing written: the run's TensorBoard folder went, and with it the folders made for it.
+    assert not out.exists() and (tmp_path / "runs").is_dir()
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_kept(tmp_path):
+    from tf_finetune import cli
+    from tf_finetune.checkpoint import open_checkpoints
+
+    folder = tmp_path / "checkpoints"
+    open_checkpoints(folder, {"hyperparameters": {"epochs": 3}})  # what a job writes before its first save
+    args = cli.build_parser().parse_args(["train", "--handle", "h", "--data", "d", "--output", "o",
+                                          "--checkpoint-dir", str(folder)])
+    assert cli._interrupted(args) == (f"interrupted before the first checkpoint was saved in {folder}: nothing "
+                                      "was kept; run the same command again to start over")

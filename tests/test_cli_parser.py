@@ -8,6 +8,7 @@ from tf_finetune.hyperparameters import SCHEMA
 
 COMMANDS = {"train", "launch", "check-data", "list-models", "describe", "fetch-model", "predict", "evaluate",
             "import-backbone", "export-tflite", "demo"}
+TRAIN = ["train", "--data", "d", "--output", "o"]  # train's required flags
 
 
 def test_every_command_has_a_parser_and_every_command_that_writes_says_output():
@@ -22,9 +23,9 @@ def test_every_hyperparameter_is_a_train_flag_in_both_spellings(param):
     train = cli_parser.build_parsers()[1]["train"]
     kebab, snake = f"--{param.name.replace('_', '-')}", f"--{param.name}"
     assert {kebab, snake} <= set(train._option_string_actions)
-    args = cli_parser.build_parser().parse_args(["train", "--data", "d", snake, "7"])
+    args = cli_parser.build_parser().parse_args([*TRAIN, snake, "7"])
     assert getattr(args, f"hp_{param.name}") == "7"  # a string: the schema validates it, once
-    assert getattr(cli_parser.build_parser().parse_args(["train", "--data", "d"]), f"hp_{param.name}") is None
+    assert getattr(cli_parser.build_parser().parse_args(TRAIN), f"hp_{param.name}") is None
 
 
 def test_predict_top_k_takes_whole_numbers_from_1(capsys):
@@ -40,7 +41,7 @@ def test_predict_top_k_takes_whole_numbers_from_1(capsys):
 def test_the_cache_folder_comes_from_the_environment_or_the_home_folder(monkeypatch, tmp_path):
     monkeypatch.setenv(cli_parser.CACHE_ENV, str(tmp_path / "c"))
     assert cli_parser.default_cache_dir() == str(tmp_path / "c")
-    assert cli_parser.build_parser().parse_args(["train", "--data", "d"]).cache_dir == str(tmp_path / "c")
+    assert cli_parser.build_parser().parse_args(TRAIN).cache_dir == str(tmp_path / "c")
     monkeypatch.delenv(cli_parser.CACHE_ENV)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cli_parser.default_cache_dir() == str(tmp_path / "home" / ".cache" / "tf_finetune")

@@ -23,6 +23,7 @@ def test_train_with_two_replicas_prints_metric_lines_and_writes_the_archive(text
     assert proc.stdout.strip() == str(archive)
     assert "replicas=2 batch_size=4 global_batch=8" in proc.stderr
     assert [m.group(1, 2) for m in EPOCH_LINE.finditer(proc.stderr)] == [("1", "2"), ("2", "2")]
+    assert "\r" not in proc.stderr and "%|" not in proc.stderr  # a pipe gets no progress bars
     assert re.search(r"^final val_loss=\d+\.\d{4} val_accuracy=\d\.\d{4}$", proc.stderr, re.M)
     with tarfile.open(archive) as tar:
         assert {"1/saved_model.pb", "labels.json", "metrics.json", "code/inference.py"} <= set(tar.getnames())

@@ -90,7 +90,7 @@ def test_without_tensorflow_text_the_error_names_six_ops_and_the_pip_extra(image
     assert message.startswith(f"the model models/spam uses TensorFlow ops this installation does not have "
                               f"({', '.join(first_six)}, ...)")
     assert sorted(MADE_UP)[6] not in message
-    assert "pip install 'tf_finetune[bert]'" in message
+    assert "pip install '.[bert]' in the tf_finetune clone" in message
     assert info.value.__suppress_context__  # one error, not the ImportError chained under it
 
 

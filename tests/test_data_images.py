@@ -274,6 +274,28 @@ def test_only_one_class_folder(tmp_path):
         list_images(root)
 
 
+def test_a_folder_of_data_sets_is_refused_before_any_image_is_read(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)  # the command meant is shown in the user's own spelling, quoted for the shell
+    for split in ("train", "val"):
+        for name in ("ants", "bees"):
+            (tmp_path / "my data" / split / name).mkdir(parents=True)
+            (tmp_path / "my data" / split / name / "x.jpg").write_bytes(b"not an image")  # skipped, if read
+    with caplog.at_level(logging.INFO, logger=LOGGER), pytest.raises(DataError) as raised:
+        list_images("my data")
+    assert str(raised.value) == (
+        "image data folder my data holds data sets, not classes: its folder(s) train, val are data splits holding "
+        "class folders (ants, bees), so it would train a train vs val classifier; did you mean "
+        "--data 'my data/train' --validation-data 'my data/val'?")
+    assert caplog.records == []  # no file was opened: nothing skipped
+
+
+def test_a_single_split_folder_is_named_rather_than_counted_as_one_class(tmp_path):
+    write_image_folder(tmp_path / "dataset" / "train", per_class=1)
+    with pytest.raises(DataError, match=r"would train a classifier of one class \(train\); did you mean --data "
+                                        + re.escape(str(tmp_path / "dataset" / "train")) + r"\?$"):
+        list_images(tmp_path / "dataset")
+
+
 def test_class_folder_with_only_bad_images(tmp_path, caplog):
     root = two_classes(tmp_path / "train")
     (root / "green").mkdir()

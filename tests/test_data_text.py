@@ -220,6 +220,79 @@ def test_float_label_on_first_line_is_not_called_a_header(tmp_path, label):
     assert "header" not in message and "delete" not in message
 
 
+# --- column 1 holding words; tab- and semicolon-separated files ----------------------------------
+
+NAMES_TIP = '; to keep the words as class names, put labels.json beside data.csv: {"0": "ham", "1": "spam"}'
+WORDS = ("column 1 holds words, not integer labels: ham on 3 rows, spam on 1 row; data.csv needs integer "
+         "class labels: replace each word with a number, e.g. ham=0, spam=1")
+
+
+def test_word_labels_are_told_as_words_with_a_mapping_not_as_a_header(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", 'ham,"Go until jurong point, crazy.."\nham,Ok lar...\n'
+                                              "spam,Free entry in 2 a wkly comp\nham,U dun say so early hor\n")
+    assert read_error(path) == f"{path} line 1: label 'ham' is not an integer; {WORDS}{NAMES_TIP}"
+
+    # Doing what it says trains, with the words as class names.
+    mapped = path.read_text("utf-8").replace("ham,", "0,").replace("spam,", "1,")
+    folder = tmp_path / "fixed"
+    write_bytes(folder / "data.csv", mapped)
+    write_bytes(folder / "labels.json", NAMES_TIP.split(": ", 1)[1])
+    split = load_data("text", folder, validation_split_ratio=0)
+    assert split.label_map.class_names == ("ham", "spam") and split.train.labels == (0, 0, 1, 0)
+
+
+def test_word_labels_under_a_header_say_both(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", "Label,SMS\nham,a\nham,b\nspam,c\nham,d\n")
+    assert read_error(path) == (f"{path} line 1: label 'Label' is not an integer; {WORDS}, and delete line 1 "
+                                f"('Label'), which looks like a header row{NAMES_TIP}")
+
+
+@pytest.mark.parametrize("separator, name", [("\t", "a tab"), (";", "a semicolon")])
+def test_tab_and_semicolon_separated_files_are_told_so_whatever_column_1_holds(tmp_path, separator, name):
+    said = (f"line 1 uses {name} between label and text; data.csv is comma-separated (label,text): save the "
+            "file as comma-separated CSV")
+    words = write_bytes(tmp_path / "words.csv", f"ham{separator}Go until jurong point, crazy..\n"
+                                                f"ham{separator}b\nspam{separator}c\nham{separator}d\n")
+    also = WORDS.replace("column 1 holds", "column 1 also holds")
+    assert read_error(words) == f"{words} {said}; {also}{NAMES_TIP}"
+    numbers = write_bytes(tmp_path / "numbers.csv", f"0{separator}a, b\n1{separator}c\n")
+    assert read_error(numbers) == f"{numbers} {said}"
+
+
+def test_a_semicolon_in_one_label_is_not_a_semicolon_separated_file(tmp_path):
+    path = write_bytes(tmp_path / "data.csv", "0,a\n1,b\nnote; see,c\n0,d\n")
+    assert read_error(path) == (f"{path} line 3: label 'note; see' is not an integer; column 1 must be an "
+                                "integer class label")
+
+
+def test_a_first_line_is_a_header_only_when_the_rest_are_integers(tmp_path):
+    # Two words, neither repeated, are too few to call them classes, and deleting line 1 would not help.
+    path = write_bytes(tmp_path / "data.csv", "ham,a\nspam,b\n")
+    assert read_error(path) == f"{path} line 1: label 'ham' is not an integer; column 1 must be an integer class label"
+
+
+def test_the_sms_spam_collection_as_downloaded_gets_every_fix_in_one_message(shared):
+    raw = shared / "data" / "sms_spam" / "SMSSpamCollection"  # tab-separated, header "Label<TAB>SMS", ham/spam
+    assert read_error(raw) == (
+        f"{raw} line 1 uses a tab between label and text; data.csv is comma-separated (label,text): save the "
+        "file as comma-separated CSV; column 1 also holds words, not integer labels: ham on 4827 rows, spam on "
+        "747 rows; data.csv needs integer class labels: replace each word with a number, e.g. ham=0, spam=1, "
+        f"and delete line 1 ('Label'), which looks like a header row{NAMES_TIP}")
+
+
+def test_train_refuses_word_labels_with_one_message_and_writes_nothing(text_module, tmp_path):
+    from helpers import run_main
+
+    data = write_bytes(tmp_path / "data.csv", "ham,a\nham,b\nspam,c\nham,d\n")
+    out = tmp_path / "out"
+    result = run_main("train", "--handle", str(text_module), "--data", str(data), "--output", str(out),
+                      "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 1 and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tf-finetune: error:")]
+    assert errors == [f"tf-finetune: error: {data} line 1: label 'ham' is not an integer; {WORDS}{NAMES_TIP}"]
+    assert not out.exists() or not any(out.rglob("*"))
+
+
 @pytest.mark.parametrize("text", ["", "   ", '"  \t "'])
 def test_empty_text(tmp_path, text):
     path = write_bytes(tmp_path / "data.csv", f"0,a\n1,b\n1,{text}\n0,d\n")
@@ -442,3 +515,84 @@ def test_text_task_given_an_image_file(tmp_path):
     with pytest.raises(DataError, match="not valid UTF-8") as info:
         load_data("text", image)
     assert str(image) in str(info.value)
+
+
+# --- class names: labels.json beside the CSV -----------------------------------------------------
+
+def write_names(folder: Path, names: dict | str, file_name: str = "labels.json") -> Path:
+    return write_bytes(folder / file_name, names if isinstance(names, str) else json.dumps(names))
+
+
+def test_labels_json_beside_the_csv_names_the_classes_and_keeps_the_labels(tmp_path):
+    csv_path = write_bytes(tmp_path / "data.csv", "5,cheap pills\n-1,hello mum\n5,win now\n-1,see you\n")
+    write_names(tmp_path, {"5": "spam", "-1": "ham 😀"}, "LABELS.JSON")
+    for path in (csv_path, tmp_path):
+        split = load_data("text", path, validation_split_ratio=0)
+        assert split.label_map == LabelMap(("ham 😀", "spam"), (-1, 5))  # indices in label order
+        assert split.train.labels == (1, 0, 1, 0)
+    assert json.loads(split.label_map.to_json())["original_labels"] == [-1, 5]
+
+
+@pytest.mark.parametrize("names, message", [
+    ({"0": "ham"}, r"labels.json has no name for label\(s\) 1, which .*data.csv has; give every label of the "
+                   r"data a name, e\.g\. \{\"0\": \"ham\", \"1\": \"spam\"\}"),
+    ({"0": "ham", "1": "spam", "2": "eggs", "7": "x"},
+     r"labels.json names label\(s\) 2, 7, which .*data.csv does not have; remove them, or add rows"),
+])
+def test_labels_json_names_exactly_the_labels_of_the_data(tmp_path, names, message):
+    write_text_csv(tmp_path / "data.csv", rows_per_class=2)
+    write_names(tmp_path, names)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}/{message}"):
+        load_data("text", tmp_path)
+
+
+def test_two_names_files_or_a_folder_named_labels_json_are_refused(tmp_path):
+    write_text_csv(tmp_path / "data.csv", rows_per_class=2)
+    write_names(tmp_path, {"0": "a", "1": "b"})
+    write_names(tmp_path, {"0": "b", "1": "a"}, "Labels.json")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))} holds 2 class names files "
+                                        r"\(Labels.json, labels.json\); keep one labels.json"):
+        load_data("text", tmp_path)
+    (tmp_path / "Labels.json").unlink()
+    (tmp_path / "labels.json").unlink()
+    (tmp_path / "labels.json").mkdir()
+    with pytest.raises(DataError, match=r"labels.json is not a file; the class names of data.csv go in"):
+        load_data("text", tmp_path)
+
+
+def test_validation_data_names_its_classes_as_the_training_data_or_not_at_all(tmp_path):
+    train = write_text_csv(tmp_path / "train" / "data.csv", rows_per_class=3).parent
+    val = write_text_csv(tmp_path / "val" / "data.csv", rows_per_class=2).parent
+    write_names(train, {"0": "ham", "1": "spam"})
+    assert load_data("text", train, val).label_map.class_names == ("ham", "spam")  # no names: the training's
+    write_names(val, {"1": "spam", "0": "ham"})
+    assert load_data("text", train, val).label_map.class_names == ("ham", "spam")
+
+    write_names(val, {"0": "ham", "1": "junk"})
+    with pytest.raises(DataError, match=re.escape(
+            f"{val / 'labels.json'} contradicts the training data's class names (label 1 is 'junk' here "
+            "and 'spam' in training); give this data the training data's labels.json, or none: "
+            '{"0": "ham", "1": "spam"}')):
+        load_data("text", train, val)
+    (train / "labels.json").unlink()
+    with pytest.raises(DataError, match=re.escape(
+            "(label 0 is 'ham' here and '0' in training; label 1 is 'junk' here and '1' in training); the "
+            "training classes have no names (no labels.json beside the training data): put this "
+            "labels.json beside the training data too, or remove it")):
+        load_data("text", train, val)
+
+
+def test_on_sagemaker_the_names_travel_in_each_channel_beside_data_csv(text_module, tmp_path, capsys):
+    from tf_finetune.sagemaker import main
+
+    channels = tmp_path / "input" / "data"
+    for channel, names in (("training", {"0": "ham", "1": "spam"}), ("validation", {"0": "spam", "1": "ham"})):
+        write_names(write_text_csv(channels / channel / "data.csv", rows_per_class=3).parent, names)
+    environ = {"SAGEMAKER_BASE_DIR": str(tmp_path), "SM_CHANNEL_TRAINING": str(channels / "training"),
+               "SM_CHANNEL_VALIDATION": str(channels / "validation"), "SM_CHANNEL_MODEL": str(text_module)}
+    assert main(["--epochs", "1"], environ) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert failure.startswith(f"{channels / 'validation' / 'labels.json'} contradicts the training data's "
+                              "class names (label 0 is 'spam' here and 'ham' in training;"), failure
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (tmp_path / "model").exists() or not any((tmp_path / "model").iterdir())

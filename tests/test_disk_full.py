@@ -156,7 +156,7 @@ def test_an_output_disk_smaller_than_the_model_is_refused_before_training(text_d
     (error,) = errors_of(stderr)
     assert error.startswith(f"tf-finetune: error: not enough free space for --output: {output} has "), error
     assert f"writes at least {weights / 2**20:.1f} MiB there" in error
-    assert "epoch=" not in stderr  # refused before training
+    assert "epoch=1/" not in stderr  # refused before training
     assert report["previous"] == "the previous model" and report["full"].split() == ["./model.tar.gz"]
 
 

@@ -156,12 +156,13 @@ def test_dynamic_module_defaults_to_224(image_module, image_data, cache_dir):
 
 
 def test_text_module_on_images_is_one_clear_error(text_module, image_data, cache_dir):
-    with pytest.raises(BackboneError, match="cannot take float32 images"):
+    # The handle's SavedModel says it takes text: the data is checked as text, before it is read.
+    with pytest.raises(DataError, match="holds no data.csv but the model is a text model"):
         run(JobConfig(data=str(image_data), output=None, handle=str(text_module), cache_dir=str(cache_dir)))
 
 
 def test_image_module_on_text_is_one_clear_error(image_module, text_data, cache_dir):
-    with pytest.raises(BackboneError, match="cannot take a batch of strings"):
+    with pytest.raises(DataError, match=r"holds text data \(a \.csv\) but the model is an image model"):
         run(JobConfig(data=str(text_data), output=None, handle=str(image_module), cache_dir=str(cache_dir)))
 
 

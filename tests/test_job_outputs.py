@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+import tiny_modules
 from helpers import extract
 from tf_finetune import data_report, job_outputs, model_folder
 from tf_finetune.data import DataSplit, Examples, LabelMap
@@ -179,3 +180,37 @@ def test_without_an_output_or_a_report_dir_no_report_is_written(tmp_path):
     job_outputs.write_reports(config(tmp_path, output=None), TEXTS, VAL_PROBABILITIES, HISTORY, tmp_path / "work",
                               data_report.from_loaded(TEXTS))
     assert [p.name for p in tmp_path.iterdir()] == ["work"] and not any((tmp_path / "work").iterdir())
+
+
+def test_a_rerun_into_the_same_output_replaces_the_reports_folder_as_a_whole(tmp_path):
+    """An image run's gallery must not stay beside the next (text) run's reports: reports/ holds one run's files."""
+    paths = [str(tiny_modules.write_image(tmp_path / "val" / name / f"{name}.jpg", tiny_modules.COLOURS[name]))
+             for name in ("blue", "red")]
+    images = DataSplit("image", IMAGES.train, Examples(tuple(paths), (1, 0)), IMAGES.label_map)
+    out = config(tmp_path, output=str(tmp_path / "out"))
+    job_outputs.write_reports(out, images, np.array([[0.9, 0.1], [0.2, 0.8]]), HISTORY, tmp_path / "work1",
+                              data_report.from_loaded(TEXTS))
+    reports = tmp_path / "out" / "output" / "reports"
+    assert {"misclassified.png", "misclassified.csv"} <= {p.name for p in reports.iterdir()}
+    job_outputs.write_reports(out, TEXTS, VAL_PROBABILITIES, HISTORY, tmp_path / "work2",
+                              data_report.from_loaded(TEXTS))
+    assert sorted(p.name for p in reports.iterdir()) == [
+        "confusion_matrix.png", "data_report.json", "evaluation.json", "misclassified.csv", "per_class.txt",
+        "training_curves.png"]
+    with open(reports / "misclassified.csv", newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == ["text", "true", "predicted", "probability"]  # the second run's
+    assert [p.name for p in reports.parent.iterdir()] == ["reports"]  # no staging folder left beside it
+
+
+def test_a_rerun_into_an_s3_output_deletes_the_report_objects_it_did_not_write(s3, tmp_path):
+    s3.create_bucket(Bucket="runs")
+    for key in ("job/output/reports/misclassified.png", "job/output/reports/training_curves.png",  # a previous run's
+                "job/output/model.tar.gz", "job/output/reports-2025/notes.txt"):  # not in reports/: kept
+        s3.put_object(Bucket="runs", Key=key, Body=b"previous")
+    job_outputs.write_reports(config(tmp_path, output="s3://runs/job"), TEXTS, None, HISTORY, tmp_path / "work",
+                              data_report.from_loaded(TEXTS))
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket="runs")["Contents"])
+    assert keys == ["job/output/model.tar.gz", "job/output/reports-2025/notes.txt",
+                    "job/output/reports/data_report.json", "job/output/reports/training_curves.png"]
+    curves = s3.get_object(Bucket="runs", Key="job/output/reports/training_curves.png")["Body"].read()
+    assert curves == (tmp_path / "work" / "reports" / "training_curves.png").read_bytes()  # this run's

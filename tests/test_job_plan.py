@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
-from helpers import REPO
-from tf_finetune.errors import HyperparameterError
-from tf_finetune.job_plan import JobConfig, looks_like_text, plan
+from helpers import REPO, SHARED
+from tf_finetune.errors import BackboneError, DataError, HyperparameterError, StorageError
+from tf_finetune.job_plan import JobConfig, check_sources, data_task, looks_like_text, plan
 
 ENTRIES = [
     {"id": "img", "task": "image", "handle": "https://tfhub.dev/google/tiny/1", "image_size": 32,
@@ -67,10 +67,61 @@ def test_a_bare_handle_takes_its_task_from_the_data(registry, tmp_path):
     (tmp_path / "texts").mkdir()
     (tmp_path / "texts" / "data.csv").write_text("0,a\n1,b\n", encoding="utf-8")
     (tmp_path / "images" / "cat").mkdir(parents=True)
+    (tmp_path / "sms.txt").write_text("0,a\n1,b\n", encoding="utf-8")
     assert looks_like_text(str(tmp_path / "texts")) and looks_like_text("s3://b/data.csv")
     assert not looks_like_text(str(tmp_path / "images")) and not looks_like_text("s3://b/images/")
     assert plan(job(registry, handle="m", data=str(tmp_path / "texts"))).spec.task == "text"
     assert plan(job(registry, handle="m", data=str(tmp_path / "images"))).spec.task == "image"
+    # A file is text whatever its name: a data.csv saved as sms.txt is not "an image folder that does not exist".
+    planned = plan(job(registry, handle="m", data=str(tmp_path / "sms.txt")))
+    assert (planned.spec.task, planned.task_reason) == ("text", f"{tmp_path / 'sms.txt'} is a file")
+    assert data_task(str(tmp_path / "images")) == ("image", f"{tmp_path / 'images'} is a folder without a .csv")
+
+
+def test_a_local_handle_says_its_task_before_the_data_is_looked_at(registry, text_module, image_module, tmp_path):
+    images = tmp_path / "images"
+    (images / "cat").mkdir(parents=True)
+    for handle, task, takes in ((text_module, "text", "text"), (image_module, "image", "images")):
+        for data in (images, tmp_path / "sms.txt"):  # whatever the data looks like
+            planned = plan(job(registry, handle=str(handle), data=str(data)))
+            assert (planned.spec.task, planned.task_reason) == (task, f"backbone {handle} takes {takes}")
+    keras_file = SHARED / "models" / "source" / "teachable_machine_keras_model.h5"
+    if keras_file.is_file():  # a Keras model file is imported as an image backbone
+        assert plan(job(registry, handle=str(keras_file), data=str(tmp_path / "sms.txt"))).spec.task == "image"
+    assert plan(job(registry, model_id="frozen-text", data=str(images))).task_reason == \
+        "model frozen-text is a text model"
+
+
+def test_reading_a_handles_task_imports_no_tensorflow(registry, text_module, tmp_path):
+    code = ("import sys; from tf_finetune.job_plan import JobConfig, plan; "
+            f"p = plan(JobConfig(data={str(tmp_path)!r}, output=None, registry={registry!r}, "
+            f"handle={str(text_module)!r})); print(p.spec.task, 'tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "text False"
+
+
+@pytest.mark.parametrize("field, flag, error", [
+    ("data", "--data", DataError), ("validation_data", "--validation-data", DataError),
+    ("test_data", "--test-data", DataError), ("handle", "--handle", BackboneError)])
+def test_every_local_input_is_found_before_anything_is_read(field, flag, error, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("0,a\n1,b\n", encoding="utf-8")
+    given = {"data": str(data), "handle": str(data), field: str(tmp_path / "missing")}
+    with pytest.raises(error) as raised:
+        check_sources(JobConfig(output=None, **given))
+    assert str(raised.value).startswith(f"{flag} {tmp_path / 'missing'}: no such file or folder; pass ")
+
+
+def test_remote_inputs_are_left_to_their_download_and_file_uris_are_local_paths(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("0,a\n1,b\n", encoding="utf-8")
+    check_sources(JobConfig(data=str(data), output=None, handle=data.as_uri(), test_data="s3://b/test/"))
+    check_sources(JobConfig(data=str(data), output=None, handle="https://tfhub.dev/google/x/1"))
+    with pytest.raises(BackboneError, match="no such file or folder"):
+        check_sources(JobConfig(data=str(data), output=None, handle=(tmp_path / "missing").as_uri()))
+    with pytest.raises(StorageError, match="s3://"):
+        check_sources(JobConfig(data="s3:/bucket/data", output=None, handle=str(data)))
 
 
 def test_planning_does_not_import_tensorflow(registry):

@@ -15,7 +15,7 @@ from tf_finetune.backbones.keras_import import INFO_FILE, KerasOptions, import_b
 from tf_finetune.backbones.loading import local_saved_model
 from tf_finetune.backbones.packing import import_to
 from tf_finetune.backbones.tfhub import hub
-from tf_finetune.errors import BackboneError
+from tf_finetune.errors import BackboneError, DataError
 from tf_finetune.job import JobConfig, run
 
 IMAGES = tf.random.stateless_uniform([4, 32, 32, 3], seed=[3, 4])
@@ -225,9 +225,9 @@ def test_a_text_model_used_for_images(tmp_path, cache_dir, text_data):
     source = _save(text_model, tmp_path / "text.h5")
     with pytest.raises(BackboneError, match=r"text\.h5 is a text model: its input is int32 \[None, 12\]"):
         local_saved_model(str(source), cache_dir)
-    # and any Keras file with text data
+    # and any Keras file with text data: an image backbone, so the data is checked as images, before it is read
     image_model = _save(tiny_classifier(), tmp_path / "image.h5")
-    with pytest.raises(BackboneError, match="image backbone only, and the data is text data"):
+    with pytest.raises(DataError, match=r"holds text data \(a \.csv\) but the model is an image model"):
         run(JobConfig(data=str(text_data), output=None, handle=str(image_model),
                       cache_dir=str(cache_dir)))
 

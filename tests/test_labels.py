@@ -1,9 +1,18 @@
-"""Class indices, names and original labels (tf_finetune.data.labels)."""
+"""Class indices, names and original labels (tf_finetune.data.labels), and text class names
+from labels.json beside data.csv through to the model, predict, the reports and the endpoint."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
-from tf_finetune.data.labels import LabelMap
+import pytest
+
+import tiny_modules
+from helpers import extract, run_main
+from tf_finetune.data.labels import LabelMap, read_class_names
+from tf_finetune.errors import BackboneError, DataError
+from tf_finetune.job import JobConfig, run
 
 
 def test_integer_labels_get_contiguous_indices_in_label_order():
@@ -21,3 +30,129 @@ def test_the_json_file_round_trips_and_spells_out_both_mappings():
         assert document["index_to_name"] == {str(i): n for i, n in enumerate(labels.class_names)}
         assert ("index_to_original_label" in document) == (labels.original_labels is not None)
     assert "蜂" in LabelMap(("蜂",)).to_json()  # written as text, not \u escapes
+
+
+# --- class names of text data: labels.json beside data.csv -------------------------------------
+
+NAMES = '{"1": "weather", "2": "sport"}'  # tiny_modules' first topic is weather words, the second sport
+FAST = {"epochs": 6, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('{"0": "ham", "1": "spam"', r" is not valid JSON \(Expecting ',' delimiter at line 1 column 25\); "
+                                 r"write one object mapping each integer label to its class name"),
+    ('["ham", "spam"]', r" holds \[\"ham\", \"spam\"\], not an object; write one object"),
+    ('{"ham": 0, "spam": 1}', r": key 'ham' is not an integer label; write one object"),
+    ('{"0": "ham", "00": "spam"}', r" names label 0 twice \('ham' and 'spam'\); keep one"),
+    ('{"0": "ham", "1": ""}', r": the name of label 1 is \"\"; a class name is a non-empty string"),
+    ('{"0": "ham", "1": null}', r": the name of label 1 is null; a class name is a non-empty string"),
+    ('{"0": "ham", "1": "spam "}', r": the name of label 1, 'spam ', has surrounding spaces"),
+    ('{"0": "ham", "1": "sp\\nam"}', r": the name of label 1, 'sp\\nam', has surrounding spaces or a "
+                                    r"control character \(line break, tab\); write the name alone"),
+    ('{"0": "ham", "1": "ham"}', r": labels 0 and 1 are both named 'ham'; each class needs a name of its own"),
+    ('{"num_classes": 2, "class_names": ["ham", "spam"], "original_labels": [0, 1]}',
+     r" is a model's labels.json; beside data.csv, labels.json maps each integer label to its class "
+     r"name: write \{\"0\": \"ham\", \"1\": \"spam\"\}"),
+])
+def test_a_bad_names_file_is_one_error_naming_it_and_what_to_write(tmp_path, content, expected):
+    path = tmp_path / "labels.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}{expected}"):
+        read_class_names(path)
+
+
+def test_a_names_file_that_is_not_utf8_names_the_byte(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_bytes('{"0": "caf\xe9"}'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"labels.json: not valid UTF-8 \(byte 10\); save the file as UTF-8"):
+        read_class_names(path)
+
+
+def test_names_file_keys_are_labels_as_data_csv_writes_them(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text('\ufeff{" -1 ": "minus", "+7": "plus"}', encoding="utf-8")
+    assert read_class_names(path).names == {-1: "minus", 7: "plus"}
+
+
+def test_continuing_a_model_keeps_the_names_it_answers_with():
+    named = LabelMap(("ham", "spam"), (0, 1))
+    unnamed = LabelMap.from_integer_labels([0, 1])
+    assert named.mismatch(named) is None and unnamed.mismatch(unnamed) is None
+    assert named.mismatch(unnamed) is None  # names given to a model that had none
+    assert unnamed.mismatch(named) == (
+        "its classes are named 'ham', 'spam' (labels 0, 1) and the data names none (no labels.json "
+        "beside data.csv); put the model's names in labels.json beside data.csv: "
+        '{"0": "ham", "1": "spam"}')
+    assert "and the data names them 'spam', 'ham'; put the model's names" in (
+        LabelMap(("spam", "ham"), (0, 1)).mismatch(named))
+    assert LabelMap.from_integer_labels([1, 3]).mismatch(LabelMap.from_integer_labels([1, 2])) == (
+        "its classes differ from the data's. Only in the model: ['2']; only in the data: ['3']. "
+        "Train from a backbone instead, or use data with the model's classes.")
+
+
+@pytest.fixture(scope="module")
+def named_model(text_module, cache_dir, tmp_path_factory) -> Path:
+    """A text model trained on labels 1 and 2 named by labels.json; its run's folder."""
+    root = tmp_path_factory.mktemp("named")
+    tiny_modules.write_text_csv(root / "train" / "data.csv", labels=(1, 2))
+    (root / "train" / "labels.json").write_text(NAMES, encoding="utf-8")
+    run(JobConfig(data=str(root / "train"), output=str(root / "out"), handle=str(text_module),
+                  hyperparameters=FAST, cache_dir=str(cache_dir)))
+    extract(root / "out" / "output" / "model.tar.gz", root / "model")
+    return root
+
+
+def test_named_text_classes_reach_the_model_predict_reports_and_the_endpoint(named_model, tmp_path):
+    import tensorflow as tf
+
+    from test_serving import Context, load_handlers, tf_serving_predict
+
+    model = named_model / "model"
+    document = json.loads((model / "labels.json").read_text("utf-8"))
+    assert document["class_names"] == ["weather", "sport"] and document["original_labels"] == [1, 2]
+    assert document["index_to_original_label"] == {"0": 1, "1": 2}
+
+    serve = tf.saved_model.load(str(model / "1")).signatures["serving_default"]
+    served = serve(text=tf.constant(["rain and snow today", "the team scored a goal"]))
+    assert [x.decode() for x in served["label"].numpy()] == ["weather", "sport"]
+
+    handlers = load_handlers(model)
+    context = Context("application/x-text", "application/json;verbose")
+    answer = json.loads(handlers.output_handler(
+        tf_serving_predict(model, handlers.input_handler(b"a match to win", context)), context)[0])
+    assert answer["labels"] == ["weather", "sport"] and answer["predicted_label"] == "sport"
+
+    archive = named_model / "out" / "output" / "model.tar.gz"
+    proc = run_main("predict", "--model", str(archive), "wind and cloud")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\t")[1].startswith("weather "), proc.stdout
+
+    validation_report = json.loads((named_model / "out" / "output" / "reports" / "evaluation.json").read_text())
+    assert list(validation_report["per_class"]) == ["weather", "sport"]
+    proc = run_main("evaluate", "--model", str(archive), "--data", str(named_model / "train"),
+                    "--output", str(tmp_path / "eval"))
+    assert proc.returncode == 0, proc.stderr
+    assert list(json.loads((tmp_path / "eval" / "evaluation.json").read_text())["per_class"]) == ["weather", "sport"]
+
+
+def test_evaluate_refuses_data_whose_names_contradict_the_models(named_model, tmp_path):
+    data = tiny_modules.write_text_csv(tmp_path / "test" / "data.csv", labels=(1, 2), rows_per_class=3)
+    (data.parent / "labels.json").write_text('{"1": "sport", "2": "weather"}', encoding="utf-8")
+    proc = run_main("evaluate", "--model", str(named_model / "out" / "output" / "model.tar.gz"),
+                    "--data", str(data.parent), "--output", str(tmp_path / "eval"))
+    assert proc.returncode == 1
+    assert (f"tf-finetune: error: {data.parent / 'labels.json'} contradicts the training data's class names "
+            "(label 1 is 'sport' here and 'weather' in training; label 2 is 'weather' here and 'sport' "
+            f"in training); give this data the training data's labels.json, or none: {NAMES}") in proc.stderr
+    assert not (tmp_path / "eval").exists()
+
+
+def test_continuing_a_named_model_needs_its_names(named_model, cache_dir, tmp_path):
+    previous = named_model / "out" / "output" / "model.tar.gz"
+    data = tiny_modules.write_text_csv(tmp_path / "more" / "data.csv", labels=(1, 2), rows_per_class=6, seed=1)
+    with pytest.raises(BackboneError, match=re.escape(
+            "its classes are named 'weather', 'sport' (labels 1, 2) and the data names none (no "
+            f"labels.json beside data.csv); put the model's names in labels.json beside data.csv: {NAMES}")):
+        run(JobConfig(data=str(data.parent), output=str(tmp_path / "out"), handle=str(previous),
+                      hyperparameters={"epochs": 1}, cache_dir=str(cache_dir)))
+    assert not (tmp_path / "out").exists()

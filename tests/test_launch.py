@@ -323,4 +323,5 @@ def test_launch_without_the_sdk_names_the_package_to_install(image_data, monkeyp
     with only_localhost() as connects:
         assert cli.main(argv) == 1
     assert connects == []
-    assert "launch needs the SageMaker Python SDK: pip install 'tf_finetune[sagemaker]'" in capsys.readouterr().err
+    assert ("launch needs the SageMaker Python SDK: pip install '.[sagemaker]' in the tf_finetune clone"
+            in capsys.readouterr().err)

@@ -252,8 +252,8 @@ def test_installed_requirements_pass_with_dashes_read_as_underscores():
 
 @pytest.mark.parametrize(("requirement", "how"), [
     ("tf-finetune-no-such-package", "pip install tf-finetune-no-such-package"),
-    ("tensorflow-text", "pip install 'tf_finetune[bert]' (or pip install tensorflow-text of your "
-                        "TensorFlow's version)"),
+    ("tensorflow-text", "pip install '.[bert]' in the tf_finetune clone (or a wheel built from it), "
+                        "or pip install tensorflow-text of your TensorFlow's version"),
 ])
 def test_a_missing_requirement_names_the_package_and_how_to_install_it(requirement, how, monkeypatch):
     # None in sys.modules makes an import fail as if the package were not installed.

@@ -20,3 +20,16 @@ def test_training_curves_are_a_png(tmp_path):
     history = {"loss": [0.9, 0.5], "val_loss": [1.0, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
     with Image.open(plots.training_curves(history, tmp_path / "curves.png")) as image:
         assert image.format == "PNG"
+
+
+def test_a_caption_line_too_wide_for_its_tile_keeps_both_ends_of_the_file_name():
+    from PIL import ImageFont
+
+    font = ImageFont.load_default(size=13)
+    name = "bees/a_photo_with_a_rather_long_camera_file_name_0042.jpg"
+    room = plots.TILE_PX - 12
+    short = plots.fit_width(name, font, room)
+    assert font.getlength(name) > room >= font.getlength(short)
+    head, tail = short.split("…")
+    assert name.startswith(head) and name.endswith(tail) and head.startswith("bees/") and tail.endswith("0042.jpg")
+    assert plots.fit_width("true: bees", font, room) == "true: bees"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
 
 import tiny_modules
-from helpers import REPLICAS, run_cli
+from helpers import REPLICAS, run_cli, run_main
 from tf_finetune import cli
 from tf_finetune.job import JobConfig, run
 from tiny_modules import COLOURS, recorded_batch_sizes, write_image
@@ -187,3 +188,38 @@ def test_training_metrics_report_and_evaluate_count_the_same_examples(head_only,
     assert stored["num_examples"] == evaluated["num_examples"] == 13
     assert trained == pytest.approx(correct(stored), abs=1e-6)
     assert stored["confusion_matrix"] == evaluated["confusion_matrix"]
+
+
+def test_a_batch_larger_than_the_data_is_cut_to_it_before_any_work_and_check_data_says_the_same(
+        recording_image, tmp_path):
+    # Head-only, as image models train by default: --batch-size 100000 on 195 images padded the feature
+    # extraction to 100000 images per replica for minutes and died in TensorFlow (exit 139). 64 on 6
+    # images shows the same without the memory: without the cut, the backbone is handed 64 per call.
+    module, log = recording_image
+    data = image_folder(tmp_path / "train", 8)  # 4 per class: 3 train and 1 held out each
+    used = -(-6 // REPLICAS)  # per replica: the smallest batch that covers the 6 training images in one step
+    log.unlink(missing_ok=True)
+    out = tmp_path / "out"
+    result = run_main("train", "--handle", str(module), "--data", str(data), "--image-size", "16",
+                      "--batch-size", "64", "--epochs", "2", "--regularizers-l2", "0.001",
+                      "--train-only-top-layer", "true", "--output", str(out),
+                      "--cache-dir", str(tmp_path / "cache"))
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = (f"batch_size=64 x {REPLICAS} replica(s) = global batch {64 * REPLICAS} is larger than the 6 training "
+            f"example(s): training with batch_size={used} (global batch {used * REPLICAS}, 1 step per epoch, one "
+            f"pass over the data); set batch_size to {used} or less to choose the batch yourself")
+    lines = result.stderr.splitlines()
+    assert lines.count(said) == 1, result.stderr
+    assert lines.index(said) < next(i for i, line in enumerate(lines) if line.startswith("model: backbone"))
+    assert set(recorded_batch_sizes(log)) == {used}  # the training and validation features
+    with tarfile.open(out / "output" / "model.tar.gz") as tar:
+        metrics = json.load(tar.extractfile("metrics.json"))
+    assert metrics["hyperparameters"]["batch_size"] == used  # what ran, not what was asked
+    assert (metrics["global_batch_size"], metrics["steps_per_epoch"]) == (used * REPLICAS, 1)
+
+    checked = run_main("check-data", "--data", str(data), "--batch-size", "64")
+    assert checked.returncode == 0, checked.stdout
+    assert "  global batch: 6 (6 x 1 replica(s))\n  steps per epoch: 1\n" in checked.stdout
+    assert ("warning: training: batch_size=64 x 1 replica(s) = global batch 64 is larger than the 6 training "
+            "example(s): training with batch_size=6 (global batch 6, 1 step per epoch") in checked.stdout

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import importlib.util
 import json
 import shutil
@@ -263,6 +264,10 @@ def test_evaluate_draws_the_misclassified_images_most_confident_first(image_mode
     with Image.open(tmp_path / "eval" / "misclassified.png") as grid:
         grid.load()
         assert grid.size == grid_shape(min(wrong, 36))
+    with open(tmp_path / "eval" / "misclassified.csv", newline="", encoding="utf-8") as handle:
+        named = list(csv.DictReader(handle))  # every mistake, by file: to find and fix it
+    assert len(named) == wrong and all(Path(row["path"]).parent.name == row["true"] for row in named)
+    assert all(Path(row["path"]).is_relative_to(swapped) and row["predicted"] != row["true"] for row in named)
     table = (tmp_path / "eval" / "per_class.txt").read_text()
     assert table.splitlines()[1].startswith("blue") and table.splitlines()[2].startswith("red")
 
@@ -291,42 +296,47 @@ def test_evaluate_lists_the_misclassified_texts_one_to_one(text_model, text_data
     assert probabilities == sorted(probabilities, reverse=True)
 
 
-def test_predict_answers_the_good_images_and_names_the_bad_one(image_model, tmp_path, capsys):
+def test_predict_answers_the_good_images_and_names_the_bad_one(image_model, tmp_path):
     from PIL import Image
 
     good = next((image_model.parent / "val" / "red").glob("*.jpg"))
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(good, folder / "a_good.jpg")
-    Image.open(good).save(folder / "b_anim.gif")  # decoded by the model; was skipped in folders
+    Image.open(good).save(folder / "b_anim.gif")  # the model decodes GIFs, but training leaves them out
+    Image.open(good).save(tmp_path / "placeholder.gif")
     (folder / "c_broken.jpg").write_bytes(b"this is not an image")
-    assert cli.main(["predict", "--model", str(image_model), "--top-k", "1", str(folder)]) == 1
-    out, err = capsys.readouterr()
-    answered = [line.split("\t")[0] for line in out.splitlines()]
-    assert answered == [str(folder / "a_good.jpg"), str(folder / "b_anim.gif")]
-    assert all(line.split("\t")[1].startswith("red ") for line in out.splitlines())
-    (error,) = [line for line in err.splitlines() if line.startswith("tf-finetune: error:")]
-    assert f"cannot predict on 1 input(s): {folder / 'c_broken.jpg'}: " in error
-    assert "nknown image file format" in error and "a_good" not in error
+    proc = run_main("predict", "--model", str(image_model), "--top-k", "1", str(folder),
+                    str(tmp_path / "placeholder.gif"))
+    assert proc.returncode == 1
+    assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == [str(folder / "a_good.jpg")]
+    assert proc.stdout.split("\t")[1].startswith("red ")
+    assert (f"ignored 1 file(s) that are not .jpg/.jpeg/.png, which training ignores too: {folder / 'b_anim.gif'}"
+            in proc.stderr.splitlines())
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]
+    assert error == (f"tf-finetune: error: cannot predict on 2 input(s): {folder / 'c_broken.jpg'}: not an image "
+                     f"(cannot be decoded); {tmp_path / 'placeholder.gif'}: not a .jpg/.jpeg/.png file, and training "
+                     "reads only those: convert it to JPEG or PNG")
 
 
 @pytest.mark.parametrize("argument, message", [
-    ("missing_reviews.txt", "missing_reviews.txt: no such file"),
-    ("data/new.csv", "data/new.csv: no such file"),
-    ("", "an empty text: nothing to classify"),
+    ("missing_reviews.txt", "no such file (to classify these characters as a text"),
+    ("data/new.csv", "no such file"),
+    ("", "an empty text, nothing to classify"),
 ])
-def test_predict_refuses_what_is_not_a_text(text_model, argument, message, capsys):
-    assert cli.main(["predict", "--model", str(text_model), argument]) == 1
-    out, err = capsys.readouterr()
-    assert out == "" and f"tf-finetune: error: {message}" in err
+def test_predict_names_what_is_not_a_text_and_answers_the_others(text_model, argument, message):
+    proc = run_main("predict", "--model", str(text_model), "rain and snow today", argument, "a match to win")
+    assert proc.returncode == 1
+    assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["rain and snow today", "a match to win"]
+    assert f"tf-finetune: error: cannot predict on 1 input(s): {argument!r}: {message}" in proc.stderr
 
 
 def test_predict_refuses_folders_and_images_for_a_text_model(text_model, image_model, capsys):
     image = next((image_model.parent / "val" / "red").glob("*.jpg"))
-    for argument, message in ((str(image.parent), "is a folder; a text model takes texts"),
-                              (str(image), "is an image file and this model classifies texts")):
+    for argument, message in ((str(image.parent), "a folder; a text model takes texts"),
+                              (str(image), "an image file, and this model classifies texts")):
         assert cli.main(["predict", "--model", str(text_model), argument]) == 1
-        assert message in capsys.readouterr().err
+        assert f"{argument!r}: {message}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("k", ["0", "-1", "two"])

@@ -48,10 +48,12 @@ def classifier(strategy, hp) -> tf_keras.Model:
     return model
 
 
-def training_stream() -> tf.data.Dataset:
-    """Endless full batches in a fixed order (the job's stream shuffles; order is not under test here)."""
+def training_stream(first_step: int = 0) -> tf.data.Dataset:
+    """Endless full batches in a fixed order from step ``first_step`` (the job's stream shuffles;
+    order is not under test here)."""
     onehot = np.eye(2, dtype="float32")[TRAIN_Y]
-    return tf.data.Dataset.from_tensor_slices((TRAIN_X, onehot)).repeat().batch(GLOBAL_BATCH, drop_remainder=True)
+    batches = tf.data.Dataset.from_tensor_slices((TRAIN_X, onehot)).repeat().batch(GLOBAL_BATCH, drop_remainder=True)
+    return batches.skip(first_step)
 
 
 def swapped_validation(model, strategy) -> Scorer:
@@ -87,7 +89,7 @@ def kept_best_run(strategy, tmp_path_factory):
     saved_level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        history = fit(model, training_stream(), STEPS, scorer, hp, tensorboard_dir=str(tensorboard),
+        history = fit(model, training_stream, STEPS, scorer, hp, tensorboard_dir=str(tensorboard),
                       keep_best=keep_best)
     finally:
         logger.removeHandler(lines)
@@ -199,7 +201,7 @@ def test_fit_without_validation_weighs_each_examples_loss_by_its_class_weight(st
     hp = resolve({"epochs": 2, "learning_rate": 0.0, "optimizer": "sgd"})  # the weights stay as they start
     model = classifier(strategy, hp)
     probabilities = model.predict(TRAIN_X, verbose=0)
-    history = fit(model, training_stream(), STEPS, None, hp, class_weight={0: 0.0, 1: 3.0})
+    history = fit(model, training_stream, STEPS, None, hp, class_weight={0: 0.0, 1: 3.0})
     assert set(history) == {"loss", "accuracy"}
     per_example = -np.log(probabilities[np.arange(len(TRAIN_Y)), TRAIN_Y])
     expected = float(np.mean(np.where(TRAIN_Y == 1, 3.0, 0.0) * per_example))
@@ -212,7 +214,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement_and_rest
                   "early_stopping_patience": 2})
     model = classifier(strategy, hp)
     scorer = swapped_validation(model, strategy)
-    history = fit(model, training_stream(), STEPS, scorer, hp)
+    history = fit(model, training_stream, STEPS, scorer, hp)
     losses = history["val_loss"]
     assert len(losses) == 3 and losses[0] < min(losses[1:])  # epoch 1, then 2 without improvement
     assert scorer.metrics()["loss"] == pytest.approx(losses[0], rel=1e-5)

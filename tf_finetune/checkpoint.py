@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tf_finetune import storage
 from tf_finetune.errors import CheckpointError, TrainingInterrupted, writing
 
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "job.json"
 TRAINING_STATE_DIR = "training_state"
 _NEVER = 2 ** 62  # BackupAndRestore's step-count mode without periodic step saves
+_KERAS_READ_DIR = "chief"  # where BackupAndRestore keeps the checkpoint that every worker restores
 
 _stop_requested = threading.Event()
 
@@ -97,6 +100,32 @@ class Checkpoints:
         state = _read_state(self.directory) or {"job": dict(self.job), "epochs": {}}
         state.setdefault("epochs", {})[str(epoch)] = {k: float(v) for k, v in logs.items() if k != "lr"}
         _write_state(self.directory, state)
+
+    def record_partial_epoch(self, epoch: int, step: int, sums: Mapping[str, list]) -> None:
+        """Keep the training metrics' running sums of epoch ``epoch`` up to step ``step``
+        (0-based; a save inside the epoch), so that a run resuming there reports the whole epoch."""
+        state = _read_state(self.directory) or {"job": dict(self.job), "epochs": {}}
+        state["partial_epoch"] = {"epoch": int(epoch), "step": int(step), "sums": dict(sums)}
+        _write_state(self.directory, state)
+
+    def partial_epoch(self, epoch: int, step: int) -> dict[str, list] | None:
+        """The sums :meth:`record_partial_epoch` kept at ``epoch``, ``step``; None when none were
+        kept there (a kill between the two saves leaves sums of another step)."""
+        partial = (_read_state(self.directory) or {}).get("partial_epoch") or {}
+        return partial.get("sums") if (partial.get("epoch"), partial.get("step")) == (epoch, step) else None
+
+    def resume_step(self, steps_per_epoch: int) -> int:
+        """The step, counted over the whole training, that a run resumed from this checkpoint
+        continues at: the one after the last step saved (0 when no training state is saved)."""
+        import tensorflow as tf
+
+        saved = tf.train.latest_checkpoint(str(self.training_state / _KERAS_READ_DIR))
+        if saved is None:
+            return 0
+        reader = tf.train.load_checkpoint(saved)
+        epoch, step = (int(reader.get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+                       for name in ("ckpt_saved_epoch", "ckpt_saved_batch"))
+        return epoch * steps_per_epoch + step + 1 if epoch >= 0 else 0
 
     def clear(self) -> None:
         """Remove the checkpoint after the job's outputs are written (the job is done)."""
@@ -171,9 +200,11 @@ def _write_state(directory: Path, state: Mapping) -> None:
 
 
 def make_callback(checkpoints: Checkpoints):
-    """A Keras callback that restores the saved training state at the start of ``fit`` (so
-    ``fit`` continues at the saved epoch and step), saves it at every epoch end (and every
-    ``steps`` steps), and on a stop request saves and raises :class:`TrainingInterrupted`."""
+    """A Keras callback that restores the training state at the start of ``fit`` (which then
+    continues at the saved epoch and step) and saves it at every epoch end, every ``steps`` steps
+    and on a stop request (then raises :class:`TrainingInterrupted`). The state: weights, optimizer
+    (slots and step count, hence the learning-rate schedule's step), epoch and step, and inside an
+    epoch the training metrics' running sums (added back after the resumed run's first step)."""
     import tf_keras
 
     class Checkpointer(tf_keras.callbacks.BackupAndRestore):
@@ -182,6 +213,7 @@ def make_callback(checkpoints: Checkpoints):
             # epoch resumes at the next step rather than at the next epoch.
             super().__init__(str(checkpoints.training_state), save_freq=checkpoints.steps or _NEVER,
                              delete_checkpoint=False)
+            self._carried: dict[str, list] | None = None
 
         def on_train_begin(self, logs=None):
             super().on_train_begin(logs)
@@ -190,15 +222,22 @@ def make_callback(checkpoints: Checkpoints):
             if epoch >= 0:
                 log.info("resuming from the checkpoint in %s (saved at epoch %d, step %d)",
                          checkpoints.directory, epoch + 1, step + 1)
+                if step + 1 < self.params["steps"]:  # inside the epoch: it continues
+                    self._carried = checkpoints.partial_epoch(epoch, step)
 
         def on_epoch_end(self, epoch, logs=None):
             with self._writing():
                 checkpoints.record_epoch(epoch, logs or {})  # first: a kill in between reruns the epoch
-            self._backup(epoch=epoch, batch=int(self._training_state._ckpt_saved_batch.numpy()))
+            step = int(self._training_state._ckpt_saved_batch.numpy())
+            self._backup(epoch=epoch, batch=step)
             log.info("checkpoint saved: epoch %d", epoch + 1)
+            if stop_requested():  # asked during the epoch's last step or its validation
+                raise _stopped(checkpoints, epoch, step)
 
         def _backup(self, epoch, batch=0):  # every save: epoch ends, every `steps`, on a stop request
             with self._writing():
+                if batch + 1 < self.params["steps"]:
+                    checkpoints.record_partial_epoch(epoch, batch, _metric_sums(self.model))
                 super()._backup(epoch, batch)
 
         @staticmethod
@@ -206,12 +245,37 @@ def make_callback(checkpoints: Checkpoints):
             return writing(f"the checkpoint in {checkpoints.directory}", "--checkpoint-dir")
 
         def on_train_batch_end(self, batch, logs=None):
+            if self._carried is not None:  # the metrics exist from the first step on
+                _add_metric_sums(self.model, self._carried)
+                self._carried = None
             super().on_train_batch_end(batch, logs)
-            if stop_requested():
+            # At an epoch's last step, on_epoch_end stops after the epoch's validation and save
+            # (stopping here would resume at the next epoch and never finish this one).
+            if stop_requested() and batch + 1 < self.params["steps"]:
                 self._backup(epoch=self._current_epoch, batch=batch)
-                raise TrainingInterrupted(
-                    f"stopped on request (SIGTERM) at epoch {self._current_epoch + 1}, step "
-                    f"{batch + 1}; the checkpoint is in {checkpoints.directory}: run the same job "
-                    "again to resume")
+                raise _stopped(checkpoints, self._current_epoch, batch)
 
     return Checkpointer()
+
+
+def _stopped(checkpoints: Checkpoints, epoch: int, step: int) -> TrainingInterrupted:
+    return TrainingInterrupted(
+        f"stopped on request (SIGTERM) at epoch {epoch + 1}, step {step + 1}; the checkpoint is in "
+        f"{checkpoints.directory}: run the same job again to resume")
+
+
+def _metric_sums(model) -> dict[str, list]:
+    """The training metrics' state (running sums and counts): metric name -> per variable, the
+    values of each replica's copy (JSON-able)."""
+    local = model.distribute_strategy.experimental_local_results
+    return {metric.name: [[np.asarray(copy).tolist() for copy in local(variable)] for variable in metric.variables]
+            for metric in model.metrics}
+
+
+def _add_metric_sums(model, sums: Mapping[str, list]) -> None:
+    """Add :func:`_metric_sums` kept before a resume to the metrics (each replica's copy to its own)."""
+    local = model.distribute_strategy.experimental_local_results
+    for metric in model.metrics:
+        for variable, values in zip(metric.variables, sums.get(metric.name, [])):
+            for copy, value in zip(local(variable), values):
+                copy.assign_add(np.asarray(value, copy.dtype.as_numpy_dtype))

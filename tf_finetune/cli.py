@@ -9,13 +9,16 @@ import argparse
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tf_finetune import logs, startup, storage
 from tf_finetune.cli_parser import CACHE_ENV, build_parser, build_parsers, default_cache_dir
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted, disk_full, writing
+
+if TYPE_CHECKING:
+    from tf_finetune.job_plan import JobConfig
 
 __all__ = ["main", "build_parser", "with_current_flags", "default_cache_dir", "CACHE_ENV"]
 
@@ -26,7 +29,8 @@ DEPRECATED_OUTPUT_FLAGS = {"fetch-model": ("--to",), "import-backbone": ("--to",
                            "evaluate": ("--output-dir",), "export-tflite": ("--output-dir",)}
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    """Parse ``argv``; an unknown flag is a usage error with the closest known flags suggested."""
+    """Parse ``argv``; a usage error exits 2 with one line (an unknown flag's with the closest known
+    flags) and a pointer to the command's --help (cli_parser's parser class)."""
     import difflib
 
     parser, commands = build_parsers()
@@ -92,11 +96,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tf-finetune: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        folder = getattr(args, "checkpoint_dir", None)
-        kept = folder is not None and Path(folder).is_dir() and any(Path(folder).iterdir())
-        print("tf-finetune: interrupted" + (f"; the last checkpoint in {folder} is kept: run the same "
-                                            "command again to resume" if kept else ""), file=sys.stderr)
+        print(f"tf-finetune: {_interrupted(args)}", file=sys.stderr)
         return 130
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves: for ``train``, the checkpoint to resume from, or that nothing was
+    kept and how to make the next run resumable."""
+    from tf_finetune.checkpoint import TRAINING_STATE_DIR
+
+    if args.command != "train":
+        return "interrupted"
+    folder = args.checkpoint_dir
+    if folder and (Path(folder) / TRAINING_STATE_DIR).is_dir():
+        return f"interrupted; the last checkpoint in {folder} is kept: run the same command again to resume"
+    if folder:
+        return (f"interrupted before the first checkpoint was saved in {folder}: nothing was kept; run the "
+                "same command again to start over")
+    return ("interrupted: nothing was kept (the model is written when training ends); to make the next "
+            "run resumable, add --checkpoint-dir DIR (a checkpoint is saved at every epoch's end)")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -168,35 +186,33 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
+def _job_config(args: argparse.Namespace) -> JobConfig:
+    """The training job that ``train``'s flags describe (``check-data`` takes the same flags)."""
     from tf_finetune.cluster import num_workers
-    from tf_finetune.job import JobConfig, run
+    from tf_finetune.job_plan import JobConfig
+
+    return JobConfig(data=args.data, output=args.output, model_id=args.model_id,
+                     handle=args.handle, validation_data=args.validation_data,
+                     test_data=args.test_data,
+                     hyperparameters=_hyperparameters(args), image_size=args.image_size,
+                     max_seq_length=args.max_seq_length,
+                     registry=args.registry, cache_dir=args.cache_dir,
+                     feature_cache=args.feature_cache, feature_layer=args.feature_layer,
+                     pixel_range=args.pixel_range, checkpoint_dir=args.checkpoint_dir,
+                     checkpoint_steps=args.checkpoint_steps, fresh_start=args.fresh_start,
+                     multi_worker=num_workers(os.environ.get("TF_CONFIG")) > 1)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tf_finetune.api import train_job
 
     _split_cpu(args)
-    if args.output is None:
-        raise TfFinetuneError("train needs --output DIR (the model goes to DIR/output/model.tar.gz)")
     if args.checkpoint_dir:
         from tf_finetune.checkpoint import install_sigterm_handler
 
         install_sigterm_handler()
-    started = time.perf_counter()
-    result = run(JobConfig(data=args.data, output=args.output, model_id=args.model_id,
-                           handle=args.handle, validation_data=args.validation_data,
-                           test_data=args.test_data,
-                           hyperparameters=_hyperparameters(args), image_size=args.image_size,
-                           max_seq_length=args.max_seq_length,
-                           registry=args.registry, cache_dir=args.cache_dir,
-                           feature_cache=args.feature_cache, feature_layer=args.feature_layer,
-                           pixel_range=args.pixel_range, checkpoint_dir=args.checkpoint_dir,
-                           checkpoint_steps=args.checkpoint_steps, fresh_start=args.fresh_start,
-                           multi_worker=num_workers(os.environ.get("TF_CONFIG")) > 1))
+    result = train_job(_job_config(args))
     if result.archive:
-        from tf_finetune import launch
-
-        record = launch.local_training_output(args.output, str(result.archive), args.model_id or args.handle,
-                                              time.perf_counter() - started)
-        launch.write_training_output(record)
-        print(launch.format_training_output(record), file=sys.stderr)
         print(result.archive)
     return 0
 
@@ -231,57 +247,35 @@ def _launch(args: argparse.Namespace) -> int:
 
 def _check_data(args: argparse.Namespace) -> int:
     import json
-    import tempfile
 
-    from tf_finetune.data_report import check_data
-    from tf_finetune.hyperparameters import resolve
-    from tf_finetune.job import localize_channel, looks_like_text
-    from tf_finetune.registry import load_registry
+    from tf_finetune.job_plan import check_job
 
-    layers, image_size, task = [], args.image_size, None
-    if args.model_id:
-        registry = load_registry(args.registry)
-        spec = registry.get(args.model_id)
-        task, layers = spec.task, [registry.task_defaults.get(spec.task), spec.hyperparameters]
-        image_size = image_size or spec.image_size
-    given = {k: v for k, v in (("batch_size", args.batch_size),
-                               ("validation_split_ratio", args.validation_split_ratio)) if v is not None}
-    hp = resolve(*layers, given)
-    with tempfile.TemporaryDirectory(prefix="tf_finetune-check-") as folder:
-        training, validation, test = (localize_channel(p, Path(folder) / name) if p else None for name, p in
-                                      (("training", args.data), ("validation", args.validation_data),
-                                       ("test", args.test_data)))
-        assert training is not None  # --data is required
-        task = task or ("text" if looks_like_text(str(training)) else "image")
-        report = check_data(task, training, validation, test,
-                            image_size=image_size or (224 if task == "image" else None),
-                            batch_size=hp.batch_size, validation_split_ratio=hp.validation_split_ratio)
-        print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    # train's flags: those of its output and checkpoints are accepted and unused; --cpu-devices
+    # gives the replicas (without it one, as train on a CPU).
+    report = check_job(_job_config(args), replicas=args.cpu_devices or 1)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return 0 if report.ok else 1
 
 
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from tf_finetune.predictor import collect_inputs, describe_failures, open_model, top_k
+    from tf_finetune.predictor import collect_inputs, open_model, top_k
 
     with open_model(args.model) as model:
         stdin = sys.stdin.readlines() if "-" in args.inputs else ()
-        inputs = collect_inputs(args.inputs, model.task, stdin)
-        if not inputs:
-            raise TfFinetuneError("nothing to predict on: " + " ".join(args.inputs))
-        probabilities, failed = model.predict_each(inputs)
-        best = top_k(probabilities, model.label_map.class_names, args.top_k)
+        answers = model.answer(collect_inputs(args.inputs, model.task, stdin))
+        best = top_k(answers.probabilities, model.label_map.class_names, args.top_k)
     # The inputs that could be used are answered; the others are named with why, and exit 1.
-    for item, ranked in zip([x for i, x in enumerate(inputs) if i not in failed], best):
+    for item, ranked in zip(answers.inputs, best):
         if args.json:
             print(json.dumps({"input": item, "predictions": [
                 {"label": label, "probability": round(p, 6)} for label, p in ranked]}, ensure_ascii=False))
         else:
             shown = "  ".join(f"{label} {p:.1%}" for label, p in ranked)
             print(f"{item}\t{shown}")
-    if failed:
-        raise TfFinetuneError(describe_failures(inputs, failed))
+    if answers.failures:
+        raise TfFinetuneError(answers.failures)
     return 0
 
 

@@ -2,13 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+from typing import NoReturn
 
 from tf_finetune import __version__, job_options
-from tf_finetune.hyperparameters import SCHEMA
+from tf_finetune.hyperparameters import SCHEMA, Hyperparameters, Param, resolve
 from tf_finetune.instances import DEFAULT_INSTANCE_TYPE
+from tf_finetune.registry import TASKS, load_registry
 
 CACHE_ENV = "TF_FINETUNE_CACHE"
+PROG = "tf-finetune"
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose usage errors are the error and where the help is, not the usage block first."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``tf-finetune: error: MESSAGE`` and a pointer to this command's --help; exit 2."""
+        self.exit(2, f"{PROG}: error: {message}\nTry '{self.prog} --help' for more information.\n")
 
 
 def default_cache_dir() -> str:
@@ -26,19 +38,42 @@ def _positive_int(text: str) -> int:
     return value
 
 
+@functools.cache
+def _defaults_by_task() -> dict[str, Hyperparameters]:
+    """Each task's hyperparameter defaults: the schema's, under the built-in registry's task_defaults."""
+    task_defaults = load_registry().task_defaults
+    return {task: resolve(task_defaults.get(task)) for task in TASKS}
+
+
+def _default_help(param: Param) -> str:
+    """``default 3``, or ``default 3 for image models, 10 for text models`` where the tasks' differ.
+
+    Args:
+        param: a hyperparameter of the schema.
+
+    Returns:
+        The default a job starts from, per task when the built-in registry's task_defaults set one.
+    """
+    by_task = {task: defaults[param.name] for task, defaults in _defaults_by_task().items()}
+    if all(value == param.default for value in by_task.values()):
+        return f"default {param.default}"
+    return "default " + ", ".join(f"{value} for {task} models" for task, value in by_task.items())
+
+
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "hyperparameters", "JumpStart names; --snake_case and --kebab-case both work; "
-        "booleans as True/False. Defaults: the schema, then the model's registry overrides.")
+        "booleans as True/False. Defaults: the task's (as shown), then the model entry's own "
+        "('tf-finetune describe ID' lists a model's).")
     for param in SCHEMA:
         flags = {f"--{n}" for name in (param.name, *param.aliases) for n in (name, name.replace("_", "-"))}
         # Kebab-case first: argparse shows the first flag in the usage line.
         group.add_argument(*sorted(flags, key=lambda f: (len(f), "_" in f, f)), dest=f"hp_{param.name}", default=None,
-                           metavar="V", help=f"{param.help} ({param.allowed()}; default {param.default})")
+                           metavar="V", help=f"{param.help} ({param.allowed()}; {_default_help(param)})")
 
 
-def _add_job_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", default=None, metavar="DIR",
+def _add_job_flags(parser: argparse.ArgumentParser, *, output_required: bool = False) -> None:
+    parser.add_argument("--output", required=output_required, default=None, metavar="DIR",
                         help="where the model goes: DIR/output/model.tar.gz; DIR may be "
                              "s3://bucket/<model-name>")
     parser.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
@@ -55,25 +90,30 @@ def _add_keras_flags(parser: argparse.ArgumentParser) -> None:
     job_options.add_flags(group, ["feature_layer", "pixel_range"])
 
 
+def _add_training_job_flags(parser: argparse.ArgumentParser, *, output_required: bool) -> None:
+    """A training job's flags (data, backbone, options, output, hyperparameters): train's, and check-data's."""
+    job_options.add_flags(parser, ["model_id"])
+    parser.add_argument("--handle", help="backbone SavedModel: folder, .tar.gz, s3://, file:// or "
+                        "hub URL; with --model-id, where that entry's SavedModel is (e.g. from "
+                        "fetch-model)")
+    parser.add_argument("--data", required=True, metavar="PATH",
+                        help="image class folders; for text a label,text CSV file (any name) or a "
+                             "folder holding data.csv; local or s3://")
+    parser.add_argument("--validation-data", metavar="PATH", help="separate validation data")
+    parser.add_argument("--test-data", metavar="PATH", help="test data, scored after training")
+    job_options.add_flags(parser, ["feature_cache", "image_size", "max_seq_length"])
+    parser.add_argument("--checkpoint-dir", metavar="DIR",
+                        help="save the training state here every epoch and on SIGTERM; a rerun "
+                             "of the same job resumes from it")
+    job_options.add_flags(parser, ["checkpoint_steps", "fresh_start"])
+    _add_keras_flags(parser)
+    _add_job_flags(parser, output_required=output_required)
+    _add_hyperparameter_flags(parser)
+
+
 def _add_train_command(commands) -> None:
     train = commands.add_parser("train", help="fine-tune a backbone and write model.tar.gz")
-    job_options.add_flags(train, ["model_id"])
-    train.add_argument("--handle", help="backbone SavedModel: folder, .tar.gz, s3://, file:// or "
-                       "hub URL; with --model-id, where that entry's SavedModel is (e.g. from "
-                       "fetch-model)")
-    train.add_argument("--data", required=True, metavar="PATH",
-                       help="image class folders, or data.csv (or its folder) for text; local "
-                            "or s3://")
-    train.add_argument("--validation-data", metavar="PATH", help="separate validation data")
-    train.add_argument("--test-data", metavar="PATH", help="test data, scored after training")
-    job_options.add_flags(train, ["feature_cache", "image_size", "max_seq_length"])
-    train.add_argument("--checkpoint-dir", metavar="DIR",
-                       help="save the training state here every epoch and on SIGTERM; a rerun "
-                            "of the same job resumes from it")
-    job_options.add_flags(train, ["checkpoint_steps", "fresh_start"])
-    _add_keras_flags(train)
-    _add_job_flags(train)
-    _add_hyperparameter_flags(train)
+    _add_training_job_flags(train, output_required=True)
 
 
 def _add_launch_command(commands) -> None:
@@ -90,7 +130,7 @@ def _add_launch_command(commands) -> None:
     job_options.add_flags(launch, ["feature_cache", "image_size", "max_seq_length"])
     launch.add_argument("--output", required=True, metavar="S3", help="s3://bucket/[prefix/]: the "
                         "model lands at <output><job-name>/output/model.tar.gz")
-    launch.add_argument("--role", help="IAM role ARN the job runs as")
+    launch.add_argument("--role", required=True, help="IAM role ARN the job runs as")
     launch.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE,
                         help=f"training instance (default {DEFAULT_INSTANCE_TYPE})")
     launch.add_argument("--instance-count", type=int, default=1, metavar="N")
@@ -112,19 +152,14 @@ def _add_launch_command(commands) -> None:
 
 
 def _add_check_data_command(commands) -> None:
-    check = commands.add_parser("check-data", help="report on training data before training: counts, "
-                                "classes, unusable files, duplicates and leakage across splits")
-    check.add_argument("--data", required=True, metavar="PATH", help="training data (local or s3://)")
-    check.add_argument("--validation-data", metavar="PATH", help="separate validation data")
-    check.add_argument("--test-data", metavar="PATH", help="test data")
-    check.add_argument("--model-id", help="registry id: its task, input size and batch size")
-    check.add_argument("--image-size", type=job_options.argparse_type("image_size"), metavar="PX",
-                       help="the model's input size (default: the entry's, else 224)")
-    check.add_argument("--batch-size", type=int, metavar="N", help="per-replica batch (default: the entry's)")
-    check.add_argument("--validation-split-ratio", type=float, metavar="R",
-                       help="held out of the training data without --validation-data (default 0.2)")
+    check = commands.add_parser(
+        "check-data", help="report on training data before training: counts, classes, unusable files, "
+        "duplicates and leakage across splits",
+        description="Takes train's flags: put check-data in place of train to check a training command's data "
+        "as train reads it (the task from --model-id or --handle, else from the data; the hold-out, batch and "
+        "steps train would use). Flags of the output and checkpoints are accepted and unused.")
+    _add_training_job_flags(check, output_required=False)
     check.add_argument("--json", action="store_true", help="print the report as JSON")
-    check.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
 
 
 def _add_list_models_command(commands) -> None:
@@ -205,6 +240,13 @@ def _add_demo_command(commands) -> None:
     demo.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
 
 
+def _mark_required(parser: argparse.ArgumentParser) -> None:
+    """Start the help of each required flag with "required:" (argparse lists them under "options")."""
+    for action in parser._actions:
+        if action.required and action.option_strings:
+            action.help = f"required: {action.help}" if action.help else "required"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     return build_parsers()[0]
@@ -212,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The argument parser, and each sub-command's parser by name."""
-    parser = argparse.ArgumentParser(
-        prog="tf-finetune", allow_abbrev=False, description="Fine-tune TensorFlow Hub backbones for image and text "
+    parser = _Parser(  # the sub-commands' parsers are of its class too
+        prog=PROG, allow_abbrev=False, description="Fine-tune TensorFlow Hub backbones for image and text "
         "classification, locally or as a SageMaker job.")
     parser.add_argument("--version", action="version", version=f"tf_finetune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
@@ -231,6 +273,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     _add_demo_command(commands)
     for command in commands.choices.values():
         command.allow_abbrev = False  # no silent prefix matching of flags
+        _mark_required(command)
         # --debug after the command too, where users put it (SUPPRESS: absent leaves the top's value).
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks and TensorFlow logs")

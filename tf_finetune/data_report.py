@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tf_finetune.data import DATA_FORMS, check_kind
 from tf_finetune.errors import DataError
 
 LONG_TEXT_WORDS = 512  # "very long" for a text backbone without a sequence length
@@ -86,6 +87,12 @@ class DataReport:
     training: dict[str, Any]
     duplicates: dict[str, Any]
     findings: list[Finding]
+    task_reason: str = ""  # why the data was read as this task's data
+
+    @property
+    def read_as(self) -> str:
+        """The form the data was read in, and why (``image class folders because …``)."""
+        return DATA_FORMS[self.task] + (f" because {self.task_reason}" if self.task_reason else "")
 
     @property
     def ok(self) -> bool:
@@ -94,13 +101,14 @@ class DataReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (``--json``, ``reports/data_report.json``)."""
-        return {"task": self.task, "ok": self.ok, "splits": {s.name: s.summary() for s in self.splits},
+        return {"task": self.task, "read_as": self.read_as, "ok": self.ok,
+                "splits": {s.name: s.summary() for s in self.splits},
                 "duplicates": self.duplicates, "training": self.training,
                 "findings": [{"level": f.level, "message": f.message} for f in self.findings]}
 
     def format(self) -> str:
         """The report for the terminal."""
-        lines = [f"data report ({self.task})"]
+        lines = [f"data report ({self.task}): read as {self.read_as}"]
         for split in self.splits:
             summary = split.summary()
             lines.append(f"  {split.name}: {split.examples} examples, {len(split.classes)} classes "
@@ -124,17 +132,18 @@ class DataReport:
 def check_data(task: str, data: str | Path, validation: str | Path | None = None,
                test: str | Path | None = None, image_size: int | None = None, batch_size: int = 32,
                replicas: int = 1, validation_split_ratio: float = 0.2, max_text_words: int | None = None,
-               workers: int = 8) -> DataReport:
-    """Read every split and report on it.
+               workers: int = 8, task_reason: str = "") -> DataReport:
+    """Read every split and report on it, as ``train`` would read it.
 
     Args:
-        task: ``image`` or ``text``.
+        task: ``image`` or ``text``: the form the data is read in.
         data, validation, test: local paths of the splits (validation and test may be None).
         image_size: the model's input size, to count images smaller than it.
         batch_size, replicas: the per-replica batch and replicas, for steps per epoch.
         validation_split_ratio: held out of the training data when there is no validation split.
         max_text_words: the text model's sequence length, if it has one.
         workers: threads reading image files.
+        task_reason: why the data is read as ``task`` data (see :func:`~tf_finetune.job_plan.plan`).
 
     Returns:
         The report; ``report.ok`` is False when training would fail on this data.
@@ -146,6 +155,7 @@ def check_data(task: str, data: str | Path, validation: str | Path | None = None
             continue
         split = SplitReport(name, str(path))
         try:
+            check_kind(task, Path(path))
             if task == "image":
                 _read_images(split, Path(path), image_size, findings, workers)
             else:
@@ -154,9 +164,9 @@ def check_data(task: str, data: str | Path, validation: str | Path | None = None
             findings.append(Finding("error", f"{name}: {exc}"))
         splits.append(split)
     _check_classes(splits, task, findings)
-    duplicates = _duplicates(splits, task, findings)
-    training = _training(splits, batch_size, replicas, validation_split_ratio)
-    return DataReport(task, splits, training, duplicates, _graded(findings))
+    duplicates = _duplicates(splits, task, findings, held_out=validation is None and validation_split_ratio > 0)
+    training = _training(splits, batch_size, replicas, validation_split_ratio, findings)
+    return DataReport(task, splits, training, duplicates, _graded(findings), task_reason)
 
 
 def from_loaded(data, test=None, held_out: float = 0.0, paths: Mapping[str, str | None] | None = None) -> DataReport:
@@ -186,10 +196,11 @@ def from_loaded(data, test=None, held_out: float = 0.0, paths: Mapping[str, str 
                 if digest:
                     split.keys.setdefault(digest, []).append(item)
             else:
-                split.add_text(f"{name} text {index + 1}", item, label)
+                split.add_text(f"line {examples.lines[index]}" if examples.lines else f"text {index + 1}",
+                               item, label)
         splits.append(split)
     _check_classes(splits, data.task, findings)
-    duplicates = _duplicates(splits, data.task, findings)
+    duplicates = _duplicates(splits, data.task, findings, held_out=bool(held_out))
     training = {"validation": f"{held_out:g} of the training data held out" if held_out else
                 "the validation split" if data.validation is not None else "none"}
     return DataReport(data.task, splits, training, duplicates, _graded(findings))
@@ -240,15 +251,12 @@ def _walk_class_folders(root: Path, folders: list[Path]
 
 def _read_images(split: SplitReport, root: Path, image_size: int | None, findings: list[Finding],
                  workers: int) -> None:
-    from tf_finetune.data.images import IMAGE_EXTENSIONS, list_class_folders
+    from tf_finetune.data.images import IMAGE_EXTENSIONS, check_layout, list_class_folders
 
     folders = list_class_folders(root)
     files, ignored, hidden = _walk_class_folders(root, folders)
-    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
-        from PIL import Image
-
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        infos = list(pool.map(inspect_image, [p for p, _ in files]))
+    check_layout(root, folders, [path for path, _ in files])
+    infos = _inspect_all([p for p, _ in files], workers)
     classes = Counter({folder.name: 0 for folder in folders})
     skipped, widths, heights, small, misnamed = [], [], [], 0, []
     modes: Counter[str] = Counter()
@@ -300,6 +308,15 @@ def _read_images(split: SplitReport, root: Path, image_size: int | None, finding
                                     "images or remove the folder"))
 
 
+def _inspect_all(paths: list[str], workers: int) -> list[dict[str, Any]]:
+    """:func:`inspect_image` of each path, on ``workers`` threads, in order."""
+    from PIL import Image
+
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return list(pool.map(inspect_image, paths))
+
+
 def inspect_image(path: str) -> dict[str, Any]:
     """One read of an image file: ``problem`` (as :func:`~tf_finetune.data.images.check_image`
     says), content ``hash``, and ``size``, ``mode``, ``format`` from its header."""
@@ -327,11 +344,11 @@ def _read_text(split: SplitReport, path: Path, long_words: int, findings: list[F
     long_rows = [i for i, n in enumerate(words) if n > long_words]
     split.details = {"label_to_index": {str(v): i for i, v in enumerate(sorted(set(rows.labels)))},
                      "words": _spread(words), f"longer_than_{long_words}_words": len(long_rows)}
-    for i, (text, label) in enumerate(zip(rows.texts, rows.labels)):
-        split.add_text(f"row {i + 1}", text, label)
+    for text, label, line in zip(rows.texts, rows.labels, rows.lines):
+        split.add_text(f"line {line}", text, label)
     if long_rows:
         findings.append(Finding("note", f"{split.name}: {len(long_rows)} text(s) are longer than {long_words} "
-                                f"words ({_list(f'row {i + 1}' for i in long_rows)})"))
+                                f"words ({_list(f'line {rows.lines[i]}' for i in long_rows)})"))
     conflicts = [rows_ for rows_ in split.normalised.values() if len({label for _, label in rows_}) > 1]
     if conflicts:
         shown = _list(" / ".join(f"{w} label {label}" for w, label in rows_) for rows_ in conflicts)
@@ -379,18 +396,23 @@ def _check_classes(splits: list[SplitReport], task: str, findings: list[Finding]
                                                       "; their scores will not be measured")))
 
 
-def _duplicates(splits: list[SplitReport], task: str, findings: list[Finding]) -> dict[str, Any]:
+def _duplicates(splits: list[SplitReport], task: str, findings: list[Finding], held_out: bool) -> dict[str, Any]:
+    """Duplicates within and across splits (named by path, or ``line N`` of a CSV): split -> count and
+    examples; what to do goes to ``findings``. ``held_out``: validation is (or will be) held out of the
+    training data at random, so the copies are to be removed from the training data."""
     found: dict[str, Any] = {}
-    held_out = len(splits) == 1 or splits[1].name != "validation"
+    splitting = held_out and all(split.name != "validation" for split in splits)  # check-data: not split yet
+    dedupe = (f"deduplicate the training data {splits[0].path} (keep one row per text)" if task == "text"
+              else "delete the copies from the training data") + " or give separate --validation-data"
     for split in splits:
         groups = [places for places in split.keys.values() if len(places) > 1]
         extra = sum(len(places) - 1 for places in groups)
         found[f"within {split.name}"] = {"count": extra, "examples": [places[:3] for places in groups[:SHOWN]]}
-        if extra and split.name == "training" and held_out:
+        if extra and split.name == "training" and splitting:
             findings.append(Finding("warning", f"training: {extra} exact duplicate(s) "
-                                    f"({_list(' = '.join(places[:2]) for places in groups)}); the validation "
-                                    "split is held out of this data, so copies land on both sides and inflate "
-                                    "the validation score: remove the duplicates or give --validation-data"))
+                                    f"({_list(' = '.join(places[:2]) for places in groups)}); validation is "
+                                    "held out of this data at random, so copies land on both sides and inflate "
+                                    f"the validation score: {dedupe}"))
         elif extra:
             findings.append(Finding("note", f"{split.name}: {extra} exact duplicate(s): "
                                     f"{_list(' = '.join(places[:2]) for places in groups)}"))
@@ -402,39 +424,52 @@ def _duplicates(splits: list[SplitReport], task: str, findings: list[Finding]) -
                                         "whitespace are ignored"))
     for i, first in enumerate(splits):
         for second in splits[i + 1:]:
+            # A text's "line N" is in its split's CSV: the split names the file.
+            a, b = (f"{first.name} ", f"{second.name} ") if task == "text" else ("", "")
             shared = sorted(set(first.keys) & set(second.keys))
-            pairs = [f"{first.keys[k][0]} = {second.keys[k][0]}" for k in shared]
+            pairs = [f"{a}{first.keys[k][0]} = {b}{second.keys[k][0]}" for k in shared]
             if task == "text":
                 same = sorted(set(first.normalised) & set(second.normalised))
                 exact_rows = {second.keys[k][0] for k in shared}
-                pairs += [f"{first.normalised[t][0][0]} ~ {second.normalised[t][0][0]}" for t in same
+                pairs += [f"{a}{first.normalised[t][0][0]} ~ {b}{second.normalised[t][0][0]}" for t in same
                           if second.normalised[t][0][0] not in exact_rows]
             found[f"across {first.name} and {second.name}"] = {"count": len(pairs), "examples": pairs[:SHOWN]}
-            if pairs:
-                findings.append(Finding("warning", f"{len(pairs)} example(s) of {second.name} also occur in "
-                                        f"{first.name} ({_list(pairs)}): they inflate the {second.name} score; "
-                                        f"remove them from one of the two"))
+            if not pairs:
+                continue
+            if held_out and first.name == "training" and second.name == "validation":
+                fix = (f"validation is held out of the training data at random, so copies land on both sides: "
+                       f"{dedupe}")
+            else:
+                fix = f"remove them from one of the two{' files' if task == 'text' else ''}"
+            findings.append(Finding("warning", f"{len(pairs)} example(s) of {second.name} also occur in "
+                                    f"{first.name} ({_list(pairs)}): they inflate the {second.name} score; {fix}"))
     return found
 
 
-def _training(splits: list[SplitReport], batch_size: int, replicas: int, ratio: float) -> dict[str, Any]:
-    import math
+def _training(splits: list[SplitReport], batch_size: int, replicas: int, ratio: float,
+              findings: list[Finding]) -> dict[str, Any]:
+    """What ``train`` would do with the training split: the validation it holds out, the batch
+    and the steps an epoch, by the functions ``train`` uses (per-class hold-out, batch fitting)."""
+    from tf_finetune.data.batching import fit_batch
+    from tf_finetune.data.split import held_out
 
     if not splits or not splits[0].examples:
         return {}
     train = splits[0].examples
-    names = [s.name for s in splits]
-    if "validation" in names:
+    held = sum(held_out(count, ratio) for count in splits[0].classes.values())
+    if any(s.name == "validation" for s in splits):
         validation = "the validation split"
-    elif ratio > 0:
-        held = max(1, round(train * ratio))
+    elif held:
         validation = f"{ratio:g} of the training data held out ({held} examples)"
         train -= held
     else:
-        validation = "none"
-    global_batch = batch_size * replicas
-    return {"validation": validation, "global_batch": f"{global_batch} ({batch_size} x {replicas} replica(s))",
-            "steps_per_epoch": max(1, math.ceil(train / global_batch))}
+        validation = "none" + (f" (validation_split_ratio={ratio:g} holds out no example: too few per class)"
+                               if ratio > 0 else "")
+    batches = fit_batch(batch_size, replicas, train)
+    if batches.warning():
+        findings.append(Finding("warning", f"training: {batches.warning()}"))
+    return {"validation": validation, "global_batch": f"{batches.global_batch} ({batches.batch_size} x "
+            f"{replicas} replica(s))", "steps_per_epoch": batches.steps}
 
 
 def _graded(findings: list[Finding]) -> list[Finding]:

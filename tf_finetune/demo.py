@@ -1,20 +1,22 @@
 """The offline demo: the built-in wordllama text backbone fine-tuned on bundled sample data.
 
-The sample (``sample_data/topics.csv``, the project's own sentences) has three topics; the
-demo trains, then reloads the exported SavedModel and classifies unseen sentences.
+The sample (``sample_data/topics.csv``, the project's own sentences) has three topics, named in
+``sample_data/labels.json``; the demo trains, then reloads the exported SavedModel and classifies
+unseen sentences.
 """
 from __future__ import annotations
 
 import importlib.resources
 import logging
 import shlex
+import shutil
+import sys
 from pathlib import Path
 
 from tf_finetune.job import JobConfig, run
 
 log = logging.getLogger(__name__)
 
-TOPICS = {0: "cooking", 1: "sport", 2: "weather"}
 DEMO_HYPERPARAMETERS = {"epochs": 30, "batch_size": 16, "learning_rate": 0.05,
                         "train_only_top_layer": True, "label_smoothing": 0.0,
                         "validation_split_ratio": 0.25}
@@ -48,9 +50,9 @@ def run_demo(output: str | None, cache_dir: str, epochs: int | None = None) -> d
           f"{result.metrics['epochs_run']} epochs, {result.metrics['train_seconds']:.1f}s training)")
     print("predictions of the exported model on new sentences:")
     for text, (label, probability) in predictions:
-        print(f"  {TOPICS.get(int(label), label):>8} {probability:5.1%}  {text}")
+        print(f"  {label:>8} {probability:5.1%}  {text}")
     print(f"model: {result.archive}")
-    print(f"try it: tf-finetune predict --model {shlex.quote(str(result.archive))} "
+    print(f"try it: {cli_command()} predict --model {shlex.quote(str(Path(result.archive).absolute()))} "
           "\"a bowl of soup with fresh bread\"")
     return result.metrics
 
@@ -62,3 +64,24 @@ def predict_texts(archive: Path, texts: list[str]) -> list[tuple[str, tuple[str,
     with open_model(str(archive)) as model:
         best = top_k(model.predict(texts), model.label_map.class_names, 1)
     return [(text, ranked[0]) for text, ranked in zip(texts, best)]
+
+
+def cli_command(argv0: str | None = None) -> str:
+    """The command line that runs tf-finetune from the user's shell, as printed.
+
+    Args:
+        argv0: how this process was started; ``sys.argv[0]`` when None.
+
+    Returns:
+        ``tf-finetune`` when the ``tf-finetune`` script started this process and ``PATH`` finds
+        that same script; the script's absolute path when ``PATH`` does not (``./quickstart.sh
+        demo`` runs ``.venv/bin/tf-finetune`` from the project folder); else, for ``python -m
+        tf_finetune`` or the Python API, this interpreter's path with ``-m tf_finetune``.
+    """
+    script = Path(sys.argv[0] if argv0 is None else argv0)
+    if script.name == "tf-finetune" and script.is_file():
+        on_path = shutil.which(script.name)
+        if on_path and Path(on_path).resolve() == script.resolve():
+            return script.name
+        return shlex.quote(str(script.absolute()))
+    return f"{shlex.quote(sys.executable)} -m tf_finetune"

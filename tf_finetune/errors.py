@@ -11,6 +11,12 @@ import re
 from collections.abc import Iterator
 
 
+def install_extra(extra: str) -> str:
+    """How to install one of the package's extras (``bert``, ``sagemaker``): from the clone, since
+    tf_finetune is not on PyPI."""
+    return f"pip install '.[{extra}]' in the tf_finetune clone (or a wheel built from it)"
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The informative first line of a library's error message, for quoting in ours (skipping
     Keras's "Exception encountered when calling layer" preamble)."""

@@ -9,6 +9,7 @@ afterwards gives the same predictions as training it end to end.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Collection
@@ -20,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tf_finetune import choices, eval_metrics, train
+from tf_finetune import choices, eval_metrics, progress, train
 from tf_finetune.data.pipeline import inference_batches, shuffle_for_epochs, steps_per_epoch
 from tf_finetune.eval_metrics import extra_metrics
 from tf_finetune.feature_store import FeatureStore
@@ -44,23 +45,25 @@ def can_cache(hp, task: str, multi_worker: bool) -> tuple[bool, str]:
 
 
 def extract_features(extractor: tf_keras.Model, batches: tf.data.Dataset, count: int,
-                     strategy: tf.distribute.Strategy, directory: Path) -> np.ndarray:
+                     strategy: tf.distribute.Strategy, directory: Path, description: str = "features") -> np.ndarray:
     """The extractor's output for the first ``count`` inputs of ``batches``, in order, as
     float32 ``[count, dim]``.
 
     ``batches`` are full, padded batches (``inference_batches``): every replica computes its
     share of each. Kept in memory when it fits :data:`MEMORY_LIMIT_BYTES`, else in
-    ``directory/features-*.npy`` (memory-mapped), filled batch by batch.
+    ``directory/features-*.npy`` (memory-mapped), filled batch by batch. On a terminal, a
+    progress bar named ``description`` shows the pass.
     """
     dim = int(extractor.output.shape[-1])
     if count * dim * 4 <= MEMORY_LIMIT_BYTES:
-        return predict_in_order(extractor, batches, count, strategy)
+        return predict_in_order(extractor, batches, count, strategy, progress=description)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"features-{id(batches)}.npy"
     log.info("features (%d x %d) are kept in a file: %s", count, dim, path)
     features = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(count, dim))
     row = 0
-    for batch in batches:
+    steps = int(batches.cardinality())
+    for batch in progress.iterate(batches, steps if steps >= 0 else None, description):
         values = np.asarray(extractor.predict_on_batch(batch))[:count - row]
         features[row:row + len(values)] = values
         row += len(values)
@@ -69,7 +72,7 @@ def extract_features(extractor: tf_keras.Model, batches: tf.data.Dataset, count:
 
 
 def _features(extractor: tf_keras.Model, batches: tf.data.Dataset, examples, strategy, workdir: Path,
-              store: FeatureStore | None, task: str) -> tuple[np.ndarray, str]:
+              store: FeatureStore | None, task: str, description: str) -> tuple[np.ndarray, str]:
     """One split's features, read from ``store`` when it has them; else computed once (and
     kept in ``store``). Returns them and where they came from, in words."""
     key = store.key(examples.inputs, task) if store is not None else None
@@ -77,7 +80,7 @@ def _features(extractor: tf_keras.Model, batches: tf.data.Dataset, examples, str
         stored = store.load(key, len(examples))
         if stored is not None:
             return stored, f"read from {store.directory}"
-    features = extract_features(extractor, batches, len(examples), strategy, workdir)
+    features = extract_features(extractor, batches, len(examples), strategy, workdir, description)
     if store is not None and key is not None and not isinstance(features, np.memmap):
         path = store.save(key, features)
         if path is not None:
@@ -101,15 +104,15 @@ def _feature_lookup(features: np.ndarray):
 
 
 def _training_batches(features: np.ndarray, labels, num_classes: int, global_batch: int,
-                      shuffle_seed: int, task: str) -> tf.data.Dataset:
-    """The endless stream of full batches of (features, one-hot labels), in the order
-    :func:`~tf_finetune.data.pipeline.training_batches` gives the inputs (example indices
-    are shuffled with the same function, then batched the same way)."""
+                      shuffle_seed: int, task: str, first_step: int = 0) -> tf.data.Dataset:
+    """The endless stream of full batches of (features, one-hot labels) from batch
+    ``first_step``, in the order :func:`~tf_finetune.data.pipeline.training_batches` gives the
+    inputs (example indices are shuffled with the same function, then batched the same way)."""
     onehot = tf.one_hot(tf.constant(np.asarray(labels, dtype=np.int32)), num_classes)
     lookup = _feature_lookup(features)
     dataset = tf.data.Dataset.from_tensor_slices(tf.range(len(features), dtype=tf.int64))
-    dataset = shuffle_for_epochs(dataset, len(features), shuffle_seed, task)
-    dataset = dataset.repeat().batch(global_batch, drop_remainder=True)
+    dataset = shuffle_for_epochs(dataset, len(features), shuffle_seed, task, start=first_step * global_batch)
+    dataset = dataset.batch(global_batch, drop_remainder=True)
     return dataset.map(lambda i: (lookup(i), tf.gather(onehot, i)), num_parallel_calls=tf.data.AUTOTUNE,
                        deterministic=True).prefetch(tf.data.AUTOTUNE)
 
@@ -181,15 +184,15 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
         head_out = model_lib.apply_layers(model_lib.head_of(model), features_in)
         head = tf_keras.Model(features_in, head_out, name="head")
         model_lib.compile_classifier(head, hp, steps * hp.epochs, loss_scaling)
-    train_ds = _training_batches(train_features, data.train.labels, num_classes, global_batch,
-                                 hp.random_seed, task)
+    train_batches = functools.partial(_training_batches, train_features, data.train.labels, num_classes,
+                                      global_batch, hp.random_seed, task)
     scorer = None
     if val_features is not None:
         scorer = _FeatureScorer(head, _inference_batches(val_features, global_batch),
                                 data.validation.labels, strategy, hp.label_smoothing, extra_metrics(hp),
                                 val_features)
     class_weight = class_weight_map(hp.class_weights, data.train.labels, num_classes)
-    history = train.fit(head, train_ds, steps, scorer, hp, tensorboard_dir, checkpoints, class_weight)
+    history = train.fit(head, train_batches, steps, scorer, hp, tensorboard_dir, checkpoints, class_weight)
     return HeadFit(history, scorer, hp, chosen)
 
 
@@ -205,7 +208,7 @@ def _all_features(model, strategy, data, inputs: dict, workdir: Path, store: Fea
     for name, examples in splits.items():
         if examples is not None:
             features[name], sources[name] = _features(extractor, inputs[name], examples, strategy, workdir,
-                                                      store, task)
+                                                      store, task, f"features ({name})")
     log.info("features: %s (%d x %d, %.1fs); training the head on them",
              ", ".join(f"{name} {source}" for name, source in sources.items()),
              sum(len(f) for f in features.values()), features["train"].shape[1], time.perf_counter() - started)

@@ -1,6 +1,7 @@
-"""The examples a model gets wrong, most confidently wrong first: a picture grid for images
-(``misclassified.png``), a CSV for text (``misclassified.csv``), and the per-class table
-(``per_class.txt``). Written after training (validation data) and by ``evaluate``.
+"""The examples a model gets wrong, most confidently wrong first: a CSV naming each one
+(``misclassified.csv``: the image file or the text), for images also a picture grid
+(``misclassified.png``), and the per-class table (``per_class.txt``). Written after training
+(validation data) and by ``evaluate``.
 """
 from __future__ import annotations
 
@@ -56,7 +57,13 @@ def mistakes(inputs: Sequence[str], truth: Sequence[int], probabilities: np.ndar
 
 
 def write_gallery(task: str, found: Sequence[Mistake], report_table: str, directory: Path) -> list[Path]:
-    """Write the mistakes (a PNG grid for images, a CSV for text) and the per-class table.
+    """Write the per-class table, the mistakes as a CSV and, for images, as a PNG grid.
+
+    Args:
+        task: ``image`` or ``text``.
+        found: the mistakes, most confident first (see :func:`mistakes`).
+        report_table: the per-class table (``evaluation.format_report``).
+        directory: where to write (created).
 
     Returns:
         The files written.
@@ -64,27 +71,33 @@ def write_gallery(task: str, found: Sequence[Mistake], report_table: str, direct
     directory.mkdir(parents=True, exist_ok=True)
     table = directory / PER_CLASS_TXT
     table.write_text(report_table + "\n", encoding="utf-8")
-    written = [table]
+    written = [table, _write_csv(task, found, directory / MISTAKES_CSV)]
     if task == "image":
         from tf_finetune.plots import image_grid
 
         shown = found[:MAX_TILES]
-        tiles = [(m.input, f"true: {m.true}\npredicted: {m.predicted} ({m.probability:.2f})") for m in shown]
         title = (f"misclassified, most confident first ({len(shown)} of {len(found)})" if found
                  else "no misclassified examples")
-        written.append(image_grid(tiles, directory / GALLERY_PNG, title))
+        written.append(image_grid([(m.input, tile_caption(m)) for m in shown], directory / GALLERY_PNG, title))
     else:
-        written.append(_write_csv(found, directory / MISTAKES_CSV))
         for mistake in found[:LOGGED]:
             log.info("mistake: %r is %s, predicted %s (%.2f)", _clip(mistake.input), mistake.true,
                      mistake.predicted, mistake.probability)
     return written
 
 
-def _write_csv(found: Sequence[Mistake], path: Path) -> Path:
+def tile_caption(mistake: Mistake) -> str:
+    """The caption of an image's tile: the file (its folder and name, so it can be found and
+    fixed), the true class and the predicted one with its probability."""
+    path = Path(mistake.input)
+    return (f"{path.parent.name}/{path.name}\ntrue: {mistake.true}\n"
+            f"predicted: {mistake.predicted} ({mistake.probability:.2f})")
+
+
+def _write_csv(task: str, found: Sequence[Mistake], path: Path) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["text", "true", "predicted", "probability"])
+        writer.writerow(["path" if task == "image" else "text", "true", "predicted", "probability"])
         writer.writerows([m.input, m.true, m.predicted, f"{m.probability:.4f}"] for m in found)
     return path
 

@@ -16,10 +16,11 @@ import tensorflow as tf
 import tf_keras
 
 from tf_finetune import distribute, eval_metrics
+from tf_finetune.progress import bars
 
 
 def predict_in_order(model: tf_keras.Model, batches: tf.data.Dataset, count: int,
-                     strategy: tf.distribute.Strategy) -> np.ndarray:
+                     strategy: tf.distribute.Strategy, progress: str | None = None) -> np.ndarray:
     """The model's outputs for the first ``count`` inputs of ``batches``, in input order.
 
     Args:
@@ -28,6 +29,8 @@ def predict_in_order(model: tf_keras.Model, batches: tf.data.Dataset, count: int
             (padded, so each replica gets a full share of every batch).
         count: how many inputs are real (the rest is padding).
         strategy: the job's strategy.
+        progress: name the pass with this on a progress bar (on a terminal; one host), or
+            None for no bar.
 
     Returns:
         ``[count, ...]`` outputs as float32.
@@ -44,7 +47,7 @@ def predict_in_order(model: tf_keras.Model, batches: tf.data.Dataset, count: int
 
         outputs = np.concatenate([call(x).numpy() for x in batches])
     else:
-        outputs = model.predict(batches, verbose=0)
+        outputs = model.predict(batches, verbose=0, callbacks=bars(progress) if progress else None)
     return np.asarray(outputs[:count], dtype=np.float32)
 
 

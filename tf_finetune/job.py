@@ -7,28 +7,38 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
-import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from tf_finetune import checkpoint, choices, hyperparameters, job_outputs, model_folder, storage
 from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.loading import check_requirements, local_preprocessor, local_saved_model
 from tf_finetune.data import DataSplit, Examples, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.job_plan import JobConfig, JobPlan, JobResult, looks_like_text, plan, require_backbone
+from tf_finetune.job_plan import (
+    DATA_FORMS,
+    JobConfig,
+    JobPlan,
+    JobResult,
+    check_backbone_task,
+    check_sources,
+    looks_like_text,
+    plan,
+    require_backbone,
+)
 from tf_finetune.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 
 OUTPUT_SUBDIR = job_outputs.OUTPUT_SUBDIR
-__all__ = ["JobConfig", "JobPlan", "JobResult", "plan", "run", "looks_like_text", "localize_channel"]
+__all__ = ["JobConfig", "JobPlan", "JobResult", "plan", "run", "looks_like_text"]
 
 
 def run(config: JobConfig) -> JobResult:
@@ -60,38 +70,25 @@ def run(config: JobConfig) -> JobResult:
         workdir = Path(job_scope.enter_context(tempfile.TemporaryDirectory(prefix="tf_finetune.")))
         # Data first: a bare handle's task is read from the data, so plan needs it local.
         job = plan(_localize_data(config, workdir))
+        log.info("the data is read as %s because %s", DATA_FORMS[job.spec.task], job.task_reason)
         job = dataclasses.replace(job, spec=_localize_backbone(job.spec, workdir))
         return _run_local(job, started, workdir, job_scope)
 
 
 def _check_locations(config: JobConfig) -> None:
-    """Misspelt S3 URIs among the inputs, and destinations that cannot be written, before any work."""
-    for flag, source in (("--data", config.data), ("--validation-data", config.validation_data),
-                         ("--test-data", config.test_data), ("--handle", config.handle)):
-        storage.check_s3_spelling(source, flag)
+    """Destinations that cannot be written, and inputs that cannot be found (misspelt S3 URIs,
+    missing local paths), before any work."""
     if config.output:
         storage.check_destination(config.output, "--output")
     storage.check_destination(config.cache_dir, "--cache-dir")
-
-
-@overload
-def localize_channel(uri: str, target: Path) -> str: ...
-@overload
-def localize_channel(uri: None, target: Path) -> None: ...
-def localize_channel(uri: str | None, target: Path) -> str | None:
-    """Download ``uri`` into ``target`` when it is an ``s3://`` URI; other values pass through."""
-    if not uri or not storage.is_s3(uri):
-        return uri
-    from tf_finetune import s3
-
-    return str(s3.download_prefix(uri, target))
+    check_sources(config)
 
 
 def _localize_data(config: JobConfig, workdir: Path) -> JobConfig:
     """The job with its ``s3://`` data, validation and test channels downloaded into ``workdir``."""
-    return dataclasses.replace(config, data=localize_channel(config.data, workdir / "training"),
-                               validation_data=localize_channel(config.validation_data, workdir / "validation"),
-                               test_data=localize_channel(config.test_data, workdir / "test"))
+    return dataclasses.replace(config, data=storage.localize_channel(config.data, workdir / "training"),
+                               validation_data=storage.localize_channel(config.validation_data, workdir / "validation"),
+                               test_data=storage.localize_channel(config.test_data, workdir / "test"))
 
 
 def _localize_backbone(spec: ModelSpec, workdir: Path) -> ModelSpec:
@@ -99,7 +96,7 @@ def _localize_backbone(spec: ModelSpec, workdir: Path) -> ModelSpec:
     if not storage.is_s3(spec.handle):
         return spec
     key = hashlib.sha1(spec.handle.encode("utf-8")).hexdigest()[:12]
-    return dataclasses.replace(spec, handle=localize_channel(spec.handle, workdir / f"model-{key}"))
+    return dataclasses.replace(spec, handle=storage.localize_channel(spec.handle, workdir / f"model-{key}"))
 
 
 @dataclass(frozen=True)
@@ -131,6 +128,7 @@ class _Layout:
     strategy: Any
     replicas: int
     workers: int
+    batch_size: int  # per replica, as used (data.batching.fit_batch)
     global_batch: int
     steps: int
 
@@ -178,14 +176,16 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
     import tf_keras
 
     tf_keras.utils.set_random_seed(job.hyperparameters.random_seed)
+    layout = _layout(strategy, job.hyperparameters, inputs.data)  # a batch too large is cut before any work
+    job = dataclasses.replace(job, hyperparameters=hyperparameters.resolve(
+        job.hyperparameters, {"batch_size": layout.batch_size}))  # what metrics.json records is what ran
     backbone = _load_backbone(job, inputs.data)
     _check_free_space(job, backbone)
-    layout = _layout(strategy, job.hyperparameters, inputs.data)
     checkpoints = _open_checkpoints(job.config, backbone.spec, job.hyperparameters, inputs.data,
                                     layout.global_batch)
     built = _build_model(job, backbone, inputs.data, layout, job_scope)
     model, image_size = built.model, built.image_size
-    fitted = _fit(job, backbone, inputs, layout, built, checkpoints, workdir)
+    fitted = _fit(job, backbone, inputs, layout, built, checkpoints, workdir, job_scope)
     final, val_probabilities = _final_metrics(fitted, inputs.test, model, layout, backbone.spec.task,
                                               image_size)
     metrics = job_outputs.metrics_record(
@@ -239,6 +239,7 @@ def _load_backbone(job: JobPlan, data: DataSplit) -> _Backbone:
     cache = Path(config.cache_dir)
     path = local_saved_model(spec.handle, cache, keras_import.KerasOptions(
         config.feature_layer, config.pixel_range, config.image_size, spec.task))
+    check_backbone_task(job, path)
     spec = keras_import.with_declared_size(spec, path)
     continuing = model_folder.is_model_folder(path)  # from a previous model
     register_ops_for(model_folder.saved_model_dir(path) if continuing else path, f"backbone {spec.id}")
@@ -264,19 +265,23 @@ def _check_free_space(job: JobPlan, backbone: _Backbone) -> None:
 
 
 def _layout(strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> _Layout:
+    """The replicas, the batch (cut to the training data when ``batch_size`` is larger, with a
+    warning) and the steps an epoch."""
     from tf_finetune import distribute
-    from tf_finetune.data.pipeline import steps_per_epoch
+    from tf_finetune.data.batching import fit_batch
 
-    global_batch = distribute.global_batch_size(strategy, hp.batch_size)
-    layout = _Layout(strategy, strategy.num_replicas_in_sync, distribute.worker_count(strategy),
-                     global_batch, steps_per_epoch(len(data.train), global_batch))
+    batches = fit_batch(hp.batch_size, strategy.num_replicas_in_sync, len(data.train))
+    if batches.warning():
+        log.warning("%s", batches.warning())
+    layout = _Layout(strategy, batches.replicas, distribute.worker_count(strategy), batches.batch_size,
+                     batches.global_batch, batches.steps)
     # Every step is one full global batch (see training_batches): steps x global_batch
     # examples an epoch, with the data reshuffled at every pass and nothing dropped.
     log.info("workers=%d replicas=%d batch_size=%d global_batch=%d steps_per_epoch=%d train=%d "
              "validation=%d examples_per_epoch=%d (full batches: a pass that ends inside a batch "
-             "fills it from the next pass)", layout.workers, layout.replicas, hp.batch_size,
-             global_batch, layout.steps, len(data.train), len(data.validation) if data.validation else 0,
-             layout.steps * global_batch)
+             "fills it from the next pass)", layout.workers, layout.replicas, layout.batch_size,
+             layout.global_batch, layout.steps, len(data.train),
+             len(data.validation) if data.validation else 0, layout.steps * layout.global_batch)
     return layout
 
 
@@ -306,7 +311,7 @@ def _build_model(job: JobPlan, backbone: _Backbone, data: DataSplit, layout: _La
 
 
 def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, built: _Built,
-         checkpoints, workdir: Path) -> _Fitted:
+         checkpoints, workdir: Path, job_scope: contextlib.ExitStack) -> _Fitted:
     """Train: the head on cached features when the backbone is frozen and that is allowed,
     else the whole model through the backbone every epoch."""
     from tf_finetune import distribute, feature_cache
@@ -323,13 +328,7 @@ def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, bu
                                    cache_file=decoded.get("validation"),
                                    **decoding) if data.validation else None
     streams = _Streams(task, decoding, decoded, val_inputs)
-    tensorboard_dir = config.tensorboard_dir
-    if tensorboard_dir is None and config.output and not storage.is_s3(config.output):
-        # One sub-folder per run: TensorBoard shows reruns side by side instead of overlaid.
-        run_name = time.strftime("%Y%m%d-%H%M%S", time.localtime()) + f"-{os.getpid()}"
-        tensorboard_dir = str(Path(job_outputs.output_folder(config.output)) / "tensorboard" / run_name)
-    if not distribute.is_chief(layout.strategy):
-        tensorboard_dir = None
+    tensorboard_dir = job_outputs.tensorboard_dir(config, job_scope) if distribute.is_chief(layout.strategy) else None
     if cache:
         from tf_finetune.feature_store import FeatureStore
 
@@ -367,10 +366,10 @@ def _fit_through_backbone(job: JobPlan, inputs: _Inputs, layout: _Layout, built:
                                    hp.augmentation_random_zoom, hp.random_seed)
     # An explicit seed asks for a repeatable run; otherwise parallel decoding may reorder the
     # training stream. Everything predicted on keeps its order whatever the seed.
-    train_ds = training_batches(data.train, task, data.label_map.num_classes, layout.global_batch,
-                                shuffle_seed=hp.random_seed, augmenter=augmenter,
-                                cache_file=streams.decoded.get("train"), deterministic="random_seed" in given,
-                                **streams.decoding)
+    train_ds = functools.partial(training_batches, data.train, task, data.label_map.num_classes,
+                                 layout.global_batch, shuffle_seed=hp.random_seed, augmenter=augmenter,
+                                 cache_file=streams.decoded.get("train"), deterministic="random_seed" in given,
+                                 **streams.decoding)  # train.fit picks the first step (a resume)
     val_scorer = Scorer(model, streams.validation, data.validation.labels, layout.strategy, hp.label_smoothing,
                         extra_metrics(hp)) if streams.validation is not None and data.validation else None
     keep_best = None

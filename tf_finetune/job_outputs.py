@@ -1,9 +1,13 @@
 """The outputs of a trained job: ``metrics.json``'s record, the model folder, the TFLite files,
-``model.tar.gz`` (local or S3) and the reports, each written whole or not at all."""
+``model.tar.gz`` (local or S3), the reports and the TensorBoard logs, each written whole or not at all."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +67,40 @@ def write_outputs(config, model, data: DataSplit, metrics: dict[str, Any], hp, i
     return Written(archive, chief=True)
 
 
+def tensorboard_dir(config, job_scope: contextlib.ExitStack) -> str | None:
+    """Where the run's TensorBoard logs go: ``config.tensorboard_dir``, else, for a local output,
+    a sub-folder of ``<output>/output/tensorboard`` of its own (TensorBoard then shows reruns side
+    by side instead of overlaid).
+
+    A failed job writes nothing: that sub-folder is removed when ``job_scope`` (the job's) ends
+    with an error, whatever it is (Ctrl-C too), and so are the folders made for it when they are
+    left empty.
+
+    Args:
+        config: the job (a :class:`~tf_finetune.job_plan.JobConfig`).
+        job_scope: what is undone when the job ends.
+
+    Returns:
+        The folder, or None for no logs.
+    """
+    if config.tensorboard_dir is not None or not config.output or storage.is_s3(config.output):
+        return config.tensorboard_dir
+    run_name = time.strftime("%Y%m%d-%H%M%S", time.localtime()) + f"-{os.getpid()}"
+    folder = Path(output_folder(config.output)) / "tensorboard" / run_name
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
+
+    def remove_on_failure(failure: type[BaseException] | None, *_) -> None:
+        if failure is None:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in made[1:]:
+            with contextlib.suppress(OSError):  # not empty: something else is there, keep it
+                parent.rmdir()
+
+    job_scope.push(remove_on_failure)
+    return str(folder)
+
+
 def metrics_record(config, spec, hp, data: DataSplit, final: dict,
                    history: dict, replicas: int, global_batch: int, image_size: int | None,
                    train_seconds: float, total_seconds: float) -> dict[str, Any]:
@@ -106,17 +144,37 @@ def write_reports(config, data: DataSplit, val_probabilities, history: dict,
                   workdir: Path, report) -> None:
     """The data report, training curves, and the validation confusion matrix with per-class
     metrics and the misclassified examples (from the same predictions as the final validation
-    metrics)."""
+    metrics).
+
+    ``<output>/output/reports`` is replaced as a whole, so it holds this run's reports only: a
+    local one is written beside it and swapped in (:func:`storage.folder_in_place`), an ``s3://``
+    one written in ``workdir`` and published (:func:`storage.publish_folder`).
+    ``config.report_dir`` (SageMaker's output data folder, new for every job) is filled file by
+    file from ``workdir``.
+    """
+    if not config.report_dir and not config.output:
+        return
+    if config.report_dir or storage.is_s3(config.output):
+        directory = workdir / "reports"
+        directory.mkdir(parents=True, exist_ok=True)
+        _draw_reports(directory, data, val_probabilities, history, report)
+        if config.report_dir:
+            destination = config.report_dir
+            for path in sorted(directory.iterdir()):
+                storage.publish(path, str(Path(destination) / path.name))
+        else:
+            destination = storage.publish_folder(directory, f"{output_folder(config.output)}/reports")
+    else:
+        destination = str(Path(output_folder(config.output)) / "reports")
+        with storage.folder_in_place(Path(destination)) as directory:
+            _draw_reports(directory, data, val_probabilities, history, report)
+    log.info("reports written to %s", destination)
+
+
+def _draw_reports(directory: Path, data: DataSplit, val_probabilities, history: dict, report) -> None:
+    """Write the reports into ``directory``."""
     from tf_finetune import evaluation, plots
 
-    s3_output = config.output is not None and storage.is_s3(config.output)
-    if config.report_dir:
-        directory = Path(config.report_dir)
-    elif config.output:
-        directory = workdir / "reports" if s3_output else Path(config.output) / OUTPUT_SUBDIR / "reports"
-    else:
-        return
-    directory.mkdir(parents=True, exist_ok=True)
     (directory / "data_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     plots.training_curves(history, directory / "training_curves.png")
     if val_probabilities is not None and data.validation is not None:
@@ -128,10 +186,3 @@ def write_reports(config, data: DataSplit, val_probabilities, history: dict,
         evaluation.write_report(report, directory, f"validation: accuracy {report['accuracy']:.3f}")
         found = gallery.mistakes(data.validation.inputs, data.validation.labels, val_probabilities, names)
         gallery.write_gallery(data.task, found, evaluation.format_report(report), directory)
-    if config.output is not None and s3_output and not config.report_dir:
-        from tf_finetune import s3
-
-        prefix = s3.S3Uri.parse(config.output).join(OUTPUT_SUBDIR, "reports")
-        for path in sorted(directory.iterdir()):
-            storage.publish(path, str(prefix.join(path.name)))
-    log.info("reports written to %s", directory)

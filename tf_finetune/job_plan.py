@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tf_finetune import hyperparameters, storage
+from tf_finetune.backbones.peek import handle_task, local_handle, saved_model_task
+from tf_finetune.data import DATA_FORMS
 from tf_finetune.data.text import csv_files
-from tf_finetune.errors import HyperparameterError
+from tf_finetune.errors import BackboneError, DataError, HyperparameterError
 from tf_finetune.registry import ModelSpec, load_registry
+
+if TYPE_CHECKING:
+    from tf_finetune import data_report
 
 log = logging.getLogger("tf_finetune.job")
 
@@ -111,21 +117,33 @@ class JobPlan:
         spec: the backbone.
         hyperparameters: the effective hyperparameters (schema, registry entry, the user's).
         given: the names the user set: the tool never chooses these.
+        task_reason: why the data is read as ``spec.task`` data (the backbone says so, or the data).
     """
 
     config: JobConfig
     spec: ModelSpec
     hyperparameters: hyperparameters.Hyperparameters
     given: frozenset[str]
+    task_reason: str = ""
 
 
-def plan(config: JobConfig) -> JobPlan:
+def plan(config: JobConfig, backbone_required: bool = True) -> JobPlan:
     """The backbone and the effective hyperparameters of ``config``, checked, without TensorFlow.
+
+    The data is read as the backbone's task's format: a registry entry's task, or what a local
+    ``handle`` takes (:func:`~tf_finetune.backbones.peek.handle_task`); when neither tells, the
+    data's own form (:func:`data_task`).
+
+    Args:
+        config: the job.
+        backbone_required: False to plan the data alone when no backbone is named (``check-data``):
+            the spec is then a placeholder whose task comes from the data.
 
     Raises:
         TfFinetuneError: unknown model, bad hyperparameters, contradictory settings.
     """
-    require_backbone(config)
+    if backbone_required:
+        require_backbone(config)
     registry = load_registry(config.registry)
     if config.model_id:
         model = registry.get(config.model_id)
@@ -134,10 +152,12 @@ def plan(config: JobConfig) -> JobPlan:
         if config.handle:  # the entry's weights from elsewhere: a fetched copy, the model channel
             spec = dataclasses.replace(spec, handle=config.handle)
         overrides = model.hyperparameters
+        reason = f"model {model.id} is {_a(model.task)} model"
     else:
-        task = "text" if looks_like_text(config.data) else "image"
-        assert config.handle is not None  # _require_backbone: a model id or a handle
-        spec = ModelSpec(id=config.handle, task=task, handle=config.handle, image_size=config.image_size,
+        handle = config.handle or ""  # no backbone: check-data's plan of the data alone
+        known = handle_task(handle) if handle else None
+        task, reason = (known, f"backbone {handle} takes {_INPUTS[known]}") if known else data_task(config.data)
+        spec = ModelSpec(id=handle, task=task, handle=handle, image_size=config.image_size,
                          max_seq_length=config.max_seq_length)
         overrides = {}
     if config.checkpoint_steps and not config.checkpoint_dir:
@@ -164,7 +184,7 @@ def plan(config: JobConfig) -> JobPlan:
     if hp.early_stopping and not config.validation_data and hp.validation_split_ratio == 0:
         raise HyperparameterError("early_stopping needs validation data: give validation data "
                                   "or set validation_split_ratio above 0")
-    return JobPlan(config, spec, hp, frozenset(user))
+    return JobPlan(config, spec, hp, frozenset(user), reason)
 
 
 def _check_max_seq_length(spec: ModelSpec) -> None:
@@ -183,15 +203,124 @@ def _check_max_seq_length(spec: ModelSpec) -> None:
 
 
 def require_backbone(config: JobConfig) -> None:
-    """Raise unless the job names a backbone (a registry id or a handle)."""
+    """Raise unless the job names a backbone: a registry id the registry has, or a handle."""
     if not config.model_id and not config.handle:
         raise HyperparameterError("give a registry model id (--model-id) or a backbone handle "
                                   "(--handle)")
+    if config.model_id:
+        load_registry(config.registry).get(config.model_id)  # an unknown id is a RegistryError
+
+
+_INPUTS = {"image": "images", "text": "text"}
+
+
+def _a(task: str) -> str:
+    return f"an {task}" if task == "image" else f"a {task}"
+
+
+def data_task(data: str) -> tuple[str, str]:
+    """The task of data whose backbone does not say: a file is text (a ``label,text`` CSV under
+    any name), a folder is images (class folders) unless it holds a ``.csv``.
+
+    Returns:
+        (``image`` or ``text``, why, naming the data).
+    """
+    if storage.is_s3(data):  # a prefix is planned again once downloaded
+        return ("text", f"{data} is a .csv") if looks_like_text(data) else ("image", f"{data} is a prefix")
+    path = Path(data)
+    if path.is_file():
+        return "text", f"{data} is a file"
+    if looks_like_text(data):
+        return "text", f"{data} is a folder holding a .csv"
+    return "image", f"{data} is a folder without a .csv"
+
+
+def check_backbone_task(job: JobPlan, backbone_path: str) -> None:
+    """Raise when a bare handle's SavedModel, once local, takes the other task's inputs than its data
+    was read as (its task could not be told before it was fetched: a URL, ``s3://``, an archive). A
+    previous model says so itself when it is continued (:func:`tf_finetune.model.load_classifier`).
+
+    Args:
+        job: the plan.
+        backbone_path: the backbone's local folder.
+
+    Raises:
+        BackboneError: what the backbone takes, why the data was read otherwise, and what to pass.
+    """
+    actual = None if job.config.model_id else saved_model_task(backbone_path)
+    if actual and actual != job.spec.task:
+        raise BackboneError(f"backbone {job.spec.id} takes {_INPUTS[actual]}, but the data was read as "
+                            f"{DATA_FORMS[job.spec.task]} because {job.task_reason}; give {DATA_FORMS[actual]} as "
+                            f"--data, or a backbone that takes {_INPUTS[job.spec.task]}")
 
 
 def looks_like_text(data: str) -> bool:
-    """Whether the data is text (a ``.csv``, or a folder holding one) rather than image folders."""
+    """Whether the data is text (a file, or a folder holding a ``.csv``) rather than image folders."""
     path = Path(data)
     if storage.is_s3(data):
         return path.suffix.lower() == ".csv"  # a prefix is checked once downloaded
-    return path.suffix.lower() == ".csv" or (path.is_dir() and bool(csv_files(path)))
+    return path.is_file() or path.suffix.lower() == ".csv" or (path.is_dir() and bool(csv_files(path)))
+
+
+# The local inputs a job reads: JobConfig field -> (flag, what to pass instead).
+_SOURCES = {"data": ("--data", "a folder of image class folders, or a label,text CSV file (or its folder)"),
+            "validation_data": ("--validation-data", "data in the same form as --data"),
+            "test_data": ("--test-data", "data in the same form as --data"),
+            "handle": ("--handle", "a TF-Hub SavedModel folder, a .tar.gz of one, a Keras model file, "
+                                   "a registry id (--model-id) or a hub URL")}
+
+
+def check_sources(config: JobConfig) -> None:
+    """Raise unless every input the job reads can be found: misspelt ``s3://`` URIs, and local
+    data, backbone or previous model paths that do not exist, before anything is read.
+
+    Raises:
+        StorageError: a misspelt S3 URI (the corrected one is named).
+        DataError, BackboneError: a local path that does not exist, with its flag.
+    """
+    for name, (flag, instead) in _SOURCES.items():
+        value = getattr(config, name)
+        storage.check_s3_spelling(value, flag)
+        if not value or storage.is_s3(value):
+            continue
+        path = local_handle(value) if name == "handle" else Path(value)
+        if path is not None and not path.exists():
+            error = BackboneError if name == "handle" else DataError
+            raise error(f"{flag} {value}: no such file or folder; pass {instead}")
+
+
+def check_job(config: JobConfig, replicas: int = 1) -> data_report.DataReport:
+    """The report on a training job's data, read as ``train`` would read it (``check-data``).
+
+    The same checks and decisions as :func:`tf_finetune.job.run` before it imports TensorFlow:
+    every input path first (:func:`~tf_finetune.job_plan.check_sources`), then the plan (the
+    task the data is read as, the effective hyperparameters); ``s3://`` channels are downloaded
+    to a temporary folder. A job without a backbone is planned from its data alone.
+
+    Args:
+        config: the job, as ``train`` would run it (its output and checkpoint settings are unused).
+        replicas: replicas training together, for the batch and the steps an epoch.
+
+    Returns:
+        The report; ``report.ok`` is False when training would fail on this data.
+
+    Raises:
+        TfFinetuneError: what ``train`` would refuse before reading data (missing paths, bad
+            hyperparameters, an unknown model id).
+    """
+    from tf_finetune import data_report
+    from tf_finetune.backbones.loading import DEFAULT_IMAGE_SIZE
+
+    check_sources(config)
+    with tempfile.TemporaryDirectory(prefix="tf_finetune-check-") as folder:
+        channels = {"data": "training", "validation_data": "validation", "test_data": "test"}
+        config = dataclasses.replace(config, **{
+            name: storage.localize_channel(getattr(config, name), Path(folder) / channel)
+            for name, channel in channels.items()})
+        job = plan(config, backbone_required=False)
+        spec, hp = job.spec, job.hyperparameters
+        image_size = (spec.image_size or DEFAULT_IMAGE_SIZE) if spec.task == "image" else None
+        return data_report.check_data(spec.task, config.data, config.validation_data, config.test_data,
+                                      image_size=image_size, batch_size=hp.batch_size, replicas=replicas,
+                                      validation_split_ratio=hp.validation_split_ratio,
+                                      max_text_words=spec.max_seq_length, task_reason=job.task_reason)

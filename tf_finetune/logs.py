@@ -29,6 +29,46 @@ def configure(environ: MutableMapping[str, str] | None = None, tf_cpp_level: str
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+class _ShownLines(logging.StreamHandler):
+    """What :func:`show_progress` adds: ``tf_finetune``'s lines, and other libraries' warnings as
+    Python shows them with no handler, to whatever ``sys.stderr`` is when a line is logged (a
+    notebook may replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "tf_finetune" or record.name.startswith("tf_finetune.")
+        return (ours or record.levelno >= logging.WARNING) and bool(super().filter(record))
+
+
+def show_progress() -> None:
+    """Show ``tf_finetune``'s INFO lines on stderr when the program configured no logging.
+
+    For the library door (a notebook, a script). When neither the root logger nor the
+    ``tf_finetune`` logger has a handler, one is added; later calls add no other, so each line
+    shows once. A configuration of the program's own is left alone.
+    """
+    root, package = logging.getLogger(), logging.getLogger("tf_finetune")
+    if root.handlers or package.handlers:  # the program's own, or the one added here before
+        return
+    # On the root logger, not on ours: TensorFlow's saving logs through absl, which calls
+    # logging.basicConfig() when the root logger has no handler, and each of our lines would
+    # then show twice, once in basicConfig's format.
+    root.addHandler(_ShownLines())
+    if package.level == logging.NOTSET:  # a level the program set stays
+        package.setLevel(logging.INFO)
+
+
 def hide_tensorflow_start_up() -> None:
     """Keep TensorFlow's native start-up notices off the terminal, whenever it is first imported.
 

@@ -113,7 +113,10 @@ def head_layers(num_classes: int, hp: Hyperparameters,
         The layers, in order, not yet called (see :func:`apply_layers`).
     """
     l2 = hp.regularizers_l2 if regularizers_l2 is None else regularizers_l2
-    dropout = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name=DROPOUT_LAYER)
+    # A tf.random.Generator ("stateful"), which train.DropoutSeeds seeds at every step (a resumed run
+    # draws the masks of the uninterrupted one); Keras's default kernel-held state cannot be set.
+    dropout = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name=DROPOUT_LAYER,
+                                      rng_type="stateful")
     classifier = tf_keras.layers.Dense(
         1 if hp.binary_mode else num_classes, activation=None if hp.binary_mode else "softmax",
         name=CLASSIFIER_LAYER, kernel_regularizer=tf_keras.regularizers.l2(l2),
@@ -171,7 +174,7 @@ def load_classifier(model_dir: str, spec: ModelSpec, label_map, previous_labels,
         (the model, its image size or None for text).
 
     Raises:
-        BackboneError: the classes differ (listed), or the model does not fit the task.
+        BackboneError: the classes differ (listed) or are named otherwise, or the model does not fit the task.
     """
     model = tf_keras.models.load_model(f"{model_dir}/1", compile=False,
                                        custom_objects={"KerasLayer": hub.KerasLayer})
@@ -179,14 +182,9 @@ def load_classifier(model_dir: str, spec: ModelSpec, label_map, previous_labels,
     if task != spec.task:
         raise BackboneError(f"cannot continue training {spec.id}: it is a {task} model and the "
                             f"data is {spec.task} data")
-    if tuple(previous_labels.class_names) != tuple(label_map.class_names):
-        old, new = set(previous_labels.class_names), set(label_map.class_names)
-        raise BackboneError(
-            f"cannot continue training {spec.id}: its classes differ from the data's. "
-            f"Only in the model: {sorted(old - new) or 'none'}; only in the data: "
-            f"{sorted(new - old) or 'none'}"
-            + ("; same classes in another order" if old == new else "")
-            + ". Train from a backbone instead, or use data with the model's classes.")
+    mismatch = label_map.mismatch(previous_labels)
+    if mismatch:
+        raise BackboneError(f"cannot continue training {spec.id}: {mismatch}")
     if has_binary_head(model) != hp.binary_mode:
         raise HyperparameterError(
             f"binary_mode={hp.binary_mode} does not match the previous model {spec.id}, which was "

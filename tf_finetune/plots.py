@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 MAX_ANNOTATED_CLASSES = 30  # beyond this, cell counts are unreadable
-TILE_PX, CAPTION_PX, TITLE_PX = 200, 40, 40  # image_grid's layout
+TILE_PX, CAPTION_PX, TITLE_PX = 200, 56, 40  # image_grid's layout: a tile's caption has 3 lines
 
 
 F = TypeVar("F", bound=Callable)
@@ -87,7 +87,8 @@ def image_grid(tiles: Sequence[tuple[str, str]], path: Path, title: str) -> Path
     Drawn with Pillow, not matplotlib: a 36-tile grid takes a fraction of a second.
 
     Args:
-        tiles: (image file, caption) pairs, in reading order; a caption may have two lines.
+        tiles: (image file, caption) pairs, in reading order; a caption may have three lines,
+            each cut in the middle to the tile's width (see :func:`fit_width`).
         path: the PNG to write.
         title: the grid's title.
     """
@@ -97,11 +98,12 @@ def image_grid(tiles: Sequence[tuple[str, str]], path: Path, title: str) -> Path
     canvas = Image.new("RGB", (columns * TILE_PX, TITLE_PX + rows * (TILE_PX + CAPTION_PX)), "white")
     draw = ImageDraw.Draw(canvas)
     font, small = ImageFont.load_default(size=18), ImageFont.load_default(size=13)
-    draw.text((8, 10), title, fill="black", font=font)
+    draw.text((8, 10), fit_width(title, font, canvas.width - 16), fill="black", font=font)
     for index, (image_path, caption) in enumerate(tiles):
         left = (index % columns) * TILE_PX
         top = TITLE_PX + (index // columns) * (TILE_PX + CAPTION_PX)
-        draw.multiline_text((left + 6, top + 4), caption, fill="darkred", font=small, spacing=2)
+        lines = [fit_width(line, small, TILE_PX - 12) for line in caption.splitlines()]
+        draw.multiline_text((left + 6, top + 4), "\n".join(lines), fill="darkred", font=small, spacing=2)
         with Image.open(image_path) as image:
             image.draft("RGB", (TILE_PX, TILE_PX))  # JPEGs decode at a reduced scale
             image = image.convert("RGB")
@@ -110,6 +112,28 @@ def image_grid(tiles: Sequence[tuple[str, str]], path: Path, title: str) -> Path
                                  top + CAPTION_PX + (TILE_PX - 8 - image.height) // 2))
     canvas.save(path)
     return path
+
+
+def fit_width(text: str, font, width: float) -> str:
+    """``text``, or its start and end around "…" when it is wider than ``width`` pixels in
+    ``font`` (a Pillow font): both ends of a file path tell where it is and which file it is.
+
+    Args:
+        text: one line.
+        font: the font it is drawn in (anything with ``getlength``).
+        width: the room, in pixels.
+
+    Returns:
+        The line as drawn.
+    """
+    if font.getlength(text) <= width:
+        return text
+    for keep in range(len(text) - 1, 0, -1):
+        head, tail = (keep + 1) // 2, keep // 2
+        short = text[:head] + "…" + text[len(text) - tail:]
+        if font.getlength(short) <= width:
+            return short
+    return "…"
 
 
 def grid_layout(tiles: int) -> tuple[int, int]:

@@ -6,6 +6,8 @@ endpoints use, so what ``predict`` and ``evaluate`` report is what a deployment 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ import numpy as np
 from tf_finetune import model_folder, storage
 from tf_finetune.data import LabelMap
 from tf_finetune.errors import TfFinetuneError, first_line
+
+log = logging.getLogger(__name__)
 
 BATCH = 64
 
@@ -45,8 +49,26 @@ class FineTunedModel:
         """
         probabilities, failed = self.predict_each(inputs)
         if failed:
-            raise TfFinetuneError(describe_failures(inputs, failed))
+            raise TfFinetuneError(describe_failures(inputs, failed, self.task))
         return probabilities
+
+    def answer(self, inputs: Inputs) -> Answers:
+        """Predict on every usable input of ``inputs`` (see :func:`collect_inputs`); each other
+        one, refused before the model or failing in it, is named with why.
+
+        Args:
+            inputs: what to predict on, as collected.
+
+        Returns:
+            The inputs answered with their probabilities, and the message naming the rest.
+        """
+        usable = [i for i in range(len(inputs.items)) if i not in inputs.refused]
+        probabilities, failed = self.predict_each([inputs.items[i] for i in usable])
+        failures = {**inputs.refused, **{usable[j]: why for j, why in failed.items()}}
+        answered = [inputs.items[i] for j, i in enumerate(usable) if j not in failed]
+        return Answers(answered, probabilities,
+                       describe_failures(inputs.items, dict(sorted(failures.items())), self.task)
+                       if failures else None)
 
     def predict_each(self, inputs: Sequence[str]) -> tuple[np.ndarray, dict[int, str]]:
         """Like :meth:`predict`, but an unreadable input fails alone.
@@ -81,11 +103,57 @@ class FineTunedModel:
         return out["probabilities"].numpy()
 
 
-def describe_failures(inputs: Sequence[str], failed: dict[int, str]) -> str:
-    """One message naming each input that could not be used, with why (at most ten shown)."""
-    shown = "; ".join(f"{inputs[i]}: {why}" for i, why in list(failed.items())[:10])
+@dataclass(frozen=True)
+class Inputs:
+    """What ``predict`` was given, in order (see :func:`collect_inputs`).
+
+    Attributes:
+        items: each input, an image file or a text.
+        refused: index in ``items`` -> why that input cannot be used, found before the model
+            runs (training's rules: a complete JPEG or PNG file; a text that is not empty).
+        ignored: files in the folders given that are not named like images (training ignores
+            them too).
+    """
+
+    items: list[str]
+    refused: dict[int, str]
+    ignored: list[str]
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What :meth:`FineTunedModel.answer` found.
+
+    Attributes:
+        inputs: the inputs answered, in order.
+        probabilities: one row of class probabilities for each of them.
+        failures: the message naming every other input with why, or None.
+    """
+
+    inputs: list[str]
+    probabilities: np.ndarray
+    failures: str | None
+
+
+def describe_failures(inputs: Sequence[str], failed: dict[int, str], task: str) -> str:
+    """One message naming each input that could not be used, with why (at most ten shown).
+
+    Args:
+        inputs: every input.
+        failed: index in ``inputs`` -> why.
+        task: ``image`` (inputs are files, named as given) or ``text`` (quoted, shortened).
+    """
+    shown = "; ".join(f"{_name(inputs[i], task)}: {why}" for i, why in list(failed.items())[:10])
     more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
     return f"cannot predict on {len(failed)} input(s): {shown}{more}"
+
+
+def _name(item: str, task: str) -> str:
+    """An input as a message names it: an image file as given, a text quoted (an empty one shows),
+    shortened unless it names a file or folder (refused as a path: the user needs all of it)."""
+    if task == "image":
+        return item
+    return repr(item if len(item) <= 60 or os.path.exists(item) else item[:59] + "…")
 
 
 def _cause(exc: Exception) -> str:
@@ -146,65 +214,105 @@ def read_metrics(model: FineTunedModel) -> dict:
     return model_folder.read_metrics(model.directory)
 
 
-def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[str] = ()) -> list[str]:
-    """What to predict on, from ``predict``'s arguments.
+def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[str] = ()) -> Inputs:
+    """What to predict on, from ``predict``'s arguments, checked by training's rules.
 
-    Image models: image files, and folders (searched recursively for the formats the model
-    decodes: .jpg/.jpeg/.png/.gif/.bmp).
-    Text models: a ``data.csv`` (its text column), a ``.txt`` file (one text per line), or
-    the argument itself as a text. ``-`` reads ``stdin_lines`` (texts, or image paths).
+    Image models: image files, and folders (read as training reads a class folder: hidden files
+    left out, files not named .jpg/.jpeg/.png ignored and logged). Each image must be a complete
+    JPEG or PNG (:func:`~tf_finetune.data.images.check_image`): a GIF is refused, as training
+    leaves it out. Text models: a ``data.csv`` (its text column), a ``.txt`` file (one text per
+    line), or the argument itself as a text. ``-`` reads ``stdin_lines`` (texts, or image paths).
+    Blank lines are skipped.
+
+    An input that breaks a rule is refused alone, with why (see :class:`Inputs`): a missing
+    image file; for a text model an empty text, a folder, an image file, or a file name that
+    does not exist (a typo in a batch script would otherwise be classified as a text).
 
     Raises:
-        TfFinetuneError: an image argument that is not a file or folder; for a text model, an
-            empty text, a folder, an image file, or a file name that does not exist (a typo
-            in a batch script would otherwise be classified as a text).
+        TfFinetuneError: nothing at all to predict on (the ignored files are named).
+        DataError: a ``data.csv`` that cannot be read (file and line named).
     """
+    from tf_finetune.data.images import IMAGE_EXTENSIONS, check_image, walk_files
     from tf_finetune.data.text import read_text_csv
 
-    inputs: list[str] = []
+    items: list[str] = []
+    refused: dict[int, str] = {}
+    ignored: list[str] = []
+
+    def add(item: str, problem: str | None = None) -> None:
+        if problem:
+            refused[len(items)] = problem
+        items.append(item)
+
     for argument in arguments:
         path = Path(argument)
         if argument == "-":
-            inputs.extend(line.rstrip("\r\n") for line in stdin_lines if line.strip())
+            for line in (line.rstrip("\r\n") for line in stdin_lines if line.strip()):
+                add(line, _image_problem(line) if task == "image" else None)
         elif task == "image" and path.is_dir():
-            inputs.extend(str(p) for p in sorted(path.rglob("*"))
-                          if p.is_file() and p.suffix.lower() in DECODED_EXTENSIONS)
+            for file in walk_files(path):
+                if file.lower().endswith(IMAGE_EXTENSIONS):
+                    add(file, check_image(file))
+                else:
+                    ignored.append(file)
         elif task == "image":
-            if not path.is_file():
-                raise TfFinetuneError(f"{argument}: no such image file or folder")
-            inputs.append(argument)
+            add(argument, _image_problem(argument))
         elif path.is_file() and path.suffix.lower() == ".csv":
-            inputs.extend(read_text_csv(path).texts)
+            for text in read_text_csv(path).texts:
+                add(text)
         elif path.is_file() and path.suffix.lower() == ".txt":
-            inputs.extend(line for line in path.read_text("utf-8-sig").splitlines() if line.strip())
+            for line in path.read_text("utf-8-sig").splitlines():
+                if line.strip():
+                    add(line)
         else:
-            _check_text_argument(argument)
-            inputs.append(argument)
-    return inputs
+            add(argument, _text_problem(argument))
+    not_images = (f"{len(ignored)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)}, which training ignores "
+                  f"too: {', '.join(ignored[:10])}{' …' if len(ignored) > 10 else ''}")
+    if not items:
+        raise TfFinetuneError(f"nothing to predict on in {' '.join(arguments)}"
+                              + (f": it holds {not_images}" if ignored else ""))
+    if ignored:
+        log.warning("ignored %s", not_images)
+    return Inputs(items, refused, ignored)
 
 
-# What the serving signature's tf.io.decode_image reads (GIF: its first frame).
-DECODED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
-# Suffixes of files a text argument is taken for, when it is one word: a path, not a text.
-_FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".json", ".jsonl", ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+# Image files a text model refuses; and suffixes of files a text argument is taken for, when it
+# is one word: a path, not a text.
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+_FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".json", ".jsonl") + _IMAGE_SUFFIXES
 
 
-def _check_text_argument(argument: str) -> None:
+def _image_problem(item: str) -> str | None:
+    """Why the image file ``item`` cannot be used, by training's rules, or None."""
+    from tf_finetune.data.images import IMAGE_EXTENSIONS, check_image
+
+    path = Path(item)
+    if path.is_dir():
+        return "a folder: give folders as arguments (standard input takes image files)"
+    if not path.is_file():
+        return "no such image file or folder"
+    if not item.lower().endswith(IMAGE_EXTENSIONS):
+        return (f"not a {'/'.join(IMAGE_EXTENSIONS)} file, and training reads only those: convert it to "
+                "JPEG or PNG")
+    return check_image(item)
+
+
+def _text_problem(argument: str) -> str | None:
+    """Why ``argument`` is not a text to classify (empty, or a file or folder name), or None."""
     path = Path(argument)
     if not argument.strip():
-        raise TfFinetuneError("an empty text: nothing to classify (give a text, a data.csv or a .txt file)")
+        return "an empty text, nothing to classify (give a text, a data.csv or a .txt file)"
     if path.is_dir():
-        raise TfFinetuneError(f"{argument} is a folder; a text model takes texts, a data.csv or a .txt "
-                              "file (one text per line)")
-    if path.is_file() and path.suffix.lower() in DECODED_EXTENSIONS + (".webp",):
-        raise TfFinetuneError(f"{argument} is an image file and this model classifies texts")
+        return "a folder; a text model takes texts, a data.csv or a .txt file (one text per line)"
+    if path.is_file() and path.suffix.lower() in _IMAGE_SUFFIXES:
+        return "an image file, and this model classifies texts"
     if path.is_file():
-        raise TfFinetuneError(f"{argument}: a text model reads .csv and .txt files only; give the "
-                              "texts in a .txt file (one per line) or a data.csv")
+        return ("a text model reads .csv and .txt files only; give the texts in a .txt file (one per "
+                "line) or a data.csv")
     if " " not in argument.strip() and (path.suffix.lower() in _FILE_SUFFIXES
                                         or argument.startswith(("/", "./", "../", "~"))):
-        raise TfFinetuneError(f"{argument}: no such file (to classify these characters as a text, "
-                              "pass them on standard input with -)")
+        return "no such file (to classify these characters as a text, pass them on standard input with -)"
+    return None
 
 
 def top_k(probabilities: np.ndarray, class_names: Sequence[str], k: int) -> list[list[tuple[str, float]]]:

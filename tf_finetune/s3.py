@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,36 @@ def list_keys(s3, location: S3Uri) -> list[str]:
     if location.key and not location.key.endswith("/"):
         keys = [k for k in keys if k.startswith(location.key + "/")]
     return sorted(keys)
+
+
+def delete_others(uri: str, keep: Collection[str]) -> list[str]:
+    """Delete the objects under the prefix ``uri`` except those named in ``keep`` (key paths
+    below the prefix): what a previous run left there that this run did not write.
+
+    Returns:
+        The keys deleted.
+
+    Raises:
+        StorageError: the prefix cannot be listed or an object cannot be deleted (named).
+    """
+    location = S3Uri.parse(uri.rstrip("/") + "/")
+    s3 = client()
+    stale = [key for key in list_keys(s3, location) if key[len(location.key):] not in keep]
+    for start in range(0, len(stale), 1000):  # DeleteObjects takes up to 1000 keys
+        batch = stale[start:start + 1000]
+        try:
+            errors = s3.delete_objects(Bucket=location.bucket, Delete={
+                "Objects": [{"Key": key} for key in batch], "Quiet": True}).get("Errors", [])
+        except Exception as exc:
+            raise _storage_error(exc, "delete", location) from None
+        if errors:  # per-object refusals come back in the answer, not as an exception
+            first = errors[0]
+            raise StorageError(f"cannot delete s3://{location.bucket}/{first['Key']}: {first.get('Code')} "
+                               f"{first.get('Message', '')} ({len(errors)} object(s) refused); check "
+                               "that the credentials may delete under this prefix")
+    if stale:
+        log.info("deleted %d object(s) under %s that this run did not write", len(stale), uri)
+    return stale
 
 
 def _safe_destination(target: Path, relative: str, uri: str) -> Path:

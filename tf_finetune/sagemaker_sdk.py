@@ -22,15 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tf_finetune.errors import StorageError, TfFinetuneError
+from tf_finetune.errors import StorageError, TfFinetuneError, install_extra
 from tf_finetune.launch import LaunchPlan
 from tf_finetune.s3 import S3Uri, list_keys
 from tf_finetune.storage import is_s3
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = ("pip install 'tf_finetune[sagemaker]' (the SageMaker Python SDK v3, sagemaker-train), or "
-                "'sagemaker>=2.257,<3' for the v2 TensorFlow estimator")
+INSTALL_HINT = (f"{install_extra('sagemaker')} for the SageMaker Python SDK v3 (sagemaker-train), or "
+                "pip install 'sagemaker>=2.257,<3' for the v2 TensorFlow estimator")
 TELEMETRY_OFF = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 ENTRY_SCRIPT = "train.py"
 REQUIREMENTS = "requirements.txt"

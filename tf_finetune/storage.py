@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import overload
 
 from tf_finetune.errors import StorageError
 
@@ -23,6 +24,19 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 def is_s3(uri: str) -> bool:
     """Whether ``uri`` names an S3 location."""
     return str(uri).startswith("s3://")
+
+
+@overload
+def localize_channel(uri: str, target: Path) -> str: ...
+@overload
+def localize_channel(uri: None, target: Path) -> None: ...
+def localize_channel(uri: str | None, target: Path) -> str | None:
+    """Download ``uri`` into ``target`` when it is an ``s3://`` URI; other values pass through."""
+    if not uri or not is_s3(uri):
+        return uri
+    from tf_finetune import s3
+
+    return str(s3.download_prefix(uri, target))
 
 
 def local_path(location: str) -> Path:
@@ -332,6 +346,72 @@ def publish(local: Path, destination: str) -> str:
     with atomic_path(Path(destination)) as tmp:
         shutil.copyfile(local, tmp)
     return destination
+
+
+def publish_folder(local: Path, destination: str) -> str:
+    """Replace the folder ``destination`` with the finished folder ``local``: afterwards it holds
+    ``local``'s files and nothing left from before.
+
+    Locally the copy is made beside the target under a staging name, then swapped in by two
+    renames (the previous folder aside, the new one in place) and the previous one removed; POSIX
+    cannot swap two non-empty folders in one step, and a run killed between the renames leaves
+    the previous folder under a staging name for the next run to remove (see
+    :func:`remove_stale_staging`). On S3, which has no folders, each file is uploaded whole
+    (see :func:`publish`), then the objects under ``destination`` that ``local`` lacks are deleted.
+
+    Args:
+        local: the finished folder (files only).
+        destination: an ``s3://bucket/prefix`` or a local folder path (its parent is created).
+
+    Returns:
+        ``destination``.
+
+    Raises:
+        StorageError: S3 refused an upload or a deletion. OSError: the local copy failed (the
+            previous folder is left as it was).
+    """
+    names = sorted(path.name for path in local.iterdir())
+    if is_s3(destination):
+        from tf_finetune import s3
+
+        for name in names:
+            publish(local / name, f"{destination.rstrip('/')}/{name}")
+        s3.delete_others(destination, names)
+        return destination
+    with folder_in_place(Path(destination)) as staged:
+        shutil.copytree(local, staged, dirs_exist_ok=True)
+    return destination
+
+
+@contextlib.contextmanager
+def folder_in_place(target: Path) -> Iterator[Path]:
+    """A new folder to fill, beside ``target`` under a staging name, that replaces ``target`` as a
+    whole when the block ends without an error (and is removed when it raises).
+
+    The swap is two renames (the previous folder aside, the new one in place), then the previous
+    one is removed: POSIX cannot swap two non-empty folders in one step, and a run killed between
+    the renames leaves the previous folder under a staging name for the next run to remove (see
+    :func:`remove_stale_staging`). Being beside ``target``, the new folder is on its disk: it needs
+    no room elsewhere, and the renames never copy.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target.parent)
+    staged = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=target.parent))
+    aside = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=target.parent))
+    try:
+        yield staged
+        os.chmod(staged, 0o755)  # mkdtemp makes it private
+        if target.exists():
+            os.replace(target, aside)  # onto an empty folder: allowed
+        try:
+            os.replace(staged, target)
+        except OSError:
+            if any(aside.iterdir()):
+                os.replace(aside, target)  # the previous folder back
+            raise
+    finally:
+        for folder in (staged, aside):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_atomically(path: Path, content: bytes) -> Path:

@@ -1,15 +1,19 @@
-"""Running ``fit``: per-epoch metric lines, early stopping, final validation metrics."""
+"""Running ``fit``: per-epoch metric lines (and a bar through each epoch on a terminal), early
+stopping, final validation metrics."""
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from tf_finetune import eval_metrics
 from tf_finetune.hyperparameters import Hyperparameters
 from tf_finetune.inference import Scorer, ValidationCallback
+from tf_finetune.progress import bars
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +72,54 @@ class BestEpoch(tf_keras.callbacks.Callback):
             self.model.set_weights(self._weights)
 
 
-def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
+class DropoutSeeds(tf_keras.callbacks.Callback):
+    """Seeds the model's dropout before every step from ``(seed, step)``, the step counted over
+    the whole training: a step's masks do not depend on what ran before it in this process, so
+    a run resumed from a checkpoint draws the masks the uninterrupted run drew.
+
+    For dropout layers that draw from a ``tf.random.Generator`` (``rng_type="stateful"``, as
+    :func:`~tf_finetune.model.head_layers` makes them); the others are left as they are.
+    """
+
+    _supports_tf_logs = True  # it reads no logs: Keras need not copy them to NumPy every step
+
+    def __init__(self, seed: int, steps_per_epoch: int):
+        super().__init__()
+        self.seed, self.steps_per_epoch = seed, steps_per_epoch
+        self._generators: list[tf.random.Generator] = []
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        # Keras keeps a layer's generator in this private attribute (None unless "stateful").
+        self._generators = [layer._random_generator._generator for layer in self.model.layers
+                            if isinstance(layer, tf_keras.layers.Dropout)
+                            and getattr(layer._random_generator, "_generator", None) is not None]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self._epoch * self.steps_per_epoch + batch
+        state = np.random.SeedSequence([self.seed, step]).generate_state(2, np.uint64)
+        for generator in self._generators:
+            generator.reset_from_seed(state)
+
+
+def fit(model: tf_keras.Model, batches: Callable[..., tf.data.Dataset], steps_per_epoch: int,
         validation: Scorer | None, hp: Hyperparameters, tensorboard_dir: str | None = None,
         checkpoints=None, class_weight: dict[int, float] | None = None,
         keep_best: BestEpoch | None = None) -> dict[str, list[float]]:
     """Train for ``hp.epochs`` (fewer with early stopping, which restores the best weights).
 
+    A run resumed from ``checkpoints`` continues exactly as the uninterrupted run would have:
+    the checkpoint restores the weights, the optimizer (its slots and step count, which drives
+    the learning-rate schedule) and the epoch and step reached; the batches start at that step
+    (``batches``) and the dropout masks are drawn from the step (:class:`DropoutSeeds`).
+
     Args:
         model: a compiled classifier.
-        train: the endless stream of full training batches (``training_batches``).
+        batches: called with ``first_step=N``, the endless stream of full training batches
+            from step N, counted over the whole training (``training_batches``).
         steps_per_epoch: batches per epoch.
         validation: scores the validation split at every epoch end, or None.
         hp: epochs and early-stopping settings.
@@ -93,7 +136,9 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
     Raises:
         TrainingInterrupted: a stop was requested (SIGTERM); the checkpoint is saved.
     """
-    callbacks = [EpochMetricsLogger(hp.epochs)]
+    # On a terminal, a bar through each epoch, cleared before the epoch's line.
+    callbacks = [*bars(), EpochMetricsLogger(hp.epochs)]
+    callbacks.append(DropoutSeeds(hp.random_seed, steps_per_epoch))
     if checkpoints is not None:
         from tf_finetune import checkpoint
 
@@ -112,6 +157,7 @@ def fit(model: tf_keras.Model, train: tf.data.Dataset, steps_per_epoch: int,
             monitor=f"val_{hp.eval_metric}", mode=eval_metrics.mode(hp.eval_metric),
             patience=hp.early_stopping_patience, min_delta=hp.early_stopping_min_delta,
             restore_best_weights=True))
-    history = model.fit(train, epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
+    first_step = checkpoints.resume_step(steps_per_epoch) if checkpoints is not None else 0
+    history = model.fit(batches(first_step=first_step), epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=callbacks, verbose=0, class_weight=class_weight)
     return checkpoints.history() if checkpoints is not None else history.history

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tf_finetune.errors import TfFinetuneError
+from tf_finetune.errors import TfFinetuneError, install_extra
 
 TEXT_EXTRA = "bert"
 
@@ -51,8 +51,8 @@ def register_ops_for(saved_model_dir: str | Path, what: str) -> None:
     except ImportError:
         raise TfFinetuneError(
             f"{what} uses TensorFlow ops this installation does not have ({listed}); they are "
-            f"TensorFlow Text's (BERT-family text preprocessing): pip install "
-            f"'tf_finetune[{TEXT_EXTRA}]'") from None
+            f"TensorFlow Text's (BERT-family text preprocessing): "
+            f"{install_extra(TEXT_EXTRA)}") from None
     still = unknown_ops(saved_model_dir)
     if still:
         import tensorflow as tf

@@ -14,7 +14,7 @@ from pathlib import Path
 from tf_finetune import model_folder, storage
 from tf_finetune.backbones import keras_import
 from tf_finetune.backbones.builtin import ensure_builtin
-from tf_finetune.errors import BackboneError
+from tf_finetune.errors import BackboneError, install_extra
 from tf_finetune.registry import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,8 @@ def check_requirements(spec: ModelSpec) -> None:
             importlib.import_module(requirement.replace("-", "_"))
         except ImportError:
             extra = EXTRAS.get(requirement)
-            how = (f"pip install 'tf_finetune[{extra}]' (or pip install {requirement} of your "
-                   "TensorFlow's version)" if extra else f"pip install {requirement}")
+            how = (f"{install_extra(extra)}, or pip install {requirement} of your TensorFlow's version"
+                   if extra else f"pip install {requirement}")
             raise BackboneError(f"backbone {spec.id} needs the package {requirement}, which is "
                                 f"not installed: {how}") from None
 

@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tf_finetune.data.images import list_images
-from tf_finetune.data.labels import LabelMap
+from tf_finetune.data.labels import LabelMap, read_class_names
 from tf_finetune.data.split import stratified_split
-from tf_finetune.data.text import csv_files, read_text_csv
+from tf_finetune.data.text import csv_files, find_names_file, read_text_csv
 from tf_finetune.errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Examples", "DataSplit", "LabelMap", "load_data", "load_examples"]
+__all__ = ["Examples", "DataSplit", "LabelMap", "load_data", "load_examples", "check_kind", "DATA_FORMS"]
+
+DATA_FORMS = {"image": "image class folders", "text": "a label,text CSV"}  # what each task's data is
 
 
 @dataclass(frozen=True)
@@ -28,17 +30,20 @@ class Examples:
     Attributes:
         inputs: image file paths (image task) or texts (text task).
         labels: class index of each input.
+        lines: text task: the CSV line each input starts on (to name it); empty for images.
     """
 
     inputs: tuple[str, ...]
     labels: tuple[int, ...]
+    lines: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def subset(self, indices: Sequence[int]) -> Examples:
         """The examples at ``indices``, in that order."""
-        return Examples(tuple(self.inputs[i] for i in indices), tuple(self.labels[i] for i in indices))
+        return Examples(tuple(self.inputs[i] for i in indices), tuple(self.labels[i] for i in indices),
+                        tuple(self.lines[i] for i in indices) if self.lines else ())
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,8 @@ def load_data(task: str, train_path: str | Path, validation_path: str | Path | N
 
     Args:
         task: ``image`` or ``text``.
-        train_path: class-folder root (image) or ``data.csv`` / its folder (text).
+        train_path: class-folder root (image) or ``data.csv`` / its folder (text; a ``labels.json``
+            beside it names the classes, see :func:`~tf_finetune.data.labels.read_class_names`).
         validation_path: separate validation data of the same kind; when None, a stratified
             ``validation_split_ratio`` share of the training data is held out.
         validation_split_ratio: share held out when there is no validation data; 0 for none.
@@ -82,7 +88,7 @@ def load_data(task: str, train_path: str | Path, validation_path: str | Path | N
         DataError: missing or malformed data, with the file, line or folder to fix.
     """
     train_path = Path(train_path)
-    _check_kind(task, train_path)
+    check_kind(task, train_path)
     if task == "text":
         train, label_map = _text_examples(train_path)
         validation = _text_examples(validation_path, label_map)[0] if validation_path else None
@@ -111,18 +117,28 @@ def load_examples(task: str, path: str | Path, label_map: LabelMap,
     Raises:
         DataError: malformed data, or a label / class folder the training data does not have.
     """
-    _check_kind(task, Path(path))
+    check_kind(task, Path(path))
     if task == "text":
         return _text_examples(path, label_map)[0]
     return _image_examples(path, label_map, inspect, details)[0]
 
 
-def _check_kind(task: str, path: Path) -> None:
+def check_kind(task: str, path: Path) -> None:
+    """Raise when ``path`` is clearly the other task's data (a .csv or a file for an image model, a
+    folder without a .csv for a text model), before anything is read.
+
+    Raises:
+        DataError: what the data is and which kind of model reads it.
+    """
     is_text = path.suffix.lower() == ".csv" or (path.is_dir() and any(
         p.name.lower() == "data.csv" for p in csv_files(path)))
     if task == "image" and is_text:
         raise DataError(f"{path} holds text data (a .csv) but the model is an image model; "
                         "choose a text model (tf-finetune list-models --task text)")
+    if task == "image" and path.is_file():
+        raise DataError(f"{path} is a file, but the model is an image model, which reads a folder with one "
+                        "sub-folder per class; for text data (label,text rows) choose a text model "
+                        "(tf-finetune list-models --task text)")
     if task == "text" and path.is_dir() and not is_text and not csv_files(path):
         raise DataError(f"{path} holds no data.csv but the model is a text model; for image "
                         "folders choose an image model (tf-finetune list-models --task image)")
@@ -130,17 +146,22 @@ def _check_kind(task: str, path: Path) -> None:
 
 def _text_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple[Examples, LabelMap]:
     rows = read_text_csv(path)
+    if label_map is not None:
+        unknown = sorted(set(rows.labels) - set(label_map.original_labels or ()))
+        if unknown:
+            raise DataError(f"{rows.path} has labels that the training data does not have: {unknown}")
+    names_file = find_names_file(rows.path)
+    names = read_class_names(names_file) if names_file else None
+    if names is not None:
+        names.check(rows.labels, rows.path, label_map)
     if label_map is None:
-        label_map = LabelMap.from_integer_labels(rows.labels)
+        label_map = LabelMap.from_integer_labels(rows.labels, names.names if names else None)
         if label_map.num_classes < 2:
             raise DataError(f"{rows.path} has only one class (label {rows.labels[0]}); "
                             "at least 2 classes are needed")
     index = {label: i for i, label in enumerate(label_map.original_labels or ())}
-    unknown = sorted(set(rows.labels) - set(index))
-    if unknown:
-        raise DataError(f"{rows.path} has labels that the training data does not have: {unknown}")
     log.info("read %d rows, %d classes from %s", len(rows.texts), label_map.num_classes, rows.path)
-    examples = Examples(rows.texts, tuple(index[v] for v in rows.labels))
+    examples = Examples(rows.texts, tuple(index[v] for v in rows.labels), rows.lines)
     _warn_absent_classes(rows.path, examples, label_map)
     return examples, label_map
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import warnings
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 _FORMATS = {"JPEG", "PNG", "MPO"}  # MPO: multi-picture JPEG from cameras; decodes as JPEG
 _JPEG_END = b"\xff\xd9"
 _PNG_END = b"IEND\xaeB`\x82"
+# Folder names of data splits, and the flag each split goes to.
+SPLIT_FLAGS = {"train": "--data", "training": "--data", "val": "--validation-data", "valid": "--validation-data",
+               "validation": "--validation-data", "dev": "--validation-data", "eval": "--validation-data",
+               "evaluation": "--validation-data", "test": "--test-data", "testing": "--test-data"}
 
 
 @dataclass(frozen=True)
@@ -86,14 +92,19 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
         The usable images and what was skipped.
 
     Raises:
-        DataError: no class folders, a class without any usable image, fewer than two
-            classes, or (with ``class_names``) a class folder the training data does not have.
+        DataError: no class folders, a folder of data sets rather than classes (see
+            :func:`check_layout`; before any file is read), a class without any usable image,
+            fewer than two classes, or (with ``class_names``) a class folder the training data
+            does not have.
     """
     root = Path(root)
-    folders = _class_folders(root, class_names)
+    folders = list_class_folders(root)
+    found_files, ignored = _candidates(folders)
+    check_layout(root, folders, [path for path, _ in found_files])
+    _check_class_names(root, folders, class_names)
     names = tuple(class_names) if class_names is not None else tuple(p.name for p in folders)
     index_of = {name: index for index, name in enumerate(names)}
-    candidates, ignored = _candidates([(folder, index_of[folder.name]) for folder in folders])
+    candidates = [(path, index_of[folder.name]) for path, folder in found_files]
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
         # Pillow warns about images above ~89 M pixels; decoding is scaled, and check_image
         # itself reports the ones too large to open (DecompressionBombError).
@@ -111,12 +122,7 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
             paths.append(path)
             labels.append(index)
             details.append(result)  # type: ignore[arg-type]  # a dict when inspecting
-    if skipped:
-        shown = "; ".join(f"{p}: {why}" for p, why in skipped[:10])
-        more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
-        log.warning("skipped %d unusable image file(s) in %s: %s%s", len(skipped), root, shown, more)
-    if ignored:
-        log.info("ignored %d file(s) in %s that are not %s", ignored, root, "/".join(IMAGE_EXTENSIONS))
+    _log_left_out(root, skipped, ignored)
     labelled = set(labels)
     for folder in folders:
         if index_of[folder.name] not in labelled:
@@ -126,8 +132,68 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
                       tuple(details) if inspect else None)
 
 
-def _class_folders(root: Path, class_names: tuple[str, ...] | None) -> list[Path]:
-    folders = list_class_folders(root)
+def _log_left_out(root: Path, skipped: list[tuple[str, str]], ignored: int) -> None:
+    """One warning naming the unusable files (the first ten), one line counting the others."""
+    if skipped:
+        shown = "; ".join(f"{p}: {why}" for p, why in skipped[:10])
+        more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
+        log.warning("skipped %d unusable image file(s) in %s: %s%s", len(skipped), root, shown, more)
+    if ignored:
+        log.info("ignored %d file(s) in %s that are not %s", ignored, root, "/".join(IMAGE_EXTENSIONS))
+
+
+def check_layout(root: Path, folders: Sequence[Path], image_paths: Iterable[str]) -> None:
+    """Raise when ``root`` holds data sets rather than classes (e.g. ``--data hymenoptera``
+    with ``train/`` and ``val/`` in it), which would train a "train vs val" classifier.
+
+    A class folder *holds class folders* when its images are in sub-folders, with at most one
+    in ten directly in it. That is an error when such a folder is named like a split
+    (:data:`SPLIT_FLAGS`), or when every class folder holds class folders and at least two
+    sub-folder names are the same in all of them (``2019/{cats,dogs}``, ``2020/{cats,dogs}``).
+    A class with some of its images in sub-folders (``red/*.jpg``, ``red/2019/*.jpg``) is fine.
+
+    Args:
+        root: the data folder.
+        folders: its class folders.
+        image_paths: the image files under them (paths that start with ``root``).
+
+    Raises:
+        DataError: naming the folders and the command that was probably meant.
+    """
+    direct: Counter[str] = Counter()
+    nested: dict[str, Counter[str]] = {}
+    for path in image_paths:
+        parts = Path(path).relative_to(root).parts
+        if len(parts) == 2:
+            direct[parts[0]] += 1
+        else:
+            nested.setdefault(parts[0], Counter())[parts[1]] += 1
+    holders = {name: sorted(subs) for name, subs in nested.items() if direct[name] * 10 <= sum(subs.values())}
+    splits = [folder.name for folder in folders if folder.name in holders and folder.name.lower() in SPLIT_FLAGS]
+    trained = (f"a {' vs '.join(folder.name for folder in folders)} classifier" if len(folders) > 1
+               else f"a classifier of one class ({folders[0].name})")
+    if splits:
+        roles: dict[str, str] = {}
+        for name in splits:
+            roles.setdefault(SPLIT_FLAGS[name.lower()], name)
+        if "--data" not in roles:  # no training split: the first one is the data to train on
+            roles = {"--data": splits[0]}
+        command = " ".join(f"{flag} {shlex.quote(str(root / roles[flag]))}"
+                           for flag in ("--data", "--validation-data", "--test-data") if flag in roles)
+        raise DataError(f"image data folder {root} holds data sets, not classes: its folder(s) {', '.join(splits)} "
+                        f"are data splits holding class folders ({', '.join(holders[splits[0]])}), so it would "
+                        f"train {trained}; did you mean {command}?")
+    shared = sorted(set.intersection(*(set(subs) for subs in holders.values()))) if holders else []
+    if len(folders) >= 2 and len(holders) == len(folders) and len(shared) >= 2:
+        names = ", ".join(folder.name for folder in folders)
+        raise DataError(f"image data folder {root} holds data sets, not classes: each of its folders ({names}) "
+                        f"holds the same class folders ({', '.join(shared)}) rather than images, so it would "
+                        f"train {trained}; pass one data set, e.g. --data "
+                        f"{shlex.quote(str(folders[0]))} (if {names} are the classes, give their sub-folders "
+                        "different names)")
+
+
+def _check_class_names(root: Path, folders: list[Path], class_names: tuple[str, ...] | None) -> None:
     names = tuple(p.name for p in folders)
     if class_names is not None:
         # Held-out data may lack a class (the caller says so); a class the model never saw is an error.
@@ -135,27 +201,27 @@ def _class_folders(root: Path, class_names: tuple[str, ...] | None) -> list[Path
         if unexpected:
             raise DataError(f"{root} has class folder(s) that the training data does not have: "
                             f"{unexpected} (its classes: {', '.join(class_names)}); rename or remove them")
-        return folders
-    if len(folders) < 2:
+    elif len(folders) < 2:
         raise DataError(f"image data folder {root} has {len(folders)} class folder(s) "
                         f"({', '.join(names)}); at least 2 classes are needed")
-    return folders
 
 
-def _candidates(folders: list[tuple[Path, int]]) -> tuple[list[tuple[str, int]], int]:
-    """(image file, class index) of every file named like an image in the (folder, class index)
-    pairs, and how many other files there are."""
+def _candidates(folders: list[Path]) -> tuple[list[tuple[str, Path]], int]:
+    """(image file, class folder) of every file named like an image under the class folders,
+    and how many other files there are."""
     candidates, ignored = [], 0
-    for folder, index in folders:
-        for path in _walk_files(folder):
+    for folder in folders:
+        for path in walk_files(folder):
             if path.lower().endswith(IMAGE_EXTENSIONS):
-                candidates.append((path, index))
+                candidates.append((path, folder))
             else:
                 ignored += 1
     return candidates, ignored
 
 
-def _walk_files(folder: Path) -> list[str]:
+def walk_files(folder: Path) -> list[str]:
+    """Every file under ``folder``, sorted, hidden files and folders left out, symbolic links to
+    folders not followed (what training reads of a class folder)."""
     found: list[str] = []
     for current, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

@@ -5,6 +5,7 @@ import tensorflow as tf
 import tf_keras
 
 from tf_finetune.data import Examples
+from tf_finetune.data.batching import steps_per_epoch as steps_per_epoch  # the steps of training_batches
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -78,15 +79,10 @@ def make_augmenter(flip: str, rotation: float, zoom: float, seed: int) -> tf_ker
     return tf_keras.Sequential(layers) if layers else None
 
 
-def steps_per_epoch(count: int, global_batch: int) -> int:
-    """Training steps per epoch: enough full global batches to cover ``count`` examples."""
-    return max(1, -(-count // global_batch))
-
-
 def training_batches(examples: Examples, task: str, num_classes: int, global_batch: int, *,
                      shuffle_seed: int, image_size: int | None = None, interpolation: str = "bilinear",
                      augmenter=None, cache_file: str | None = None,
-                     deterministic: bool = True) -> tf.data.Dataset:
+                     deterministic: bool = True, first_step: int = 0) -> tf.data.Dataset:
     """An endless, shuffled stream of full batches of (inputs, one-hot labels) for ``fit``.
 
     Every batch holds exactly ``global_batch`` examples, so every replica gets ``batch_size``
@@ -115,6 +111,7 @@ def training_batches(examples: Examples, task: str, num_classes: int, global_bat
         cache_file: keep decoded images in this file (image task); None decodes every pass.
         deterministic: keep the element order fixed across runs; False lets parallel decoding
             hand over whichever image is ready first (faster when file reads vary).
+        first_step: start at this batch (a run resumed at step N gets the batches from N on).
 
     Returns:
         A prefetched, endless dataset of full batches.
@@ -133,8 +130,8 @@ def training_batches(examples: Examples, task: str, num_classes: int, global_bat
                                   deterministic=deterministic)
         return dataset
 
-    dataset = shuffle_for_epochs(dataset, len(examples), shuffle_seed, task, between=decode)
-    dataset = dataset.repeat().batch(global_batch, drop_remainder=True)
+    dataset = shuffle_for_epochs(dataset, len(examples), shuffle_seed, task, decode, first_step * global_batch)
+    dataset = dataset.batch(global_batch, drop_remainder=True)
     if augmenter is not None:
         dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE,
                               deterministic=deterministic)
@@ -194,19 +191,29 @@ SHUFFLE_WINDOW = 256  # decoded images reshuffled per epoch: bounded memory what
 
 
 def shuffle_for_epochs(dataset: tf.data.Dataset, count: int, seed: int, task: str,
-                       between=lambda dataset: dataset) -> tf.data.Dataset:
-    """The training order: one full seeded shuffle, ``between`` (decoding, caching), then a
-    reshuffle every epoch.
+                       between=lambda dataset: dataset, start: int = 0) -> tf.data.Dataset:
+    """The training order, endless: one full seeded shuffle, ``between`` (decoding, caching),
+    then a reshuffle at every pass over the ``count`` examples.
 
-    The per-epoch reshuffle covers all examples for text, and a window of
+    The per-pass reshuffle covers all examples for text, and a window of
     :data:`SHUFFLE_WINDOW` for images (its buffer holds decoded images, and cached decoded
-    images can only be read back in the order they were written). The permutation depends
-    only on the seed and the count, so the feature cache shuffles example indices with this
-    same function and trains on the same batches.
+    images can only be read back in the order they were written). Pass ``p`` is reshuffled
+    with a seed drawn from ``(seed, p)``, so the order depends only on the seed and the count
+    (the feature cache shuffles example indices with this same function and trains on the
+    same batches), and the stream can begin anywhere: at example ``start`` of the endless
+    order (a resumed run; only the part of its first pass before ``start`` is read and skipped).
     """
     window = count if task == "text" else min(count, SHUFFLE_WINDOW)
-    dataset = between(dataset.shuffle(count, seed=seed, reshuffle_each_iteration=False))
-    return dataset.shuffle(window, seed=seed, reshuffle_each_iteration=True)
+    ordered = between(dataset.shuffle(count, seed=seed, reshuffle_each_iteration=False))
+
+    def one_pass(index: tf.Tensor) -> tf.data.Dataset:
+        pass_seed = tf.random.stateless_uniform([], tf.stack([tf.constant(seed, tf.int64), index]),
+                                                minval=None, maxval=None, dtype=tf.int64)
+        return ordered.shuffle(window, seed=pass_seed)
+
+    first_pass, offset = divmod(start, count)
+    passes = tf.data.Dataset.range(first_pass, tf.int64.max)
+    return passes.flat_map(one_pass).skip(offset)
 
 
 def decoded_size(count: int, image_size: int) -> int:

@@ -26,9 +26,15 @@ def stratified_split(labels: Sequence[int], ratio: float, seed: int) -> tuple[li
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
         rng.shuffle(members)
-        n_val = 0
-        if ratio > 0 and len(members) >= 2:  # a class of one stays in training, whatever the ratio
-            n_val = min(max(int(round(len(members) * ratio)), 1), len(members) - 1)
+        n_val = held_out(len(members), ratio)
         val.extend(members[:n_val].tolist())
         train.extend(members[n_val:].tolist())
     return sorted(train), sorted(val)
+
+
+def held_out(count: int, ratio: float) -> int:
+    """How many of a class's ``count`` examples :func:`stratified_split` holds out for validation:
+    ``ratio`` of them rounded, at least one and at most all but one (a class of one stays in training)."""
+    if ratio <= 0 or count < 2:
+        return 0
+    return min(max(int(round(count * ratio)), 1), count - 1)
