@@ -53,13 +53,15 @@ def test_an_unknown_flag_gets_did_you_mean(typo, meant, capsys):
         cli.main(["train", "--data", "d", "--output", "o", typo, "v"])
     assert exited.value.code == 2
     first, hint = capsys.readouterr().err.splitlines()
-    assert first.startswith(f"tf-finetune: error: unrecognized arguments: {typo} v ({typo}: did you mean {meant}")
+    assert first.startswith(f"tf-finetune: error: unrecognized arguments: {typo} ({typo}: did you mean {meant}")
     assert hint == "Try 'tf-finetune train --help' for more information."
 
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "d", "--output", "o", "--epoch", "3"],
-     "unrecognized arguments: --epoch 3 (--epoch: did you mean --epochs or --epsilon?)"),
+     "unrecognized arguments: --epoch (--epoch: did you mean --epochs or --epsilon?)"),
+    # A misspelt required flag is named as misspelt, not as missing.
+    (["train", "--data", "d", "--outptu", "o"], "unrecognized arguments: --outptu (--outptu: did you mean --output?)"),
     (["fetch-model", "some-id"], "the following arguments are required: --output"),
     (["launch", "--name", "n", "--data", "d", "--output", "s3://b/"], "the following arguments are required: --role"),
     (["list-models", "--task", "audio"], "argument --task: invalid choice: 'audio' (choose from 'image', 'text')"),
@@ -82,7 +84,7 @@ def test_a_usage_error_from_the_process_is_two_lines_and_exit_2():
     result = run_cli("evaluate", "--model", "m", "--data", "d", "--ouput", "e")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        "tf-finetune: error: unrecognized arguments: --ouput e (--ouput: did you mean --output?)",
+        "tf-finetune: error: unrecognized arguments: --ouput (--ouput: did you mean --output?)",
         "Try 'tf-finetune evaluate --help' for more information."]
 
 

@@ -30,23 +30,39 @@ DEPRECATED_OUTPUT_FLAGS = {"fetch-model": ("--to",), "import-backbone": ("--to",
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``argv``; a usage error exits 2 with one line (an unknown flag's with the closest known
-    flags) and a pointer to the command's --help (cli_parser's parser class)."""
-    import difflib
+    flags) and a pointer to the command's --help (cli_parser's parser class).
 
+    Unknown flags are reported before anything else argparse would say: a misspelt ``--outptu``
+    is why ``--output`` is missing.
+    """
     parser, commands = build_parsers()
+    name = next((word for word in argv if word in commands), None)
+    if name is not None:
+        command = commands[name]
+        known = {flag for action in (*parser._actions, *command._actions) for flag in action.option_strings}
+        flags = argv[:list(argv).index("--")] if "--" in argv else argv  # after "--", inputs only
+        misspelt = [word for word in flags if word.startswith("--") and word.partition("=")[0] not in known]
+        if misspelt:
+            command.error(_unrecognized(command, misspelt))
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        command = commands[args.command]
-        # --snake_case and --kebab-case are the same flag: suggest the kebab-case spelling once.
-        known = sorted({flag.replace("_", "-") for action in command._actions for flag in action.option_strings
-                        if flag.startswith("--")})
-        hints = []
-        for word in unknown:
-            close = difflib.get_close_matches(word.partition("=")[0].replace("_", "-"), known, n=2, cutoff=0.6)
-            if word.startswith("--") and close:
-                hints.append(f"{word}: did you mean {' or '.join(close)}?")
-        command.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else ""))
+        commands[args.command].error(_unrecognized(commands[args.command], unknown))
     return args
+
+
+def _unrecognized(command: argparse.ArgumentParser, unknown: Sequence[str]) -> str:
+    """The usage error of ``unknown`` arguments, with the closest known flags of each."""
+    import difflib
+
+    # --snake_case and --kebab-case are the same flag: suggest the kebab-case spelling once.
+    known = sorted({flag.replace("_", "-") for action in command._actions for flag in action.option_strings
+                    if flag.startswith("--")})
+    hints = []
+    for word in unknown:
+        close = difflib.get_close_matches(word.partition("=")[0].replace("_", "-"), known, n=2, cutoff=0.6)
+        if word.startswith("--") and close:
+            hints.append(f"{word}: did you mean {' or '.join(close)}?")
+    return f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else "")
 
 
 def with_current_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
