@@ -20,10 +20,9 @@ from typing import Any
 from tf_finetune import checkpoint, choices, hyperparameters, job_outputs, model_folder, storage
 from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.loading import check_requirements, local_preprocessor, local_saved_model
-from tf_finetune.data import DataSplit, Examples, load_data, load_examples
+from tf_finetune.data import DATA_FORMS, DataSplit, Examples, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.job_plan import (
-    DATA_FORMS,
     JobConfig,
     JobPlan,
     JobResult,
@@ -366,16 +365,17 @@ def _fit_through_backbone(job: JobPlan, inputs: _Inputs, layout: _Layout, built:
                                    hp.augmentation_random_zoom, hp.random_seed)
     # An explicit seed asks for a repeatable run; otherwise parallel decoding may reorder the
     # training stream. Everything predicted on keeps its order whatever the seed.
-    train_ds = functools.partial(training_batches, data.train, task, data.label_map.num_classes,
-                                 layout.global_batch, shuffle_seed=hp.random_seed, augmenter=augmenter,
-                                 cache_file=streams.decoded.get("train"), deterministic="random_seed" in given,
-                                 **streams.decoding)  # train.fit picks the first step (a resume)
+    train_batches = functools.partial(training_batches, data.train, task, data.label_map.num_classes,
+                                      layout.global_batch, shuffle_seed=hp.random_seed, augmenter=augmenter,
+                                      cache_file=streams.decoded.get("train"),
+                                      deterministic="random_seed" in given,
+                                      **streams.decoding)  # train.fit picks the first step (a resume)
     val_scorer = Scorer(model, streams.validation, data.validation.labels, layout.strategy, hp.label_smoothing,
                         extra_metrics(hp)) if streams.validation is not None and data.validation else None
     keep_best = None
     if "epochs" in choices.unset(hp, given) and val_scorer is not None and not hp.early_stopping:
         keep_best = train.BestEpoch(hp.eval_metric)
-    history = train.fit(model, train_ds, layout.steps, val_scorer, hp, tensorboard_dir, checkpoints,
+    history = train.fit(model, train_batches, layout.steps, val_scorer, hp, tensorboard_dir, checkpoints,
                         inputs.class_weight, keep_best)
     chosen = []
     if keep_best is not None and keep_best.best_epoch is not None:
