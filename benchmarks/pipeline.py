@@ -35,7 +35,8 @@ from head_only import copy_images, summary  # noqa: E402
 THROUGHPUT = textwrap.dedent("""
     import json, sys, tempfile, time
     import tensorflow as tf, tf_keras
-    from tf_finetune import distribute, hyperparameters, model as model_lib
+    from tf_finetune import hyperparameters
+    from tf_finetune.training import distribute, classifier
     from tf_finetune.registry import ModelSpec
     from tf_finetune.data import load_data
     from tf_finetune.data.pipeline import steps_per_epoch, training_batches
@@ -47,8 +48,8 @@ THROUGHPUT = textwrap.dedent("""
     n, classes = len(split.train), split.label_map.num_classes
     with strategy.scope():
         spec = ModelSpec(handle, "image", handle, image_size=size)
-        model, _ = model_lib.build_classifier(spec, handle, None, classes, hp)
-        model_lib.compile_classifier(model, hp, epochs * -(-n // 32))
+        model, _ = classifier.build_classifier(spec, handle, None, classes, hp)
+        classifier.compile_classifier(model, hp, epochs * -(-n // 32))
     with tempfile.TemporaryDirectory() as tmp:
         steps = steps_per_epoch(n, 32)
         if mode == "memory":

@@ -18,7 +18,7 @@ from tf_finetune import startup  # noqa: E402
 
 startup.prepare_tensorflow(quiet=False)  # as the doors do, before TensorFlow is imported
 
-from tf_finetune.distribute import split_cpu  # noqa: E402
+from tf_finetune.training.distribute import split_cpu  # noqa: E402
 
 split_cpu(REPLICAS)
 
@@ -108,14 +108,14 @@ def bert_pair(tmp_path_factory) -> tuple[Path, Path]:
 def bert_archive(bert_pair, tmp_path_factory) -> Path:
     """``fetch-model`` of a registry entry naming the tiny encoder and its preprocessor: one
     .tar.gz with the preprocessor bundled as ``preprocessor/``."""
-    from tf_finetune import cli
+    from tf_finetune.cli import commands
 
     encoder, preprocessor = bert_pair
     root = tmp_path_factory.mktemp("fetched-bert")
     registry = write_registry(root / "registry.yaml", id="tiny-bert", task="text", handle=encoder.as_uri(),
                               preprocessor=preprocessor.as_uri(), output_key="pooled_output",
                               requires=["tensorflow-text"])
-    assert cli.main(["fetch-model", "tiny-bert", "--output", str(root), "--registry", str(registry),
+    assert commands.main(["fetch-model", "tiny-bert", "--output", str(root), "--registry", str(registry),
                      "--cache-dir", str(root / "cache")]) == 0
     return root / "tiny-bert.tar.gz"
 
@@ -202,7 +202,7 @@ def ants_bees_h5_run(shared, cache_dir, tmp_path_factory):
 
 
 def _ants_bees_h5_run(shared, cache_dir, output):
-    from tf_finetune.job import JobConfig, run
+    from tf_finetune.training.job import JobConfig, run
 
     data = shared / "data" / "hymenoptera"
     result = run(JobConfig(
@@ -222,7 +222,7 @@ def ants_bees_hub_run(shared, cache_dir, tmp_path_factory):
 
 
 def _ants_bees_hub_run(shared, cache_dir, output):
-    from tf_finetune.job import JobConfig, run
+    from tf_finetune.training.job import JobConfig, run
 
     data = shared / "data" / "hymenoptera"
     result = run(JobConfig(

@@ -24,7 +24,7 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300,
 
 
 def run_main(*args: str, env: dict | None = None, stdin: str = "") -> subprocess.CompletedProcess:
-    """``tf_finetune.cli.main(ARGS)`` in this process, seen as :func:`run_cli` sees a subprocess.
+    """``tf_finetune.cli.commands.main(ARGS)`` in this process, seen as :func:`run_cli` sees a subprocess.
 
     For tests of what a command does rather than of the process around it (start-up noise,
     signals, the device split, ``python -m``): it saves the subprocess's TensorFlow import
@@ -37,7 +37,7 @@ def run_main(*args: str, env: dict | None = None, stdin: str = "") -> subprocess
     import logging
     from contextlib import redirect_stderr, redirect_stdout
 
-    from tf_finetune import cli
+    from tf_finetune.cli import commands
 
     out, err = io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(err)
@@ -51,7 +51,7 @@ def run_main(*args: str, env: dict | None = None, stdin: str = "") -> subprocess
         sys.stdin = io.StringIO(stdin)
         with redirect_stdout(out), redirect_stderr(err):
             try:
-                code = cli.main(list(args))
+                code = commands.main(list(args))
             except SystemExit as exc:  # argparse's usage errors and --help
                 code = exc.code if isinstance(exc.code, int) else 1
     finally:
@@ -154,7 +154,7 @@ def only_localhost():
 
 def grid_shape(tiles: int) -> tuple[int, int]:
     """(width, height) in pixels of plots.image_grid's PNG for ``tiles`` tiles."""
-    from tf_finetune import plots
+    from tf_finetune.reports import plots
 
     columns, rows = plots.grid_layout(tiles)
     return columns * plots.TILE_PX, plots.TITLE_PX + rows * (plots.TILE_PX + plots.CAPTION_PX)

@@ -1,5 +1,7 @@
-"""The package's shape: its import graph has no cycle (a layered design, one way down), and no
-function or module outgrows a screen or a sitting (60 and 500 lines).
+"""The package's shape: folders by role, layered one way down (the doors over SageMaker, over
+training, over the model files, over the reports, over the backbones, over the shared leaves), an
+import graph with no cycle, one module per basename, no more than 15 modules at the top, and no
+function or module that outgrows a screen or a sitting (60 and 500 lines).
 
 Every ``import`` counts, including those inside functions: a local import hides a cycle from
 the interpreter but not from a reader.
@@ -82,7 +84,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_import_graph_has_no_cycle():
     graph = import_graph()
-    assert len(graph) > 40 and graph["tf_finetune.job"], "the graph was not read"
+    assert len(graph) > 40 and graph["tf_finetune.training.job"], "the graph was not read"
     assert cycles(graph) == []
 
 
@@ -92,7 +94,7 @@ def test_a_cycle_would_be_found():
 
 
 @pytest.mark.parametrize("module, imported", [
-    ("tf_finetune.job", "tf_finetune.model_folder"),
+    ("tf_finetune.training.job", "tf_finetune.model_folder"),
     ("tf_finetune.data", "tf_finetune.data.images"),
 ])
 def test_imports_are_resolved_to_modules(module, imported):
@@ -125,3 +127,52 @@ def test_an_oversized_function_would_be_found(tmp_path):
     body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
     (tmp_path / "long.py").write_text(f"def long():\n{body}\n", encoding="utf-8")
     assert oversized(tmp_path) == [f"long.py:1 long: {MAX_FUNCTION_LINES + 1} lines"]
+
+
+# The wings, lowest first: a module may import its own layer and the layers below, never above.
+LAYERS = [
+    {"errors", "logs", "progress", "startup", "s3", "storage", "hyperparameters", "job_options", "registry",
+     "model_folder", "data"},  # the shared leaves
+    {"backbones"},
+    {"reports"},
+    {"serving"},
+    {"training"},
+    {"sagemaker"},
+    {"tf_finetune", "__main__", "api", "cli"},  # the doors
+]
+
+
+def layer_of(module: str) -> int:
+    wing = module.split(".")[1] if "." in module else module
+    [rank] = [rank for rank, wings in enumerate(LAYERS) if wing in wings]
+    return rank
+
+
+def upward_arrows(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{module} -> {imported}" for module, targets in graph.items() for imported in targets
+                  if layer_of(imported) > layer_of(module))
+
+
+def test_every_module_sits_in_a_layer_and_imports_only_downwards():
+    assert upward_arrows(import_graph()) == []
+
+
+def test_an_upward_arrow_would_be_found():
+    graph = {"tf_finetune.reports.plots": {"tf_finetune.training.job"}, "tf_finetune.training.job": set()}
+    assert upward_arrows(graph) == ["tf_finetune.reports.plots -> tf_finetune.training.job"]
+
+
+MAX_TOP_LEVEL_MODULES = 15
+
+
+def test_the_top_of_the_package_holds_the_shared_leaves_and_the_doors_only():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+
+
+def test_no_two_modules_share_a_basename():
+    names: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name not in ("__init__.py", "__main__.py"):
+            names.setdefault(path.stem, []).append(str(path.relative_to(PACKAGE)))
+    assert {stem: paths for stem, paths in names.items() if len(paths) > 1} == {}

@@ -53,9 +53,9 @@ from tf_finetune.errors import (
     StorageError,
     TfFinetuneError,
 )
-from tf_finetune.job import JobConfig, plan
 from tf_finetune.registry import ModelSpec
 from tf_finetune.storage import extract_archive
+from tf_finetune.training.job import JobConfig, plan
 from tiny_modules import COLOURS, write_image, write_image_folder
 
 FATAL, WARNED, ACCEPTED = "fatal", "warned", "accepted"
@@ -445,8 +445,8 @@ def plan_case(id: str, error, *says: str, registry: list | None = None, **config
 
 
 def jit_on_split_cpu(ctx: Ctx):
-    from tf_finetune import distribute
-    from tf_finetune.model import check_jit_compile
+    from tf_finetune.training import distribute
+    from tf_finetune.training.classifier import check_jit_compile
 
     hp = hyperparameters.resolve({"jit_compile": "True"})
     return lambda: check_jit_compile(hp, distribute.create_strategy())
@@ -499,7 +499,7 @@ HP_CASES = [
 def build_with(module: str, task: str, image_size: int | None = None):
     """build_classifier on the session's module ``module`` for ``task``."""
     def build(ctx: Ctx):
-        from tf_finetune.model import build_classifier
+        from tf_finetune.training.classifier import build_classifier
 
         handle = str(ctx.modules[module])
         spec = ModelSpec(module, task, handle, image_size=image_size)

@@ -19,11 +19,11 @@ import tf_keras
 
 import tiny_bert
 from helpers import REPLICAS, REPO, extract, run_cli, run_main
-from tf_finetune import cli
 from tf_finetune.backbones.bert_inputs import Preprocessor
 from tf_finetune.backbones.tfhub import hub
+from tf_finetune.cli import commands
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.job import JobConfig, plan
+from tf_finetune.training.job import JobConfig, plan
 
 BERT_ID = "small-bert-en-uncased-l4-h512"  # the registry entry: task and defaults
 SEQ = 16
@@ -51,8 +51,8 @@ class NoTensorflowText:
         if name.split(".")[0] == "tensorflow_text":
             raise ImportError("No module named 'tensorflow_text'")
 sys.meta_path.insert(0, NoTensorflowText())
-from tf_finetune import cli
-sys.exit(cli.main(sys.argv[1:]))
+from tf_finetune.cli import commands
+sys.exit(commands.main(sys.argv[1:]))
 """
 
 
@@ -139,10 +139,10 @@ def test_exported_bert_model_serves_raw_strings_in_plain_tensorflow(bert_run):
 
 def test_predict_and_evaluate_a_bert_model(bert_run, bert_data, tmp_path, capsys):
     archive = bert_run[1] / "output" / "model.tar.gz"
-    assert cli.main(["predict", "--model", str(archive), "--json", *TEXTS[:4]]) == 0
+    assert commands.main(["predict", "--model", str(archive), "--json", *TEXTS[:4]]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["predictions"][0]["label"] for row in rows] == ["0", "1", "0", "1"]
-    assert cli.main(["evaluate", "--model", str(archive), "--data", str(bert_data),
+    assert commands.main(["evaluate", "--model", str(archive), "--data", str(bert_data),
                      "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["num_examples"] == 48 + tiny_bert.LONG_TEXTS and report["accuracy"] >= 0.9
@@ -152,7 +152,7 @@ def test_training_continues_from_a_bert_model(bert_run, bert_data, tmp_path, cap
     archive = bert_run[1] / "output" / "model.tar.gz"
     argv = ["train", "--handle", str(archive), "--data", str(bert_data), "--output", str(tmp_path / "next"),
             "--epochs", "1", "--batch-size", "4", "--learning-rate", "0.0001", "--cache-dir", str(tmp_path / "c")]
-    assert cli.main(argv + ["--max-seq-length", "32"]) == 1
+    assert commands.main(argv + ["--max-seq-length", "32"]) == 1
     assert "max_seq_length=32 cannot be used: this job continues from a previous model" in capsys.readouterr().err
     # One replica in a process of its own: in this one, REPLICAS logical CPUs would all-reduce every
     # encoder weight at each step.
@@ -171,7 +171,7 @@ def test_head_only_bert_trains_on_cached_features(bert_archive, bert_data, tmp_p
     argv = ["train", "--model-id", BERT_ID, "--handle", str(bert_archive), "--data", str(bert_data),
             "--output", str(tmp_path / "out"), "--train-only-top-layer", "True", "--epochs", "2",
             "--choose-hyperparameters", "False", "--cache-dir", str(tmp_path / "cache")]
-    assert cli.main(argv) == 0
+    assert commands.main(argv) == 0
     metrics = json.loads(extract_metrics(tmp_path / "out" / "output" / "model.tar.gz"))
     assert metrics["backbone"]["max_seq_length"] == tiny_bert.DEFAULT_SEQ_LENGTH  # the preprocessor's
     assert metrics["backbone"]["train_texts"]["truncated"] == 0
@@ -181,7 +181,7 @@ def test_head_only_bert_trains_on_cached_features(bert_archive, bert_data, tmp_p
 
 
 def test_tflite_export_refuses_a_bert_model_naming_its_ops(bert_run, tmp_path, capsys):
-    assert cli.main(["export-tflite", "--model", str(bert_run[2]), "--output", str(tmp_path / "lite")]) == 1
+    assert commands.main(["export-tflite", "--model", str(bert_run[2]), "--output", str(tmp_path / "lite")]) == 1
     err = capsys.readouterr().err
     assert "cannot be exported to TFLite" in err
     assert any(op in err for op in ("CaseFoldUTF8", "RegexSplitWithOffsets", "WordpieceTokenizeWithOffsets"))
@@ -218,7 +218,7 @@ def test_max_seq_length_is_checked_before_anything_runs(text_module, text_data, 
         with pytest.raises(HyperparameterError, match=message.replace("[", r"\[")):
             planned(**config)
     # a string -> vector backbone has no sequence to size: refused before training
-    assert cli.main(["train", "--handle", str(text_module), "--data", str(text_data), "--output",
+    assert commands.main(["train", "--handle", str(text_module), "--data", str(text_data), "--output",
                      str(tmp_path / "out"), "--max-seq-length", "64"]) == 1
     assert "takes whole strings (it has no BERT-style preprocessor)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

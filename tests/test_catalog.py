@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from helpers import write_registry
-from tf_finetune import catalog
+from tf_finetune.cli import catalog
 from tf_finetune.hyperparameters import SCHEMA
 
 COLUMNS = ("ID", "TASK", "FINE-TUNABLE", "INPUT", "DIM", "DESCRIPTION")

@@ -151,8 +151,8 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_continues_from_that_step(image_mo
 
 
 def test_fresh_start_discards_another_jobs_checkpoint(image_module, image_data, cache_dir, tmp_path):
-    from tf_finetune.checkpoint import open_checkpoints
     from tf_finetune.errors import CheckpointError
+    from tf_finetune.training.checkpoint import open_checkpoints
 
     folder = tmp_path / "checkpoints"
     first, resuming = open_checkpoints(folder, {"hyperparameters": {"epochs": 3}})
@@ -190,12 +190,12 @@ def test_ctrl_c_without_a_checkpoint_folder_keeps_nothing_and_says_how_to_make_t
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_kept(tmp_path):
-    from tf_finetune import cli
-    from tf_finetune.checkpoint import open_checkpoints
+    from tf_finetune.cli import commands
+    from tf_finetune.training.checkpoint import open_checkpoints
 
     folder = tmp_path / "checkpoints"
     open_checkpoints(folder, {"hyperparameters": {"epochs": 3}})  # what a job writes before its first save
-    args = cli.build_parser().parse_args(["train", "--handle", "h", "--data", "d", "--output", "o",
+    args = commands.build_parser().parse_args(["train", "--handle", "h", "--data", "d", "--output", "o",
                                           "--checkpoint-dir", str(folder)])
-    assert cli._interrupted(args) == (f"interrupted before the first checkpoint was saved in {folder}: nothing "
+    assert commands._interrupted(args) == (f"interrupted before the first checkpoint was saved in {folder}: nothing "
                                       "was kept; run the same command again to start over")

@@ -12,11 +12,11 @@ import tf_keras
 
 import tiny_modules
 from helpers import decode_images, extract
-from tf_finetune import choices
 from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.hyperparameters import class_weight_map
-from tf_finetune.job import JobConfig, run
+from tf_finetune.training import head_search
+from tf_finetune.training.job import JobConfig, run
 
 SMALL = {"batch_size": 4, "learning_rate": 0.2, "label_smoothing": 0.0}
 
@@ -44,13 +44,13 @@ def test_unset_values_are_chosen_on_validation_and_recorded(image_module, image_
     chosen = by_name(metrics)
     assert set(chosen) == {"regularizers_l2", "epochs"}
     l2, epochs = chosen["regularizers_l2"], chosen["epochs"]
-    assert set(l2["candidates"]) == {f"{v:g}" for v in choices.L2_CANDIDATES}
+    assert set(l2["candidates"]) == {f"{v:g}" for v in head_search.L2_CANDIDATES}
     # The chosen strength is the one with the lowest validation loss, and the final run uses it.
     assert l2["candidates"][f"{l2['value']:g}"] == min(l2["candidates"].values())
     assert metrics["hyperparameters"]["regularizers_l2"] == l2["value"]
     assert metrics["hyperparameters"]["epochs"] == epochs["value"] == metrics["epochs_run"]
     assert epochs["value"] == epochs["candidates"][f"{l2['value']:g}"]
-    assert 1 <= epochs["value"] <= choices.search_epochs(metrics["steps_per_epoch"])
+    assert 1 <= epochs["value"] <= head_search.search_epochs(metrics["steps_per_epoch"])
     assert "regularizers_l2: chose" in caplog.text and "by validation loss on cached features" in caplog.text
     # The exported model carries the chosen L2 factor.
     archive = tmp_path / "a" / "output" / "model.tar.gz"
@@ -125,9 +125,9 @@ def test_nothing_is_chosen_when_the_backbone_runs_every_epoch(image_module, imag
 
 
 def test_search_epochs_stay_within_bounds():
-    assert choices.search_epochs(8) == choices.MAX_EPOCHS
-    assert choices.search_epochs(10_000) == choices.MIN_EPOCHS
-    assert choices.search_epochs(50) == choices.STEP_BUDGET // 50
+    assert head_search.search_epochs(8) == head_search.MAX_EPOCHS
+    assert head_search.search_epochs(10_000) == head_search.MIN_EPOCHS
+    assert head_search.search_epochs(50) == head_search.STEP_BUDGET // 50
 
 
 def test_class_weight_map():
@@ -192,7 +192,7 @@ def test_a_trained_backbone_with_given_epochs_keeps_the_last(text_module, text_d
 
 
 def test_eval_metrics_on_a_hand_worked_example():
-    from tf_finetune.eval_metrics import score
+    from tf_finetune.training.eval_metrics import score
 
     positive = np.array([0.9, 0.8, 0.3, 0.1])
     probabilities = np.stack([1 - positive, positive], axis=1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from helpers import REPO, run_cli, run_main
-from tf_finetune import __version__, cli
+from tf_finetune import __version__
+from tf_finetune.cli import commands
 from tf_finetune.registry import load_registry
 
 
@@ -15,7 +16,7 @@ from tf_finetune.registry import load_registry
     (["export-tflite", "--output-dir=e"], ["export-tflite", "--output=e"]),
 ])
 def test_old_destination_flags_become_output_with_a_deprecation_line(argv, expected):
-    current, notes = cli.with_current_flags(argv)
+    current, notes = commands.with_current_flags(argv)
     assert current == expected
     (old,) = [a.partition("=")[0] for a in argv if a.partition("=")[0] in ("--to", "--output-dir")]
     assert notes == [f"tf-finetune: warning: {old} is deprecated and will be removed in the next release; "
@@ -27,11 +28,11 @@ def test_old_destination_flags_become_output_with_a_deprecation_line(argv, expec
     ["train", "--data", "d", "--output", "o"],
 ])
 def test_other_commands_are_left_alone(argv):
-    assert cli.with_current_flags(argv) == (argv, [])
+    assert commands.with_current_flags(argv) == (argv, [])
 
 
 def test_a_deprecated_flag_still_works_through_the_door(tmp_path, capsys):
-    code = cli.main(["evaluate", "--model", str(tmp_path / "missing.tar.gz"), "--data", str(tmp_path),
+    code = commands.main(["evaluate", "--model", str(tmp_path / "missing.tar.gz"), "--data", str(tmp_path),
                      "--output-dir", str(tmp_path / "eval")])
     err = capsys.readouterr().err.splitlines()
     assert code == 1
@@ -41,7 +42,7 @@ def test_a_deprecated_flag_still_works_through_the_door(tmp_path, capsys):
 
 def test_new_and_old_spellings_share_one_required_flag(capsys):
     with pytest.raises(SystemExit) as exited:
-        cli.main(["fetch-model", "some-id"])
+        commands.main(["fetch-model", "some-id"])
     assert exited.value.code == 2
     assert "the following arguments are required: --output" in capsys.readouterr().err
 
@@ -50,7 +51,7 @@ def test_new_and_old_spellings_share_one_required_flag(capsys):
                                          ("--epoch", "--epochs"), ("--model_idd", "--model-id")])
 def test_an_unknown_flag_gets_did_you_mean(typo, meant, capsys):
     with pytest.raises(SystemExit) as exited:
-        cli.main(["train", "--data", "d", "--output", "o", typo, "v"])
+        commands.main(["train", "--data", "d", "--output", "o", typo, "v"])
     assert exited.value.code == 2
     first, hint = capsys.readouterr().err.splitlines()
     assert first.startswith(f"tf-finetune: error: unrecognized arguments: {typo} ({typo}: did you mean {meant}")
@@ -142,13 +143,13 @@ def test_version_from_the_folder_that_holds_a_clone_named_like_the_package(tmp_p
 
 
 def test_debug_works_after_the_command_too():
-    assert cli.build_parser().parse_args(["predict", "--model", "m", "x", "--debug"]).debug is True
-    assert cli.build_parser().parse_args(["--debug", "predict", "--model", "m", "x"]).debug is True
-    assert cli.build_parser().parse_args(["predict", "--model", "m", "x"]).debug is False
+    assert commands.build_parser().parse_args(["predict", "--model", "m", "x", "--debug"]).debug is True
+    assert commands.build_parser().parse_args(["--debug", "predict", "--model", "m", "x"]).debug is True
+    assert commands.build_parser().parse_args(["predict", "--model", "m", "x"]).debug is False
 
 
 def test_checkpoint_steps_without_a_checkpoint_folder(text_data, text_module, tmp_path, capsys):
-    assert cli.main(["train", "--data", str(text_data), "--handle", str(text_module), "--output", str(tmp_path / "o"),
+    assert commands.main(["train", "--data", str(text_data), "--handle", str(text_module), "--output", str(tmp_path / "o"),
                      "--cache-dir", str(tmp_path / "c"), "--checkpoint-steps", "5"]) == 1
     assert "checkpoint_steps=5 needs a checkpoint folder: add --checkpoint-dir DIR" in capsys.readouterr().err
 
@@ -157,5 +158,5 @@ def test_version(capsys):
     from tf_finetune import __version__
 
     with pytest.raises(SystemExit) as exited:
-        cli.main(["--version"])
+        commands.main(["--version"])
     assert exited.value.code == 0 and capsys.readouterr().out == f"tf_finetune {__version__}\n"

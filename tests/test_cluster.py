@@ -1,11 +1,11 @@
-"""TF_CONFIG for several hosts (tf_finetune.cluster)."""
+"""TF_CONFIG for several hosts (tf_finetune.training.cluster)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from tf_finetune.cluster import DEFAULT_WORKER_PORT, cluster_config, num_workers
+from tf_finetune.training.cluster import DEFAULT_WORKER_PORT, cluster_config, num_workers
 
 
 def test_hosts_are_ordered_so_every_host_agrees_on_the_chief():

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers import run_main
-from tf_finetune.data_report import check_data
+from tf_finetune.reports.data_check import check_data
 
 
 def noise_image(path: Path, seed: int, size=(40, 30), mode="RGB", image_format="JPEG") -> Path:
@@ -105,7 +105,7 @@ def test_check_data_holds_out_what_training_holds_out(tmp_path):
 
 
 def test_check_data_takes_the_train_command_and_refuses_what_train_refuses(text_module, tmp_path):
-    from tf_finetune.cli_parser import build_parsers
+    from tf_finetune.cli.parser import build_parsers
 
     commands = build_parsers()[1]
     assert set(commands["train"]._option_string_actions) <= set(commands["check-data"]._option_string_actions)
@@ -190,7 +190,7 @@ def test_duplicates_name_the_csv_lines_and_to_deduplicate_the_file_when_validati
 
     # train's report (from the data it has read) names the same lines, on either side of the split.
     from tf_finetune.data import load_data
-    from tf_finetune.data_report import from_loaded, summary
+    from tf_finetune.reports.data_check import from_loaded, summary
 
     rows += [(1, "message 3")] * 7  # copies land on both sides
     write_csv(path, rows)
@@ -204,7 +204,7 @@ def test_duplicates_name_the_csv_lines_and_to_deduplicate_the_file_when_validati
 
 def test_the_duplicates_of_sms_spam_are_named_by_their_lines_in_data_csv(shared):
     from tf_finetune.data import load_data
-    from tf_finetune.data_report import from_loaded, summary
+    from tf_finetune.reports.data_check import from_loaded, summary
 
     path = shared / "data" / "sms_spam" / "data.csv"
     [checked] = [f.message for f in check_data("text", path).findings if "exact duplicate" in f.message]
@@ -229,7 +229,7 @@ def test_check_data_imports_no_tensorflow(planted_images):
     from helpers import REPO
 
     train, val = planted_images
-    code = ("import sys; from tf_finetune.cli import main; "
+    code = ("import sys; from tf_finetune.cli.commands import main; "
             f"main(['check-data', '--data', {str(train)!r}, '--validation-data', {str(val)!r}]); "
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -583,7 +583,7 @@ def test_validation_data_names_its_classes_as_the_training_data_or_not_at_all(tm
 
 
 def test_on_sagemaker_the_names_travel_in_each_channel_beside_data_csv(text_module, tmp_path, capsys):
-    from tf_finetune.sagemaker import main
+    from tf_finetune.sagemaker.container import main
 
     channels = tmp_path / "input" / "data"
     for channel, names in (("training", {"0": "ham", "1": "spam"}), ("validation", {"0": "spam", "1": "ham"})):

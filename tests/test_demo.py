@@ -9,7 +9,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from tf_finetune.demo import cli_command
+from tf_finetune.cli.demo import cli_command
 
 EXPECTED = ["cooking", "sport", "weather", "cooking", "sport", "weather"]
 # The console script pip installs beside the interpreter: what ./quickstart.sh demo runs.

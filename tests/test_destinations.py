@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tf_finetune import cli, storage
+from tf_finetune import storage
+from tf_finetune.cli import commands
 from tf_finetune.errors import StorageError
 
 
@@ -25,20 +26,20 @@ def _error(capsys) -> str:
 def test_train_refuses_a_file_as_a_folder_before_reading_data(flag, a_file, text_data, tmp_path, capsys):
     args = {"--output": str(tmp_path / "out"), "--cache-dir": str(tmp_path / "cache"), flag: str(a_file)}
     argv = ["train", "--data", str(text_data), "--handle", str(tmp_path / "no-backbone")]
-    assert cli.main(argv + [x for pair in args.items() for x in pair]) == 1
+    assert commands.main(argv + [x for pair in args.items() for x in pair]) == 1
     assert _error(capsys) == f"tf-finetune: error: {flag} {a_file} is a file; it must be a folder (new or existing)"
     assert a_file.read_text() == "keep me" and not (tmp_path / "out").exists()
 
 
 def test_train_refuses_a_place_it_cannot_write(text_data, tmp_path, capsys):
-    assert cli.main(["train", "--data", str(text_data), "--handle", "h", "--output", "/proc/o11",
+    assert commands.main(["train", "--data", str(text_data), "--handle", "h", "--output", "/proc/o11",
                      "--cache-dir", str(tmp_path / "cache")]) == 1
     assert _error(capsys).startswith("tf-finetune: error: --output /proc/o11: cannot create files in /proc (")
 
 
 def test_the_cache_variable_pointing_at_a_file(a_file, text_data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(cli.CACHE_ENV, str(a_file))
-    assert cli.main(["train", "--data", str(text_data), "--handle", "h", "--output", str(tmp_path / "o")]) == 1
+    monkeypatch.setenv(commands.CACHE_ENV, str(a_file))
+    assert commands.main(["train", "--data", str(text_data), "--handle", "h", "--output", str(tmp_path / "o")]) == 1
     assert f"--cache-dir {a_file} is a file" in _error(capsys)
 
 
@@ -46,7 +47,7 @@ def test_the_cache_variable_pointing_at_a_file(a_file, text_data, tmp_path, monk
                                           ("s3:bucket/x", "s3://bucket/x")])
 def test_a_misspelt_s3_uri_gets_a_hint(given, meant, tmp_path, capsys):
     for flag, extra in (("--data", ["--output", str(tmp_path / "o")]), ("--output", ["--data", str(tmp_path)])):
-        assert cli.main(["train", flag, given, *extra, "--handle", "h", "--cache-dir", str(tmp_path)]) == 1
+        assert commands.main(["train", flag, given, *extra, "--handle", "h", "--cache-dir", str(tmp_path)]) == 1
         assert f"{flag} {given}: did you mean {meant}? (S3 URIs start with s3://)" in _error(capsys)
 
 
@@ -63,7 +64,7 @@ def test_an_s3_uri_without_a_bucket(tmp_path):
     ["import-backbone", "missing.h5"],
 ])
 def test_every_writing_command_checks_its_destination_first(command, a_file, capsys):
-    assert cli.main([*command, "--output", str(a_file)]) == 1
+    assert commands.main([*command, "--output", str(a_file)]) == 1
     assert f"--output {a_file} is a file" in _error(capsys)  # not the missing model's message
 
 

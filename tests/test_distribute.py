@@ -1,10 +1,10 @@
-"""The strategy a process trains under (tf_finetune.distribute); conftest split the CPU."""
+"""The strategy a process trains under (tf_finetune.training.distribute); conftest split the CPU."""
 from __future__ import annotations
 
 import pytest
 
 from helpers import REPLICAS
-from tf_finetune import distribute
+from tf_finetune.training import distribute
 
 
 def test_one_mirrored_strategy_over_the_logical_cpus_shared_by_every_job():

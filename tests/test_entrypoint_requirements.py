@@ -1,4 +1,4 @@
-"""``entrypoints/requirements.txt`` covers every import the entry point makes beyond the training
+"""``tf_finetune/sagemaker/entrypoint/requirements.txt`` covers every import the entry point makes beyond the training
 image's TensorFlow: a fresh venv with only ``tensorflow`` and that file runs one tiny job from
 the code folder ``launch`` sends (``train.py`` + ``requirements.txt`` + the package).
 
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tf_finetune.sagemaker_sdk import REQUIREMENTS, source_folder
+from tf_finetune.sagemaker.sdk import REQUIREMENTS, source_folder
 
 
 @pytest.mark.skipif(os.environ.get("TF_FINETUNE_IMAGE_VENV_TEST") != "1",

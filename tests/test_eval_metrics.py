@@ -1,11 +1,11 @@
-"""The eval_metric values, checked against scikit-learn (tf_finetune.eval_metrics)."""
+"""The eval_metric values, checked against scikit-learn (tf_finetune.training.eval_metrics)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from tf_finetune import eval_metrics
+from tf_finetune.training import eval_metrics
 
 RNG = np.random.default_rng(3)
 

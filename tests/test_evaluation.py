@@ -1,4 +1,4 @@
-"""The classification report of ``evaluate`` and of every run's validation (tf_finetune.evaluation)."""
+"""The classification report of ``evaluate`` and of every run's validation (tf_finetune.reports.evaluation)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import pytest
 
 
 def test_classification_report_counts():
-    from tf_finetune.evaluation import classification_report
+    from tf_finetune.reports.evaluation import classification_report
 
     report = classification_report([0, 0, 1, 1, 2], [0, 1, 1, 1, 1], ["a", "b", "c"])
     assert report["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 1, 0]]
@@ -19,7 +19,7 @@ def test_classification_report_counts():
 
 
 def test_classification_report_leaves_absent_classes_out_of_macro_f1():
-    from tf_finetune.evaluation import classification_report, format_report
+    from tf_finetune.reports.evaluation import classification_report, format_report
 
     # "c" is neither in the test data nor predicted: reported, marked, and not averaged in.
     report = classification_report([0, 0, 1, 1], [0, 0, 1, 0], ["a", "b", "c"])
@@ -33,7 +33,7 @@ def test_classification_report_leaves_absent_classes_out_of_macro_f1():
 
 
 def test_the_report_is_written_as_json_and_a_confusion_matrix(tmp_path):
-    from tf_finetune.evaluation import classification_report, write_report
+    from tf_finetune.reports.evaluation import classification_report, write_report
 
     report = classification_report([0, 1, 1], [0, 1, 0], ["a", "b"])
     written = write_report(report, tmp_path / "eval", "title")

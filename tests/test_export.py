@@ -1,4 +1,4 @@
-"""Writing the trained model (tf_finetune.export): the model folder's layout and contents, the
+"""Writing the trained model (tf_finetune.serving.export): the model folder's layout and contents, the
 archive of it, and ``export_archive``'s all-or-nothing write, on a tiny Dense classifier over
 4 features saved for real.
 """
@@ -15,8 +15,9 @@ import tensorflow as tf
 import tf_keras
 
 from helpers import extract
-from tf_finetune import export, model_folder, storage
+from tf_finetune import model_folder, storage
 from tf_finetune.data import LabelMap
+from tf_finetune.serving import export
 
 LABELS = LabelMap(("cold", "mild", "café"), (3, 7, 9))  # text data's form: original labels kept, non-ASCII
 METRICS = {"final": {"val_accuracy": 0.75}, "history": {"loss": [0.9, 0.5]}, "replicas": 2}
@@ -64,7 +65,7 @@ def files_under(root: Path) -> dict[str, bytes]:
 def test_the_model_folder_holds_the_versioned_saved_model_the_label_and_metrics_files_and_the_handlers(folder):
     assert sorted(p.name for p in folder.iterdir()) == ["1", "code", "labels.json", "metrics.json"]
     assert (folder / "1" / "saved_model.pb").is_file() and model_folder.is_model_folder(folder)
-    shipped = Path(export.__file__).with_name("deploy") / "inference.py"
+    shipped = Path(export.__file__).parents[1] / "sagemaker" / "inference.py"
     assert (folder / "code" / "inference.py").read_bytes() == shipped.read_bytes()
     assert [p.name for p in (folder / "code").iterdir()] == ["inference.py"]
 

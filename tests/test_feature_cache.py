@@ -9,7 +9,7 @@ import tf_keras
 import tiny_modules
 from helpers import extract
 from tf_finetune.data.pipeline import decode_image
-from tf_finetune.job import JobConfig, run
+from tf_finetune.training.job import JobConfig, run
 
 HEAD_ONLY = {"train_only_top_layer": True, "epochs": 3, "batch_size": 4, "learning_rate": 0.05,
              "label_smoothing": 0.0, "random_seed": 5, "regularizers_l2": 0.0001}
@@ -56,12 +56,13 @@ def test_augmentation_falls_back_to_the_backbone_every_epoch(image_module, image
 
 def test_large_features_go_to_a_file_backed_array(image_module, image_data, cache_dir, monkeypatch,
                                                   caplog, tmp_path):
+    from tf_finetune.training import head_only
+
     caplog.set_level("INFO")
-    from tf_finetune import feature_cache
 
     small = run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
                           hyperparameters=HEAD_ONLY, cache_dir=str(cache_dir)))
-    monkeypatch.setattr(feature_cache, "MEMORY_LIMIT_BYTES", 0)  # the limit, not our results
+    monkeypatch.setattr(head_only, "MEMORY_LIMIT_BYTES", 0)  # the limit, not our results
     big = run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
                         hyperparameters=HEAD_ONLY, cache_dir=str(tmp_path / "empty-cache")))
     for name in ("loss", "val_loss"):
@@ -72,7 +73,7 @@ def test_large_features_go_to_a_file_backed_array(image_module, image_data, cach
 
 
 def test_mixed_precision_is_undone_when_the_job_ends():
-    from tf_finetune.model import grappler_option
+    from tf_finetune.training.classifier import grappler_option
 
     def option():
         return tf.config.optimizer.get_experimental_options().get("auto_mixed_precision", False)
@@ -88,24 +89,23 @@ def test_mixed_precision_is_undone_when_the_job_ends():
 
 def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, image_data, tmp_path):
     loss_scaling = True  # as mixed_precision() yields on a GPU
-    from tf_finetune import distribute, feature_cache
-    from tf_finetune import model as model_lib
     from tf_finetune.data import load_data
     from tf_finetune.data.pipeline import inference_batches
     from tf_finetune.hyperparameters import resolve
     from tf_finetune.registry import ModelSpec
+    from tf_finetune.training import classifier, distribute, head_only
 
     strategy = distribute.create_strategy()
     hp = resolve(dict(HEAD_ONLY, epochs=1))
     data = load_data("image", image_data, validation_split_ratio=0.25)
     spec = ModelSpec(str(image_module), "image", str(image_module), image_size=24)
     with strategy.scope():
-        model, size = model_lib.build_classifier(spec, str(image_module), None, 2, hp)
-        model_lib.compile_classifier(model, hp, 10, loss_scaling)
+        model, size = classifier.build_classifier(spec, str(image_module), None, 2, hp)
+        classifier.compile_classifier(model, hp, 10, loss_scaling)
     batch = 4 * strategy.num_replicas_in_sync
     inputs = {name: inference_batches(examples.inputs, "image", batch, image_size=size)
               for name, examples in (("train", data.train), ("validation", data.validation))}
-    fit = feature_cache.fit_head(model, strategy, data, inputs, hp, batch, tmp_path, "image",
+    fit = head_only.fit_head(model, strategy, data, inputs, hp, batch, tmp_path, "image",
                                  {"epochs"}, loss_scaling)
     scaled = lambda m: isinstance(m.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)  # noqa: E731
     assert scaled(model) and scaled(fit.scorer.model)

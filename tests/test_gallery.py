@@ -1,4 +1,4 @@
-"""The misclassified examples a report shows (tf_finetune.gallery)."""
+"""The misclassified examples a report shows (tf_finetune.reports.gallery)."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +8,7 @@ from PIL import Image
 
 import tiny_modules
 from helpers import grid_shape
-from tf_finetune.gallery import GALLERY_PNG, MISTAKES_CSV, PER_CLASS_TXT, mistakes, tile_caption, write_gallery
+from tf_finetune.reports.gallery import GALLERY_PNG, MISTAKES_CSV, PER_CLASS_TXT, mistakes, tile_caption, write_gallery
 
 
 def test_mistakes_are_the_wrong_ones_most_confident_first_ties_in_input_order():

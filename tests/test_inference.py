@@ -1,4 +1,4 @@
-"""Predicting and scoring during a job (tf_finetune.inference): every example scored exactly once,
+"""Predicting and scoring during a job (tf_finetune.training.scoring): every example scored exactly once,
 in order, padding dropped, and loss and accuracy as Keras computes them for the compiled classifier.
 
 The models are a Dense layer on 4 features built under the suite's MirroredStrategy; the
@@ -14,10 +14,10 @@ from sklearn import metrics as sk
 
 from helpers import REPLICAS
 from tf_finetune.data.pipeline import inference_batches
-from tf_finetune.distribute import create_strategy
 from tf_finetune.hyperparameters import resolve
-from tf_finetune.inference import Scorer, ValidationCallback, classification_metrics, predict_in_order
-from tf_finetune.model import compile_classifier
+from tf_finetune.training.classifier import compile_classifier
+from tf_finetune.training.distribute import create_strategy
+from tf_finetune.training.scoring import Scorer, ValidationCallback, classification_metrics, predict_in_order
 
 RNG = np.random.default_rng(7)
 FEATURES = RNG.normal(size=(11, 4)).astype("float32")  # 11: not a multiple of any global batch here

@@ -1,10 +1,10 @@
-"""Instance types, their GPUs, and the global batch (tf_finetune.instances)."""
+"""Instance types, their GPUs, and the global batch (tf_finetune.sagemaker.instances)."""
 from __future__ import annotations
 
 import pytest
 
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.instances import Deployment, gpus_of
+from tf_finetune.sagemaker.instances import Deployment, gpus_of
 
 
 def test_jumpstarts_example_4_gpus_give_a_global_batch_of_128():

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tiny_modules
 from helpers import REPLICAS, decode_images, extract, offline_environment, run_cli
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError
-from tf_finetune.job import JobConfig, run
+from tf_finetune.training.job import JobConfig, run
 
 FAST = {"epochs": 4, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
 

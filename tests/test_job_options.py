@@ -6,13 +6,14 @@ import tarfile
 
 import pytest
 
-from tf_finetune import cli, job_options
+from tf_finetune import job_options
+from tf_finetune.cli import commands
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.sagemaker import SAGEMAKER_OPTIONS, parse_arguments
+from tf_finetune.sagemaker.container import SAGEMAKER_OPTIONS, parse_arguments
 
 
 def _train_args(*extra: str):
-    return cli.build_parser().parse_args(["train", "--data", "d", "--output", "o", *extra])
+    return commands.build_parser().parse_args(["train", "--data", "d", "--output", "o", *extra])
 
 
 @pytest.mark.parametrize("value", ["7", "0", "-5", "big", "5000"])
@@ -34,7 +35,7 @@ def test_flag_defaults_are_the_options_defaults():
 
 
 def test_both_doors_take_the_same_options():
-    train_flags = {a.dest for a in cli.build_parser()._subparsers._group_actions[0].choices["train"]._actions}
+    train_flags = {a.dest for a in commands.build_parser()._subparsers._group_actions[0].choices["train"]._actions}
     cli_options = {o.name for o in job_options.OPTIONS if o.cli}
     assert cli_options <= train_flags
     assert {o.name for o in job_options.OPTIONS} == SAGEMAKER_OPTIONS
@@ -53,7 +54,7 @@ def test_values_are_parsed_with_the_option_named():
 
 
 def test_train_scores_test_data_from_the_command_line(text_module, text_data, cache_dir, tmp_path):
-    code = cli.main(["train", "--data", str(text_data), "--test-data", str(text_data), "--handle",
+    code = commands.main(["train", "--data", str(text_data), "--test-data", str(text_data), "--handle",
                      str(text_module), "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir),
                      "--epochs", "1", "--batch-size", "4"])
     assert code == 0

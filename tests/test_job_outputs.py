@@ -1,4 +1,4 @@
-"""The outputs of a trained job (tf_finetune.job_outputs), written from a real tiny image
+"""The outputs of a trained job (tf_finetune.training.job_outputs), written from a real tiny image
 classifier and real data splits: where the archive, the model folder and the reports go, what
 ``metrics.json``'s record counts, and that a worker other than the chief keeps nothing.
 
@@ -17,11 +17,13 @@ import tf_keras
 
 import tiny_modules
 from helpers import extract
-from tf_finetune import data_report, job_outputs, model_folder
+from tf_finetune import model_folder
 from tf_finetune.data import DataSplit, Examples, LabelMap
 from tf_finetune.hyperparameters import resolve
-from tf_finetune.job_plan import JobConfig
 from tf_finetune.registry import ModelSpec
+from tf_finetune.reports import data_check
+from tf_finetune.training import job_outputs
+from tf_finetune.training.job_plan import JobConfig
 
 SIZE = 8
 IMAGES = DataSplit("image", Examples(("a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"), (0, 1, 0, 1, 1)),
@@ -148,7 +150,7 @@ HISTORY = {"loss": [0.7, 0.4], "accuracy": [0.5, 0.75], "val_loss": [0.8, 0.6], 
 
 
 def test_reports_go_to_the_report_dir_with_the_validation_confusion_matrix_and_mistakes(tmp_path):
-    reports, report = tmp_path / "reports", data_report.from_loaded(TEXTS)
+    reports, report = tmp_path / "reports", data_check.from_loaded(TEXTS)
     job_outputs.write_reports(config(tmp_path, output=str(tmp_path / "out"), report_dir=str(reports)), TEXTS,
                               VAL_PROBABILITIES, HISTORY, tmp_path / "work", report)
     assert not (tmp_path / "out").exists()  # the report dir replaces <output>/output/reports
@@ -170,7 +172,7 @@ def test_reports_go_to_the_report_dir_with_the_validation_confusion_matrix_and_m
 
 def test_reports_default_to_the_output_folder_and_hold_no_evaluation_without_validation_predictions(tmp_path):
     job_outputs.write_reports(config(tmp_path, output=str(tmp_path / "out")), TEXTS, None, HISTORY,
-                              tmp_path / "work", data_report.from_loaded(TEXTS))
+                              tmp_path / "work", data_check.from_loaded(TEXTS))
     reports = tmp_path / "out" / "output" / "reports"
     assert sorted(p.name for p in reports.iterdir()) == ["data_report.json", "training_curves.png"]
 
@@ -178,7 +180,7 @@ def test_reports_default_to_the_output_folder_and_hold_no_evaluation_without_val
 def test_without_an_output_or_a_report_dir_no_report_is_written(tmp_path):
     (tmp_path / "work").mkdir()
     job_outputs.write_reports(config(tmp_path, output=None), TEXTS, VAL_PROBABILITIES, HISTORY, tmp_path / "work",
-                              data_report.from_loaded(TEXTS))
+                              data_check.from_loaded(TEXTS))
     assert [p.name for p in tmp_path.iterdir()] == ["work"] and not any((tmp_path / "work").iterdir())
 
 
@@ -189,11 +191,11 @@ def test_a_rerun_into_the_same_output_replaces_the_reports_folder_as_a_whole(tmp
     images = DataSplit("image", IMAGES.train, Examples(tuple(paths), (1, 0)), IMAGES.label_map)
     out = config(tmp_path, output=str(tmp_path / "out"))
     job_outputs.write_reports(out, images, np.array([[0.9, 0.1], [0.2, 0.8]]), HISTORY, tmp_path / "work1",
-                              data_report.from_loaded(TEXTS))
+                              data_check.from_loaded(TEXTS))
     reports = tmp_path / "out" / "output" / "reports"
     assert {"misclassified.png", "misclassified.csv"} <= {p.name for p in reports.iterdir()}
     job_outputs.write_reports(out, TEXTS, VAL_PROBABILITIES, HISTORY, tmp_path / "work2",
-                              data_report.from_loaded(TEXTS))
+                              data_check.from_loaded(TEXTS))
     assert sorted(p.name for p in reports.iterdir()) == [
         "confusion_matrix.png", "data_report.json", "evaluation.json", "misclassified.csv", "per_class.txt",
         "training_curves.png"]
@@ -208,9 +210,9 @@ def test_a_rerun_into_an_s3_output_deletes_the_report_objects_it_did_not_write(s
                 "job/output/model.tar.gz", "job/output/reports-2025/notes.txt"):  # not in reports/: kept
         s3.put_object(Bucket="runs", Key=key, Body=b"previous")
     job_outputs.write_reports(config(tmp_path, output="s3://runs/job"), TEXTS, None, HISTORY, tmp_path / "work",
-                              data_report.from_loaded(TEXTS))
+                              data_check.from_loaded(TEXTS))
     keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket="runs")["Contents"])
     assert keys == ["job/output/model.tar.gz", "job/output/reports-2025/notes.txt",
-                    "job/output/reports/data_report.json", "job/output/reports/training_curves.png"]
+                    "job/output/reports/data_check.json", "job/output/reports/training_curves.png"]
     curves = s3.get_object(Bucket="runs", Key="job/output/reports/training_curves.png")["Body"].read()
     assert curves == (tmp_path / "work" / "reports" / "training_curves.png").read_bytes()  # this run's

@@ -1,4 +1,4 @@
-"""Planning a job without TensorFlow (tf_finetune.job_plan): the backbone, the effective
+"""Planning a job without TensorFlow (tf_finetune.training.job_plan): the backbone, the effective
 hyperparameters and which the user gave, and every contradiction refused before any work."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 
 from helpers import REPO, SHARED
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError, StorageError
-from tf_finetune.job_plan import JobConfig, check_sources, data_task, looks_like_text, plan
+from tf_finetune.training.job_plan import JobConfig, check_sources, data_task, looks_like_text, plan
 
 ENTRIES = [
     {"id": "img", "task": "image", "handle": "https://tfhub.dev/google/tiny/1", "image_size": 32,
@@ -93,7 +93,7 @@ def test_a_local_handle_says_its_task_before_the_data_is_looked_at(registry, tex
 
 
 def test_reading_a_handles_task_imports_no_tensorflow(registry, text_module, tmp_path):
-    code = ("import sys; from tf_finetune.job_plan import JobConfig, plan; "
+    code = ("import sys; from tf_finetune.training.job_plan import JobConfig, plan; "
             f"p = plan(JobConfig(data={str(tmp_path)!r}, output=None, registry={registry!r}, "
             f"handle={str(text_module)!r})); print(p.spec.task, 'tensorflow' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -125,7 +125,7 @@ def test_remote_inputs_are_left_to_their_download_and_file_uris_are_local_paths(
 
 
 def test_planning_does_not_import_tensorflow(registry):
-    code = ("import sys; from tf_finetune.job_plan import JobConfig, plan; "
+    code = ("import sys; from tf_finetune.training.job_plan import JobConfig, plan; "
             f"plan(JobConfig(data='d', output=None, registry={registry!r}, model_id='img')); "
             "print('tensorflow' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

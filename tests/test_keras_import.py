@@ -16,7 +16,7 @@ from tf_finetune.backbones.loading import local_saved_model
 from tf_finetune.backbones.packing import import_to
 from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import BackboneError, DataError
-from tf_finetune.job import JobConfig, run
+from tf_finetune.training.job import JobConfig, run
 
 IMAGES = tf.random.stateless_uniform([4, 32, 32, 3], seed=[3, 4])
 
@@ -166,7 +166,7 @@ def test_fine_tuning_a_keras_file_end_to_end(tmp_path, image_data, cache_dir):
     assert (tmp_path / "out" / "output" / "model.tar.gz").is_file()
     # The new head reads the 8 features of "hidden", not the 4 of the default cut ("pool").
     extract(tmp_path / "out" / "output" / "model.tar.gz", tmp_path / "model")
-    from tf_finetune.model import CLASSIFIER_LAYER
+    from tf_finetune.training.classifier import CLASSIFIER_LAYER
 
     saved = tf.saved_model.load(str(tmp_path / "model" / "1"))
     (kernel,) = [v for v in saved.variables if CLASSIFIER_LAYER in v.name and "kernel" in v.name]

@@ -12,7 +12,7 @@ import tiny_modules
 from helpers import extract, run_main
 from tf_finetune.data.labels import LabelMap, read_class_names
 from tf_finetune.errors import BackboneError, DataError
-from tf_finetune.job import JobConfig, run
+from tf_finetune.training.job import JobConfig, run
 
 
 def test_integer_labels_get_contiguous_indices_in_label_order():

@@ -23,13 +23,14 @@ import pytest
 
 from helpers import REPO, only_localhost, run_main
 from sagemaker_platform import cannot_emulate, run_training_job, venv_bin
-from tf_finetune import cli, launch
+from tf_finetune.cli import commands
 from tf_finetune.errors import HyperparameterError, StorageError
-from tf_finetune.job import JobConfig
-from tf_finetune.train import format_metrics
+from tf_finetune.sagemaker import launch
+from tf_finetune.training.fit_loop import format_metrics
+from tf_finetune.training.job import JobConfig
 
 pytest.importorskip("sagemaker", reason="no SageMaker Python SDK is installed")
-from tf_finetune.sagemaker_sdk import sdk_major  # noqa: E402
+from tf_finetune.sagemaker.sdk import sdk_major  # noqa: E402
 
 SDK = sdk_major()
 
@@ -55,7 +56,7 @@ def test_dry_run_prints_the_deployment_and_request_and_connects_nowhere(image_da
             "--output", "s3://models/", "--role", ROLE, "--instance-type", "ml.p3.8xlarge",
             "--region", "us-east-1", "--epochs", "5", "--train-only-top-layer", "False", "--dry-run"]
     with only_localhost() as connects:
-        assert cli.main(argv) == 0
+        assert commands.main(argv) == 0
     assert connects == []
     out = capsys.readouterr().out
     assert "ml.p3.8xlarge x 1 (4 GPU(s) each)" in out and "global batch      128 (32 x 4 replicas)" in out
@@ -70,7 +71,7 @@ def test_dry_run_prints_the_deployment_and_request_and_connects_nowhere(image_da
 
 
 def test_metric_definitions_read_our_epoch_line():
-    line = ("tf_finetune.train INFO epoch=2/5 " + format_metrics(
+    line = ("tf_finetune.training.fit_loop INFO epoch=2/5 " + format_metrics(
         {"loss": 0.4321, "accuracy": 0.875, "val_loss": 0.5012, "val_accuracy": 0.75, "val_auc": 0.9}) + " time=3.2s")
     found = {d["Name"]: float(re.search(d["Regex"], line).group(1))
              for d in launch.metric_definitions("auc") if d["Name"] != "test:accuracy"}
@@ -162,7 +163,7 @@ def code_files(s3, bucket: str, request: dict) -> list[str]:
 
 
 def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, capsys):
-    from tf_finetune.sagemaker_sdk import submit
+    from tf_finetune.sagemaker.sdk import submit
 
     s3, bucket = aws
     plan = launch.plan(config(text_data.parent, name="sms", model_id="wordllama-words256", spot=True,
@@ -189,7 +190,7 @@ def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, caps
     assert channels["training"].rstrip("/") == f"s3://{bucket}/sms/{job}/input/training"
     uploaded = s3.get_object(Bucket=bucket, Key=f"sms/{job}/input/training/data.csv")["Body"].read()
     assert uploaded == text_data.read_bytes()
-    assert set(code_files(s3, bucket, request)) >= {"train.py", "requirements.txt", "tf_finetune/sagemaker.py",
+    assert set(code_files(s3, bucket, request)) >= {"train.py", "requirements.txt", "tf_finetune/sagemaker/container.py",
                                                     "tf_finetune/hub_models.yaml"}
     assert not any("__pycache__" in name for name in code_files(s3, bucket, request))
     record = json.loads(s3.get_object(Bucket=bucket, Key=f"{job}/output/training_job.json")["Body"].read())
@@ -201,7 +202,7 @@ def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, caps
 
 
 def test_a_missing_bucket_or_one_in_another_region_is_named_and_nothing_is_uploaded(aws, image_data):
-    from tf_finetune.sagemaker_sdk import submit
+    from tf_finetune.sagemaker.sdk import submit
 
     s3, bucket = aws
     with pytest.raises(StorageError, match=r"bucket 'no-such-models' \(--output\) does not exist"):
@@ -216,7 +217,7 @@ def test_a_missing_bucket_or_one_in_another_region_is_named_and_nothing_is_uploa
 
 
 def test_launch_without_credentials_says_how_to_set_them(aws, image_data, monkeypatch):
-    from tf_finetune.sagemaker_sdk import submit
+    from tf_finetune.sagemaker.sdk import submit
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
@@ -235,7 +236,7 @@ def platform(aws):
 
 
 def launch_tiny_text_job(bucket: str, training, text_module, **hyperparameters) -> dict:
-    from tf_finetune.sagemaker_sdk import submit
+    from tf_finetune.sagemaker.sdk import submit
 
     plan = launch.plan(config(training, name="tiny", model_id=None, handle=str(text_module),
                               output=f"s3://{bucket}/", instance_type="ml.m5.xlarge",
@@ -321,7 +322,7 @@ def test_launch_without_the_sdk_names_the_package_to_install(image_data, monkeyp
     argv = ["launch", "--name", "ants-bees", "--model-id", "mobilenet-v2-100-224", "--data", str(image_data),
             "--output", "s3://models/", "--role", ROLE, "--region", "us-east-1"]
     with only_localhost() as connects:
-        assert cli.main(argv) == 1
+        assert commands.main(argv) == 1
     assert connects == []
     assert ("launch needs the SageMaker Python SDK: pip install '.[sagemaker]' in the tf_finetune clone"
             in capsys.readouterr().err)

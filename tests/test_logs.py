@@ -85,7 +85,7 @@ def test_the_library_door_shows_its_lines_once_and_leaves_a_programs_own_logging
         logs.show_progress()
         logs.show_progress()  # a second job in the same notebook
         logging.basicConfig()  # what absl does when TensorFlow saves a model: a no-op now
-        logging.getLogger("tf_finetune.job").info("epoch=1/1 loss=0.5")
+        logging.getLogger("tf_finetune.training.job").info("epoch=1/1 loss=0.5")
         logging.getLogger("absl").info("library chatter")
         logging.getLogger("absl").warning("a library warning")
         assert capsys.readouterr().err == "epoch=1/1 loss=0.5\na library warning\n"
@@ -94,6 +94,6 @@ def test_the_library_door_shows_its_lines_once_and_leaves_a_programs_own_logging
         own = io.StringIO()
         root.addHandler(logging.StreamHandler(own))  # the program's configuration (WARNING and up)
         logs.show_progress()
-        logging.getLogger("tf_finetune.job").info("epoch=1/1 loss=0.5")
+        logging.getLogger("tf_finetune.training.job").info("epoch=1/1 loss=0.5")
         assert (len(root.handlers), package.handlers, package.level) == (1, [], logging.NOTSET)
         assert capsys.readouterr().err == "" and own.getvalue() == ""

@@ -7,9 +7,9 @@ import tensorflow as tf
 import tf_keras
 
 from helpers import REPLICAS
-from tf_finetune.distribute import create_strategy
 from tf_finetune.hyperparameters import resolve
-from tf_finetune.model import WarmupLinearDecay, make_optimizer
+from tf_finetune.training.classifier import WarmupLinearDecay, make_optimizer
+from tf_finetune.training.distribute import create_strategy
 
 EXPECTED = {
     "adam": ("Adam", {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6}),
@@ -92,7 +92,7 @@ def test_adamw_uses_the_warmup_fraction():
 
 def head_on_features(dim: int = 6, classes: int = 3, compile_steps: int | None = None, **hp_values):
     """The classification head alone, on feature vectors, with these hyperparameters."""
-    from tf_finetune.model import apply_layers, compile_classifier, head_layers
+    from tf_finetune.training.classifier import apply_layers, compile_classifier, head_layers
 
     hp = resolve(dict(hp_values))
     features = tf_keras.Input([dim])
@@ -106,7 +106,7 @@ FEATURES = np.random.default_rng(1).normal(size=(64, 6)).astype("float32")
 
 
 def test_dropout_rate_drops_that_share_of_the_features_in_training_only():
-    from tf_finetune.model import DROPOUT_LAYER
+    from tf_finetune.training.classifier import DROPOUT_LAYER
 
     ones = np.ones((200, 50), "float32")
     for rate in (0.0, 0.2, 0.5):
@@ -117,7 +117,7 @@ def test_dropout_rate_drops_that_share_of_the_features_in_training_only():
 
 
 def test_regularizers_l2_adds_its_factor_times_the_squared_kernel_to_the_loss():
-    from tf_finetune.model import CLASSIFIER_LAYER, set_head_l2
+    from tf_finetune.training.classifier import CLASSIFIER_LAYER, set_head_l2
 
     model = head_on_features(regularizers_l2=0.01)
     kernel = model.get_layer(CLASSIFIER_LAYER).kernel.numpy()

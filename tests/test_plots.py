@@ -5,7 +5,7 @@ import warnings
 
 from PIL import Image
 
-from tf_finetune import plots
+from tf_finetune.reports import plots
 
 
 def test_cjk_class_names_draw_without_warnings(tmp_path):

@@ -1,4 +1,4 @@
-"""What ``predict`` reads and answers, without a model (tf_finetune.predictor): real files checked
+"""What ``predict`` reads and answers, without a model (tf_finetune.serving.predictor): real files checked
 by training's rules; each unusable input is refused alone."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 import tiny_modules
 from tf_finetune.errors import TfFinetuneError
-from tf_finetune.predictor import collect_inputs, describe_failures, top_k
+from tf_finetune.serving.predictor import collect_inputs, describe_failures, top_k
 
 
 def test_image_folders_are_read_as_training_reads_them_and_every_image_checked_alone(tmp_path, caplog):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from helpers import REPO, run_cli
-from tf_finetune import catalog
+from tf_finetune.cli import catalog
 from tf_finetune.errors import HyperparameterError, RegistryError
 from tf_finetune.hyperparameters import SCHEMA, normalize, resolve
 from tf_finetune.registry import ModelSpec, Registry, default_registry_path, load_registry
@@ -87,7 +87,7 @@ def test_packaged_registry_loads(packaged):
 
 def test_packaged_registry_is_the_repository_file():
     assert default_registry_path().is_file()
-    assert default_registry_path().read_text() == (REPO / "hub_models.yaml").read_text()
+    assert default_registry_path().resolve() == (REPO / "tf_finetune" / "hub_models.yaml").resolve()
 
 
 def test_packaged_ids_are_unique(packaged):
@@ -502,7 +502,7 @@ def test_cli_train_help_mentions_every_hyperparameter_flag():
 @pytest.mark.parametrize("argv", [["list-models"], ["list-models", "--task", "image"],
                                   ["describe", "wordllama-words256"]])
 def test_catalogue_commands_do_not_import_tensorflow(argv):
-    code = ("import sys; from tf_finetune.cli import main; "
+    code = ("import sys; from tf_finetune.cli.commands import main; "
             f"code = main({argv!r}); "
             "assert code == 0, code; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; "
@@ -555,7 +555,7 @@ def test_cli_train_unknown_flag_is_a_usage_error(tmp_path):
                                   ["predict", "--model", "/no/such/model.tar.gz", "x"]])
 def test_failing_before_any_model_work_does_not_import_tensorflow(argv):
     """Bad data or a bad destination answer at once (TensorFlow takes seconds to import)."""
-    code = ("import sys; from tf_finetune.cli import main; "
+    code = ("import sys; from tf_finetune.cli.commands import main; "
             f"code = main({argv!r}); "
             "assert code == 1, code; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")

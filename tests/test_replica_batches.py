@@ -15,8 +15,8 @@ import pytest
 
 import tiny_modules
 from helpers import REPLICAS, run_cli, run_main
-from tf_finetune import cli
-from tf_finetune.job import JobConfig, run
+from tf_finetune.cli import commands
+from tf_finetune.training.job import JobConfig, run
 from tiny_modules import COLOURS, recorded_batch_sizes, write_image
 
 BATCH_SIZE = 2  # per replica
@@ -152,13 +152,13 @@ def test_predict_and_evaluate_on_5_examples_with_several_devices(image_archive, 
     paths = sorted(str(p) for p in data.rglob("*.jpg"))
 
     log.unlink(missing_ok=True)
-    assert cli.main(["predict", "--model", str(image_archive), "--json", *paths]) == 0
+    assert commands.main(["predict", "--model", str(image_archive), "--json", *paths]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["input"] for row in rows] == paths
     assert recorded_batch_sizes(log) == [5]
 
     log.unlink(missing_ok=True)
-    assert cli.main(["evaluate", "--model", str(image_archive), "--data", str(data),
+    assert commands.main(["evaluate", "--model", str(image_archive), "--data", str(data),
                      "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["num_examples"] == 5 and sum(map(sum, report["confusion_matrix"])) == 5
@@ -179,7 +179,7 @@ def test_training_metrics_report_and_evaluate_count_the_same_examples(head_only,
                                             "train_only_top_layer": head_only}))
 
     stored = json.loads(Path(out / "output" / "reports" / "evaluation.json").read_text())
-    assert cli.main(["evaluate", "--model", str(result.archive), "--data", str(validation),
+    assert commands.main(["evaluate", "--model", str(result.archive), "--data", str(validation),
                      "--output", str(tmp_path / "eval")]) == 0
     evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
 

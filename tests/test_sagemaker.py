@@ -2,7 +2,7 @@
 
 Each test lays out a SageMaker base folder (``input/config/*.json``, ``input/data/<channel>``,
 ``model/``, ``output/``) as the platform does, points ``SAGEMAKER_BASE_DIR`` at it and runs
-``trainer.train()``, which runs ``entrypoints/train.py`` with the hyperparameters as arguments.
+``trainer.train()``, which runs ``tf_finetune/sagemaker/entrypoint/train.py`` with the hyperparameters as arguments.
 """
 from __future__ import annotations
 
@@ -18,16 +18,16 @@ import pytest
 
 from helpers import REPO
 from tf_finetune.backbones.packing import pack_backbone
-from tf_finetune.cluster import cluster_config, num_workers
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.launch import metric_definitions
-from tf_finetune.sagemaker import main, parse_arguments, parse_job_options
+from tf_finetune.sagemaker.container import main, parse_arguments, parse_job_options
+from tf_finetune.sagemaker.launch import metric_definitions
+from tf_finetune.training.cluster import cluster_config, num_workers
 
 
 def estimator_hyperparameters(user: dict, job: str = "tf-finetune-test") -> dict:
     """hyperparameters.json as the SageMaker TensorFlow estimator writes it: JSON-encoded values."""
     values = dict(user, model_dir=f"s3://bucket/{job}/model", sagemaker_program="train.py",
-                  sagemaker_submit_directory=str(REPO / "entrypoints"),
+                  sagemaker_submit_directory=str(REPO / "tf_finetune" / "sagemaker" / "entrypoint"),
                   sagemaker_container_log_level=20, sagemaker_job_name=job, sagemaker_region="us-east-1")
     return {k: json.dumps(v) for k, v in values.items()}
 

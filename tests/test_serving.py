@@ -18,10 +18,10 @@ import tf_keras
 
 import tiny_modules
 from helpers import extract, grid_shape, run_main
-from tf_finetune import cli
 from tf_finetune.backbones.tfhub import hub
+from tf_finetune.cli import commands
 from tf_finetune.data.pipeline import decode_image
-from tf_finetune.job import JobConfig, run
+from tf_finetune.training.job import JobConfig, run
 
 FAST = {"epochs": 4, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
 
@@ -255,7 +255,7 @@ def test_evaluate_draws_the_misclassified_images_most_confident_first(image_mode
     swapped = tmp_path / "swapped"
     for true, other in (("blue", "red"), ("red", "blue")):
         shutil.copytree(image_model.parent / "val" / true, swapped / other)
-    assert cli.main(["evaluate", "--model", str(image_model), "--data", str(swapped),
+    assert commands.main(["evaluate", "--model", str(image_model), "--data", str(swapped),
                      "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     matrix = np.array(report["confusion_matrix"])
@@ -282,7 +282,7 @@ def test_evaluate_lists_the_misclassified_texts_one_to_one(text_model, text_data
         rows = list(csv.reader(source))
         low, high = labels["original_labels"]
         csv.writer(target).writerows([high if int(label) == low else low, text] for label, text in rows)
-    assert cli.main(["evaluate", "--model", str(text_model), "--data", str(flipped),
+    assert commands.main(["evaluate", "--model", str(text_model), "--data", str(flipped),
                      "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     matrix = np.array(report["confusion_matrix"])
@@ -335,14 +335,14 @@ def test_predict_refuses_folders_and_images_for_a_text_model(text_model, image_m
     image = next((image_model.parent / "val" / "red").glob("*.jpg"))
     for argument, message in ((str(image.parent), "a folder; a text model takes texts"),
                               (str(image), "an image file, and this model classifies texts")):
-        assert cli.main(["predict", "--model", str(text_model), argument]) == 1
+        assert commands.main(["predict", "--model", str(text_model), argument]) == 1
         assert f"{argument!r}: {message}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("k", ["0", "-1", "two"])
 def test_predict_top_k_must_be_positive(text_model, k, capsys):
     with pytest.raises(SystemExit) as exited:
-        cli.main(["predict", "--model", str(text_model), "--top-k", k, "a text"])
+        commands.main(["predict", "--model", str(text_model), "--top-k", k, "a text"])
     assert exited.value.code == 2
     assert f"argument --top-k: expected a whole number, 1 or more, got '{k}'" in capsys.readouterr().err
 
@@ -385,7 +385,7 @@ def test_valid_requests_still_work_after_hostile_ones_and_long_texts(text_model)
 
 
 def test_evaluate_a_text_model(text_model, text_data, tmp_path, capsys):
-    assert cli.main(["evaluate", "--model", str(text_model), "--data", str(text_data),
+    assert commands.main(["evaluate", "--model", str(text_model), "--data", str(text_data),
                      "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     rows = [line for line in text_data.read_text().splitlines() if line.strip()]
@@ -403,18 +403,18 @@ def test_predict_and_evaluate_read_a_model_on_s3(image_model, s3, tmp_path, caps
     uri = "s3://trained/job/output/model.tar.gz"
     val = image_model.parent / "val"
 
-    assert cli.main(["predict", "--model", str(image_model), "--json", str(val)]) == 0
+    assert commands.main(["predict", "--model", str(image_model), "--json", str(val)]) == 0
     local = capsys.readouterr().out
-    assert cli.main(["predict", "--model", uri, "--json", str(val)]) == 0
+    assert commands.main(["predict", "--model", uri, "--json", str(val)]) == 0
     assert capsys.readouterr().out == local and len(local.splitlines()) == 10
 
-    assert cli.main(["evaluate", "--model", uri, "--data", str(val), "--output", str(tmp_path / "eval")]) == 0
+    assert commands.main(["evaluate", "--model", uri, "--data", str(val), "--output", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     metrics = json.loads((image_model / "metrics.json").read_text())
     assert report["num_examples"] == 10
     assert report["accuracy"] == pytest.approx(metrics["final"]["val_accuracy"], abs=1e-6)
 
-    assert cli.main(["predict", "--model", "s3://trained/no-such/model.tar.gz", str(val)]) == 1
+    assert commands.main(["predict", "--model", "s3://trained/no-such/model.tar.gz", str(val)]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tf-finetune: error:")]
     assert errors == ["tf-finetune: error: nothing found at s3://trained/no-such/model.tar.gz: the prefix is "
                       "empty or does not exist in bucket trained"]

@@ -1,4 +1,4 @@
-"""Running ``fit`` (tf_finetune.train): the per-epoch metric lines, the kept best epoch, early
+"""Running ``fit`` (tf_finetune.training.fit_loop): the per-epoch metric lines, the kept best epoch, early
 stopping, class weights and TensorBoard logs, on a Dense classifier over 4 features trained for
 a few epochs under the suite's MirroredStrategy.
 
@@ -19,11 +19,11 @@ import tf_keras
 
 from helpers import REPLICAS
 from tf_finetune.data.pipeline import inference_batches
-from tf_finetune.distribute import create_strategy
 from tf_finetune.hyperparameters import resolve
-from tf_finetune.inference import Scorer
-from tf_finetune.model import compile_classifier
-from tf_finetune.train import BestEpoch, EpochMetricsLogger, fit, format_metrics
+from tf_finetune.training.classifier import compile_classifier
+from tf_finetune.training.distribute import create_strategy
+from tf_finetune.training.fit_loop import BestEpoch, EpochMetricsLogger, fit, format_metrics
+from tf_finetune.training.scoring import Scorer
 
 RNG = np.random.default_rng(11)
 TRAIN_X = RNG.normal(size=(8 * REPLICAS, 4)).astype("float32")
@@ -63,7 +63,7 @@ def swapped_validation(model, strategy) -> Scorer:
 
 
 class Lines(logging.Handler):
-    """The messages of tf_finetune.train's log."""
+    """The messages of tf_finetune.training.fit_loop's log."""
 
     def __init__(self):
         super().__init__(logging.INFO)
@@ -84,7 +84,7 @@ def kept_best_run(strategy, tmp_path_factory):
     scorer = swapped_validation(model, strategy)
     keep_best = BestEpoch("loss")
     tensorboard = tmp_path_factory.mktemp("tensorboard")
-    logger, lines = logging.getLogger("tf_finetune.train"), Lines()
+    logger, lines = logging.getLogger("tf_finetune.training.fit_loop"), Lines()
     logger.addHandler(lines)
     saved_level = logger.level
     logger.setLevel(logging.INFO)
@@ -109,7 +109,7 @@ def test_format_metrics_gives_name_value_pairs_with_four_decimals_in_the_given_o
 
 
 def test_epoch_line_counts_from_one_out_of_all_epochs_and_leaves_out_the_learning_rate(caplog):
-    caplog.set_level(logging.INFO, logger="tf_finetune.train")
+    caplog.set_level(logging.INFO, logger="tf_finetune.training.fit_loop")
     logger = EpochMetricsLogger(epochs=5)
     logs = {"loss": 0.5, "accuracy": 0.25, "lr": 0.001}
     logger.on_epoch_begin(1)

@@ -1,7 +1,7 @@
 """``python -m tf_finetune``: the command-line door."""
 import sys
 
-from tf_finetune.cli import main
+from tf_finetune.cli.commands import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,6 @@
 """The Python door: ``tf_finetune.fine_tune(...)``, for notebooks and scripts.
 
-(Not ``train``: that name is the :mod:`tf_finetune.train` module's.)
+(Not ``train``: that name is the :mod:`tf_finetune.training.fit_loop` module's.)
 
 It runs the job ``tf-finetune train`` runs, with the same options (:class:`JobConfig`'s fields)
 and hyperparameters, given by name; it shows the job's progress lines without any logging set-up
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from tf_finetune import logs
 
 if TYPE_CHECKING:
-    from tf_finetune.job_plan import JobConfig, JobResult
+    from tf_finetune.training.job_plan import JobConfig, JobResult
 
 __all__ = ["fine_tune", "job_config", "train_job"]
 
-log = logging.getLogger("tf_finetune")
+log = logging.getLogger(__name__)
 
 
 def fine_tune(data: str, *, output: str, model_id: str | None = None, handle: str | None = None,
@@ -42,12 +42,12 @@ def fine_tune(data: str, *, output: str, model_id: str | None = None, handle: st
         handle: a backbone handle instead (folder, ``.tar.gz``, ``s3://``, URL).
         validation_data: separate validation data; by default a split of ``data``.
         hyperparameters: hyperparameters as a mapping (any spelling ``--help`` shows).
-        **options: any other :class:`~tf_finetune.job_plan.JobConfig` field (``test_data``,
+        **options: any other :class:`~tf_finetune.training.job_plan.JobConfig` field (``test_data``,
             ``cache_dir``, ``checkpoint_dir``, ``image_size``, ``feature_cache``, …) and any
             hyperparameter (``epochs=5``, ``train_only_top_layer=True``), by name.
 
     Returns:
-        The :class:`~tf_finetune.job_plan.JobResult`: ``archive`` (the ``model.tar.gz`` path or
+        The :class:`~tf_finetune.training.job_plan.JobResult`: ``archive`` (the ``model.tar.gz`` path or
         URI), ``metrics`` (the content of ``metrics.json``) and ``label_map`` (the class names).
 
     Raises:
@@ -66,7 +66,7 @@ def fine_tune(data: str, *, output: str, model_id: str | None = None, handle: st
 
 def job_config(data: str, *, output: str | None, hyperparameters: Mapping[str, Any] | None = None,
                **options: Any) -> JobConfig:
-    """The :class:`~tf_finetune.job_plan.JobConfig` of ``data``, ``output`` and options by name.
+    """The :class:`~tf_finetune.training.job_plan.JobConfig` of ``data``, ``output`` and options by name.
 
     Args:
         data: the training data.
@@ -77,13 +77,13 @@ def job_config(data: str, *, output: str | None, hyperparameters: Mapping[str, A
             ``~/.cache/tf_finetune``).
 
     Returns:
-        The job, its hyperparameters not yet checked (:func:`~tf_finetune.job.run` does).
+        The job, its hyperparameters not yet checked (:func:`~tf_finetune.training.job.run` does).
 
     Raises:
         HyperparameterError: a name that is neither a JobConfig field nor a hyperparameter.
     """
-    from tf_finetune.cli_parser import default_cache_dir
-    from tf_finetune.job_plan import JobConfig
+    from tf_finetune.cli.parser import default_cache_dir
+    from tf_finetune.training.job_plan import JobConfig
 
     fields = sorted({field.name for field in dataclasses.fields(JobConfig)} - {"data", "output", "hyperparameters"})
     named = {name: value for name, value in options.items() if name not in fields}
@@ -98,11 +98,11 @@ def train_job(config: JobConfig) -> JobResult:
     training output block (the command line's ``train`` runs this too).
 
     Raises:
-        TfFinetuneError: as :func:`~tf_finetune.job.run`; a full disk, as a DiskFullError.
+        TfFinetuneError: as :func:`~tf_finetune.training.job.run`; a full disk, as a DiskFullError.
     """
-    from tf_finetune import launch
     from tf_finetune.errors import DiskFullError, TfFinetuneError, disk_full
-    from tf_finetune.job import run
+    from tf_finetune.sagemaker import launch
+    from tf_finetune.training.job import run
 
     started = time.perf_counter()
     try:

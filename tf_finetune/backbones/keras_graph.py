@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tf_finetune.errors import BackboneError
 
-log = logging.getLogger("tf_finetune.backbones.keras_import")
+log = logging.getLogger(__name__)
 
 # Layers that may form a classification head together with the final Dense.
 _HEAD_LAYER_TYPES = ("Dense", "Dropout", "SpatialDropout1D", "GaussianDropout", "AlphaDropout",

@@ -10,7 +10,7 @@ from tf_finetune import storage
 from tf_finetune.backbones.keras_graph import all_layers
 from tf_finetune.errors import BackboneError
 
-log = logging.getLogger("tf_finetune.backbones.keras_import")
+log = logging.getLogger(__name__)
 
 def make_module(network, pixel_range, declared: int | None, image_size: int | None, source: Path):
     """The module object and the input size it takes (any size when the network allows)."""

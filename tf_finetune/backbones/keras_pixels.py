@@ -7,7 +7,7 @@ from pathlib import Path
 from tf_finetune.backbones.keras_graph import all_layers
 from tf_finetune.errors import BackboneError
 
-log = logging.getLogger("tf_finetune.backbones.keras_import")
+log = logging.getLogger(__name__)
 
 NAMED_RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
 DEFAULT_RANGE = (0.0, 1.0)

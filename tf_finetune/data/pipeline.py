@@ -148,7 +148,7 @@ def inference_batches(inputs, task: str, batch: int, *, image_size: int | None =
     The last batch is padded to ``batch`` by repeating the last input, so that under a
     distribution strategy every replica gets the same number of inputs (none gets an empty
     batch); the outputs of the padding are to be dropped: keep the first ``len(inputs)``
-    rows (see :func:`tf_finetune.inference.predict_in_order`). The order is always kept,
+    rows (see :func:`tf_finetune.training.scoring.predict_in_order`). The order is always kept,
     whatever the seed, because outputs are paired with labels by position.
 
     Args:

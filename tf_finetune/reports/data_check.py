@@ -143,7 +143,7 @@ def check_data(task: str, data: str | Path, validation: str | Path | None = None
         validation_split_ratio: held out of the training data when there is no validation split.
         max_text_words: the text model's sequence length, if it has one.
         workers: threads reading image files.
-        task_reason: why the data is read as ``task`` data (see :func:`~tf_finetune.job_plan.plan`).
+        task_reason: why the data is read as ``task`` data (see :func:`~tf_finetune.training.job_plan.plan`).
 
     Returns:
         The report; ``report.ok`` is False when training would fail on this data.

@@ -73,7 +73,7 @@ def write_gallery(task: str, found: Sequence[Mistake], report_table: str, direct
     table.write_text(report_table + "\n", encoding="utf-8")
     written = [table, _write_csv(task, found, directory / MISTAKES_CSV)]
     if task == "image":
-        from tf_finetune.plots import image_grid
+        from tf_finetune.reports.plots import image_grid
 
         shown = found[:MAX_TILES]
         title = (f"misclassified, most confident first ({len(shown)} of {len(found)})" if found

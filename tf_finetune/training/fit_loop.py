@@ -10,10 +10,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tf_finetune import eval_metrics
 from tf_finetune.hyperparameters import Hyperparameters
-from tf_finetune.inference import Scorer, ValidationCallback
 from tf_finetune.progress import bars
+from tf_finetune.training import eval_metrics
+from tf_finetune.training.scoring import Scorer, ValidationCallback
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class DropoutSeeds(tf_keras.callbacks.Callback):
     a run resumed from a checkpoint draws the masks the uninterrupted run drew.
 
     For dropout layers that draw from a ``tf.random.Generator`` (``rng_type="stateful"``, as
-    :func:`~tf_finetune.model.head_layers` makes them); the others are left as they are.
+    :func:`~tf_finetune.training.classifier.head_layers` makes them); the others are left as they are.
     """
 
     _supports_tf_logs = True  # it reads no logs: Keras need not copy them to NumPy every step
@@ -124,7 +124,7 @@ def fit(model: tf_keras.Model, batches: Callable[..., tf.data.Dataset], steps_pe
         validation: scores the validation split at every epoch end, or None.
         hp: epochs and early-stopping settings.
         tensorboard_dir: write TensorBoard logs (scalars per epoch) here, when given.
-        checkpoints: a :class:`~tf_finetune.checkpoint.Checkpoints` to resume from and save
+        checkpoints: a :class:`~tf_finetune.training.checkpoint.Checkpoints` to resume from and save
             to, or None.
         class_weight: class index -> weight of its examples in the loss, or None.
         keep_best: a :class:`BestEpoch` that keeps the best epoch's weights (needs validation).
@@ -140,7 +140,7 @@ def fit(model: tf_keras.Model, batches: Callable[..., tf.data.Dataset], steps_pe
     callbacks = [*bars(), EpochMetricsLogger(hp.epochs)]
     callbacks.append(DropoutSeeds(hp.random_seed, steps_per_epoch))
     if checkpoints is not None:
-        from tf_finetune import checkpoint
+        from tf_finetune.training import checkpoint
 
         # After the epoch line (so "checkpoint saved: epoch 3" follows "epoch=3/20"); its restore
         # at train begin still comes before any epoch runs.

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tf_finetune import hyperparameters
-from tf_finetune.eval_metrics import lower_is_better
+from tf_finetune.training.eval_metrics import lower_is_better
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _best_epoch(scores: list[float], choose_epochs: bool, sign: int) -> tuple[fl
 
 def kept_epoch(best_epoch: int, scores: dict[int, float], metric: str = "loss") -> Choice:
     """The choice of ``epochs`` when the backbone trains: every epoch ran, and the weights of
-    the one with the best validation ``metric`` were kept (see :class:`~tf_finetune.train.BestEpoch`).
+    the one with the best validation ``metric`` were kept (see :class:`~tf_finetune.training.fit_loop.BestEpoch`).
 
     Args:
         best_epoch: the epoch kept (1-based).

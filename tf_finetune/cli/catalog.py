@@ -5,9 +5,9 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from tf_finetune.choices import CHOOSABLE
 from tf_finetune.hyperparameters import normalize, resolve
 from tf_finetune.registry import ModelSpec, load_registry
+from tf_finetune.training.head_search import CHOOSABLE
 
 # Refused for text models (see job.plan), so a text card does not show them.
 IMAGE_ONLY = frozenset({"augmentation", "augmentation_random_flip", "augmentation_random_rotation",

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tf_finetune import logs, startup, storage
-from tf_finetune.cli_parser import CACHE_ENV, build_parser, build_parsers, default_cache_dir
+from tf_finetune.cli.parser import CACHE_ENV, build_parser, build_parsers, default_cache_dir
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted, disk_full, writing
 
 if TYPE_CHECKING:
-    from tf_finetune.job_plan import JobConfig
+    from tf_finetune.training.job_plan import JobConfig
 
 __all__ = ["main", "build_parser", "with_current_flags", "default_cache_dir", "CACHE_ENV"]
 
-log = logging.getLogger("tf_finetune")
+log = logging.getLogger(__name__)
 
 # Old spellings of --output, accepted for one release with a deprecation line: command -> flags.
 DEPRECATED_OUTPUT_FLAGS = {"fetch-model": ("--to",), "import-backbone": ("--to",),
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _interrupted(args: argparse.Namespace) -> str:
     """What Ctrl-C leaves: for ``train``, the checkpoint to resume from, or that nothing was
     kept and how to make the next run resumable."""
-    from tf_finetune.checkpoint import TRAINING_STATE_DIR
+    from tf_finetune.training.checkpoint import TRAINING_STATE_DIR
 
     if args.command != "train":
         return "interrupted"
@@ -143,14 +143,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _list_models(args: argparse.Namespace) -> int:
-    from tf_finetune import catalog
+    from tf_finetune.cli import catalog
 
     print(catalog.table(args.registry, args.task))
     return 0
 
 
 def _describe(args: argparse.Namespace) -> int:
-    from tf_finetune import catalog
+    from tf_finetune.cli import catalog
 
     print(catalog.card(args.registry, args.model_id))
     return 0
@@ -176,7 +176,7 @@ def _import_backbone(args: argparse.Namespace) -> int:
 
 
 def _export_tflite(args: argparse.Namespace) -> int:
-    from tf_finetune.tflite import export_model
+    from tf_finetune.serving.tflite import export_model
 
     if args.output:
         storage.check_destination(args.output, "--output")
@@ -188,13 +188,13 @@ def _export_tflite(args: argparse.Namespace) -> int:
 
 def _split_cpu(args: argparse.Namespace) -> None:
     if args.cpu_devices:
-        from tf_finetune.distribute import split_cpu
+        from tf_finetune.training.distribute import split_cpu
 
         split_cpu(args.cpu_devices)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tf_finetune import demo
+    from tf_finetune.cli import demo
 
     storage.check_destination(args.cache_dir, "--cache-dir")
     _split_cpu(args)
@@ -204,8 +204,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _job_config(args: argparse.Namespace) -> JobConfig:
     """The training job that ``train``'s flags describe (``check-data`` takes the same flags)."""
-    from tf_finetune.cluster import num_workers
-    from tf_finetune.job_plan import JobConfig
+    from tf_finetune.training.cluster import num_workers
+    from tf_finetune.training.job_plan import JobConfig
 
     return JobConfig(data=args.data, output=args.output, model_id=args.model_id,
                      handle=args.handle, validation_data=args.validation_data,
@@ -224,7 +224,7 @@ def _train(args: argparse.Namespace) -> int:
 
     _split_cpu(args)
     if args.checkpoint_dir:
-        from tf_finetune.checkpoint import install_sigterm_handler
+        from tf_finetune.training.checkpoint import install_sigterm_handler
 
         install_sigterm_handler()
     result = train_job(_job_config(args))
@@ -240,8 +240,8 @@ def _hyperparameters(args: argparse.Namespace) -> dict[str, str]:
 def _launch(args: argparse.Namespace) -> int:
     import json
 
-    from tf_finetune import launch
-    from tf_finetune.job import JobConfig
+    from tf_finetune.sagemaker import launch
+    from tf_finetune.training.job import JobConfig
 
     job = JobConfig(data=args.data, output=None, model_id=args.model_id, handle=args.handle,
                     validation_data=args.validation_data, test_data=args.test_data,
@@ -256,7 +256,7 @@ def _launch(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(plan.request(), indent=2))
         return 0
-    from tf_finetune.sagemaker_sdk import submit
+    from tf_finetune.sagemaker.sdk import submit
 
     return launch.finish(plan, submit(plan, args.wait), args.wait)
 
@@ -264,7 +264,7 @@ def _launch(args: argparse.Namespace) -> int:
 def _check_data(args: argparse.Namespace) -> int:
     import json
 
-    from tf_finetune.job_plan import check_job
+    from tf_finetune.training.job_plan import check_job
 
     # train's flags: those of its output and checkpoints are accepted and unused; --cpu-devices
     # gives the replicas (without it one, as train on a CPU).
@@ -276,7 +276,7 @@ def _check_data(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from tf_finetune.predictor import collect_inputs, open_model, top_k
+    from tf_finetune.serving.predictor import collect_inputs, open_model, top_k
 
     with open_model(args.model) as model:
         stdin = sys.stdin.readlines() if "-" in args.inputs else ()
@@ -296,10 +296,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tf_finetune import gallery
     from tf_finetune.data import load_examples
-    from tf_finetune.evaluation import classification_report, format_report, write_report
-    from tf_finetune.predictor import open_model
+    from tf_finetune.reports import gallery
+    from tf_finetune.reports.evaluation import classification_report, format_report, write_report
+    from tf_finetune.serving.predictor import open_model
 
     storage.check_destination(args.output, "--output")
     with open_model(args.model) as model:

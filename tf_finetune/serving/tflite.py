@@ -183,7 +183,7 @@ def _interpreter(content: bytes) -> tuple[Any, str]:
 def _image_function(loaded):
     import tensorflow as tf
 
-    from tf_finetune.serving import IMAGES_SIGNATURE
+    from tf_finetune.serving.signatures import IMAGES_SIGNATURE
 
     if IMAGES_SIGNATURE not in loaded.signatures:
         raise TfFinetuneError(f"the model has no {IMAGES_SIGNATURE} signature (written by an "
@@ -377,9 +377,9 @@ def export_model(model: str, quantize: str = "none", data: str | None = None,
 
     if storage.is_s3(model) and not output_dir:
         raise TfFinetuneError(f"{model} is on S3: give --output for the TFLite files")
-    from tf_finetune.predictor import unpack_model
+    from tf_finetune.serving.predictor import unpack_model
 
-    with tempfile.TemporaryDirectory(prefix="tf_finetune.tflite.") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tf_finetune.serving.tflite.") as tmp:
         default_out = Path(model).parent if Path(model).is_file() else Path(model)
         path = unpack_model(model, Path(tmp))
         label_map = model_folder.read_labels(path)

@@ -72,7 +72,7 @@ def write_report(report: dict[str, Any], directory: Path, title: str = "") -> li
     Returns:
         The files written.
     """
-    from tf_finetune import plots
+    from tf_finetune.reports import plots
 
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / EVALUATION_FILE

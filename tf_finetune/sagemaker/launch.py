@@ -2,7 +2,7 @@
 
 The flow: check everything that can be checked here (names, role, instance type, model,
 hyperparameters, local paths) -> a :class:`LaunchPlan` (what would be sent, printed by
-``--dry-run``) -> submit it through the SageMaker SDK installed (:mod:`tf_finetune.sagemaker_sdk`)
+``--dry-run``) -> submit it through the SageMaker SDK installed (:mod:`tf_finetune.sagemaker.sdk`)
 -> wait, streaming the job's log -> the training output block, also written as
 ``training_job.json`` beside ``model.tar.gz``.
 
@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tf_finetune.errors import HyperparameterError, TfFinetuneError
-from tf_finetune.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
+from tf_finetune.sagemaker.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
 from tf_finetune.storage import check_s3_spelling, is_s3
 
 if TYPE_CHECKING:
-    from tf_finetune.job import JobConfig
+    from tf_finetune.training.job import JobConfig
 
 TF_VERSION = "2.21.0"  # the TensorFlow training image: the package's TensorFlow line
 PY_VERSION = "py312"  # the only Python AWS builds TF 2.21 training images for
@@ -151,7 +151,7 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
         TfFinetuneError: anything wrong with the launch, named (HyperparameterError for the
             hyperparameters and flags, RegistryError for the model, StorageError for paths).
     """
-    from tf_finetune import job as local_job
+    from tf_finetune.training import job as local_job
 
     output_path = _checked_output_path(config)
     job = config.job

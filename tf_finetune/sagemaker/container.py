@@ -1,9 +1,9 @@
 """The SageMaker door: the training container's environment and arguments in, a job out.
 
-The ``sagemaker-training`` toolkit runs ``entrypoints/train.py`` with the job's
+The ``sagemaker-training`` toolkit runs ``tf_finetune/sagemaker/entrypoint/train.py`` with the job's
 hyperparameters as command-line arguments (``--epochs 3 --train_only_top_layer True …``, plus
 ``--model_dir s3://…`` that the TensorFlow estimator adds) and the ``SM_*`` variables set. This
-module reads both once, builds a :class:`~tf_finetune.job.JobConfig`, runs it, and on any
+module reads both once, builds a :class:`~tf_finetune.training.job.JobConfig`, runs it, and on any
 failure writes the reason to ``<output>/failure`` (what SageMaker shows as the job's
 FailureReason) and returns a non-zero exit code.
 """
@@ -23,7 +23,7 @@ from typing import Any
 from tf_finetune import job_options, logs, model_folder, startup
 from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted, disk_full
 
-log = logging.getLogger("tf_finetune")
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_DIR = "/opt/ml"
 
@@ -154,7 +154,7 @@ def job_config(env: SageMakerEnv, parsed: Mapping[str, Any], hyperparameters: Ma
     Raises:
         HyperparameterError: neither ``model_id`` nor a ``model`` channel.
     """
-    from tf_finetune.job import JobConfig
+    from tf_finetune.training.job import JobConfig
 
     handle = env.channels.get("model")
     if not parsed.get("model_id") and not handle:
@@ -181,7 +181,7 @@ def configure_cluster(env: SageMakerEnv, parsed: Mapping[str, Any],
     Returns:
         Whether the job spans several workers.
     """
-    from tf_finetune.cluster import DEFAULT_WORKER_PORT, cluster_config, num_workers
+    from tf_finetune.training.cluster import DEFAULT_WORKER_PORT, cluster_config, num_workers
 
     if len(env.hosts) > 1 and not environ.get("TF_CONFIG"):
         port = parsed.get("worker_port") or DEFAULT_WORKER_PORT
@@ -223,10 +223,10 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
         config = job_config(env, parsed, hyperparameters, cache_dir, multi_worker)
         log.info("host %s of %s, %d GPU(s); channels: %s", env.current_host, list(env.hosts),
                  env.num_gpus, ", ".join(f"{k}={v}" for k, v in sorted(env.channels.items())))
-        from tf_finetune.job import run
+        from tf_finetune.training.job import run
 
         if config.checkpoint_dir:  # spot interruption: save, then stop
-            from tf_finetune.checkpoint import install_sigterm_handler
+            from tf_finetune.training.checkpoint import install_sigterm_handler
 
             install_sigterm_handler()
         result = run(config)

@@ -8,8 +8,8 @@ from typing import NoReturn
 
 from tf_finetune import __version__, job_options
 from tf_finetune.hyperparameters import SCHEMA, Hyperparameters, Param, resolve
-from tf_finetune.instances import DEFAULT_INSTANCE_TYPE
 from tf_finetune.registry import TASKS, load_registry
+from tf_finetune.sagemaker.instances import DEFAULT_INSTANCE_TYPE
 
 CACHE_ENV = "TF_FINETUNE_CACHE"
 PROG = "tf-finetune"

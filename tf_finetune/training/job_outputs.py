@@ -16,7 +16,7 @@ from tf_finetune import model_folder, storage
 from tf_finetune.data import DataSplit
 from tf_finetune.errors import writing
 
-log = logging.getLogger("tf_finetune.job")
+log = logging.getLogger(__name__)
 
 OUTPUT_SUBDIR = "output"  # <output>/output/model.tar.gz, as SageMaker lays out a job's output
 
@@ -42,28 +42,28 @@ def write_outputs(config, model, data: DataSplit, metrics: dict[str, Any], hp, i
 
     Saving runs collective ops, so every worker of a cluster saves; only the chief keeps the result.
     """
-    from tf_finetune import export, serving
+    from tf_finetune.serving import export, signatures
 
-    signatures = serving.make_signatures(model, data.task, data.label_map.class_names, image_size,
-                                         hp.image_resize_interpolation)
+    served = signatures.make_signatures(model, data.task, data.label_map.class_names, image_size,
+                                        hp.image_resize_interpolation)
     if not chief:
-        export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model", signatures)
+        export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model", served)
         return Written(None, chief=False)
     if config.model_dir:
         with writing(f"the model folder {config.model_dir}"):
-            export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), signatures)
+            export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), served)
     if hp.tflite != "none":  # model.tflite next to model.tar.gz and in the model dir
-        from tf_finetune import tflite
+        from tf_finetune.serving import tflite
 
         targets = [t for t in (config.model_dir, config.output and output_folder(config.output)) if t]
         with writing(f"the TFLite model (working folder {workdir}; to {', '.join(map(str, targets))})"):
             source = Path(config.model_dir) if config.model_dir else export.write_model_dir(
-                model, data.label_map, metrics, workdir / "tflite-model", signatures)
+                model, data.label_map, metrics, workdir / "tflite-model", served)
             tflite.export_after_training(hp.tflite, source, data, workdir, targets)
     archive = None
     if config.output:
         with writing(f"the model to {output_folder(config.output)}"):
-            archive = write_archive(model, data.label_map, metrics, signatures, config.output, workdir)
+            archive = write_archive(model, data.label_map, metrics, served, config.output, workdir)
     return Written(archive, chief=True)
 
 
@@ -77,7 +77,7 @@ def tensorboard_dir(config, job_scope: contextlib.ExitStack) -> str | None:
     left empty.
 
     Args:
-        config: the job (a :class:`~tf_finetune.job_plan.JobConfig`).
+        config: the job (a :class:`~tf_finetune.training.job_plan.JobConfig`).
         job_scope: what is undone when the job ends.
 
     Returns:
@@ -125,7 +125,7 @@ def metrics_record(config, spec, hp, data: DataSplit, final: dict,
 def write_archive(model, label_map, metrics: dict, signatures: dict, output: str,
                   workdir: Path) -> Path | str:
     """Pack the model as ``<output>/output/model.tar.gz``, locally or on S3, atomically."""
-    from tf_finetune import export
+    from tf_finetune.serving import export
 
     if not storage.is_s3(output):
         archive = Path(output) / OUTPUT_SUBDIR / model_folder.ARCHIVE_NAME
@@ -173,12 +173,12 @@ def write_reports(config, data: DataSplit, val_probabilities, history: dict,
 
 def _draw_reports(directory: Path, data: DataSplit, val_probabilities, history: dict, report) -> None:
     """Write the reports into ``directory``."""
-    from tf_finetune import evaluation, plots
+    from tf_finetune.reports import evaluation, plots
 
     (directory / "data_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     plots.training_curves(history, directory / "training_curves.png")
     if val_probabilities is not None and data.validation is not None:
-        from tf_finetune import gallery
+        from tf_finetune.reports import gallery
 
         predicted = val_probabilities.argmax(axis=1)
         names = data.label_map.class_names

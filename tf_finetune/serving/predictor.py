@@ -197,7 +197,7 @@ def open_model(source: str) -> Iterator[FineTunedModel]:
     Raises:
         TfFinetuneError: not a tf_finetune model (what is missing is named).
     """
-    with tempfile.TemporaryDirectory(prefix="tf_finetune.model.") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tf_finetune.training.classifier.") as tmp:
         path = unpack_model(source, Path(tmp))
         import tensorflow as tf  # only now: a wrong path answers at once
 

@@ -21,12 +21,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tf_finetune import choices, eval_metrics, progress, train
+from tf_finetune import progress
 from tf_finetune.data.pipeline import inference_batches, shuffle_for_epochs, steps_per_epoch
-from tf_finetune.eval_metrics import extra_metrics
-from tf_finetune.feature_store import FeatureStore
 from tf_finetune.hyperparameters import class_weight_map
-from tf_finetune.inference import Scorer, classification_metrics, predict_in_order
+from tf_finetune.training import eval_metrics, fit_loop, head_search
+from tf_finetune.training.eval_metrics import extra_metrics
+from tf_finetune.training.feature_store import FeatureStore
+from tf_finetune.training.scoring import Scorer, classification_metrics, predict_in_order
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class HeadFit:
         history: Keras history of the final run.
         scorer: scores the trained head on the validation features (None without validation).
         hyperparameters: the hyperparameters the final run used (with the chosen values).
-        choices: what was chosen (:class:`~tf_finetune.choices.Choice`), in order.
+        choices: what was chosen (:class:`~tf_finetune.training.head_search.Choice`), in order.
     """
 
     history: dict
@@ -147,8 +148,8 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
              checkpoints=None, store: FeatureStore | None = None) -> HeadFit:
     """Train ``model``'s classification head on cached backbone features.
 
-    The hyperparameters of :data:`~tf_finetune.choices.CHOOSABLE` that are not in ``given``
-    are chosen first (see :mod:`tf_finetune.choices`), on the same features.
+    The hyperparameters of :data:`~tf_finetune.training.head_search.CHOOSABLE` that are not in ``given``
+    are chosen first (see :mod:`tf_finetune.training.head_search`), on the same features.
 
     Args:
         model: the full classifier (its backbone frozen); its head layers are trained in place.
@@ -166,9 +167,9 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
         store: read the features from, and keep them in, this store (None: compute them).
 
     Returns:
-        The history, validation scorer, effective hyperparameters and choices.
+        The history, validation scorer, effective hyperparameters and head_search.
     """
-    from tf_finetune import model as model_lib
+    from tf_finetune.training import classifier
 
     train_features, val_features = _all_features(model, strategy, data, inputs, workdir, store, task)
     num_classes = data.label_map.num_classes
@@ -176,14 +177,14 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
     search = _Search(train_features, data.train.labels, val_features,
                      data.validation.labels if val_features is not None else None,
                      num_classes, hp, global_batch, task, loss_scaling)
-    hp, chosen = choices.choose_head(search.run, data.train.labels, val_features is not None, hp,
-                                     choices.unset(hp, set(given)), steps)
-    model_lib.set_head_l2(model, hp.regularizers_l2)
+    hp, chosen = head_search.choose_head(search.run, data.train.labels, val_features is not None, hp,
+                                     head_search.unset(hp, set(given)), steps)
+    classifier.set_head_l2(model, hp.regularizers_l2)
     with strategy.scope():
         features_in = tf_keras.Input([train_features.shape[1]], dtype=tf.float32, name="features")
-        head_out = model_lib.apply_layers(model_lib.head_of(model), features_in)
+        head_out = classifier.apply_layers(classifier.head_of(model), features_in)
         head = tf_keras.Model(features_in, head_out, name="head")
-        model_lib.compile_classifier(head, hp, steps * hp.epochs, loss_scaling)
+        classifier.compile_classifier(head, hp, steps * hp.epochs, loss_scaling)
     train_batches = functools.partial(_training_batches, train_features, data.train.labels, num_classes,
                                       global_batch, hp.random_seed, task)
     scorer = None
@@ -192,7 +193,7 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
                                 data.validation.labels, strategy, hp.label_smoothing, extra_metrics(hp),
                                 val_features)
     class_weight = class_weight_map(hp.class_weights, data.train.labels, num_classes)
-    history = train.fit(head, train_batches, steps, scorer, hp, tensorboard_dir, checkpoints, class_weight)
+    history = fit_loop.fit(head, train_batches, steps, scorer, hp, tensorboard_dir, checkpoints, class_weight)
     return HeadFit(history, scorer, hp, chosen)
 
 
@@ -236,7 +237,7 @@ def _call_in_chunks(model: tf_keras.Model, features: np.ndarray, chunk: int = 40
 
 
 class _Search:
-    """Trains candidate heads for :func:`~tf_finetune.choices.choose_head`: fresh, seeded as
+    """Trains candidate heads for :func:`~tf_finetune.training.head_search.choose_head`: fresh, seeded as
     the final head, on the same batches, on one device (a head is small), scored on the
     validation features after every epoch and stopped early."""
 
@@ -251,7 +252,7 @@ class _Search:
     def run(self, l2: float, epochs: int, train_rows=None, holdout_rows=None) -> list[float]:
         """The validation ``eval_metric`` after each epoch of a head with L2 factor ``l2``
         (fewer than ``epochs`` when it stopped early)."""
-        from tf_finetune import model as model_lib
+        from tf_finetune.training import classifier
 
         features, labels = self.features, self.labels
         val_features, val_labels = self.val_features, self.val_labels
@@ -261,13 +262,13 @@ class _Search:
         steps = steps_per_epoch(len(features), self.global_batch)
         tf_keras.utils.set_random_seed(self.hp.random_seed)
         features_in = tf_keras.Input([features.shape[1]], dtype=tf.float32)
-        head = tf_keras.Model(features_in, model_lib.apply_layers(
-            model_lib.head_layers(self.num_classes, self.hp, l2), features_in))
-        model_lib.compile_classifier(head, self.hp, steps * epochs, self.loss_scaling)
+        head = tf_keras.Model(features_in, classifier.apply_layers(
+            classifier.head_layers(self.num_classes, self.hp, l2), features_in))
+        classifier.compile_classifier(head, self.hp, steps * epochs, self.loss_scaling)
         metric = self.hp.eval_metric
         scoring = _ValidationScore(val_features, val_labels, metric)
         stop = tf_keras.callbacks.EarlyStopping(monitor="val_score", mode=eval_metrics.mode(metric),
-                                                patience=choices.PATIENCE)
+                                                patience=head_search.PATIENCE)
         batches = _training_batches(features, labels, self.num_classes, self.global_batch,
                                     self.hp.random_seed, self.task)
         head.fit(batches, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[scoring, stop],

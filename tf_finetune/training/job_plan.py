@@ -22,9 +22,9 @@ from tf_finetune.errors import BackboneError, DataError, HyperparameterError
 from tf_finetune.registry import ModelSpec, load_registry
 
 if TYPE_CHECKING:
-    from tf_finetune import data_report
+    from tf_finetune.reports import data_check
 
-log = logging.getLogger("tf_finetune.job")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class JobConfig:
         multi_worker: train across several hosts (``TF_CONFIG`` describes the cluster); only the
             chief writes outputs.
         checkpoint_dir: save the training state here every epoch (and on SIGTERM, see
-            :mod:`tf_finetune.checkpoint`) and resume from it when it holds this job's checkpoint.
+            :mod:`tf_finetune.training.checkpoint`) and resume from it when it holds this job's checkpoint.
         checkpoint_steps: also save every this many steps (0: at epoch ends only).
         fresh_start: discard a checkpoint of another job in ``checkpoint_dir`` instead of
             refusing to start.
@@ -238,7 +238,7 @@ def data_task(data: str) -> tuple[str, str]:
 def check_backbone_task(job: JobPlan, backbone_path: str) -> None:
     """Raise when a bare handle's SavedModel, once local, takes the other task's inputs than its data
     was read as (its task could not be told before it was fetched: a URL, ``s3://``, an archive). A
-    previous model says so itself when it is continued (:func:`tf_finetune.model.load_classifier`).
+    previous model says so itself when it is continued (:func:`tf_finetune.training.classifier.load_classifier`).
 
     Args:
         job: the plan.
@@ -289,11 +289,11 @@ def check_sources(config: JobConfig) -> None:
             raise error(f"{flag} {value}: no such file or folder; pass {instead}")
 
 
-def check_job(config: JobConfig, replicas: int = 1) -> data_report.DataReport:
+def check_job(config: JobConfig, replicas: int = 1) -> data_check.DataReport:
     """The report on a training job's data, read as ``train`` would read it (``check-data``).
 
-    The same checks and decisions as :func:`tf_finetune.job.run` before it imports TensorFlow:
-    every input path first (:func:`~tf_finetune.job_plan.check_sources`), then the plan (the
+    The same checks and decisions as :func:`tf_finetune.training.job.run` before it imports TensorFlow:
+    every input path first (:func:`~tf_finetune.training.job_plan.check_sources`), then the plan (the
     task the data is read as, the effective hyperparameters); ``s3://`` channels are downloaded
     to a temporary folder. A job without a backbone is planned from its data alone.
 
@@ -308,8 +308,8 @@ def check_job(config: JobConfig, replicas: int = 1) -> data_report.DataReport:
         TfFinetuneError: what ``train`` would refuse before reading data (missing paths, bad
             hyperparameters, an unknown model id).
     """
-    from tf_finetune import data_report
     from tf_finetune.backbones.loading import DEFAULT_IMAGE_SIZE
+    from tf_finetune.reports import data_check
 
     check_sources(config)
     with tempfile.TemporaryDirectory(prefix="tf_finetune-check-") as folder:
@@ -320,7 +320,7 @@ def check_job(config: JobConfig, replicas: int = 1) -> data_report.DataReport:
         job = plan(config, backbone_required=False)
         spec, hp = job.spec, job.hyperparameters
         image_size = (spec.image_size or DEFAULT_IMAGE_SIZE) if spec.task == "image" else None
-        return data_report.check_data(spec.task, config.data, config.validation_data, config.test_data,
+        return data_check.check_data(spec.task, config.data, config.validation_data, config.test_data,
                                       image_size=image_size, batch_size=hp.batch_size, replicas=replicas,
                                       validation_split_ratio=hp.validation_split_ratio,
                                       max_text_words=spec.max_seq_length, task_reason=job.task_reason)

@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tf_finetune import distribute, eval_metrics
 from tf_finetune.progress import bars
+from tf_finetune.training import distribute, eval_metrics
 
 
 def predict_in_order(model: tf_keras.Model, batches: tf.data.Dataset, count: int,
@@ -79,7 +79,7 @@ class Scorer:
         labels: the class index of each input, in the same order.
         strategy: the job's strategy.
         label_smoothing: as compiled.
-        extra: more metrics to report (of :mod:`tf_finetune.eval_metrics`: ``auc``, …).
+        extra: more metrics to report (of :mod:`tf_finetune.training.eval_metrics`: ``auc``, …).
     """
 
     model: tf_keras.Model

@@ -30,7 +30,7 @@ def write_model_dir(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping
         label_map: class names (and original labels).
         metrics: what to record about the run.
         model_dir: an empty or new folder.
-        signatures: serving signatures (:func:`tf_finetune.serving.make_signatures`); the
+        signatures: serving signatures (:func:`tf_finetune.serving.signatures.make_signatures`); the
             Keras default when None.
 
     Returns:
@@ -42,7 +42,7 @@ def write_model_dir(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping
     (model_dir / LABELS_FILE).write_text(label_map.to_json(), encoding="utf-8")
     code = model_dir / CODE_DIR
     code.mkdir(exist_ok=True)
-    shutil.copyfile(Path(__file__).with_name("deploy") / HANDLERS_FILE, code / HANDLERS_FILE)
+    shutil.copyfile(Path(__file__).parents[1] / "sagemaker" / HANDLERS_FILE, code / HANDLERS_FILE)
     (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return model_dir
 

@@ -1,4 +1,4 @@
-"""Submit a :class:`~tf_finetune.launch.LaunchPlan` through the SageMaker Python SDK installed.
+"""Submit a :class:`~tf_finetune.sagemaker.launch.LaunchPlan` through the SageMaker Python SDK installed.
 
 SDK v3 (``sagemaker-train``: ``sagemaker.train.ModelTrainer``) is the current path: it uploads
 the code with its own container drivers, which run ``train.py`` with the hyperparameters as
@@ -6,7 +6,7 @@ arguments. SDK v2 (``sagemaker>=2.257,<3``: the ``TensorFlow`` estimator, given 
 image explicitly since its table stops at TF 2.19) is the legacy one: the ``sagemaker-training``
 toolkit in the image runs ``train.py``; local inputs are uploaded here, as v2 does not.
 Either way the code sent is a folder with ``train.py``, ``requirements.txt`` (both from the
-package's ``entrypoint/``) and a copy of the ``tf_finetune`` package itself, and the SDK's
+package's ``sagemaker/entrypoint/``) and a copy of the ``tf_finetune`` package itself, and the SDK's
 telemetry is always turned off. Before anything is uploaded, every bucket involved is checked to exist and
 to be in the job's region (SageMaker refuses cross-region requests); if the submission fails,
 what this launch uploaded is deleted again.
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tf_finetune.errors import StorageError, TfFinetuneError, install_extra
-from tf_finetune.launch import LaunchPlan
 from tf_finetune.s3 import S3Uri, list_keys
+from tf_finetune.sagemaker.launch import LaunchPlan
 from tf_finetune.storage import is_s3
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def source_folder(target: Path) -> Path:
     shutil.copytree(package, target / "tf_finetune",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "entrypoint"))
     for name in (ENTRY_SCRIPT, REQUIREMENTS):
-        shutil.copyfile(package / "entrypoint" / name, target / name)
+        shutil.copyfile(package / "sagemaker" / "entrypoint" / name, target / name)
     return target
 
 
@@ -119,7 +119,7 @@ def submit(plan: LaunchPlan, wait: bool, boto_session=None) -> dict[str, Any]:
     Raises:
         TfFinetuneError: the SDK is missing, a bucket is wrong, or the request is refused (what
             this launch uploaded is deleted again). A job that fails later is not an error here:
-            its description says so (see :func:`tf_finetune.launch.finish`).
+            its description says so (see :func:`tf_finetune.sagemaker.launch.finish`).
     """
     major = sdk_major()
     import boto3

@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tf_finetune.job import JobConfig, run
+from tf_finetune.training.job import JobConfig, run
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def run_demo(output: str | None, cache_dir: str, epochs: int | None = None) -> d
 
 def predict_texts(archive: Path, texts: list[str]) -> list[tuple[str, tuple[str, float]]]:
     """Each text's top label and probability from the exported ``model.tar.gz``."""
-    from tf_finetune.predictor import open_model, top_k
+    from tf_finetune.serving.predictor import open_model, top_k
 
     with open_model(str(archive)) as model:
         best = top_k(model.predict(texts), model.label_map.class_names, 1)

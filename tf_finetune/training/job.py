@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tf_finetune import checkpoint, choices, hyperparameters, job_outputs, model_folder, storage
+from tf_finetune import hyperparameters, model_folder, storage
 from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.loading import check_requirements, local_preprocessor, local_saved_model
 from tf_finetune.data import DATA_FORMS, DataSplit, Examples, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.job_plan import (
+from tf_finetune.registry import ModelSpec
+from tf_finetune.training import checkpoint, head_search, job_outputs
+from tf_finetune.training.job_plan import (
     JobConfig,
     JobPlan,
     JobResult,
@@ -32,7 +34,6 @@ from tf_finetune.job_plan import (
     plan,
     require_backbone,
 )
-from tf_finetune.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class _Inputs:
 
     data: DataSplit
     test: Examples | None
-    report: Any  # data_report.DataReport
+    report: Any  # data_check.DataReport
     class_weight: dict[int, float] | None
 
 
@@ -169,7 +170,7 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
     inputs = _prepare_data(job)
     # TensorFlow is imported only now (bad data fails fast), and the strategy is created before
     # any other op (MultiWorkerMirroredStrategy requires it).
-    from tf_finetune import distribute
+    from tf_finetune.training import distribute
 
     strategy = distribute.create_strategy(job.config.multi_worker)
     import tf_keras
@@ -205,17 +206,17 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
 
 def _prepare_data(job: JobPlan) -> _Inputs:
     """Read the training, validation and test data once; log the data report's summary."""
-    from tf_finetune import data_report
+    from tf_finetune.reports import data_check
 
     config, spec, hp = job.config, job.spec, job.hyperparameters
     data = load_data(spec.task, config.data, config.validation_data, hp.validation_split_ratio,
-                     hp.random_seed, inspect=data_report.inspect_image)
-    test = (load_examples(spec.task, config.test_data, data.label_map, data_report.inspect_image, data.details)
+                     hp.random_seed, inspect=data_check.inspect_image)
+    test = (load_examples(spec.task, config.test_data, data.label_map, data_check.inspect_image, data.details)
             if config.test_data else None)
-    report = data_report.from_loaded(data, test, 0.0 if config.validation_data else hp.validation_split_ratio,
+    report = data_check.from_loaded(data, test, 0.0 if config.validation_data else hp.validation_split_ratio,
                                      {"training": config.data, "validation": config.validation_data,
                                       "test": config.test_data})
-    for line in data_report.summary(report).splitlines():
+    for line in data_check.summary(report).splitlines():
         log.info("%s", line)
     if hp.binary_mode and data.label_map.num_classes != 2:
         raise HyperparameterError(f"binary_mode=True needs exactly two classes; the data has "
@@ -266,8 +267,8 @@ def _check_free_space(job: JobPlan, backbone: _Backbone) -> None:
 def _layout(strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> _Layout:
     """The replicas, the batch (cut to the training data when ``batch_size`` is larger, with a
     warning) and the steps an epoch."""
-    from tf_finetune import distribute
     from tf_finetune.data.batching import fit_batch
+    from tf_finetune.training import distribute
 
     batches = fit_batch(hp.batch_size, strategy.num_replicas_in_sync, len(data.train))
     if batches.warning():
@@ -288,24 +289,24 @@ def _build_model(job: JobPlan, backbone: _Backbone, data: DataSplit, layout: _La
                  job_scope: contextlib.ExitStack) -> _Built:
     """The compiled classifier and its image size; and the hyperparameters the tool may not
     choose (the user's, and all of them when continuing from a previous model)."""
-    from tf_finetune import model as model_lib
+    from tf_finetune.training import classifier
 
     hp, given = job.hyperparameters, set(job.given)
-    model_lib.check_jit_compile(hp, layout.strategy)
-    loss_scaling = job_scope.enter_context(model_lib.mixed_precision(hp))
+    classifier.check_jit_compile(hp, layout.strategy)
+    loss_scaling = job_scope.enter_context(classifier.mixed_precision(hp))
     with layout.strategy.scope():
         if backbone.continuing:  # incremental training from a previous model
-            if choices.unset(hp, given):
+            if head_search.unset(hp, given):
                 # Choices train fresh heads; this run starts from the previous model's.
                 log.info("hyperparameters are not chosen when continuing from a previous model")
-                given |= set(choices.CHOOSABLE)
+                given |= set(head_search.CHOOSABLE)
             previous = model_folder.read_labels(backbone.path)
-            model, image_size = model_lib.load_classifier(backbone.path, backbone.spec, data.label_map,
+            model, image_size = classifier.load_classifier(backbone.path, backbone.spec, data.label_map,
                                                           previous, hp)
         else:
-            model, image_size = model_lib.build_classifier(
+            model, image_size = classifier.build_classifier(
                 backbone.spec, backbone.path, backbone.preprocessor, data.label_map.num_classes, hp)
-        model_lib.compile_classifier(model, hp, layout.steps * hp.epochs, loss_scaling)
+        classifier.compile_classifier(model, hp, layout.steps * hp.epochs, loss_scaling)
     return _Built(model, image_size, loss_scaling, frozenset(given))
 
 
@@ -313,12 +314,12 @@ def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, bu
          checkpoints, workdir: Path, job_scope: contextlib.ExitStack) -> _Fitted:
     """Train: the head on cached features when the backbone is frozen and that is allowed,
     else the whole model through the backbone every epoch."""
-    from tf_finetune import distribute, feature_cache
     from tf_finetune.data.pipeline import inference_batches
+    from tf_finetune.training import distribute, head_only
 
     config, hp, task, data = job.config, job.hyperparameters, backbone.spec.task, inputs.data
     model, image_size = built.model, built.image_size
-    cache, why_not = feature_cache.can_cache(hp, task, config.multi_worker)
+    cache, why_not = head_only.can_cache(hp, task, config.multi_worker)
     if cache and not config.feature_cache:
         cache, why_not = False, "the feature cache is turned off"
     decoding = dict(image_size=image_size, interpolation=hp.image_resize_interpolation)
@@ -329,13 +330,13 @@ def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, bu
     streams = _Streams(task, decoding, decoded, val_inputs)
     tensorboard_dir = job_outputs.tensorboard_dir(config, job_scope) if distribute.is_chief(layout.strategy) else None
     if cache:
-        from tf_finetune.feature_store import FeatureStore
+        from tf_finetune.training.feature_store import FeatureStore
 
         started = time.perf_counter()
         train_inputs = inference_batches(data.train.inputs, task, layout.global_batch, **decoding)
         store = FeatureStore.open(config.cache_dir, backbone.path, backbone.preprocessor_path, task, image_size,
                                   hp.image_resize_interpolation, backbone.text_lengths.get("max_seq_length"))
-        head = feature_cache.fit_head(
+        head = head_only.fit_head(
             model, layout.strategy, data, {"train": train_inputs, "validation": val_inputs}, hp,
             layout.global_batch, workdir, task, built.given, built.loss_scaling, tensorboard_dir, checkpoints,
             store)
@@ -346,14 +347,14 @@ def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, bu
 
 def _fit_through_backbone(job: JobPlan, inputs: _Inputs, layout: _Layout, built: _Built, streams: _Streams,
                           why_not: str, tensorboard_dir: str | None, checkpoints) -> _Fitted:
-    from tf_finetune import train
     from tf_finetune.data.pipeline import make_augmenter, training_batches
-    from tf_finetune.eval_metrics import extra_metrics
-    from tf_finetune.inference import Scorer
+    from tf_finetune.training import fit_loop
+    from tf_finetune.training.eval_metrics import extra_metrics
+    from tf_finetune.training.scoring import Scorer
 
     started = time.perf_counter()
     hp, data, task, given, model = job.hyperparameters, inputs.data, streams.task, built.given, built.model
-    unset = [name for name in choices.unset(hp, given) if name != "epochs"]
+    unset = [name for name in head_search.unset(hp, given) if name != "epochs"]
     if hp.train_only_top_layer:
         log.info("head-only training through the backbone every epoch: %s", why_not)
         if unset:
@@ -369,17 +370,17 @@ def _fit_through_backbone(job: JobPlan, inputs: _Inputs, layout: _Layout, built:
                                       layout.global_batch, shuffle_seed=hp.random_seed, augmenter=augmenter,
                                       cache_file=streams.decoded.get("train"),
                                       deterministic="random_seed" in given,
-                                      **streams.decoding)  # train.fit picks the first step (a resume)
+                                      **streams.decoding)  # fit_loop.fit picks the first step (a resume)
     val_scorer = Scorer(model, streams.validation, data.validation.labels, layout.strategy, hp.label_smoothing,
                         extra_metrics(hp)) if streams.validation is not None and data.validation else None
     keep_best = None
-    if "epochs" in choices.unset(hp, given) and val_scorer is not None and not hp.early_stopping:
-        keep_best = train.BestEpoch(hp.eval_metric)
-    history = train.fit(model, train_batches, layout.steps, val_scorer, hp, tensorboard_dir, checkpoints,
+    if "epochs" in head_search.unset(hp, given) and val_scorer is not None and not hp.early_stopping:
+        keep_best = fit_loop.BestEpoch(hp.eval_metric)
+    history = fit_loop.fit(model, train_batches, layout.steps, val_scorer, hp, tensorboard_dir, checkpoints,
                         inputs.class_weight, keep_best)
     chosen = []
     if keep_best is not None and keep_best.best_epoch is not None:
-        choice = choices.kept_epoch(keep_best.best_epoch, keep_best.scores, hp.eval_metric)
+        choice = head_search.kept_epoch(keep_best.best_epoch, keep_best.scores, hp.eval_metric)
         log.info("%s", choice.describe())
         chosen.append(choice)
         hp = hyperparameters.resolve(hp, {"epochs": choice.value})
@@ -389,11 +390,10 @@ def _fit_through_backbone(job: JobPlan, inputs: _Inputs, layout: _Layout, built:
 def _final_metrics(fitted: _Fitted, test, model, layout: _Layout, task: str, image_size):
     """The final training, validation and test metrics, and the validation probabilities they
     came from (one prediction: the metrics and the reports count the same)."""
-    from tf_finetune import model as model_lib
-    from tf_finetune import train
     from tf_finetune.data.pipeline import inference_batches
-    from tf_finetune.eval_metrics import extra_metrics
-    from tf_finetune.inference import Scorer
+    from tf_finetune.training import classifier, fit_loop
+    from tf_finetune.training.eval_metrics import extra_metrics
+    from tf_finetune.training.scoring import Scorer
 
     hp = fitted.hyperparameters
     final = {"train_" + k: float(v[-1]) for k, v in fitted.history.items() if not k.startswith("val_")}
@@ -402,16 +402,16 @@ def _final_metrics(fitted: _Fitted, test, model, layout: _Layout, task: str, ima
         val_probabilities = fitted.val_scorer.probabilities()
         val_final = {"val_" + k: v for k, v in fitted.val_scorer.metrics(val_probabilities).items()}
         final.update(val_final)
-        log.info("final %s", train.format_metrics(val_final))
+        log.info("final %s", fit_loop.format_metrics(val_final))
     if test is not None:
         batches = inference_batches(test.inputs, task, layout.global_batch, image_size=image_size,
                                     interpolation=hp.image_resize_interpolation)
         test_scorer = Scorer(model, batches, test.labels, layout.strategy, hp.label_smoothing,
                              extra_metrics(hp))
         final.update({"test_" + k: v for k, v in test_scorer.metrics().items()})
-        log.info("%s test_examples=%d", train.format_metrics(
+        log.info("%s test_examples=%d", fit_loop.format_metrics(
             {k: v for k, v in final.items() if k.startswith("test_")}), len(test))
-    log.info("weights_digest=%s", model_lib.weights_digest(model))
+    log.info("weights_digest=%s", classifier.weights_digest(model))
     return final, val_probabilities
 
 

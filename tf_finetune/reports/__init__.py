@@ -1,0 +1,1 @@
+"""Reports: the data check, classification metrics, the gallery of mistakes and the plots."""
