@@ -137,7 +137,7 @@ def test_version_from_the_folder_that_holds_a_clone_named_like_the_package(tmp_p
     (a directory without __init__.py is a namespace package to `python -m`, which looks in "." first)."""
     (tmp_path / "tf_finetune").symlink_to(REPO, target_is_directory=True)
     result = run_cli("--version", cwd=tmp_path)
-    assert result.returncode == 0, (result.stderr[-2000:] + "\nAn install from before setup.cfg's package_dir? "
+    assert result.returncode == 0, (result.stderr[-2000:] + "\nAn install from before pyproject.toml's package-dir? "
                                     "Run ./quickstart.sh to reinstall.")
     assert result.stdout == f"tf_finetune {__version__}\n"
 
