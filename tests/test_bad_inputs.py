@@ -766,7 +766,7 @@ def _cli_missing_validation_and_bad_data(tmp: Path, m: dict):
 CLI_CASES = {  # id -> (arguments, fragments of the one error line); two start TensorFlow
     "cli-header-row": (_cli_header_row, ["{data} line 1:", "'label'", "delete the first line"]),
     "cli-hyperparameter-out-of-range": (_cli_out_of_range,
-                                        ["learning_rate='5' is out of range", "[0, 1]"]),
+                                        ["learning_rate='5' is out of range", "(0, 1]"]),
     "cli-not-a-feature-extractor": (_cli_not_a_feature_extractor,
                                     ["does not return a feature vector"]),
     "cli-image-data-with-one-class": (_cli_one_class,

@@ -238,7 +238,7 @@ def test_eval_metric_drives_the_head_search(image_module, image_data, validation
 
 def test_early_stopping_on_accuracy_stops_when_it_stalls(text_module, text_data, cache_dir):
     result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module), cache_dir=str(cache_dir),
-                           hyperparameters={"epochs": 20, "learning_rate": 0.0, "early_stopping": True,
+                           hyperparameters={"epochs": 20, "learning_rate": 1e-12, "early_stopping": True,
                                             "early_stopping_patience": 2, "eval_metric": "accuracy"}))
     assert result.metrics["epochs_run"] == 3
 

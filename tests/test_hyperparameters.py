@@ -148,7 +148,7 @@ def test_normalize_returns_schema_names_only_for_what_was_given():
 
 
 @pytest.mark.parametrize("name,value", [
-    ("epochs", 1), ("learning_rate", 0.0), ("learning_rate", 1.0), ("dropout_rate", 0.0),
+    ("epochs", 1), ("learning_rate", 1e-12), ("learning_rate", 1.0), ("dropout_rate", 0.0),
     ("dropout_rate", 0.999), ("validation_split_ratio", 0), ("augmentation_random_zoom", -1.0),
     ("random_seed", 0),
 ])
@@ -181,12 +181,12 @@ def test_canonical_name_rejects_unknown_names():
     ("early_stopping", "maybe", "True or False"),
     ("early_stopping", 2, "True or False"),
     ("augmentation", None, "True or False"),
-    ("learning_rate", "nan", "a number in [0, 1]"),
-    ("learning_rate", "inf", "a number in [0, 1]"),
-    ("learning_rate", float("nan"), "a number in [0, 1]"),
-    ("learning_rate", "-inf", "a number in [0, 1]"),
-    ("learning_rate", "fast", "a number in [0, 1]"),
-    ("learning_rate", True, "a number in [0, 1]"),
+    ("learning_rate", "nan", "a number in (0, 1]"),
+    ("learning_rate", "inf", "a number in (0, 1]"),
+    ("learning_rate", float("nan"), "a number in (0, 1]"),
+    ("learning_rate", "-inf", "a number in (0, 1]"),
+    ("learning_rate", "fast", "a number in (0, 1]"),
+    ("learning_rate", True, "a number in (0, 1]"),
 ])
 def test_wrong_type(name, value, allowed):
     message = _error({name: value})
@@ -199,8 +199,8 @@ def test_wrong_type(name, value, allowed):
 @pytest.mark.parametrize("name,value,allowed", [
     ("epochs", 0, "[1, inf)"),
     ("epochs", "0", "[1, inf)"),
-    ("learning_rate", 2, "[0, 1]"),
-    ("learning_rate", "-0.1", "[0, 1]"),
+    ("learning_rate", 2, "(0, 1]"),
+    ("learning_rate", "-0.1", "(0, 1]"),
     ("dropout_rate", 1.0, "[0, 1)"),
     ("validation_split_ratio", 1.0, "[0, 1)"),
     ("validation_split_ratio", "1", "[0, 1)"),
@@ -322,7 +322,7 @@ def test_hyperparameters_cannot_be_changed():
 
 def test_hyperparameters_do_not_share_state_with_their_input():
     values = {p.name: p.default for p in SCHEMA}
-    hp = Hyperparameters(values)
+    hp = Hyperparameters(**values)
     values["epochs"] = 99
     assert hp.epochs == 3
 
@@ -339,7 +339,7 @@ def test_hyperparameters_serialise():
 
 @pytest.mark.parametrize("name,text", [
     ("epochs", "an integer in [1, inf)"),
-    ("learning_rate", "a number in [0, 1]"),
+    ("learning_rate", "a number in (0, 1]"),
     ("dropout_rate", "a number in [0, 1)"),
     ("augmentation", "True or False"),
     ("reinitialize_top_layer", "one of Auto, True, False"),
@@ -353,3 +353,56 @@ def test_numeric_params_have_a_lower_bound():
         if param.kind in ("int", "float"):
             assert param.low is not None, param.name
             assert not math.isnan(param.low)
+
+
+# ---- the declaration a form is generated from ---------------------------------------------------
+
+def test_the_schema_is_the_dataclass_fields_with_types_that_match_their_kinds():
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(Hyperparameters)
+    assert [f.name for f in dataclasses.fields(Hyperparameters)] == [p.name for p in SCHEMA]
+    python_type = {"int": int, "float": float, "bool": bool, "choice": str}
+    for param in SCHEMA:
+        if param.kind in python_type:
+            assert hints[param.name] is python_type[param.kind], param.name
+        assert isinstance(param.default, hints[param.name] if param.kind in python_type else (str, tuple))
+
+
+def test_a_learning_rate_of_zero_is_refused_with_the_open_bound_shown():
+    with pytest.raises(HyperparameterError, match=r"learning_rate=0 is out of range: expected a number in \(0, 1\]"):
+        resolve({"learning_rate": 0})
+    assert resolve({"learning_rate": 1}).learning_rate == 1
+
+
+def test_only_when_conditions_name_real_hyperparameters_and_allowed_values():
+    by_name = {p.name: p for p in SCHEMA}
+    for param in SCHEMA:
+        for name, allowed in param.only_when:
+            other = by_name[name]
+            assert all(other.parse(value) == value for value in allowed), (param.name, name)
+
+
+@pytest.mark.parametrize("name, settings, task, applies", [
+    ("beta_1", {"optimizer": "adam"}, None, True),
+    ("beta_1", {"optimizer": "sgd"}, None, False),
+    ("beta_1", {}, None, True),  # the default optimizer is adam
+    ("momentum", {}, None, False),
+    ("warmup_steps_fraction", {"optimizer": "adamw"}, "text", True),
+    ("early_stopping_patience", {"early_stopping": True}, None, True),
+    ("early_stopping_patience", {}, None, False),
+    ("augmentation_random_zoom", {"augmentation": True}, "image", True),
+    ("augmentation_random_zoom", {"augmentation": True}, "text", False),
+    ("tflite", {}, "text", False),
+    ("epochs", {}, "text", True),
+])
+def test_applies_follows_the_task_and_the_other_settings(name, settings, task, applies):
+    [param] = [p for p in SCHEMA if p.name == name]
+    assert param.applies(settings, task) is applies
+
+
+def test_every_hyperparameter_has_a_level_and_the_basic_ones_come_first_in_a_form():
+    assert {p.level for p in SCHEMA} == {"basic", "advanced"}
+    basic = [p.name for p in SCHEMA if p.level == "basic"]
+    assert {"epochs", "batch_size", "learning_rate", "optimizer", "train_only_top_layer"} <= set(basic)

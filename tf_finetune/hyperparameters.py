@@ -12,8 +12,8 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from tf_finetune.errors import HyperparameterError
 
@@ -30,13 +30,20 @@ def parse_bool(value: Any) -> bool | None:
     return True if text in _TRUE else False if text in _FALSE else None
 
 
+Task = Literal["image", "text", "both"]
+Level = Literal["basic", "advanced"]
+
+
 @dataclass(frozen=True)
 class Param:
-    """One hyperparameter: its type, default and allowed values.
+    """One hyperparameter: its type, default, allowed values, and what a form needs to show it.
 
     ``kind`` is one of ``int``, ``float``, ``bool``, ``choice`` or ``weights`` (``none``,
-    ``auto`` or a tuple of positive floats). Numeric ranges are
-    ``[low, high]``, with ``high_open`` making the upper bound exclusive.
+    ``auto`` or a tuple of positive floats). Numeric ranges are ``[low, high]``; ``low_open``
+    and ``high_open`` make a bound exclusive. ``task`` says which models take it (``image``,
+    ``text`` or ``both``), ``level`` whether a form shows it first (``basic``) or on demand
+    (``advanced``), and ``only_when`` the settings of other hyperparameters it applies under
+    (``(("optimizer", ("adam", "adamw")),)``: beta_1 means nothing to sgd).
     """
 
     name: str
@@ -45,9 +52,28 @@ class Param:
     help: str
     low: float | None = None
     high: float | None = None
+    low_open: bool = False
     high_open: bool = False
     choices: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    task: Task = "both"
+    level: Level = "advanced"
+    only_when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def applies(self, values: Mapping[str, Any], task: str | None = None) -> bool:
+        """Whether this hyperparameter means something for a job with these settings.
+
+        Args:
+            values: the other hyperparameters (canonical names; missing ones count as their defaults).
+            task: ``image`` or ``text``; None for either.
+
+        Returns:
+            False for an image-only hyperparameter of a text job, or one whose ``only_when``
+            conditions the values do not meet.
+        """
+        if task is not None and self.task not in ("both", task):
+            return False
+        return all(values.get(name, _BY_NAME[name].default) in allowed for name, allowed in self.only_when)
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values."""
@@ -61,9 +87,10 @@ class Param:
             high = "inf"
         else:
             high = f"{self.high:d}" if self.kind == "int" else f"{self.high:g}"
+        opening = "(" if self.low_open else "["
         closing = ")" if self.high_open or self.high is None else "]"
         kind = "an integer" if self.kind == "int" else "a number"
-        return f"{kind} in [{self.low:g}, {high}{closing}"
+        return f"{kind} in {opening}{self.low:g}, {high}{closing}"
 
     def parse(self, value: Any) -> Any:
         """Convert ``value`` (a Python value or a string) and check its range.
@@ -81,7 +108,8 @@ class Param:
         if self.kind in ("int", "float"):
             too_high = self.high is not None and (
                 parsed >= self.high if self.high_open else parsed > self.high)
-            if parsed < self.low or too_high:
+            too_low = parsed <= self.low if self.low_open else parsed < self.low
+            if too_low or too_high:
                 raise HyperparameterError(
                     f"hyperparameter {self.name}={value!r} is out of range: expected {self.allowed()}")
         return parsed
@@ -135,82 +163,122 @@ _OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov", "rmsprop", "adagrad", "adadel
 _INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
                    "gaussian", "mitchellcubic")
 
-SCHEMA: tuple[Param, ...] = (
-    Param("epochs", "int", 3, "Number of passes over the training data.", low=1),
-    Param("batch_size", "int", 32,
-          "Batch size per replica; the global batch is batch_size x replicas.", low=1),
-    Param("learning_rate", "float", 0.001, "Optimizer learning rate.", low=0.0, high=1.0),
-    Param("optimizer", "choice", "adam", "Optimizer.", choices=_OPTIMIZERS),
-    Param("beta_1", "float", 0.9, "beta_1 of adam/adamw.", low=0.0, high=1.0),
-    Param("beta_2", "float", 0.999, "beta_2 of adam/adamw.", low=0.0, high=1.0),
-    Param("epsilon", "float", 1e-7, "epsilon of adam, adamw, rmsprop, adadelta, adagrad.",
-          low=0.0, high=1.0),
-    Param("momentum", "float", 0.9, "Momentum of sgd, nesterov and rmsprop.", low=0.0, high=1.0),
-    Param("rho", "float", 0.95, "Discounting factor of rmsprop and adadelta.", low=0.0, high=1.0),
-    Param("initial_accumulator_value", "float", 0.0001, "Initial accumulator of adagrad.",
-          low=0.0, high=1.0),
-    Param("dropout_rate", "float", 0.2, "Dropout before the classification layer.",
-          low=0.0, high=1.0, high_open=True),
-    Param("regularizers_l2", "float", 0.0001, "L2 factor on the classification layer.",
-          low=0.0, high=1.0),
-    Param("label_smoothing", "float", 0.1, "Label smoothing of the cross-entropy loss.",
-          low=0.0, high=1.0),
-    Param("train_only_top_layer", "bool", False,
-          "Train only the new classification layer (the backbone stays frozen).",
-          aliases=("train_only_on_top_layer",)),
-    Param("reinitialize_top_layer", "choice", "Auto",
-          "Continuing from a previous model (incremental training): Auto and False keep its "
-          "trained classification layer, True starts it from random weights.",
-          choices=("Auto", "True", "False")),
-    Param("choose_hyperparameters", "bool", True,
-          "Head-only training on cached features: choose regularizers_l2 and epochs when you "
-          "leave them unset, by validation loss (a few candidates, each with early stopping; "
-          "see metrics.json 'choices'). False: use the defaults as they are."),
-    Param("class_weights", "weights", "none",
-          "Weight of each class in the training loss: none; auto (inversely proportional to "
-          "the class's share of the training data, mean 1); or one weight per class, in "
-          "class-index order (e.g. 1,4)."),
-    Param("binary_mode", "bool", False,
-          "Two classes only: the head has one sigmoid output (binary cross-entropy, class 1 from "
-          "0.5); predictions still give one probability per class."),
-    Param("eval_metric", "choice", "loss",
-          "The validation metric that early stopping monitors and the best epoch is chosen by: "
-          "loss (lowest), or accuracy, precision, recall, auc, prc (highest; with two classes "
-          "those of class 1, else the mean over classes).",
-          choices=("loss", "accuracy", "precision", "recall", "auc", "prc")),
-    Param("early_stopping", "bool", False, "Stop when the eval_metric (val_loss by default) stops "
-          "improving."),
-    Param("early_stopping_patience", "int", 5, "Epochs without improvement before stopping.",
-          low=1),
-    Param("early_stopping_min_delta", "float", 0.0, "Smallest val_loss change that counts.",
-          low=0.0, high=1.0),
-    Param("validation_split_ratio", "float", 0.2,
-          "Share of the training data held out for validation when no validation data is "
-          "given (stratified, seeded); 0 means no validation.", low=0.0, high=1.0,
-          high_open=True),
-    Param("warmup_steps_fraction", "float", 0.1,
-          "adamw only: share of all steps over which the learning rate rises from 0, "
-          "then decays linearly to 0.", low=0.0, high=1.0),
-    Param("augmentation", "bool", False, "Images: random flip, rotation and zoom in training."),
-    Param("augmentation_random_flip", "choice", "horizontal_and_vertical", "Flip mode.",
-          choices=("horizontal_and_vertical", "horizontal", "vertical", "None")),
-    Param("augmentation_random_rotation", "float", 0.2, "Rotation, a fraction of 2 pi.",
-          low=-1.0, high=1.0),
-    Param("augmentation_random_zoom", "float", 0.1, "Zoom factor.", low=-1.0, high=1.0),
-    Param("image_resize_interpolation", "choice", "bilinear", "Resize method for images.",
-          choices=_INTERPOLATIONS),
-    Param("mixed_precision", "bool", False,
-          "GPUs: run the backbone's float32 graph in float16 where it is safe (automatic mixed "
-          "precision) with loss scaling. Ignored on CPUs, where float16 is slower."),
-    Param("jit_compile", "bool", False, "Compile the training step with XLA."),
-    Param("tflite", "choice", "none",
-          "Image models: also export model.tflite, labels.txt and tflite_report.json after "
-          "training, with this quantization (int8 calibrates on training images), checked "
-          "against the SavedModel on the validation data. Text models: none only.",
-          choices=("none", "float16", "dynamic", "int8")),
-    Param("random_seed", "int", 123, "Seed of the split, shuffling and initialisation; setting it "
-          "explicitly also makes the input order deterministic.", low=0, high=2**32 - 1),
-)
+
+def _optimizers(*names: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    return (("optimizer", names),)
+
+
+_WITH_EARLY_STOPPING = (("early_stopping", (True,)),)
+_WITH_AUGMENTATION = (("augmentation", (True,)),)
+
+
+def _hp(kind: str, default: Any, help: str, **spec: Any) -> Any:
+    """A :class:`Hyperparameters` field: its default, and the rest of its :class:`Param` as metadata."""
+    return field(default=default, metadata={"kind": kind, "help": help, **spec})
+
+
+@dataclass(frozen=True)
+class Hyperparameters(Mapping[str, Any]):
+    """The complete, validated, immutable set of hyperparameters of a job (``hp.epochs``, or
+    ``hp["epochs"]`` as a mapping), made by :func:`resolve`. Each field declares its
+    :class:`Param` (``SCHEMA``): type, default, help, range, allowed values, task, level and
+    the settings it applies under."""
+
+    epochs: int = _hp("int", 3, "Number of passes over the training data.", low=1, level="basic")
+    batch_size: int = _hp("int", 32, "Batch size per replica; the global batch is batch_size x replicas.",
+                          low=1, level="basic")
+    learning_rate: float = _hp("float", 0.001, "Optimizer learning rate.", low=0.0, high=1.0, low_open=True,
+                               level="basic")
+    optimizer: str = _hp("choice", "adam", "Optimizer.", choices=_OPTIMIZERS, level="basic")
+    beta_1: float = _hp("float", 0.9, "beta_1 of adam/adamw.", low=0.0, high=1.0,
+                        only_when=_optimizers("adam", "adamw"))
+    beta_2: float = _hp("float", 0.999, "beta_2 of adam/adamw.", low=0.0, high=1.0,
+                        only_when=_optimizers("adam", "adamw"))
+    epsilon: float = _hp("float", 1e-7, "epsilon of adam, adamw, rmsprop, adadelta, adagrad.", low=0.0, high=1.0,
+                         only_when=_optimizers("adam", "adamw", "rmsprop", "adadelta", "adagrad"))
+    momentum: float = _hp("float", 0.9, "Momentum of sgd, nesterov and rmsprop.", low=0.0, high=1.0,
+                          only_when=_optimizers("sgd", "nesterov", "rmsprop"))
+    rho: float = _hp("float", 0.95, "Discounting factor of rmsprop and adadelta.", low=0.0, high=1.0,
+                     only_when=_optimizers("rmsprop", "adadelta"))
+    initial_accumulator_value: float = _hp("float", 0.0001, "Initial accumulator of adagrad.", low=0.0, high=1.0,
+                                           only_when=_optimizers("adagrad"))
+    dropout_rate: float = _hp("float", 0.2, "Dropout before the classification layer.",
+                              low=0.0, high=1.0, high_open=True, level="basic")
+    regularizers_l2: float = _hp("float", 0.0001, "L2 factor on the classification layer.", low=0.0, high=1.0,
+                                 level="basic")
+    label_smoothing: float = _hp("float", 0.1, "Label smoothing of the cross-entropy loss.", low=0.0, high=1.0)
+    train_only_top_layer: bool = _hp(
+        "bool", False, "Train only the new classification layer (the backbone stays frozen).",
+        aliases=("train_only_on_top_layer",), level="basic")
+    reinitialize_top_layer: str = _hp(
+        "choice", "Auto", "Continuing from a previous model (incremental training): Auto and False keep its "
+        "trained classification layer, True starts it from random weights.", choices=("Auto", "True", "False"))
+    choose_hyperparameters: bool = _hp(
+        "bool", True, "Head-only training on cached features: choose regularizers_l2 and epochs when you "
+        "leave them unset, by validation loss (a few candidates, each with early stopping; "
+        "see metrics.json 'choices'). False: use the defaults as they are.")
+    class_weights: str | tuple[float, ...] = _hp(
+        "weights", "none", "Weight of each class in the training loss: none; auto (inversely proportional to "
+        "the class's share of the training data, mean 1); or one weight per class, in "
+        "class-index order (e.g. 1,4).", level="basic")
+    binary_mode: bool = _hp(
+        "bool", False, "Two classes only: the head has one sigmoid output (binary cross-entropy, class 1 from "
+        "0.5); predictions still give one probability per class.")
+    eval_metric: str = _hp(
+        "choice", "loss", "The validation metric that early stopping monitors and the best epoch is chosen by: "
+        "loss (lowest), or accuracy, precision, recall, auc, prc (highest; with two classes "
+        "those of class 1, else the mean over classes).",
+        choices=("loss", "accuracy", "precision", "recall", "auc", "prc"))
+    early_stopping: bool = _hp("bool", False, "Stop when the eval_metric (val_loss by default) stops improving.",
+                               level="basic")
+    early_stopping_patience: int = _hp("int", 5, "Epochs without improvement before stopping.", low=1,
+                                       only_when=_WITH_EARLY_STOPPING)
+    early_stopping_min_delta: float = _hp("float", 0.0, "Smallest val_loss change that counts.",
+                                          low=0.0, high=1.0, only_when=_WITH_EARLY_STOPPING)
+    validation_split_ratio: float = _hp(
+        "float", 0.2, "Share of the training data held out for validation when no validation data is "
+        "given (stratified, seeded); 0 means no validation.", low=0.0, high=1.0, high_open=True, level="basic")
+    warmup_steps_fraction: float = _hp(
+        "float", 0.1, "adamw only: share of all steps over which the learning rate rises from 0, "
+        "then decays linearly to 0.", low=0.0, high=1.0, only_when=_optimizers("adamw"))
+    augmentation: bool = _hp("bool", False, "Images: random flip, rotation and zoom in training.",
+                             task="image", level="basic")
+    augmentation_random_flip: str = _hp(
+        "choice", "horizontal_and_vertical", "Flip mode.",
+        choices=("horizontal_and_vertical", "horizontal", "vertical", "None"), task="image",
+        only_when=_WITH_AUGMENTATION)
+    augmentation_random_rotation: float = _hp("float", 0.2, "Rotation, a fraction of 2 pi.", low=-1.0, high=1.0,
+                                              task="image", only_when=_WITH_AUGMENTATION)
+    augmentation_random_zoom: float = _hp("float", 0.1, "Zoom factor.", low=-1.0, high=1.0, task="image",
+                                          only_when=_WITH_AUGMENTATION)
+    image_resize_interpolation: str = _hp("choice", "bilinear", "Resize method for images.",
+                                          choices=_INTERPOLATIONS, task="image")
+    mixed_precision: bool = _hp(
+        "bool", False, "GPUs: run the backbone's float32 graph in float16 where it is safe (automatic mixed "
+        "precision) with loss scaling. Ignored on CPUs, where float16 is slower.")
+    jit_compile: bool = _hp("bool", False, "Compile the training step with XLA.")
+    tflite: str = _hp(
+        "choice", "none", "Image models: also export model.tflite, labels.txt and tflite_report.json after "
+        "training, with this quantization (int8 calibrates on training images), checked "
+        "against the SavedModel on the validation data. Text models: none only.",
+        choices=("none", "float16", "dynamic", "int8"), task="image")
+    random_seed: int = _hp("int", 123, "Seed of the split, shuffling and initialisation; setting it "
+                           "explicitly also makes the input order deterministic.", low=0, high=2**32 - 1)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _FIELD_NAMES:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_FIELD_NAMES)
+
+    def __len__(self) -> int:
+        return len(_FIELD_NAMES)
+
+
+SCHEMA: tuple[Param, ...] = tuple(Param(name=f.name, default=f.default, **f.metadata) for f in fields(Hyperparameters))
+_FIELD_NAMES = tuple(p.name for p in SCHEMA)
 
 _BY_NAME: dict[str, Param] = {}
 for _param in SCHEMA:
@@ -231,37 +299,6 @@ def canonical_name(name: str) -> str:
         hint = f" (did you mean {_BY_NAME[close[0]].name}?)" if close else ""
         raise HyperparameterError(f"unknown hyperparameter {name!r}{hint}; known: {known}")
     return _BY_NAME[key].name
-
-
-class Hyperparameters(Mapping[str, Any]):
-    """An immutable, validated set of every hyperparameter (read as ``hp.epochs``)."""
-
-    def __init__(self, values: Mapping[str, Any]):
-        object.__setattr__(self, "_values", dict(values))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"Hyperparameters are immutable; cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"Hyperparameters are immutable; cannot delete {name!r}")
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["_values"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return f"Hyperparameters({self._values!r})"
 
 
 def normalize(values: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -301,7 +338,7 @@ def resolve(*layers: Mapping[str, Any] | None) -> Hyperparameters:
     merged = {p.name: p.default for p in SCHEMA}
     for layer in layers:
         merged.update(normalize(layer))
-    return Hyperparameters(merged)
+    return Hyperparameters(**merged)
 
 
 def class_weight_map(setting: str | tuple[float, ...], labels: Collection[int],

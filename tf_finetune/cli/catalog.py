@@ -5,13 +5,12 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from tf_finetune.hyperparameters import normalize, resolve
+from tf_finetune.hyperparameters import SCHEMA, normalize, resolve
 from tf_finetune.registry import ModelSpec, load_registry
 from tf_finetune.training.head_search import CHOOSABLE
 
-# Refused for text models (see job.plan), so a text card does not show them.
-IMAGE_ONLY = frozenset({"augmentation", "augmentation_random_flip", "augmentation_random_rotation",
-                        "augmentation_random_zoom", "image_resize_interpolation", "tflite"})
+# Refused for text models (see job_plan), so a text card does not show them.
+IMAGE_ONLY = frozenset(p.name for p in SCHEMA if p.task == "image")
 
 
 def _input(spec: ModelSpec) -> str:
