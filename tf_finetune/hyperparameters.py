@@ -160,6 +160,8 @@ class Param:
 
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov", "rmsprop", "adagrad", "adadelta")
+# TensorFlow Lite export: float32, float16 weights, int8 weights (dynamic range), int8 throughout.
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 _INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
                    "gaussian", "mitchellcubic")
 
@@ -261,7 +263,7 @@ class Hyperparameters(Mapping[str, Any]):
         "choice", "none", "Image models: also export model.tflite, labels.txt and tflite_report.json after "
         "training, with this quantization (int8 calibrates on training images), checked "
         "against the SavedModel on the validation data. Text models: none only.",
-        choices=("none", "float16", "dynamic", "int8"), task="image")
+        choices=QUANTIZATIONS, task="image")
     random_seed: int = _hp("int", 123, "Seed of the split, shuffling and initialisation; setting it "
                            "explicitly also makes the input order deterministic.", low=0, high=2**32 - 1)
 

@@ -209,11 +209,6 @@ def open_model(source: str) -> Iterator[FineTunedModel]:
         yield FineTunedModel(path, label_map, model_folder.task_of_signature(serve), serve)
 
 
-def read_metrics(model: FineTunedModel) -> dict:
-    """The training metrics stored with the model (empty when absent)."""
-    return model_folder.read_metrics(model.directory)
-
-
 def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[str] = ()) -> Inputs:
     """What to predict on, from ``predict``'s arguments, checked by training's rules.
 

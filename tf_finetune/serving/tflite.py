@@ -31,10 +31,10 @@ import numpy as np
 
 from tf_finetune import model_folder, storage
 from tf_finetune.errors import TfFinetuneError, first_line
+from tf_finetune.hyperparameters import QUANTIZATIONS
 
 log = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 TFLITE_FILE = "model.tflite"
 LABELS_TXT = "labels.txt"
 REPORT_FILE = "tflite_report.json"

@@ -66,8 +66,3 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 @functools.cache
 def _mirrored(devices: tuple[str, ...]) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy(devices=list(devices))
-
-
-def global_batch_size(strategy: tf.distribute.Strategy, per_replica: int) -> int:
-    """Batch size across all replicas: ``per_replica`` x replicas."""
-    return per_replica * strategy.num_replicas_in_sync
