@@ -17,7 +17,7 @@ import json
 import re
 import sys
 import tarfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -35,7 +35,7 @@ from tf_finetune.sagemaker.sdk import sdk_major  # noqa: E402
 SDK = sdk_major()
 
 ROLE = "arn:aws:iam::123456789012:role/TfFinetuneTest"
-NOW = datetime(2026, 12, 2, 16, 30, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 2, 16, 30, 5, tzinfo=UTC)
 
 
 JOB_FIELDS = {"data", "model_id", "handle", "validation_data", "test_data", "hyperparameters", "image_size",
@@ -277,8 +277,8 @@ def test_a_failed_job_leaves_our_reason_in_the_failure_file(platform, tmp_path, 
 
 
 def readme_snippet(title: str) -> str:
-    """The first Python block after the README heading ``title``."""
-    text = (REPO / "README.md").read_text("utf-8")
+    """The first Python block after the heading ``title`` of docs/sagemaker.md."""
+    text = (REPO / "docs" / "sagemaker.md").read_text("utf-8")
     section = text[text.index(title):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
