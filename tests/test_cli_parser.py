@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from tf_finetune import job_options
 from tf_finetune.cli import parser
 from tf_finetune.hyperparameters import SCHEMA
 
@@ -39,9 +40,9 @@ def test_predict_top_k_takes_whole_numbers_from_1(capsys):
 
 
 def test_the_cache_folder_comes_from_the_environment_or_the_home_folder(monkeypatch, tmp_path):
-    monkeypatch.setenv(parser.CACHE_ENV, str(tmp_path / "c"))
-    assert parser.default_cache_dir() == str(tmp_path / "c")
+    monkeypatch.setenv(job_options.CACHE_ENV, str(tmp_path / "c"))
+    assert job_options.default_cache_dir() == str(tmp_path / "c")
     assert parser.build_parser().parse_args(TRAIN).cache_dir == str(tmp_path / "c")
-    monkeypatch.delenv(parser.CACHE_ENV)
+    monkeypatch.delenv(job_options.CACHE_ENV)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert parser.default_cache_dir() == str(tmp_path / "home" / ".cache" / "tf_finetune")
+    assert job_options.default_cache_dir() == str(tmp_path / "home" / ".cache" / "tf_finetune")

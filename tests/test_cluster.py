@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tf_finetune.training.cluster import DEFAULT_WORKER_PORT, cluster_config, num_workers
+from tf_finetune.training.cluster import DEFAULT_WORKER_PORT, cluster_config, worker_count
 
 
 def test_hosts_are_ordered_so_every_host_agrees_on_the_chief():
@@ -22,8 +22,10 @@ def test_a_host_outside_the_list_is_refused():
         cluster_config(["algo-1"], "algo-9")
 
 
-def test_num_workers_counts_chief_and_workers():
-    assert num_workers(None) == num_workers("") == 1
-    assert num_workers(json.dumps(cluster_config(["a", "b", "c"], "b"))) == 3
-    assert num_workers(json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:1"], "ps": ["c:1"]}})) == 2
-    assert num_workers(json.dumps({"cluster": {}})) == 1
+def test_worker_count_counts_chief_and_workers():
+    assert worker_count(None) == worker_count("") == 1
+    assert worker_count(json.dumps(cluster_config(["a", "b", "c"], "b"))) == 3
+    assert worker_count(json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:1"], "ps": ["c:1"]}})) == 2
+    assert worker_count(json.dumps({"cluster": {}})) == 1
+    # a strategy's cluster spec, as training.distribute.worker_count passes it: the same count
+    assert worker_count({"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}}) == 3

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tf_finetune import storage
+from tf_finetune import job_options, storage
 from tf_finetune.cli import commands
 from tf_finetune.errors import StorageError
 
@@ -38,7 +38,7 @@ def test_train_refuses_a_place_it_cannot_write(text_data, tmp_path, capsys):
 
 
 def test_the_cache_variable_pointing_at_a_file(a_file, text_data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(commands.CACHE_ENV, str(a_file))
+    monkeypatch.setenv(job_options.CACHE_ENV, str(a_file))
     assert commands.main(["train", "--data", str(text_data), "--handle", "h", "--output", str(tmp_path / "o")]) == 1
     assert f"--cache-dir {a_file} is a file" in _error(capsys)
 

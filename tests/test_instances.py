@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tf_finetune.errors import HyperparameterError
+from tf_finetune.errors import UsageError
 from tf_finetune.sagemaker.instances import Deployment, gpus_of
 
 
@@ -26,9 +26,9 @@ def test_replicas_are_gpus_times_hosts_or_one_per_cpu_host(instance_type, count,
 
 
 def test_an_unknown_type_needs_gpus_and_gpus_are_checked():
-    with pytest.raises(HyperparameterError, match=r"unknown instance type 'ml\.x9\.huge'.*pass --gpus N"):
+    with pytest.raises(UsageError, match=r"unknown instance type 'ml\.x9\.huge'.*pass --gpus N"):
         gpus_of("ml.x9.huge")
     assert gpus_of("ml.x9.huge", 2) == 2
     assert gpus_of("ml.p3.2xlarge", 0) == 0  # stated GPUs win over the table
-    with pytest.raises(HyperparameterError, match="--gpus -1: expected 0 or more"):
+    with pytest.raises(UsageError, match="--gpus -1: expected 0 or more"):
         gpus_of("ml.p3.2xlarge", -1)

@@ -131,3 +131,22 @@ def test_planning_does_not_import_tensorflow(registry):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "False"
+
+
+def test_the_hyperparameters_are_checked_once_per_job(text_data, text_module, tmp_path, monkeypatch):
+    from tf_finetune import hyperparameters
+    from tf_finetune.training import job as job_module
+    from tf_finetune.training.job_plan import check_job
+
+    given = {"epochs": "1"}
+    config = JobConfig(data=str(text_data), output=None, handle=str(text_module), cache_dir=str(tmp_path / "c"),
+                       hyperparameters=given)
+    checked = []
+    normalize = hyperparameters.normalize
+    monkeypatch.setattr(hyperparameters, "normalize",
+                        lambda values: checked.append(values is given) or normalize(values))
+    check_job(config)
+    assert checked.count(True) == 1  # check-data
+    monkeypatch.setattr(job_module, "_run_local", lambda job, *rest: job)  # stop once planned
+    assert job_module.run(config).hyperparameters.epochs == 1
+    assert checked.count(True) == 2  # and train, once each

@@ -24,7 +24,7 @@ import pytest
 from helpers import REPO, only_localhost, run_main
 from sagemaker_platform import cannot_emulate, run_training_job, venv_bin
 from tf_finetune.cli import commands
-from tf_finetune.errors import HyperparameterError, StorageError
+from tf_finetune.errors import HyperparameterError, StorageError, UsageError
 from tf_finetune.sagemaker import launch
 from tf_finetune.training.fit_loop import format_metrics
 from tf_finetune.training.job import JobConfig
@@ -94,9 +94,18 @@ def test_metric_definitions_read_our_epoch_line():
     ({"max_seq_length": 64}, r"max_seq_length applies to text models"),
 ])
 def test_bad_launches_are_refused_before_anything_is_sent(image_data, overrides, message):
-    with only_localhost() as connects, pytest.raises((HyperparameterError, StorageError), match=message):
+    with only_localhost() as connects, pytest.raises((HyperparameterError, StorageError, UsageError), match=message):
         launch.plan(config(image_data, **overrides))
     assert connects == []
+
+
+@pytest.mark.parametrize("overrides", [{"role": "SageMakerRole"}, {"role": None}, {"name": "ants_bees"},
+                                       {"gpus": -1}, {"instance_type": "ml.p9.huge"}, {"max_run": 0},
+                                       {"data": "/no/such/folder"}])
+def test_a_wrong_flag_that_is_no_hyperparameter_is_a_usage_error(image_data, overrides):
+    with pytest.raises(UsageError) as raised:
+        launch.plan(config(image_data, **overrides))
+    assert not isinstance(raised.value, HyperparameterError)
 
 
 def test_a_bert_job_sends_its_sequence_length_and_uses_the_entry_batch(text_data):

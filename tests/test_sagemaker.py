@@ -21,7 +21,7 @@ from tf_finetune.backbones.packing import pack_backbone
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.sagemaker.container import main, parse_arguments, parse_job_options
 from tf_finetune.sagemaker.launch import metric_definitions
-from tf_finetune.training.cluster import cluster_config, num_workers
+from tf_finetune.training.cluster import cluster_config, worker_count
 
 
 def estimator_hyperparameters(user: dict, job: str = "tf-finetune-test") -> dict:
@@ -212,7 +212,7 @@ def test_cluster_config_from_the_host_list():
     config = cluster_config(hosts, "algo-2", port=7777)
     assert config == {"cluster": {"worker": ["algo-1:7777", "algo-2:7777", "algo-3:7777"]},
                       "task": {"type": "worker", "index": 1}}
-    assert num_workers(json.dumps(config)) == 3
-    assert num_workers(None) == 1
+    assert worker_count(json.dumps(config)) == 3
+    assert worker_count(None) == 1
     with pytest.raises(ValueError, match="algo-9"):
         cluster_config(hosts, "algo-9")

@@ -3,12 +3,12 @@
 (Not ``train``: that name is the :mod:`tf_finetune.training.fit_loop` module's.)
 
 It runs the job ``tf-finetune train`` runs, with the same options (:class:`JobConfig`'s fields)
-and hyperparameters, given by name; it shows the job's progress lines without any logging set-up
+and hyperparameters, given by name, mapped as every door maps them
+(:func:`tf_finetune.job_options.job_config`); it shows the job's progress lines without any logging set-up
 and raises the errors the command line prints. Importing it imports no TensorFlow.
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import logging
 import time
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from tf_finetune import logs
 
 if TYPE_CHECKING:
-    from tf_finetune.training.job_plan import JobConfig, JobResult
+    from tf_finetune.job_options import JobConfig
+    from tf_finetune.training.job_plan import JobResult
 
 __all__ = ["fine_tune", "job_config", "train_job"]
 
@@ -42,7 +43,7 @@ def fine_tune(data: str, *, output: str, model_id: str | None = None, handle: st
         handle: a backbone handle instead (folder, ``.tar.gz``, ``s3://``, URL).
         validation_data: separate validation data; by default a split of ``data``.
         hyperparameters: hyperparameters as a mapping (any spelling ``--help`` shows).
-        **options: any other :class:`~tf_finetune.training.job_plan.JobConfig` field (``test_data``,
+        **options: any other :class:`~tf_finetune.job_options.JobConfig` field (``test_data``,
             ``cache_dir``, ``checkpoint_dir``, ``image_size``, ``feature_cache``, …) and any
             hyperparameter (``epochs=5``, ``train_only_top_layer=True``), by name.
 
@@ -66,7 +67,7 @@ def fine_tune(data: str, *, output: str, model_id: str | None = None, handle: st
 
 def job_config(data: str, *, output: str | None, hyperparameters: Mapping[str, Any] | None = None,
                **options: Any) -> JobConfig:
-    """The :class:`~tf_finetune.training.job_plan.JobConfig` of ``data``, ``output`` and options by name.
+    """The :class:`~tf_finetune.job_options.JobConfig` of ``data``, ``output`` and options by name.
 
     Args:
         data: the training data.
@@ -82,15 +83,14 @@ def job_config(data: str, *, output: str | None, hyperparameters: Mapping[str, A
     Raises:
         HyperparameterError: a name that is neither a JobConfig field nor a hyperparameter.
     """
-    from tf_finetune.cli.parser import default_cache_dir
-    from tf_finetune.training.job_plan import JobConfig
+    from tf_finetune import job_options
 
-    fields = sorted({field.name for field in dataclasses.fields(JobConfig)} - {"data", "output", "hyperparameters"})
+    fields = sorted(set(job_options.FIELDS) - {"data", "output", "hyperparameters"})
     named = {name: value for name, value in options.items() if name not in fields}
     for name in named:
         _check_hyperparameter_name(name, fields)
-    settings = {"cache_dir": default_cache_dir(), **{k: v for k, v in options.items() if k in fields}}
-    return JobConfig(data=data, output=output, hyperparameters={**(hyperparameters or {}), **named}, **settings)
+    settings = {k: v for k, v in options.items() if k in fields}
+    return job_options.job_config({**settings, "data": data, "output": output}, {**(hyperparameters or {}), **named})
 
 
 def train_job(config: JobConfig) -> JobResult:

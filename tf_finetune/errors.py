@@ -88,6 +88,12 @@ class HyperparameterError(TfFinetuneError):
     """A hyperparameter is unknown, of the wrong type or out of range."""
 
 
+class UsageError(TfFinetuneError):
+    """A flag that is not a hyperparameter is missing or wrong (``launch``'s ``--role``, ``--name``,
+    ``--gpus``, …); caught after the command line was parsed, so both doors exit 1 as for any
+    other error, not 2 as for argparse's usage errors."""
+
+
 class DataError(TfFinetuneError):
     """Training or validation data is missing or malformed."""
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tf_finetune import logs, startup, storage
-from tf_finetune.cli.parser import CACHE_ENV, build_parser, build_parsers, default_cache_dir
+from tf_finetune.cli.parser import build_parser, build_parsers, hyperparameters_given
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted, disk_full, writing
 
 if TYPE_CHECKING:
-    from tf_finetune.training.job_plan import JobConfig
+    from tf_finetune.job_options import JobConfig
 
-__all__ = ["main", "build_parser", "with_current_flags", "default_cache_dir", "CACHE_ENV"]
+__all__ = ["main", "build_parser", "with_current_flags"]
 
 log = logging.getLogger(__name__)
 
@@ -202,21 +202,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job_config(args: argparse.Namespace) -> JobConfig:
-    """The training job that ``train``'s flags describe (``check-data`` takes the same flags)."""
-    from tf_finetune.training.cluster import num_workers
-    from tf_finetune.training.job_plan import JobConfig
+def _job_config(args: argparse.Namespace, **values: object) -> JobConfig:
+    """The training job that a command's flags describe (``train``'s; ``check-data`` and ``launch``
+    take the same job flags), with ``values`` instead of some of them."""
+    from tf_finetune import job_options
+    from tf_finetune.training.cluster import worker_count
 
-    return JobConfig(data=args.data, output=args.output, model_id=args.model_id,
-                     handle=args.handle, validation_data=args.validation_data,
-                     test_data=args.test_data,
-                     hyperparameters=_hyperparameters(args), image_size=args.image_size,
-                     max_seq_length=args.max_seq_length,
-                     registry=args.registry, cache_dir=args.cache_dir,
-                     feature_cache=args.feature_cache, feature_layer=args.feature_layer,
-                     pixel_range=args.pixel_range, checkpoint_dir=args.checkpoint_dir,
-                     checkpoint_steps=args.checkpoint_steps, fresh_start=args.fresh_start,
-                     multi_worker=num_workers(os.environ.get("TF_CONFIG")) > 1)
+    cluster = {"multi_worker": worker_count(os.environ.get("TF_CONFIG")) > 1}
+    return job_options.job_config({**vars(args), **cluster, **values}, hyperparameters_given(args))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -233,21 +226,13 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hyperparameters(args: argparse.Namespace) -> dict[str, str]:
-    return {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
-
-
 def _launch(args: argparse.Namespace) -> int:
     import json
 
     from tf_finetune.sagemaker import launch
-    from tf_finetune.training.job import JobConfig
 
-    job = JobConfig(data=args.data, output=None, model_id=args.model_id, handle=args.handle,
-                    validation_data=args.validation_data, test_data=args.test_data,
-                    hyperparameters=_hyperparameters(args), image_size=args.image_size,
-                    max_seq_length=args.max_seq_length, registry=args.registry,
-                    feature_cache=args.feature_cache)
+    # --output is where the SageMaker job writes, not the job's own output; the cluster is SageMaker's.
+    job = _job_config(args, output=None, multi_worker=False)
     plan = launch.plan(launch.LaunchConfig(
         job=job, name=args.name, output=args.output, role=args.role, instance_type=args.instance_type,
         instance_count=args.instance_count, gpus=args.gpus, spot=args.spot, max_run=args.max_run,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 from typing import NoReturn
 
 from tf_finetune import __version__, job_options
@@ -11,8 +10,8 @@ from tf_finetune.hyperparameters import SCHEMA, Hyperparameters, Param, resolve
 from tf_finetune.registry import TASKS, load_registry
 from tf_finetune.sagemaker.instances import DEFAULT_INSTANCE_TYPE
 
-CACHE_ENV = "TF_FINETUNE_CACHE"
 PROG = "tf-finetune"
+HYPERPARAMETER_DEST = "hp_"  # a hyperparameter flag's dest: hp_<schema name>
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,11 +20,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Print ``tf-finetune: error: MESSAGE`` and a pointer to this command's --help; exit 2."""
         self.exit(2, f"{PROG}: error: {message}\nTry '{self.prog} --help' for more information.\n")
-
-
-def default_cache_dir() -> str:
-    """``$TF_FINETUNE_CACHE``, else ``~/.cache/tf_finetune``."""
-    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "tf_finetune")
 
 
 def _positive_int(text: str) -> int:
@@ -68,46 +62,54 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
     for param in SCHEMA:
         flags = {f"--{n}" for name in (param.name, *param.aliases) for n in (name, name.replace("_", "-"))}
         # Kebab-case first: argparse shows the first flag in the usage line.
-        group.add_argument(*sorted(flags, key=lambda f: (len(f), "_" in f, f)), dest=f"hp_{param.name}", default=None,
-                           metavar="V", help=f"{param.help} ({param.allowed()}; {_default_help(param)})")
+        group.add_argument(*sorted(flags, key=lambda f: (len(f), "_" in f, f)), dest=HYPERPARAMETER_DEST + param.name,
+                           default=None, metavar="V", help=f"{param.help} ({param.allowed()}; {_default_help(param)})")
 
 
-def _add_job_flags(parser: argparse.ArgumentParser, *, output_required: bool = False) -> None:
-    parser.add_argument("--output", required=output_required, default=None, metavar="DIR",
-                        help="where the model goes: DIR/output/model.tar.gz; DIR may be "
-                             "s3://bucket/<model-name>")
-    parser.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
-    parser.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR",
-                        help=f"built-in backbones and extracted archives (${CACHE_ENV})")
+def hyperparameters_given(args: argparse.Namespace) -> dict[str, str]:
+    """The hyperparameter flags given on the command line.
+
+    Args:
+        args: a command's parsed arguments.
+
+    Returns:
+        schema name -> the text given (the schema checks it once, when the job is planned).
+    """
+    prefix = HYPERPARAMETER_DEST
+    return {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+
+
+def _add_job_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a job whose data and backbone are fixed (demo's)."""
+    job_options.add_flags(parser, ["output", "registry", "cache_dir"])
+    _add_cpu_devices_flag(parser)
+
+
+def _add_cpu_devices_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-devices", type=int, default=0, metavar="N",
                         help="split the CPU into N logical devices (N replicas), to try "
                              "distribution without GPUs")
 
 
+KERAS_OPTIONS = ("feature_layer", "pixel_range")
+
+
 def _add_keras_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("a Keras model file as the backbone (.h5, .keras, Keras "
                                       "SavedModel of a whole classifier)")
-    job_options.add_flags(group, ["feature_layer", "pixel_range"])
+    job_options.add_flags(group, KERAS_OPTIONS)
 
 
 def _add_training_job_flags(parser: argparse.ArgumentParser, *, output_required: bool) -> None:
-    """A training job's flags (data, backbone, options, output, hyperparameters): train's, and check-data's."""
-    job_options.add_flags(parser, ["model_id"])
-    parser.add_argument("--handle", help="backbone SavedModel: folder, .tar.gz, s3://, file:// or "
-                        "hub URL; with --model-id, where that entry's SavedModel is (e.g. from "
-                        "fetch-model)")
-    parser.add_argument("--data", required=True, metavar="PATH",
-                        help="image class folders; for text a label,text CSV file (any name) or a "
-                             "folder holding data.csv; local or s3://")
-    parser.add_argument("--validation-data", metavar="PATH", help="separate validation data")
-    parser.add_argument("--test-data", metavar="PATH", help="test data, scored after training")
-    job_options.add_flags(parser, ["feature_cache", "image_size", "max_seq_length"])
-    parser.add_argument("--checkpoint-dir", metavar="DIR",
-                        help="save the training state here every epoch and on SIGTERM; a rerun "
-                             "of the same job resumes from it")
-    job_options.add_flags(parser, ["checkpoint_steps", "fresh_start"])
+    """A training job's flags: every job option the command line takes, and the hyperparameters (train's,
+    and check-data's)."""
+    names = [option.name for option in job_options.OPTIONS if option.cli]
+    keras = names.index(KERAS_OPTIONS[0])  # their group where they are declared (the usage line's order)
+    required = ["output"] if output_required else []
+    job_options.add_flags(parser, [n for n in names[:keras] if n not in KERAS_OPTIONS], required=required)
     _add_keras_flags(parser)
-    _add_job_flags(parser, output_required=output_required)
+    job_options.add_flags(parser, [n for n in names[keras:] if n not in KERAS_OPTIONS], required=required)
+    _add_cpu_devices_flag(parser)
     _add_hyperparameter_flags(parser)
 
 
@@ -120,14 +122,10 @@ def _add_launch_command(commands) -> None:
     launch = commands.add_parser("launch", help="run the same job as a SageMaker training job")
     launch.add_argument("--name", required=True, help="the model name; the job name is it plus a "
                         "timestamp")
-    job_options.add_flags(launch, ["model_id"])
-    launch.add_argument("--handle", help="backbone (local folder/.tar.gz, uploaded; or s3://), sent "
-                        "as the 'model' channel")
-    launch.add_argument("--data", required=True, metavar="PATH", help="training data: local "
-                        "(uploaded) or s3://")
-    launch.add_argument("--validation-data", metavar="PATH", help="separate validation data")
-    launch.add_argument("--test-data", metavar="PATH", help="test data, scored after training")
-    job_options.add_flags(launch, ["feature_cache", "image_size", "max_seq_length"])
+    # The job options a launch sends (--output is the launch's own: the S3 folder of its jobs);
+    # --registry, read here only, after the launch's own flags.
+    sent = [option.name for option in job_options.OPTIONS if option.launch and option.name != "registry"]
+    job_options.add_flags(launch, sent, launch=True)
     launch.add_argument("--output", required=True, metavar="S3", help="s3://bucket/[prefix/]: the "
                         "model lands at <output><job-name>/output/model.tar.gz")
     launch.add_argument("--role", required=True, help="IAM role ARN the job runs as")
@@ -147,7 +145,7 @@ def _add_launch_command(commands) -> None:
                         help="wait for the job, streaming its log (default: wait)")
     launch.add_argument("--dry-run", action="store_true",
                         help="print the request that would be sent; send nothing")
-    launch.add_argument("--registry", default=None, metavar="YAML", help="use this registry file")
+    job_options.add_flags(launch, ["registry"], launch=True)
     _add_hyperparameter_flags(launch)
 
 
@@ -181,7 +179,7 @@ def _add_fetch_model_command(commands) -> None:
     fetch.add_argument("--output", required=True, metavar="DIR_OR_S3",
                        help="local folder or s3://bucket/prefix/; writes <output>/<model_id>.tar.gz")
     fetch.add_argument("--registry", default=None, metavar="YAML")
-    fetch.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR")
+    fetch.add_argument("--cache-dir", default=job_options.default_cache_dir(), metavar="DIR")
 
 
 def _add_predict_command(commands) -> None:

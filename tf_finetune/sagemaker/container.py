@@ -3,7 +3,8 @@
 The ``sagemaker-training`` toolkit runs ``tf_finetune/sagemaker/entrypoint/train.py`` with the job's
 hyperparameters as command-line arguments (``--epochs 3 --train_only_top_layer True …``, plus
 ``--model_dir s3://…`` that the TensorFlow estimator adds) and the ``SM_*`` variables set. This
-module reads both once, builds a :class:`~tf_finetune.training.job.JobConfig`, runs it, and on any
+module reads both once, builds a :class:`~tf_finetune.job_options.JobConfig` (through
+:func:`tf_finetune.job_options.job_config`, as every door does), runs it, and on any
 failure writes the reason to ``<output>/failure`` (what SageMaker shows as the job's
 FailureReason) and returns a non-zero exit code.
 """
@@ -13,7 +14,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from typing import Any
 
 from tf_finetune import job_options, logs, model_folder, startup
 from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted, disk_full
+from tf_finetune.job_options import JobConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ DEFAULT_BASE_DIR = "/opt/ml"
 
 # Job options (model_id, image_size, worker_port, ...) travel as hyperparameters too; they are
 # declared with the command line's flags in tf_finetune.job_options.
-SAGEMAKER_OPTIONS = {option.name for option in job_options.OPTIONS if option.sagemaker}
+SAGEMAKER_OPTIONS = {option.name for option in job_options.OPTIONS if option.hyperparameter}
 # Arguments the estimator or toolkit add on their own; outputs go to SM_MODEL_DIR regardless.
 IGNORED_ARGUMENTS = {"model_dir"}
 
@@ -81,6 +82,17 @@ class SageMakerEnv:
                    hosts=hosts, current_host=current,
                    num_gpus=int(environ.get("SM_NUM_GPUS", "0") or 0),
                    checkpoint_dir=str(base / "checkpoints") if (base / "checkpoints").is_dir() else None)
+
+    def job_values(self) -> dict[str, Any]:
+        """The JobConfig fields this environment gives: the inputs from the channels, the model,
+        report, TensorBoard and checkpoint folders SageMaker uploads; no ``output`` (``model_dir``).
+
+        Returns:
+            JobConfig field -> value, for :func:`tf_finetune.job_options.job_config`.
+        """
+        return {**job_options.from_channels(self.channels), "output": None, "model_dir": self.model_dir,
+                "report_dir": self.output_data_dir, "tensorboard_dir": os.path.join(self.output_dir, "tensorboard"),
+                "checkpoint_dir": self.checkpoint_dir}
 
 
 def output_dir(environ: Mapping[str, str]) -> str:
@@ -145,33 +157,30 @@ def parse_job_options(options: Mapping[str, str]) -> dict[str, Any]:
 
 
 def job_config(env: SageMakerEnv, parsed: Mapping[str, Any], hyperparameters: Mapping[str, str],
-               cache_dir: str, multi_worker: bool):
+               cache_dir: str, multi_worker: bool) -> JobConfig:
     """The job described by the SageMaker environment and arguments.
 
     The base model is the ``model`` channel when there is one (network isolation), else the
     registry entry ``model_id`` is downloaded through tensorflow_hub.
 
+    Args:
+        env: the environment, read.
+        parsed: the job options, parsed (:func:`parse_job_options`).
+        hyperparameters: the other arguments, as text.
+        cache_dir: where backbones are cached.
+        multi_worker: whether the job spans several hosts.
+
+    Returns:
+        The job.
+
     Raises:
         HyperparameterError: neither ``model_id`` nor a ``model`` channel.
     """
-    from tf_finetune.training.job import JobConfig
-
-    handle = env.channels.get("model")
-    if not parsed.get("model_id") and not handle:
+    if not parsed.get("model_id") and not env.channels.get("model"):
         raise HyperparameterError("no backbone: set the model_id hyperparameter (see "
                                   "tf-finetune list-models) or give a 'model' channel")
-    return JobConfig(data=env.channels["training"], output=None, model_id=parsed.get("model_id"),
-                     handle=handle, validation_data=env.channels.get("validation"),
-                     test_data=env.channels.get("test"), hyperparameters=dict(hyperparameters),
-                     image_size=parsed.get("image_size"), max_seq_length=parsed.get("max_seq_length"),
-                     cache_dir=cache_dir,
-                     feature_layer=parsed.get("feature_layer"), pixel_range=parsed.get("pixel_range"),
-                     model_dir=env.model_dir, report_dir=env.output_data_dir,
-                     tensorboard_dir=os.path.join(env.output_dir, "tensorboard"),
-                     multi_worker=multi_worker, checkpoint_dir=env.checkpoint_dir,
-                     checkpoint_steps=parsed["checkpoint_steps"],
-                     feature_cache=parsed["feature_cache"],
-                     fresh_start=parsed["fresh_start"])
+    values = {**env.job_values(), **parsed, "cache_dir": cache_dir, "multi_worker": multi_worker}
+    return job_options.job_config(values, hyperparameters)
 
 
 def configure_cluster(env: SageMakerEnv, parsed: Mapping[str, Any],
@@ -181,12 +190,12 @@ def configure_cluster(env: SageMakerEnv, parsed: Mapping[str, Any],
     Returns:
         Whether the job spans several workers.
     """
-    from tf_finetune.training.cluster import DEFAULT_WORKER_PORT, cluster_config, num_workers
+    from tf_finetune.training.cluster import DEFAULT_WORKER_PORT, cluster_config, worker_count
 
     if len(env.hosts) > 1 and not environ.get("TF_CONFIG"):
         port = parsed.get("worker_port") or DEFAULT_WORKER_PORT
         environ["TF_CONFIG"] = json.dumps(cluster_config(env.hosts, env.current_host, port))
-    return num_workers(environ.get("TF_CONFIG")) > 1
+    return worker_count(environ.get("TF_CONFIG")) > 1
 
 
 def write_failure(directory: str, reason: str) -> None:
@@ -218,9 +227,7 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
         options, hyperparameters = parse_arguments(argv)
         parsed = parse_job_options(options)
         multi_worker = configure_cluster(env, parsed, environ)
-        cache_dir = environ.get("TF_FINETUNE_CACHE") or os.path.join(tempfile.gettempdir(),
-                                                                     "tf_finetune-cache")
-        config = job_config(env, parsed, hyperparameters, cache_dir, multi_worker)
+        config = job_config(env, parsed, hyperparameters, job_options.default_cache_dir(environ), multi_worker)
         log.info("host %s of %s, %d GPU(s); channels: %s", env.current_host, list(env.hosts),
                  env.num_gpus, ", ".join(f"{k}={v}" for k, v in sorted(env.channels.items())))
         from tf_finetune.training.job import run

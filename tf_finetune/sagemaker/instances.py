@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tf_finetune.errors import HyperparameterError
+from tf_finetune.errors import UsageError
 
 # GPUs per instance (0: CPU only). JumpStart's page names the p3 family; g4dn/g5/p4d are the
 # current GPU training families, m5/c5 the CPU ones.
@@ -65,14 +65,14 @@ def gpus_of(instance_type: str, gpus: int | None = None) -> int:
     """GPUs of one ``instance_type``; ``gpus`` states it for a type not in the table.
 
     Raises:
-        HyperparameterError: an unknown type and no ``gpus``, or a negative ``gpus``.
+        UsageError: an unknown type and no ``gpus``, or a negative ``gpus``.
     """
     if gpus is not None:
         if gpus < 0:
-            raise HyperparameterError(f"--gpus {gpus}: expected 0 or more")
+            raise UsageError(f"--gpus {gpus}: expected 0 or more")
         return gpus
     if instance_type in GPUS:
         return GPUS[instance_type]
     known = ", ".join(sorted(GPUS, key=lambda t: (GPUS[t] == 0, t)))
-    raise HyperparameterError(f"unknown instance type {instance_type!r}: known types are {known}; "
-                              "for another type pass --gpus N (its GPUs per instance)")
+    raise UsageError(f"unknown instance type {instance_type!r}: known types are {known}; "
+                     "for another type pass --gpus N (its GPUs per instance)")

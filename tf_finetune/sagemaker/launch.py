@@ -17,16 +17,17 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tf_finetune.errors import HyperparameterError, TfFinetuneError
+from tf_finetune import job_options
+from tf_finetune.errors import TfFinetuneError, UsageError
 from tf_finetune.sagemaker.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
 from tf_finetune.storage import check_s3_spelling, is_s3
 
 if TYPE_CHECKING:
-    from tf_finetune.training.job import JobConfig
+    from tf_finetune.job_options import JobConfig
 
 TF_VERSION = "2.21.0"  # the TensorFlow training image: the package's TensorFlow line
 PY_VERSION = "py312"  # the only Python AWS builds TF 2.21 training images for
@@ -76,7 +77,7 @@ class LaunchPlan:
         deployment: instance type and count, GPUs, the per-replica and global batch.
         channels: channel -> local path (uploaded at submission) or ``s3://`` prefix.
         hyperparameters: what the job gets as hyperparameters: the user's as given (strings), and
-            ``model_id`` / ``image_size``.
+            the job options that differ from their defaults (:func:`tf_finetune.job_options.hyperparameters_of`).
         metric_definitions: ``[{"Name", "Regex"}]`` read from the job's log lines.
         output_path: ``s3://bucket/prefix/`` given to SageMaker; the job's folder goes under it.
         staging: where local inputs are uploaded (the SDK adds ``/<job-name>/input/<channel>``).
@@ -149,22 +150,20 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
 
     Raises:
         TfFinetuneError: anything wrong with the launch, named (HyperparameterError for the
-            hyperparameters and flags, RegistryError for the model, StorageError for paths).
+            hyperparameters, UsageError for the launch's other flags, RegistryError for the model,
+            StorageError for paths).
     """
     from tf_finetune.training import job as local_job
 
     output_path = _checked_output_path(config)
     job = config.job
     hp = local_job.plan(job).hyperparameters  # the same checks as a local train, and the batch it uses
-    channels = {"training": job.data}
-    for name, source in (("validation", job.validation_data), ("test", job.test_data), ("model", job.handle)):
-        if source:
-            channels[name] = source
+    channels = job_options.channels_of(job)
     for name, source in channels.items():
         _check_source(name, source)
-    sent = _sent_hyperparameters(job)
+    sent = job_options.hyperparameters_of(job)
     region = config.region or _default_region()
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
     return LaunchPlan(
         config=config, job_name=f"{config.name}-{stamp}",
         deployment=Deployment(config.instance_type, config.instance_count,
@@ -181,39 +180,25 @@ def _checked_output_path(config: LaunchConfig) -> str:
     from tf_finetune.s3 import S3Uri
 
     if not NAME_PATTERN.match(config.name or ""):
-        raise HyperparameterError(f"--name {config.name!r}: use 1-48 letters, digits and hyphens, "
-                                  "starting and ending with a letter or digit (the job name adds a "
-                                  "timestamp)")
+        raise UsageError(f"--name {config.name!r}: use 1-48 letters, digits and hyphens, "
+                         "starting and ending with a letter or digit (the job name adds a "
+                         "timestamp)")
     check_s3_spelling(config.output, "--output")
     if not config.output.startswith("s3://"):
-        raise HyperparameterError(f"--output {config.output!r}: a SageMaker job writes to S3; pass "
-                                  "s3://bucket/ or s3://bucket/prefix/")
+        raise UsageError(f"--output {config.output!r}: a SageMaker job writes to S3; pass "
+                         "s3://bucket/ or s3://bucket/prefix/")
     if not config.role:
-        raise HyperparameterError("--role is required: the ARN of the IAM role the job runs as "
-                                  "(arn:aws:iam::<account>:role/<name>, with SageMaker and S3 access)")
+        raise UsageError("--role is required: the ARN of the IAM role the job runs as "
+                         "(arn:aws:iam::<account>:role/<name>, with SageMaker and S3 access)")
     if not ROLE_PATTERN.match(config.role):
-        raise HyperparameterError(f"--role {config.role!r} is not an IAM role ARN: expected "
-                                  "arn:aws:iam::<12-digit account>:role/<name>")
+        raise UsageError(f"--role {config.role!r} is not an IAM role ARN: expected "
+                         "arn:aws:iam::<12-digit account>:role/<name>")
     if config.instance_count < 1:
-        raise HyperparameterError(f"--instance-count {config.instance_count}: expected 1 or more")
+        raise UsageError(f"--instance-count {config.instance_count}: expected 1 or more")
     if config.max_run < 1:
-        raise HyperparameterError(f"--max-run {config.max_run}: expected seconds, 1 or more")
+        raise UsageError(f"--max-run {config.max_run}: expected seconds, 1 or more")
     output = S3Uri.parse(config.output)
     return f"s3://{output.bucket}/{output.key.strip('/') + '/' if output.key.strip('/') else ''}"
-
-
-def _sent_hyperparameters(job) -> dict[str, str]:
-    """What the job gets as SageMaker hyperparameters: the user's, and the job options it needs."""
-    sent = {name: _as_text(value) for name, value in job.hyperparameters.items()}
-    if job.model_id:
-        sent["model_id"] = job.model_id
-    if job.image_size:
-        sent["image_size"] = str(job.image_size)
-    if job.max_seq_length:
-        sent["max_seq_length"] = str(job.max_seq_length)
-    if not job.feature_cache:
-        sent["feature_cache"] = "False"
-    return sent
 
 
 def metric_definitions(eval_metric: str = "loss") -> list[dict[str, str]]:
@@ -250,25 +235,18 @@ def training_image(region: str, instance_type: str, gpus: int | None = None) -> 
         return f"763104351884.dkr.ecr.{region}.amazonaws.com/tensorflow-training:{TF_VERSION}-{device}-{PY_VERSION}"
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
 def _check_source(channel: str, source: str) -> None:
     from tf_finetune.s3 import S3Uri
 
-    flag = {"training": "--data", "validation": "--validation-data", "test": "--test-data",
-            "model": "--handle"}[channel]
+    flag = job_options.BY_CHANNEL[channel].flag
     check_s3_spelling(source, flag)
     if is_s3(source):
         S3Uri.parse(source)
     elif "://" in source:
-        raise HyperparameterError(f"{flag} {source}: a SageMaker channel is a local path (uploaded) "
-                                  "or s3://bucket/prefix")
+        raise UsageError(f"{flag} {source}: a SageMaker channel is a local path (uploaded) "
+                         "or s3://bucket/prefix")
     elif not Path(source).exists():
-        raise HyperparameterError(f"{flag} {source}: no such file or folder")
+        raise UsageError(f"{flag} {source}: no such file or folder")
 
 
 def _default_region() -> str:

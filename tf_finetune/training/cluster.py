@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 DEFAULT_WORKER_PORT = 8890
 
@@ -22,9 +23,20 @@ def cluster_config(hosts: Sequence[str], current_host: str, port: int = DEFAULT_
             "task": {"type": "worker", "index": ordered.index(current_host)}}
 
 
-def num_workers(tf_config: str | None) -> int:
-    """How many workers a ``TF_CONFIG`` value describes (1 when unset or empty)."""
+def worker_count(tf_config: str | Mapping[str, Any] | None) -> int:
+    """How many hosts (workers) train together: the chief and the workers of a cluster.
+
+    The one count of both sides: the doors count ``TF_CONFIG`` before training, the strategy
+    its cluster (:func:`tf_finetune.training.distribute.worker_count`).
+
+    Args:
+        tf_config: a ``TF_CONFIG`` value (JSON text, or its parsed dict); None or empty: one host.
+
+    Returns:
+        The count, 1 or more.
+    """
     if not tf_config:
         return 1
-    cluster = json.loads(tf_config).get("cluster", {})
+    parsed = json.loads(tf_config) if isinstance(tf_config, str) else tf_config
+    cluster = parsed.get("cluster", {})
     return max(1, sum(len(cluster.get(role, ())) for role in ("chief", "worker")))

@@ -3,10 +3,34 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 
 import tensorflow as tf
 
+from tf_finetune.training import cluster
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a job's global batch is split: replicas, workers, and steps an epoch.
+
+    Attributes:
+        strategy: the distribution strategy (:func:`create_strategy`).
+        replicas: replicas training together, over all workers.
+        workers: hosts training together (:func:`worker_count`).
+        batch_size: per replica, as used (:func:`tf_finetune.data.batching.fit_batch`).
+        global_batch: batch size across all replicas.
+        steps: steps an epoch.
+    """
+
+    strategy: tf.distribute.Strategy
+    replicas: int
+    workers: int
+    batch_size: int
+    global_batch: int
+    steps: int
 
 
 def split_cpu(num_devices: int) -> None:
@@ -44,12 +68,12 @@ def _multi_worker() -> tf.distribute.Strategy:
 
 
 def worker_count(strategy: tf.distribute.Strategy) -> int:
-    """How many hosts (workers) train together: 1 unless multi-worker."""
+    """How many hosts (workers) train together: 1 unless multi-worker (counted as
+    :func:`tf_finetune.training.cluster.worker_count` counts ``TF_CONFIG``)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return 1
-    spec = resolver.cluster_spec().as_dict()
-    return sum(len(spec.get(role, ())) for role in ("chief", "worker"))
+    return cluster.worker_count({"cluster": resolver.cluster_spec().as_dict()})
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -1,8 +1,10 @@
 """A job's description and its plan: what the user asked for, checked and resolved without TensorFlow.
 
-:class:`JobConfig` is what a door builds from the user's flags or SageMaker's arguments;
-:func:`plan` turns it into one frozen :class:`JobPlan` (backbone, effective hyperparameters and
-which of them the user set) before anything is downloaded or trained.
+:class:`JobConfig` is what a door builds from the user's flags or SageMaker's arguments
+(:func:`tf_finetune.job_options.job_config`); :func:`plan` turns it into one frozen :class:`JobPlan`
+(backbone, effective hyperparameters and which of them the user set) before anything is downloaded
+or trained, and :func:`plan_local` does so once its ``s3://`` data is downloaded (``train`` and
+``check-data`` alike).
 """
 from __future__ import annotations
 
@@ -10,15 +12,16 @@ import dataclasses
 import logging
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tf_finetune import hyperparameters, storage
+from tf_finetune import hyperparameters, job_options, storage
 from tf_finetune.backbones.peek import handle_task, local_handle, saved_model_task
 from tf_finetune.data import DATA_FORMS
 from tf_finetune.data.text import csv_files
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError
+from tf_finetune.job_options import JobConfig
 from tf_finetune.registry import ModelSpec, load_registry
 
 if TYPE_CHECKING:
@@ -26,68 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class JobConfig:
-    """What to fine-tune, on what, and where the result goes.
-
-    Attributes:
-        data: training data: a class-folder root (images) or a data.csv / its folder (text);
-            local or ``s3://``.
-        output: the model location, local or ``s3://``; the archive goes to
-            ``<output>/output/model.tar.gz``.
-        model_id: registry id of the backbone (or give ``handle``).
-        handle: a backbone handle (folder, .tar.gz, s3://, URL, builtin:). With ``model_id``
-            it says where that entry's SavedModel is (e.g. the SageMaker ``model`` channel).
-        validation_data: separate validation data (local or ``s3://``); else a split of ``data``.
-        test_data: held-out data evaluated once after training (``test_*`` metrics).
-        hyperparameters: user values (any accepted spelling, strings or Python values).
-        image_size: input size for handles that do not fix theirs (overrides the registry).
-        max_seq_length: text with a BERT-style preprocessor: the sequence length texts are
-            packed to (default: the preprocessor's own, 128 for TF-Hub's BERT preprocessors).
-        registry: a registry YAML instead of the packaged one.
-        cache_dir: where built-in backbones and extracted archives are kept.
-        model_dir: when set, also leave the unpacked model folder here (SageMaker's model dir).
-        report_dir: where training curves, the validation confusion matrix and evaluation.json
-            go; default ``<output>/output/reports`` (uploaded there for ``s3://`` outputs).
-        tensorboard_dir: TensorBoard logs; default ``<output>/output/tensorboard`` for a local
-            output, none otherwise.
-        feature_cache: with a frozen backbone and no augmentation, compute its features once
-            and train the head on them (False: run the backbone every epoch).
-        multi_worker: train across several hosts (``TF_CONFIG`` describes the cluster); only the
-            chief writes outputs.
-        checkpoint_dir: save the training state here every epoch (and on SIGTERM, see
-            :mod:`tf_finetune.training.checkpoint`) and resume from it when it holds this job's checkpoint.
-        checkpoint_steps: also save every this many steps (0: at epoch ends only).
-        fresh_start: discard a checkpoint of another job in ``checkpoint_dir`` instead of
-            refusing to start.
-        feature_layer: a Keras model file as the backbone: the layer to cut at (default: the
-            input of its classification head).
-        pixel_range: a Keras model file as the backbone: the pixel range it was trained on
-            (``0,1``, ``-1,1``, ``0,255``) when the model does not show it.
-    """
-
-    data: str
-    output: str | None
-    model_id: str | None = None
-    handle: str | None = None
-    validation_data: str | None = None
-    test_data: str | None = None
-    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
-    image_size: int | None = None
-    max_seq_length: int | None = None
-    registry: str | None = None
-    cache_dir: str = str(Path.home() / ".cache" / "tf_finetune")
-    model_dir: str | None = None
-    report_dir: str | None = None
-    tensorboard_dir: str | None = None
-    multi_worker: bool = False
-    feature_cache: bool = True
-    checkpoint_dir: str | None = None
-    checkpoint_steps: int = 0
-    fresh_start: bool = False
-    feature_layer: str | None = None
-    pixel_range: str | None = None
+__all__ = ["JobConfig", "JobPlan", "JobResult", "plan", "plan_local", "check_job", "check_sources",
+           "require_backbone", "data_task", "check_backbone_task", "looks_like_text"]
 
 
 @dataclass(frozen=True)
@@ -139,11 +82,44 @@ def plan(config: JobConfig, backbone_required: bool = True) -> JobPlan:
         backbone_required: False to plan the data alone when no backbone is named (``check-data``):
             the spec is then a placeholder whose task comes from the data.
 
+    Returns:
+        The plan.
+
     Raises:
         TfFinetuneError: unknown model, bad hyperparameters, contradictory settings.
     """
     if backbone_required:
         require_backbone(config)
+    return _plan(config, hyperparameters.normalize(config.hyperparameters))
+
+
+def plan_local(config: JobConfig, workdir: Path, user: Mapping[str, Any]) -> JobPlan:
+    """The plan of a checked job once its ``s3://`` data is local: what ``train``
+    (:func:`~tf_finetune.training.job.run`) and ``check-data`` (:func:`check_job`) both plan. A bare
+    handle's task is read from the data, so the data is downloaded first.
+
+    Args:
+        config: the job, its backbone required already where it is (:func:`require_backbone`) and its
+            inputs found (:func:`check_sources`).
+        workdir: where ``s3://`` data, validation and test channels are downloaded.
+        user: the user's hyperparameters as :func:`~tf_finetune.hyperparameters.normalize` returned them:
+            they are checked once, before any download.
+
+    Returns:
+        The plan, its config's data local.
+
+    Raises:
+        TfFinetuneError: as :func:`plan`; a download that fails.
+    """
+    channels = {option.name: option.channel for option in job_options.OPTIONS
+                if option.channel and option.name != "handle"}  # the backbone is localised once planned
+    local = dataclasses.replace(config, **{name: storage.localize_channel(getattr(config, name), workdir / str(channel))
+                                           for name, channel in channels.items()})
+    return _plan(local, user)
+
+
+def _plan(config: JobConfig, user: Mapping[str, Any]) -> JobPlan:
+    """:func:`plan` of ``config`` whose hyperparameters ``user`` were normalized."""
     registry = load_registry(config.registry)
     if config.model_id:
         model = registry.get(config.model_id)
@@ -167,7 +143,6 @@ def plan(config: JobConfig, backbone_required: bool = True) -> JobPlan:
     if spec.task == "text" and config.image_size:
         raise HyperparameterError("image_size applies to image models only")
     _check_max_seq_length(spec)
-    user = hyperparameters.normalize(config.hyperparameters)
     if spec.task == "text" and user.get("augmentation"):
         raise HyperparameterError("augmentation applies to image models only; remove "
                                   "augmentation=True for this text model")
@@ -262,12 +237,12 @@ def looks_like_text(data: str) -> bool:
     return path.is_file() or path.suffix.lower() == ".csv" or (path.is_dir() and bool(csv_files(path)))
 
 
-# The local inputs a job reads: JobConfig field -> (flag, what to pass instead).
-_SOURCES = {"data": ("--data", "a folder of image class folders, or a label,text CSV file (or its folder)"),
-            "validation_data": ("--validation-data", "data in the same form as --data"),
-            "test_data": ("--test-data", "data in the same form as --data"),
-            "handle": ("--handle", "a TF-Hub SavedModel folder, a .tar.gz of one, a Keras model file, "
-                                   "a registry id (--model-id) or a hub URL")}
+# The local inputs a job reads: JobConfig field -> what to pass instead (named by its flag).
+_SOURCES = {"data": "a folder of image class folders, or a label,text CSV file (or its folder)",
+            "validation_data": "data in the same form as --data",
+            "test_data": "data in the same form as --data",
+            "handle": "a TF-Hub SavedModel folder, a .tar.gz of one, a Keras model file, "
+                      "a registry id (--model-id) or a hub URL"}
 
 
 def check_sources(config: JobConfig) -> None:
@@ -278,8 +253,8 @@ def check_sources(config: JobConfig) -> None:
         StorageError: a misspelt S3 URI (the corrected one is named).
         DataError, BackboneError: a local path that does not exist, with its flag.
     """
-    for name, (flag, instead) in _SOURCES.items():
-        value = getattr(config, name)
+    for name, instead in _SOURCES.items():
+        flag, value = job_options.BY_NAME[name].flag, getattr(config, name)
         storage.check_s3_spelling(value, flag)
         if not value or storage.is_s3(value):
             continue
@@ -312,15 +287,12 @@ def check_job(config: JobConfig, replicas: int = 1) -> data_check.DataReport:
     from tf_finetune.reports import data_check
 
     check_sources(config)
+    user = hyperparameters.normalize(config.hyperparameters)  # before any download
     with tempfile.TemporaryDirectory(prefix="tf_finetune-check-") as folder:
-        channels = {"data": "training", "validation_data": "validation", "test_data": "test"}
-        config = dataclasses.replace(config, **{
-            name: storage.localize_channel(getattr(config, name), Path(folder) / channel)
-            for name, channel in channels.items()})
-        job = plan(config, backbone_required=False)
-        spec, hp = job.spec, job.hyperparameters
+        job = plan_local(config, Path(folder), user)
+        config, spec, hp = job.config, job.spec, job.hyperparameters
         image_size = (spec.image_size or DEFAULT_IMAGE_SIZE) if spec.task == "image" else None
-        return data_check.check_data(spec.task, config.data, config.validation_data, config.test_data,
+        return data_check.check_data(spec.task, config.data, validation=config.validation_data, test=config.test_data,
                                       image_size=image_size, batch_size=hp.batch_size, replicas=replicas,
                                       validation_split_ratio=hp.validation_split_ratio,
                                       max_text_words=spec.max_seq_length, task_reason=job.task_reason)
