@@ -190,12 +190,12 @@ def test_ctrl_c_without_a_checkpoint_folder_keeps_nothing_and_says_how_to_make_t
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_kept(tmp_path):
-    from tf_finetune.cli import commands
+    from tf_finetune.cli import commands, parser
     from tf_finetune.training.checkpoint import open_checkpoints
 
     folder = tmp_path / "checkpoints"
     open_checkpoints(folder, {"hyperparameters": {"epochs": 3}})  # what a job writes before its first save
-    args = commands.build_parser().parse_args(["train", "--handle", "h", "--data", "d", "--output", "o",
+    args = parser.build_parser().parse_args(["train", "--handle", "h", "--data", "d", "--output", "o",
                                           "--checkpoint-dir", str(folder)])
     assert commands._interrupted(args) == (f"interrupted before the first checkpoint was saved in {folder}: nothing "
                                       "was kept; run the same command again to start over")

@@ -1,46 +1,24 @@
-"""The command-line door itself: flag spellings, deprecated aliases, one-line errors."""
+"""The command-line door itself: flag spellings, one-line errors."""
 from __future__ import annotations
 
 import pytest
 
 from helpers import REPO, run_cli, run_main
 from tf_finetune import __version__
-from tf_finetune.cli import commands
+from tf_finetune.cli import commands, parser
 from tf_finetune.registry import load_registry
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["fetch-model", "x", "--to", "d"], ["fetch-model", "x", "--output", "d"]),
-    (["import-backbone", "m.h5", "--to=d"], ["import-backbone", "m.h5", "--output=d"]),
-    (["--debug", "evaluate", "--output-dir", "e"], ["--debug", "evaluate", "--output", "e"]),
-    (["export-tflite", "--output-dir=e"], ["export-tflite", "--output=e"]),
-])
-def test_old_destination_flags_become_output_with_a_deprecation_line(argv, expected):
-    current, notes = commands.with_current_flags(argv)
-    assert current == expected
-    (old,) = [a.partition("=")[0] for a in argv if a.partition("=")[0] in ("--to", "--output-dir")]
-    assert notes == [f"tf-finetune: warning: {old} is deprecated and will be removed in the next release; "
-                     "use --output (same meaning)"]
+@pytest.mark.parametrize("argv", [["fetch-model", "x", "--to", "d"], ["evaluate", "--model", "m", "--data", "d",
+                                                                        "--output-dir", "e"]])
+def test_the_old_spellings_of_output_are_gone(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        commands.main(argv)
+    assert exited.value.code == 2
+    assert "unrecognized arguments: " in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [
-    ["predict", "--model", "m", "--to", "--output-dir"],  # texts to classify, not flags
-    ["train", "--data", "d", "--output", "o"],
-])
-def test_other_commands_are_left_alone(argv):
-    assert commands.with_current_flags(argv) == (argv, [])
-
-
-def test_a_deprecated_flag_still_works_through_the_door(tmp_path, capsys):
-    code = commands.main(["evaluate", "--model", str(tmp_path / "missing.tar.gz"), "--data", str(tmp_path),
-                     "--output-dir", str(tmp_path / "eval")])
-    err = capsys.readouterr().err.splitlines()
-    assert code == 1
-    assert err[0].startswith("tf-finetune: warning: --output-dir is deprecated")
-    assert err[-1] == f"tf-finetune: error: {tmp_path / 'missing.tar.gz'}: no such model file or folder"
-
-
-def test_new_and_old_spellings_share_one_required_flag(capsys):
+def test_a_missing_output_is_named(capsys):
     with pytest.raises(SystemExit) as exited:
         commands.main(["fetch-model", "some-id"])
     assert exited.value.code == 2
@@ -143,9 +121,9 @@ def test_version_from_the_folder_that_holds_a_clone_named_like_the_package(tmp_p
 
 
 def test_debug_works_after_the_command_too():
-    assert commands.build_parser().parse_args(["predict", "--model", "m", "x", "--debug"]).debug is True
-    assert commands.build_parser().parse_args(["--debug", "predict", "--model", "m", "x"]).debug is True
-    assert commands.build_parser().parse_args(["predict", "--model", "m", "x"]).debug is False
+    assert parser.build_parser().parse_args(["predict", "--model", "m", "x", "--debug"]).debug is True
+    assert parser.build_parser().parse_args(["--debug", "predict", "--model", "m", "x"]).debug is True
+    assert parser.build_parser().parse_args(["predict", "--model", "m", "x"]).debug is False
 
 
 def test_checkpoint_steps_without_a_checkpoint_folder(text_data, text_module, tmp_path, capsys):

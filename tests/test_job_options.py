@@ -10,6 +10,7 @@ import pytest
 
 from tf_finetune import api, hyperparameters, job_options
 from tf_finetune.cli import commands
+from tf_finetune.cli import parser as cli_parser
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.job_options import JobConfig
 from tf_finetune.sagemaker import container
@@ -17,12 +18,12 @@ from tf_finetune.sagemaker.container import SAGEMAKER_OPTIONS, parse_arguments
 
 
 def _train_args(*extra: str, command: str = "train"):
-    return commands.build_parser().parse_args([command, "--data", "d", "--output", "o", *extra])
+    return cli_parser.build_parser().parse_args([command, "--data", "d", "--output", "o", *extra])
 
 
 def _flags(command: str) -> dict[str, str]:
     """The flags of ``command``: option string -> dest."""
-    parser = commands.build_parser()._subparsers._group_actions[0].choices[command]
+    parser = cli_parser.build_parser()._subparsers._group_actions[0].choices[command]
     return {flag: action.dest for action in parser._actions for flag in action.option_strings}
 
 

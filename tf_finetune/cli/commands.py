@@ -14,19 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tf_finetune import logs, startup, storage
-from tf_finetune.cli.parser import build_parser, build_parsers, hyperparameters_given
+from tf_finetune.cli.parser import build_parsers, hyperparameters_given
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted, disk_full, writing
 
 if TYPE_CHECKING:
     from tf_finetune.job_options import JobConfig
 
-__all__ = ["main", "build_parser", "with_current_flags"]
-
 log = logging.getLogger(__name__)
-
-# Old spellings of --output, accepted for one release with a deprecation line: command -> flags.
-DEPRECATED_OUTPUT_FLAGS = {"fetch-model": ("--to",), "import-backbone": ("--to",),
-                           "evaluate": ("--output-dir",), "export-tflite": ("--output-dir",)}
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``argv``; a usage error exits 2 with one line (an unknown flag's with the closest known
@@ -65,34 +59,9 @@ def _unrecognized(command: argparse.ArgumentParser, unknown: Sequence[str]) -> s
     return f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else "")
 
 
-def with_current_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``argv`` with the old spellings of ``--output`` replaced, and a deprecation line for each.
-
-    Args:
-        argv: the command line after the program name.
-
-    Returns:
-        (the arguments to parse, the deprecation lines to show).
-    """
-    command = next((a for a in argv if not a.startswith("-")), None)
-    old_flags = DEPRECATED_OUTPUT_FLAGS.get(command or "", ())
-    current, notes = [], []
-    for arg in argv:
-        flag, equals, value = arg.partition("=")
-        if flag in old_flags:
-            notes.append(f"tf-finetune: warning: {flag} is deprecated and will be removed in the next "
-                         f"release; use --output (same meaning)")
-            arg = f"--output{equals}{value}"
-        current.append(arg)
-    return current, notes
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""
-    argv, deprecations = with_current_flags(sys.argv[1:] if argv is None else argv)
-    for line in deprecations:
-        print(line, file=sys.stderr)
-    args = _parse(argv)
+    args = _parse(sys.argv[1:] if argv is None else argv)
     logs.configure(quiet_libraries=not args.debug)
     startup.prepare_tensorflow(quiet=not args.debug)
     try:
