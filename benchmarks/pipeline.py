@@ -39,7 +39,7 @@ THROUGHPUT = textwrap.dedent("""
     from tf_finetune.training import distribute, classifier
     from tf_finetune.registry import ModelSpec
     from tf_finetune.data import load_data
-    from tf_finetune.data.pipeline import steps_per_epoch, training_batches
+    from tf_finetune.data.pipeline import Decoding, steps_per_epoch, training_batches
 
     mode, data, handle, size, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     strategy = distribute.create_strategy()
@@ -57,7 +57,7 @@ THROUGHPUT = textwrap.dedent("""
             labels = tf.one_hot(tf.range(32) % classes, classes)
             dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
         else:
-            dataset = training_batches(split.train, "image", classes, 32, image_size=size, shuffle_seed=123,
+            dataset = training_batches(split.train, "image", classes, 32, decoding=Decoding(size), shuffle_seed=123,
                                        cache_file=f"{tmp}/decoded")
         seconds = []
 

@@ -53,14 +53,14 @@ BASELINE = textwrap.dedent("""
     import numpy as np, tensorflow as tf, tensorflow_hub as hub, tf_keras
     from sklearn.linear_model import LogisticRegression
     from tf_finetune.data import load_data
-    from tf_finetune.data.pipeline import inference_batches
+    from tf_finetune.data.pipeline import Decoding, inference_batches
     task, data, validation, handle, size, seed = sys.argv[1:7]
     size, seed = int(size), int(seed)
     split = load_data(task, data, validation or None, 0.2, seed)
     inputs = tf_keras.Input([size, size, 3]) if task == "image" else tf_keras.Input([], dtype=tf.string)
     extractor = tf_keras.Model(inputs, hub.KerasLayer(handle, trainable=False)(inputs))
     def features(examples):
-        batches = inference_batches(examples.inputs, task, 32, image_size=size if task == "image" else None)
+        batches = inference_batches(examples.inputs, task, 32, decoding=Decoding(size if task == "image" else None))
         return extractor.predict(batches, verbose=0)[:len(examples)]
     x_train, x_val = features(split.train), features(split.validation)
     y_train, y_val = np.array(split.train.labels), np.array(split.validation.labels)

@@ -176,3 +176,39 @@ def test_no_two_modules_share_a_basename():
         if path.name not in ("__init__.py", "__main__.py"):
             names.setdefault(path.stem, []).append(str(path.relative_to(PACKAGE)))
     assert {stem: paths for stem, paths in names.items() if len(paths) > 1} == {}
+
+
+MAX_REQUIRED_PARAMETERS = 6
+
+
+def long_parameter_lists(package: Path = PACKAGE) -> list[str]:
+    """Functions with more than MAX_REQUIRED_PARAMETERS parameters without a default (``self`` and
+    ``cls`` aside; keyword-only ones count): what belongs together goes into a record, the rest
+    is keyword-only with a default."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                positional = args.posonlyargs + args.args
+                required = [arg.arg for arg in positional[:len(positional) - len(args.defaults)]]
+                required += [arg.arg for arg, default in zip(args.kwonlyargs, args.kw_defaults) if default is None]
+                count = len([name for name in required if name not in ("self", "cls")])
+                if count > MAX_REQUIRED_PARAMETERS:
+                    found.append(f"{path.relative_to(package)}:{node.lineno} {node.name}: {count} parameters "
+                                 "without a default")
+    return found
+
+
+def test_no_function_takes_more_than_six_parameters_without_a_default():
+    assert long_parameter_lists() == []
+
+
+def test_a_long_parameter_list_would_be_found(tmp_path):
+    (tmp_path / "wide.py").write_text(
+        "class C:\n"
+        "    def fine(self, a, b, c, d, e, f, g=0, *, h=1):\n        pass\n\n"
+        "def wide(a, b, c, d, e, f, *, g):\n    pass\n\n"
+        "async def wider(a, b, c, d, e, f, g, h=0):\n    pass\n", encoding="utf-8")
+    assert long_parameter_lists(tmp_path) == ["wide.py:5 wide: 7 parameters without a default",
+                                              "wide.py:8 wider: 7 parameters without a default"]

@@ -17,7 +17,7 @@ from PIL import Image
 
 from tf_finetune.data import Examples, load_data
 from tf_finetune.data.images import check_image, list_images
-from tf_finetune.data.pipeline import decode_image, inference_batches, steps_per_epoch, training_batches
+from tf_finetune.data.pipeline import Decoding, decode_image, inference_batches, steps_per_epoch, training_batches
 from tf_finetune.errors import DataError
 from tiny_modules import COLOURS, write_image, write_image_folder
 
@@ -396,7 +396,7 @@ def _key(images: np.ndarray, labels: np.ndarray) -> list[tuple]:
 def test_training_batches_are_full_and_a_pass_continues_into_the_next(tmp_path):
     examples = _examples(tmp_path)  # 15 images
     dataset = training_batches(examples, "image", num_classes=3, global_batch=4, shuffle_seed=1,
-                               image_size=SIZE)
+                               decoding=Decoding(SIZE))
     assert steps_per_epoch(len(examples), 4) == 4
     sizes, images, labels = _rows(dataset, 8)  # two epochs of steps: 32 examples, > two passes
 
@@ -415,7 +415,7 @@ def test_training_batches_are_full_and_a_pass_continues_into_the_next(tmp_path):
 def test_training_batches_decode_each_class_colour(tmp_path):
     examples = _examples(tmp_path, per_class=2)
     dataset = training_batches(examples, "image", num_classes=3, global_batch=6, shuffle_seed=3,
-                               image_size=SIZE)
+                               decoding=Decoding(SIZE))
     images, one_hot = next(iter(dataset))
     channel = images.numpy().mean(axis=(1, 2)).argmax(axis=1)  # dominant colour channel
     # blue -> channel 2, green -> 1, red -> 0
@@ -426,7 +426,7 @@ def test_training_batches_decode_each_class_colour(tmp_path):
 def test_inference_batches_are_full_in_file_order_padded_with_the_last(tmp_path, count, batch):
     examples = _examples(tmp_path)
     paths = list(examples.inputs)[:count]
-    batches = [b.numpy() for b in inference_batches(paths, "image", batch, image_size=SIZE)]
+    batches = [b.numpy() for b in inference_batches(paths, "image", batch, decoding=Decoding(SIZE))]
 
     assert [len(b) for b in batches] == [batch] * -(-count // batch)
     rows = np.concatenate(batches)
@@ -450,7 +450,7 @@ def _passes(examples: Examples, seed: int, passes: int = 2) -> list[tuple[np.nda
     count = len(examples)
     batches = -(-count * passes // 4)
     _, images, labels = _rows(training_batches(examples, "image", num_classes=3, global_batch=4,
-                                               image_size=8, shuffle_seed=seed), batches)
+                                               decoding=Decoding(8), shuffle_seed=seed), batches)
     return [(images[i * count:(i + 1) * count], labels[i * count:(i + 1) * count]) for i in range(passes)]
 
 
@@ -509,7 +509,7 @@ def test_the_decoded_image_cache_keeps_8_bit_images_that_decode_as_served(tmp_pa
     cache = tmp_path / "cache" / "decoded"
     cache.parent.mkdir()
     dataset = training_batches(examples, "image", num_classes=3, global_batch=5, shuffle_seed=2,
-                               image_size=SIZE, cache_file=str(cache))
+                               decoding=Decoding(SIZE), cache_file=str(cache))
     second_pass = _rows(dataset, 6)[1][15:]  # the first pass writes the cache, the second reads it
     on_disk = sum(p.stat().st_size for p in cache.parent.iterdir())
     assert decoded_size(15, SIZE) <= on_disk < 15 * SIZE * SIZE * 3 * 4 / 2  # 8 bits, not float32
@@ -522,8 +522,10 @@ def test_augmentation_changes_the_training_images_and_flip_only_mirrors_them(tmp
     from tf_finetune.data.pipeline import make_augmenter
 
     examples = _examples(tmp_path, per_class=4)  # 12 images
-    plain = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2, image_size=SIZE)
-    flipped = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2, image_size=SIZE,
+    plain = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2,
+                             decoding=Decoding(SIZE))
+    flipped = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2,
+                               decoding=Decoding(SIZE),
                                augmenter=make_augmenter("horizontal", 0.0, 0.0, seed=2))
     (originals, _), (augmented, _) = next(iter(plain)), next(iter(flipped))  # the same order: same seed
     originals, augmented = originals.numpy(), augmented.numpy()
@@ -532,7 +534,8 @@ def test_augmentation_changes_the_training_images_and_flip_only_mirrors_them(tmp
     assert all(m or k for m, k in zip(mirrored, kept))  # a flip changes nothing else
     assert 0 < sum(mirrored) < len(mirrored)  # some images flipped, some not
     assert make_augmenter("None", 0.0, 0.0, seed=2) is None
-    zoomed = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2, image_size=SIZE,
+    zoomed = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2,
+                              decoding=Decoding(SIZE),
                               augmenter=make_augmenter("None", 0.0, 0.3, seed=2))
     assert not np.allclose(next(iter(zoomed))[0].numpy(), originals, atol=0.02)
 

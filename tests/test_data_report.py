@@ -45,7 +45,7 @@ def planted_images(tmp_path) -> tuple[Path, Path]:
 
 def test_image_report_counts_every_planted_problem(planted_images):
     train, val = planted_images
-    report = check_data("image", train, val, image_size=25)
+    report = check_data("image", train, validation=val, image_size=25)
     data = report.to_dict()
     assert data["splits"]["training"]["per_class"] == {"ants": 8, "bees": 7, "wasps": 1}
     assert data["splits"]["training"]["skipped"] == 1 and data["splits"]["training"]["ignored_files"] == 1
@@ -140,7 +140,7 @@ def test_text_report_finds_duplicates_conflicts_and_case_only_leakage(tmp_path):
              (1, "Hello there friend")]
     train = write_csv(tmp_path / "train" / "data.csv", rows)
     val = write_csv(tmp_path / "val" / "data.csv", [(0, "hello there FRIEND"), (1, "win a prize now 0"), (0, "fresh")])
-    report = check_data("text", train.parent, val.parent)
+    report = check_data("text", train.parent, validation=val.parent)
     data = report.to_dict()
     assert data["splits"]["training"]["per_class"] == {"0": 10, "1": 6}
     assert data["duplicates"]["within training"]["count"] == 1

@@ -90,7 +90,7 @@ def test_mixed_precision_is_undone_when_the_job_ends():
 def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, image_data, tmp_path):
     loss_scaling = True  # as mixed_precision() yields on a GPU
     from tf_finetune.data import load_data
-    from tf_finetune.data.pipeline import inference_batches
+    from tf_finetune.data.pipeline import Decoding, inference_batches, steps_per_epoch
     from tf_finetune.hyperparameters import resolve
     from tf_finetune.registry import ModelSpec
     from tf_finetune.training import classifier, distribute, head_only
@@ -103,10 +103,12 @@ def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, 
         model, size = classifier.build_classifier(spec, str(image_module), None, 2, hp)
         classifier.compile_classifier(model, hp, 10, loss_scaling)
     batch = 4 * strategy.num_replicas_in_sync
-    inputs = {name: inference_batches(examples.inputs, "image", batch, image_size=size)
+    inputs = {name: inference_batches(examples.inputs, "image", batch, decoding=Decoding(size))
               for name, examples in (("train", data.train), ("validation", data.validation))}
-    fit = head_only.fit_head(model, strategy, data, inputs, hp, batch, tmp_path, "image",
-                                 {"epochs"}, loss_scaling)
+    layout = distribute.Layout(strategy, strategy.num_replicas_in_sync, 1, 4, batch,
+                               steps_per_epoch(len(data.train), batch))
+    built = classifier.Built(model, layout, size, loss_scaling, frozenset({"epochs"}))
+    fit = head_only.fit_head(built, data, inputs, hp, tmp_path, "image")
     scaled = lambda m: isinstance(m.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)  # noqa: E731
     assert scaled(model) and scaled(fit.scorer.model)
     assert [c.name for c in fit.choices] == ["regularizers_l2"]  # its candidate heads are scaled too

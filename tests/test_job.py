@@ -120,8 +120,9 @@ def test_only_the_top_layer_trains_when_asked(image_module, image_data, cache_di
 
 def test_early_stopping_stops_when_validation_loss_stalls(text_module, text_data, cache_dir):
     result = run(JobConfig(data=str(text_data), output=None, handle=str(text_module),
-                           hyperparameters={"epochs": 20, "learning_rate": 0.0, "early_stopping": "True",
-                                            "early_stopping_patience": 2}, cache_dir=str(cache_dir)))
+                           hyperparameters={"epochs": 20, "learning_rate": 1e-12, "early_stopping": "True",
+                                            "early_stopping_patience": 2, "early_stopping_min_delta": 0.001},
+                           cache_dir=str(cache_dir)))
     assert result.metrics["epochs_run"] == 3
 
 

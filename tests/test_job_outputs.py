@@ -22,7 +22,7 @@ from tf_finetune.data import DataSplit, Examples, LabelMap
 from tf_finetune.hyperparameters import resolve
 from tf_finetune.registry import ModelSpec
 from tf_finetune.reports import data_check
-from tf_finetune.training import job_outputs
+from tf_finetune.training import classifier, distribute, job_outputs
 from tf_finetune.training.job_plan import JobConfig
 
 SIZE = 8
@@ -32,6 +32,12 @@ TEXTS = DataSplit("text", Examples(("sun today", "rain today", "snow and wind"),
                   Examples(("sun and sun", "cold rain", "fog today", "wind, \"very\" cold", "snow"), (0, 1, 1, 0, 1)),
                   LabelMap(("0", "1"), (0, 1)))
 METRICS = {"final": {"val_accuracy": 0.5}, "epochs_run": 2}
+LAYOUT = distribute.Layout(strategy=None, replicas=2, workers=1, batch_size=3, global_batch=6, steps=2)
+
+
+def built(model) -> classifier.Built:
+    """``model`` as the job hands it over once built: SIZE x SIZE inputs, LAYOUT."""
+    return classifier.Built(model, LAYOUT, SIZE, loss_scaling=False, given=frozenset())
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +64,8 @@ def chief_outputs(model, tmp_path_factory):
     """write_outputs on the chief with an output and a model folder. Returns (root, Written)."""
     root = tmp_path_factory.mktemp("chief")
     written = job_outputs.write_outputs(
-        config(root, output=str(root / "out"), model_dir=str(root / "model")), model, IMAGES, METRICS,
-        resolve({}), SIZE, chief=True, workdir=root / "work")
+        config(root, output=str(root / "out"), model_dir=str(root / "model")), built(model), IMAGES, METRICS,
+        resolve({}), root / "work", chief=True)
     return root, written
 
 
@@ -90,8 +96,8 @@ def test_the_written_model_serves_images_with_the_class_names(model, chief_outpu
 def test_a_worker_that_is_not_the_chief_saves_too_but_keeps_nothing_at_the_destinations(model, tmp_path):
     workdir = tmp_path / "work"
     written = job_outputs.write_outputs(
-        config(tmp_path, output=str(tmp_path / "out"), model_dir=str(tmp_path / "model")), model, IMAGES,
-        METRICS, resolve({}), SIZE, chief=False, workdir=workdir)
+        config(tmp_path, output=str(tmp_path / "out"), model_dir=str(tmp_path / "model")), built(model), IMAGES,
+        METRICS, resolve({}), workdir, chief=False)
     assert written == job_outputs.Written(None, chief=False)
     assert not (tmp_path / "out").exists() and not (tmp_path / "model").exists()
     # Saving runs collective ops in a cluster: the worker saves where nothing is published.
@@ -99,19 +105,22 @@ def test_a_worker_that_is_not_the_chief_saves_too_but_keeps_nothing_at_the_desti
 
 
 def test_without_an_output_only_the_model_folder_is_written_and_there_is_no_archive(model, tmp_path):
-    written = job_outputs.write_outputs(config(tmp_path, output=None, model_dir=str(tmp_path / "model")), model,
-                                        IMAGES, METRICS, resolve({}), SIZE, chief=True, workdir=tmp_path / "work")
+    written = job_outputs.write_outputs(config(tmp_path, output=None, model_dir=str(tmp_path / "model")),
+                                        built(model), IMAGES, METRICS, resolve({}), tmp_path / "work", chief=True)
     assert written == job_outputs.Written(None, chief=True)
     assert model_folder.is_model_folder(tmp_path / "model")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
-def record(data: DataSplit, history: dict, **overrides):
-    values = dict(config=JobConfig(data="d", output="o", model_id="tiny-image"),
-                  spec=ModelSpec("tiny-image", "image", "/models/tiny"),
-                  hp=resolve({"epochs": 4, "batch_size": 3}), data=data, final={"val_loss": 0.25}, history=history,
-                  replicas=2, global_batch=6, image_size=SIZE, train_seconds=12.3456, total_seconds=20.004)
-    return job_outputs.metrics_record(**{**values, **overrides})
+def record(data: DataSplit, history: dict, test: Examples | None = None, text_lengths: dict | None = None,
+           choices: tuple = ()) -> dict:
+    """metrics_record of a run on ``data`` (and ``test``) that trained 12.3456 s of 20.004 s, under LAYOUT."""
+    spec = ModelSpec("tiny-image", "image", "/models/tiny")
+    backbone = classifier.Backbone(spec, "/models/tiny", continuing=False, text_lengths=text_lengths or {})
+    fitted = job_outputs.Fitted(history, None, resolve({"epochs": 4, "batch_size": 3}), list(choices), 12.3456,
+                                final={"val_loss": 0.25})
+    return job_outputs.metrics_record(JobConfig(data="d", output="o", model_id="tiny-image"), backbone,
+                                      job_outputs.Inputs(data, test, None, None), built(None), fitted, 20.004)
 
 
 def test_metrics_record_counts_the_data_and_the_epochs_run_as_plain_json():
@@ -126,6 +135,22 @@ def test_metrics_record_counts_the_data_and_the_epochs_run_as_plain_json():
     assert (found["replicas"], found["global_batch_size"], found["final"]) == (2, 6, {"val_loss": 0.25})
     assert found["hyperparameters"] == dict(resolve({"epochs": 4, "batch_size": 3}))
     assert (found["train_seconds"], found["total_seconds"]) == (12.35, 20.0)
+
+
+def test_metrics_record_is_the_whole_record_in_its_order_with_the_text_lengths_and_the_choices():
+    from tf_finetune.training.head_search import kept_epoch
+
+    choice = kept_epoch(2, {1: 0.5, 2: 0.25}, "loss")
+    found = record(IMAGES, {"loss": [0.5, 0.25]}, test=IMAGES.validation, choices=(choice,),
+                   text_lengths={"max_seq_length": 16, "train_texts": {"truncated": 1}})
+    assert list(found) == ["backbone", "final", "history", "epochs_run", "replicas", "global_batch_size",
+                           "num_train_examples", "num_validation_examples", "num_classes", "hyperparameters",
+                           "train_seconds", "total_seconds", "workers", "num_test_examples", "steps_per_epoch",
+                           "choices"]
+    assert list(found["backbone"]) == ["id", "handle", "task", "image_size", "preprocessor", "max_seq_length",
+                                       "train_texts"]
+    assert (found["workers"], found["num_test_examples"], found["steps_per_epoch"]) == (1, 2, 2)
+    assert found["choices"] == [choice.record()] and json.loads(json.dumps(found)) == found
 
 
 def test_metrics_record_without_validation_or_epochs_counts_zero():
@@ -213,6 +238,6 @@ def test_a_rerun_into_an_s3_output_deletes_the_report_objects_it_did_not_write(s
                               data_check.from_loaded(TEXTS))
     keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket="runs")["Contents"])
     assert keys == ["job/output/model.tar.gz", "job/output/reports-2025/notes.txt",
-                    "job/output/reports/data_check.json", "job/output/reports/training_curves.png"]
+                    "job/output/reports/data_report.json", "job/output/reports/training_curves.png"]
     curves = s3.get_object(Bucket="runs", Key="job/output/reports/training_curves.png")["Body"].read()
     assert curves == (tmp_path / "work" / "reports" / "training_curves.png").read_bytes()  # this run's

@@ -46,7 +46,7 @@ def test_same_seed_same_run_other_seed_other_run(image_module, cache_dir, tmp_pa
 @pytest.mark.parametrize("task", ["image", "text"])
 def test_the_training_stream_from_step_n_is_the_whole_streams_from_step_n(tmp_path, task):
     from tf_finetune.data import Examples
-    from tf_finetune.data.pipeline import training_batches
+    from tf_finetune.data.pipeline import Decoding, training_batches
 
     # 15 examples in batches of 4: passes end inside batches 3, 7 and 11
     if task == "image":
@@ -58,7 +58,7 @@ def test_the_training_stream_from_step_n_is_the_whole_streams_from_step_n(tmp_pa
 
     def stream(first_step: int, steps: int, cache: str) -> list[tuple[np.ndarray, np.ndarray]]:
         decoded = str(tmp_path / cache) if task == "image" else None
-        batches = training_batches(examples, task, 3, 4, shuffle_seed=9, image_size=8, cache_file=decoded,
+        batches = training_batches(examples, task, 3, 4, shuffle_seed=9, decoding=Decoding(8), cache_file=decoded,
                                    first_step=first_step)
         return [(x.numpy(), y.numpy()) for x, y in batches.take(steps)]
 

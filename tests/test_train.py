@@ -22,7 +22,7 @@ from tf_finetune.data.pipeline import inference_batches
 from tf_finetune.hyperparameters import resolve
 from tf_finetune.training.classifier import compile_classifier
 from tf_finetune.training.distribute import create_strategy
-from tf_finetune.training.fit_loop import BestEpoch, EpochMetricsLogger, fit, format_metrics
+from tf_finetune.training.fit_loop import BestEpoch, EpochMetricsLogger, Tracking, fit, format_metrics
 from tf_finetune.training.scoring import Scorer
 
 RNG = np.random.default_rng(11)
@@ -89,7 +89,7 @@ def kept_best_run(strategy, tmp_path_factory):
     saved_level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        history = fit(model, training_stream, STEPS, scorer, hp, tensorboard_dir=str(tensorboard),
+        history = fit(model, training_stream, STEPS, scorer, hp, tracking=Tracking(str(tensorboard)),
                       keep_best=keep_best)
     finally:
         logger.removeHandler(lines)
@@ -198,7 +198,7 @@ def test_fit_writes_the_epoch_scalars_for_tensorboard(kept_best_run):
 
 @pytest.mark.e2e
 def test_fit_without_validation_weighs_each_examples_loss_by_its_class_weight(strategy):
-    hp = resolve({"epochs": 2, "learning_rate": 0.0, "optimizer": "sgd"})  # the weights stay as they start
+    hp = resolve({"epochs": 2, "learning_rate": 1e-12, "optimizer": "sgd"})  # the weights stay (almost) as they start
     model = classifier(strategy, hp)
     probabilities = model.predict(TRAIN_X, verbose=0)
     history = fit(model, training_stream, STEPS, None, hp, class_weight={0: 0.0, 1: 3.0})

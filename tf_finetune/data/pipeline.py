@@ -1,6 +1,8 @@
 """``tf.data`` input pipelines: streamed, parallel decoding, prefetching."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import tensorflow as tf
 import tf_keras
 
@@ -8,6 +10,15 @@ from tf_finetune.data import Examples
 from tf_finetune.data.batching import steps_per_epoch as steps_per_epoch  # the steps of training_batches
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How images become model inputs: the square size they are resized to (None for text, which
+    is not decoded) and the ``tf.image.resize`` method."""
+
+    image_size: int | None = None
+    interpolation: str = "bilinear"
 
 
 def decode_image(path: tf.Tensor, image_size: int, interpolation: str) -> tf.Tensor:
@@ -80,9 +91,9 @@ def make_augmenter(flip: str, rotation: float, zoom: float, seed: int) -> tf_ker
 
 
 def training_batches(examples: Examples, task: str, num_classes: int, global_batch: int, *,
-                     shuffle_seed: int, image_size: int | None = None, interpolation: str = "bilinear",
-                     augmenter=None, cache_file: str | None = None,
-                     deterministic: bool = True, first_step: int = 0) -> tf.data.Dataset:
+                     shuffle_seed: int, decoding: Decoding = Decoding(), augmenter=None,
+                     cache_file: str | None = None, deterministic: bool = True,
+                     first_step: int = 0) -> tf.data.Dataset:
     """An endless, shuffled stream of full batches of (inputs, one-hot labels) for ``fit``.
 
     Every batch holds exactly ``global_batch`` examples, so every replica gets ``batch_size``
@@ -105,8 +116,7 @@ def training_batches(examples: Examples, task: str, num_classes: int, global_bat
         num_classes: width of the one-hot labels.
         global_batch: batch size across all replicas.
         shuffle_seed: the seed of the order.
-        image_size: square size images are resized to (image task).
-        interpolation: ``tf.image.resize`` method.
+        decoding: the size images are resized to (image task) and how.
         augmenter: a Keras model applied to image batches in training mode, or None.
         cache_file: keep decoded images in this file (image task); None decodes every pass.
         deterministic: keep the element order fixed across runs; False lets parallel decoding
@@ -119,6 +129,7 @@ def training_batches(examples: Examples, task: str, num_classes: int, global_bat
     inputs = tf.constant(list(examples.inputs), dtype=tf.string)
     labels = tf.one_hot(tf.constant(list(examples.labels), dtype=tf.int32), num_classes)
     dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    image_size, interpolation = decoding.image_size, decoding.interpolation
 
     def decode(dataset):
         if task == "image":
@@ -141,8 +152,8 @@ def training_batches(examples: Examples, task: str, num_classes: int, global_bat
     return dataset.with_options(options).prefetch(AUTOTUNE)
 
 
-def inference_batches(inputs, task: str, batch: int, *, image_size: int | None = None,
-                      interpolation: str = "bilinear", cache_file: str | None = None) -> tf.data.Dataset:
+def inference_batches(inputs, task: str, batch: int, *, decoding: Decoding = Decoding(),
+                      cache_file: str | None = None) -> tf.data.Dataset:
     """Batches of model inputs in the order given, every batch full, for ``predict``.
 
     The last batch is padded to ``batch`` by repeating the last input, so that under a
@@ -155,8 +166,7 @@ def inference_batches(inputs, task: str, batch: int, *, image_size: int | None =
         inputs: image paths or texts (a sequence), or a 1-D tensor of example indices.
         task: ``image``, ``text`` or ``index`` (the inputs pass through unchanged).
         batch: batch size across all replicas.
-        image_size: square size images are resized to (image task).
-        interpolation: ``tf.image.resize`` method.
+        decoding: the size images are resized to (image task) and how.
         cache_file: keep the decoded images in this file, for data predicted on repeatedly
             (validation every epoch).
 
@@ -172,9 +182,9 @@ def inference_batches(inputs, task: str, batch: int, *, image_size: int | None =
     values = tf.concat([values, tf.repeat(values[-1:], pad)], axis=0)
     dataset = tf.data.Dataset.from_tensor_slices(values)
     if task == "image":
-        if not image_size:
+        if not decoding.image_size:
             raise ValueError("image inputs need image_size")
-        size = image_size
+        size, interpolation = decoding.image_size, decoding.interpolation
         dataset = dataset.map(lambda p: decode_image_uint8(tf.io.read_file(p), size, interpolation),
                               num_parallel_calls=AUTOTUNE, deterministic=True)
         if cache_file is not None:

@@ -129,7 +129,7 @@ class DataReport:
         return "\n".join(lines)
 
 
-def check_data(task: str, data: str | Path, validation: str | Path | None = None,
+def check_data(task: str, data: str | Path, *, validation: str | Path | None = None,
                test: str | Path | None = None, image_size: int | None = None, batch_size: int = 32,
                replicas: int = 1, validation_split_ratio: float = 0.2, max_text_words: int | None = None,
                workers: int = 8, task_reason: str = "") -> DataReport:

@@ -8,6 +8,8 @@ import logging
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 import tf_keras
@@ -18,12 +20,56 @@ from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import BackboneError, HyperparameterError, first_line
 from tf_finetune.hyperparameters import Hyperparameters
 from tf_finetune.registry import ModelSpec
+from tf_finetune.training.distribute import Layout
+
+if TYPE_CHECKING:
+    from tf_finetune.data.labels import LabelMap
 
 log = logging.getLogger(__name__)
 
 CLASSIFIER_LAYER = "classifier"
 DROPOUT_LAYER = "dropout"
 BINARY_LAYER = "binary_probabilities"  # binary_mode: one sigmoid output shown as two columns
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A job's backbone as a local SavedModel, with its text preprocessor when it has one.
+
+    Attributes:
+        spec: the backbone as the job uses it (its handle local).
+        path: the local SavedModel, or the previous model's folder when continuing.
+        continuing: the backbone is a previous fine-tuned model: incremental training.
+        preprocessor_path: the local BERT-style text preprocessor, or None.
+        preprocessor: that preprocessor, loaded, or None.
+        text_lengths: the sequence length and how many texts it cuts (``metrics.json``'s backbone record).
+    """
+
+    spec: ModelSpec
+    path: str
+    continuing: bool
+    preprocessor_path: str | None = None
+    preprocessor: Preprocessor | None = None
+    text_lengths: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A job's compiled classifier, the layout it trains under, and what was decided building it.
+
+    Attributes:
+        model: the compiled classifier.
+        layout: the strategy it was built under, its batch and its steps an epoch.
+        image_size: its input size (image task), else None.
+        loss_scaling: dynamic loss scaling, under mixed precision (:func:`mixed_precision`).
+        given: the hyperparameters the tool may not choose.
+    """
+
+    model: tf_keras.Model
+    layout: Layout
+    image_size: int | None
+    loss_scaling: bool
+    given: frozenset[str]
 
 
 def _cannot_take(spec: ModelSpec, image_size: int | None, exc: Exception) -> BackboneError:
@@ -140,7 +186,7 @@ def has_binary_head(model: tf_keras.Model) -> bool:
     return any(layer.name == BINARY_LAYER for layer in model.layers)
 
 
-def apply_layers(layers: list[tf_keras.layers.Layer], x):
+def apply_layers(layers: list[tf_keras.layers.Layer], x: tf.Tensor) -> tf.Tensor:
     """``x`` through ``layers`` in order."""
     for layer in layers:
         x = layer(x)
@@ -156,7 +202,7 @@ def set_head_l2(model: tf_keras.Model, factor: float) -> None:
     model.get_layer(CLASSIFIER_LAYER).kernel_regularizer.l2 = tf_keras.backend.cast_to_floatx(factor)
 
 
-def load_classifier(model_dir: str, spec: ModelSpec, label_map, previous_labels,
+def load_classifier(model_dir: str, spec: ModelSpec, label_map: LabelMap, previous_labels: LabelMap,
                     hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
     """A previously fine-tuned model (incremental training). Call inside ``strategy.scope()``.
 
@@ -205,10 +251,10 @@ def load_classifier(model_dir: str, spec: ModelSpec, label_map, previous_labels,
 class WarmupLinearDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
     """Learning rate rising linearly from 0 over ``warmup_steps``, then falling linearly to 0."""
 
-    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int) -> None:
         self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
 
-    def __call__(self, step):
+    def __call__(self, step: tf.Tensor | int) -> tf.Tensor:
         step = tf.cast(step, tf.float32)
         warmup = tf.constant(float(max(self.warmup_steps, 1)))
         rise = self.peak * step / warmup
@@ -216,7 +262,7 @@ class WarmupLinearDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
                                       / float(max(self.total_steps - self.warmup_steps, 1)))
         return tf.where(step < self.warmup_steps, rise, fall)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
@@ -247,7 +293,13 @@ def make_optimizer(hp: Hyperparameters, total_steps: int) -> tf_keras.optimizers
     return _padding(optimizer)(lr, **kwargs)
 
 
-class _NeverEmptySparseGradients:
+if TYPE_CHECKING:  # the mixin is only ever combined with a Keras optimizer (see _padding)
+    from tf_keras.optimizers import Optimizer as _Optimizer
+else:
+    _Optimizer = object
+
+
+class _NeverEmptySparseGradients(_Optimizer):
     """Optimizer mixin: every sparse gradient reaches the cross-replica sum with a row.
 
     A backbone that gathers rows of an embedding (a text module) has a sparse gradient with
@@ -258,13 +310,14 @@ class _NeverEmptySparseGradients:
     unchanged (a scatter-add of zeros).
     """
 
-    def aggregate_gradients(self, grads_and_vars):
+    def aggregate_gradients(self, grads_and_vars: list[tuple[tf.Tensor | tf.IndexedSlices, tf.Variable]]
+                            ) -> list[tuple[tf.Tensor | tf.IndexedSlices, tf.Variable]]:
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:
             grads_and_vars = [(_with_zero_row(g), v) for g, v in grads_and_vars]
         return super().aggregate_gradients(grads_and_vars)
 
 
-def _with_zero_row(gradient):
+def _with_zero_row(gradient: tf.Tensor | tf.IndexedSlices) -> tf.Tensor | tf.IndexedSlices:
     if not isinstance(gradient, tf.IndexedSlices):
         return gradient
     values = gradient.values
@@ -306,7 +359,7 @@ def mixed_precision(hp: Hyperparameters) -> Iterator[bool]:
 
 
 @contextlib.contextmanager
-def grappler_option(name: str, value) -> Iterator[None]:
+def grappler_option(name: str, value: bool | int) -> Iterator[None]:
     """Set one of ``tf.config.optimizer``'s experimental options, and restore it on exit."""
     before = tf.config.optimizer.get_experimental_options()
     tf.config.optimizer.set_experimental_options({name: value})

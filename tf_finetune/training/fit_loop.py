@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
@@ -15,7 +17,19 @@ from tf_finetune.progress import bars
 from tf_finetune.training import eval_metrics
 from tf_finetune.training.scoring import Scorer, ValidationCallback
 
+if TYPE_CHECKING:
+    from tf_finetune.training.checkpoint import Checkpoints
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """What a fit writes as it goes, besides the weights it trains: its TensorBoard logs (when
+    ``tensorboard_dir`` is given) and its checkpoints, to resume from and save to (or None)."""
+
+    tensorboard_dir: str | None = None
+    checkpoints: Checkpoints | None = None
 
 
 def format_metrics(values: dict[str, float]) -> str:
@@ -106,12 +120,11 @@ class DropoutSeeds(tf_keras.callbacks.Callback):
 
 
 def fit(model: tf_keras.Model, batches: Callable[..., tf.data.Dataset], steps_per_epoch: int,
-        validation: Scorer | None, hp: Hyperparameters, tensorboard_dir: str | None = None,
-        checkpoints=None, class_weight: dict[int, float] | None = None,
-        keep_best: BestEpoch | None = None) -> dict[str, list[float]]:
+        validation: Scorer | None, hp: Hyperparameters, *, tracking: Tracking | None = None,
+        class_weight: dict[int, float] | None = None, keep_best: BestEpoch | None = None) -> dict[str, list[float]]:
     """Train for ``hp.epochs`` (fewer with early stopping, which restores the best weights).
 
-    A run resumed from ``checkpoints`` continues exactly as the uninterrupted run would have:
+    A run resumed from its checkpoints continues exactly as the uninterrupted run would have:
     the checkpoint restores the weights, the optimizer (its slots and step count, which drives
     the learning-rate schedule) and the epoch and step reached; the batches start at that step
     (``batches``) and the dropout masks are drawn from the step (:class:`DropoutSeeds`).
@@ -123,9 +136,9 @@ def fit(model: tf_keras.Model, batches: Callable[..., tf.data.Dataset], steps_pe
         steps_per_epoch: batches per epoch.
         validation: scores the validation split at every epoch end, or None.
         hp: epochs and early-stopping settings.
-        tensorboard_dir: write TensorBoard logs (scalars per epoch) here, when given.
-        checkpoints: a :class:`~tf_finetune.training.checkpoint.Checkpoints` to resume from and save
-            to, or None.
+        tracking: the TensorBoard logs (scalars per epoch) and the
+            :class:`~tf_finetune.training.checkpoint.Checkpoints` to resume from and save to;
+            None for neither.
         class_weight: class index -> weight of its examples in the loss, or None.
         keep_best: a :class:`BestEpoch` that keeps the best epoch's weights (needs validation).
 
@@ -136,6 +149,8 @@ def fit(model: tf_keras.Model, batches: Callable[..., tf.data.Dataset], steps_pe
     Raises:
         TrainingInterrupted: a stop was requested (SIGTERM); the checkpoint is saved.
     """
+    tracking = tracking or Tracking()
+    tensorboard_dir, checkpoints = tracking.tensorboard_dir, tracking.checkpoints
     # On a terminal, a bar through each epoch, cleared before the epoch's line.
     callbacks = [*bars(), EpochMetricsLogger(hp.epochs)]
     callbacks.append(DropoutSeeds(hp.random_seed, steps_per_epoch))

@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +28,9 @@ from tf_finetune.training import eval_metrics, fit_loop, head_search
 from tf_finetune.training.eval_metrics import extra_metrics
 from tf_finetune.training.feature_store import FeatureStore
 from tf_finetune.training.scoring import Scorer, classification_metrics, predict_in_order
+
+if TYPE_CHECKING:
+    from tf_finetune.training.classifier import Built
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +75,17 @@ def extract_features(extractor: tf_keras.Model, batches: tf.data.Dataset, count:
     return features
 
 
-def _features(extractor: tf_keras.Model, batches: tf.data.Dataset, examples, strategy, workdir: Path,
-              store: FeatureStore | None, task: str, description: str) -> tuple[np.ndarray, str]:
-    """One split's features, read from ``store`` when it has them; else computed once (and
-    kept in ``store``). Returns them and where they came from, in words."""
+def _features(compute: Callable[[], np.ndarray], examples, store: FeatureStore | None,
+              task: str) -> tuple[np.ndarray, str]:
+    """One split's features, read from ``store`` when it has them; else computed once by
+    ``compute`` (:func:`extract_features`) and kept in ``store``. Returns them and where they
+    came from, in words."""
     key = store.key(examples.inputs, task) if store is not None else None
     if store is not None and key is not None:
         stored = store.load(key, len(examples))
         if stored is not None:
             return stored, f"read from {store.directory}"
-    features = extract_features(extractor, batches, len(examples), strategy, workdir, description)
+    features = compute()
     if store is not None and key is not None and not isinstance(features, np.memmap):
         path = store.save(key, features)
         if path is not None:
@@ -142,28 +146,23 @@ class HeadFit:
     choices: list
 
 
-def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inputs: dict,
-             hp, global_batch: int, workdir: Path, task: str, given: Collection[str] = frozenset(),
-             loss_scaling: bool = False, tensorboard_dir: str | None = None,
-             checkpoints=None, store: FeatureStore | None = None) -> HeadFit:
-    """Train ``model``'s classification head on cached backbone features.
+def fit_head(built: Built, data, inputs: dict, hp, workdir: Path, task: str, *,
+             tracking: fit_loop.Tracking | None = None, store: FeatureStore | None = None) -> HeadFit:
+    """Train the classifier's head on cached backbone features.
 
-    The hyperparameters of :data:`~tf_finetune.training.head_search.CHOOSABLE` that are not in ``given``
+    The hyperparameters of :data:`~tf_finetune.training.head_search.CHOOSABLE` that are not in ``built.given``
     are chosen first (see :mod:`tf_finetune.training.head_search`), on the same features.
 
     Args:
-        model: the full classifier (its backbone frozen); its head layers are trained in place.
-        strategy: the distribution strategy the model was built under.
+        built: the full classifier (its backbone frozen; its head layers are trained in place),
+            its layout (the strategy it was built under, the global batch), its loss scaling
+            (the head's is the same) and the hyperparameters the user gave (never chosen).
         data: the :class:`~tf_finetune.data.DataSplit`.
         inputs: ``train`` and (optional) ``validation`` inputs from ``inference_batches``.
         hp: hyperparameters.
-        global_batch: batch size across replicas.
         workdir: where file-backed features may go.
         task: ``image`` or ``text`` (they shuffle differently: see ``shuffle_for_epochs``).
-        given: the hyperparameters the user gave (never chosen).
-        loss_scaling: dynamic loss scaling, as the full model has under mixed precision.
-        tensorboard_dir: TensorBoard logs, when given.
-        checkpoints: resume from and save to these checkpoints (of the head), or None.
+        tracking: TensorBoard logs and checkpoints (of the head) to resume from and save to, or None.
         store: read the features from, and keep them in, this store (None: compute them).
 
     Returns:
@@ -171,20 +170,19 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
     """
     from tf_finetune.training import classifier
 
-    train_features, val_features = _all_features(model, strategy, data, inputs, workdir, store, task)
+    model, strategy, global_batch = built.model, built.layout.strategy, built.layout.global_batch
+    train_features, val_features = _all_features(built, data, inputs, workdir, store, task)
     num_classes = data.label_map.num_classes
     steps = steps_per_epoch(len(data.train), global_batch)
-    search = _Search(train_features, data.train.labels, val_features,
-                     data.validation.labels if val_features is not None else None,
-                     num_classes, hp, global_batch, task, loss_scaling)
+    search = _Search(data, train_features, val_features, hp, built, task)
     hp, chosen = head_search.choose_head(search.run, data.train.labels, val_features is not None, hp,
-                                     head_search.unset(hp, set(given)), steps)
+                                     head_search.unset(hp, set(built.given)), steps)
     classifier.set_head_l2(model, hp.regularizers_l2)
     with strategy.scope():
         features_in = tf_keras.Input([train_features.shape[1]], dtype=tf.float32, name="features")
         head_out = classifier.apply_layers(classifier.head_of(model), features_in)
         head = tf_keras.Model(features_in, head_out, name="head")
-        classifier.compile_classifier(head, hp, steps * hp.epochs, loss_scaling)
+        classifier.compile_classifier(head, hp, steps * hp.epochs, built.loss_scaling)
     train_batches = functools.partial(_training_batches, train_features, data.train.labels, num_classes,
                                       global_batch, hp.random_seed, task)
     scorer = None
@@ -193,14 +191,15 @@ def fit_head(model: tf_keras.Model, strategy: tf.distribute.Strategy, data, inpu
                                 data.validation.labels, strategy, hp.label_smoothing, extra_metrics(hp),
                                 val_features)
     class_weight = class_weight_map(hp.class_weights, data.train.labels, num_classes)
-    history = fit_loop.fit(head, train_batches, steps, scorer, hp, tensorboard_dir, checkpoints, class_weight)
+    history = fit_loop.fit(head, train_batches, steps, scorer, hp, tracking=tracking, class_weight=class_weight)
     return HeadFit(history, scorer, hp, chosen)
 
 
-def _all_features(model, strategy, data, inputs: dict, workdir: Path, store: FeatureStore | None,
+def _all_features(built: Built, data, inputs: dict, workdir: Path, store: FeatureStore | None,
                   task: str) -> tuple[np.ndarray, np.ndarray | None]:
     """The backbone's features of the training and (when given) validation examples."""
     started = time.perf_counter()
+    model, strategy = built.model, built.layout.strategy
     with strategy.scope():  # so that predict spreads the batches over the replicas
         extractor = tf_keras.Model(model.inputs, model.get_layer("backbone").output,
                                    name="feature_extractor")
@@ -208,8 +207,9 @@ def _all_features(model, strategy, data, inputs: dict, workdir: Path, store: Fea
     features, sources = {}, {}
     for name, examples in splits.items():
         if examples is not None:
-            features[name], sources[name] = _features(extractor, inputs[name], examples, strategy, workdir,
-                                                      store, task, f"features ({name})")
+            compute = functools.partial(extract_features, extractor, inputs[name], len(examples), strategy,
+                                        workdir, f"features ({name})")
+            features[name], sources[name] = _features(compute, examples, store, task)
     log.info("features: %s (%d x %d, %.1fs); training the head on them",
              ", ".join(f"{name} {source}" for name, source in sources.items()),
              sum(len(f) for f in features.values()), features["train"].shape[1], time.perf_counter() - started)
@@ -241,13 +241,15 @@ class _Search:
     the final head, on the same batches, on one device (a head is small), scored on the
     validation features after every epoch and stopped early."""
 
-    def __init__(self, features, labels, val_features, val_labels, num_classes: int, hp,
-                 global_batch: int, task: str, loss_scaling: bool):
-        self.features, self.labels = features, np.asarray(labels)
+    def __init__(self, data, features, val_features, hp, built: Built, task: str):
+        """Candidates on ``features`` (and ``val_features``, None without validation) of ``data``'s
+        splits, with ``built``'s global batch and loss scaling."""
+        self.features, self.labels = features, np.asarray(data.train.labels)
         self.val_features = val_features
-        self.val_labels = None if val_labels is None else np.asarray(val_labels)
-        self.num_classes, self.hp, self.global_batch, self.task = num_classes, hp, global_batch, task
-        self.loss_scaling = loss_scaling  # mixed precision rewrites these graphs too
+        self.val_labels = None if val_features is None else np.asarray(data.validation.labels)
+        self.num_classes, self.hp, self.task = data.label_map.num_classes, hp, task
+        self.global_batch = built.layout.global_batch
+        self.loss_scaling = built.loss_scaling  # mixed precision rewrites these graphs too
 
     def run(self, l2: float, epochs: int, train_rows=None, holdout_rows=None) -> list[float]:
         """The validation ``eval_metric`` after each epoch of a head with L2 factor ``l2``

@@ -13,14 +13,14 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tf_finetune import hyperparameters, model_folder, storage
 from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.loading import check_requirements, local_preprocessor, local_saved_model
-from tf_finetune.data import DATA_FORMS, DataSplit, Examples, load_data, load_examples
+from tf_finetune.data import DATA_FORMS, DataSplit, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import ModelSpec
 from tf_finetune.training import checkpoint, head_search, job_outputs
@@ -32,8 +32,15 @@ from tf_finetune.training.job_plan import (
     check_sources,
     looks_like_text,
     plan,
+    plan_local,
     require_backbone,
 )
+
+if TYPE_CHECKING:  # TensorFlow's modules: imported when the job needs them
+    from tf_finetune.data.pipeline import Decoding
+    from tf_finetune.training.classifier import Backbone, Built
+    from tf_finetune.training.distribute import Layout
+    from tf_finetune.training.fit_loop import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +70,12 @@ def run(config: JobConfig) -> JobResult:
     with contextlib.ExitStack() as job_scope:
         job_scope.callback(checkpoint.clear_stop_request)  # a stop request is for this job only
         require_backbone(config)  # these before any download or training
-        hyperparameters.normalize(config.hyperparameters)
+        user = hyperparameters.normalize(config.hyperparameters)  # checked once: the plan takes them
         _check_locations(config)
         if config.output and not config.multi_worker:  # a cluster's workers share the output by design
             job_scope.enter_context(storage.output_lock(config.cache_dir, config.output))
         workdir = Path(job_scope.enter_context(tempfile.TemporaryDirectory(prefix="tf_finetune.")))
-        # Data first: a bare handle's task is read from the data, so plan needs it local.
-        job = plan(_localize_data(config, workdir))
+        job = plan_local(config, workdir, user)  # with the data local: a bare handle's task is the data's
         log.info("the data is read as %s because %s", DATA_FORMS[job.spec.task], job.task_reason)
         job = dataclasses.replace(job, spec=_localize_backbone(job.spec, workdir))
         return _run_local(job, started, workdir, job_scope)
@@ -84,13 +90,6 @@ def _check_locations(config: JobConfig) -> None:
     check_sources(config)
 
 
-def _localize_data(config: JobConfig, workdir: Path) -> JobConfig:
-    """The job with its ``s3://`` data, validation and test channels downloaded into ``workdir``."""
-    return dataclasses.replace(config, data=storage.localize_channel(config.data, workdir / "training"),
-                               validation_data=storage.localize_channel(config.validation_data, workdir / "validation"),
-                               test_data=storage.localize_channel(config.test_data, workdir / "test"))
-
-
 def _localize_backbone(spec: ModelSpec, workdir: Path) -> ModelSpec:
     """The backbone with an ``s3://`` handle downloaded into ``workdir``."""
     if not storage.is_s3(spec.handle):
@@ -99,48 +98,8 @@ def _localize_backbone(spec: ModelSpec, workdir: Path) -> ModelSpec:
     return dataclasses.replace(spec, handle=storage.localize_channel(spec.handle, workdir / f"model-{key}"))
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    """The job's data, read and checked once."""
-
-    data: DataSplit
-    test: Examples | None
-    report: Any  # data_check.DataReport
-    class_weight: dict[int, float] | None
-
-
-@dataclass(frozen=True)
-class _Backbone:
-    """The backbone as a local SavedModel, with its text preprocessor when it has one."""
-
-    spec: ModelSpec
-    path: str
-    continuing: bool  # the backbone is a previous fine-tuned model: incremental training
-    preprocessor_path: str | None = None
-    preprocessor: Any = None
-    text_lengths: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How the global batch is split: replicas, workers, and steps an epoch."""
-
-    strategy: Any
-    replicas: int
-    workers: int
-    batch_size: int  # per replica, as used (data.batching.fit_batch)
-    global_batch: int
-    steps: int
-
-
-@dataclass(frozen=True)
-class _Built:
-    """The compiled classifier and what was decided building it."""
-
-    model: Any
-    image_size: int | None
-    loss_scaling: bool
-    given: frozenset[str]  # hyperparameters the tool may not choose
+# The job's records: job_outputs.Inputs (the data), classifier.Backbone, distribute.Layout (the
+# batch), classifier.Built (the compiled classifier), job_outputs.Fitted (what training produced).
 
 
 @dataclass(frozen=True)
@@ -149,20 +108,9 @@ class _Streams:
     validation batches."""
 
     task: str
-    decoding: dict[str, Any]
+    decoding: Decoding
     decoded: dict[str, str]
     validation: Any
-
-
-@dataclass(frozen=True)
-class _Fitted:
-    """What training produced."""
-
-    history: dict[str, list[float]]
-    val_scorer: Any
-    hyperparameters: hyperparameters.Hyperparameters  # with the tool's choices applied
-    choices: list
-    seconds: float
 
 
 def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextlib.ExitStack) -> JobResult:
@@ -184,27 +132,25 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
     checkpoints = _open_checkpoints(job.config, backbone.spec, job.hyperparameters, inputs.data,
                                     layout.global_batch)
     built = _build_model(job, backbone, inputs.data, layout, job_scope)
-    model, image_size = built.model, built.image_size
-    fitted = _fit(job, backbone, inputs, layout, built, checkpoints, workdir, job_scope)
-    final, val_probabilities = _final_metrics(fitted, inputs.test, model, layout, backbone.spec.task,
-                                              image_size)
-    metrics = job_outputs.metrics_record(
-        job.config, backbone.spec, fitted.hyperparameters, inputs.data, final, fitted.history,
-        layout.replicas, layout.global_batch, image_size, fitted.seconds, time.perf_counter() - started)
-    metrics["backbone"].update(backbone.text_lengths)
-    metrics.update(workers=layout.workers, num_test_examples=len(inputs.test) if inputs.test is not None else 0,
-                   steps_per_epoch=layout.steps, choices=[choice.record() for choice in fitted.choices])
-    result = job_outputs.write_outputs(job.config, model, inputs.data, metrics, fitted.hyperparameters,
-                                       image_size, distribute.is_chief(strategy), workdir)
+    from tf_finetune.training.fit_loop import Tracking
+
+    chief = distribute.is_chief(strategy)
+    tracking = Tracking(job_outputs.tensorboard_dir(job.config, job_scope) if chief else None, checkpoints)
+    fitted = _final_metrics(_fit(job, backbone, inputs, built, workdir, tracking), inputs.test, built,
+                            backbone.spec.task)
+    metrics = job_outputs.metrics_record(job.config, backbone, inputs, built, fitted,
+                                         time.perf_counter() - started)
+    result = job_outputs.write_outputs(job.config, built, inputs.data, metrics, fitted.hyperparameters, workdir,
+                                       chief=chief)
     if result.chief:
-        job_outputs.write_reports(job.config, inputs.data, val_probabilities, fitted.history, workdir,
+        job_outputs.write_reports(job.config, inputs.data, fitted.val_probabilities, fitted.history, workdir,
                                   inputs.report)
         if checkpoints is not None:
             checkpoints.clear()  # done: a rerun starts afresh
     return JobResult(result.archive, metrics, inputs.data.label_map, chief=result.chief)
 
 
-def _prepare_data(job: JobPlan) -> _Inputs:
+def _prepare_data(job: JobPlan) -> job_outputs.Inputs:
     """Read the training, validation and test data once; log the data report's summary."""
     from tf_finetune.reports import data_check
 
@@ -226,13 +172,14 @@ def _prepare_data(job: JobPlan) -> _Inputs:
     if class_weight:
         log.info("class weights: %s", ", ".join(f"{data.label_map.class_names[c]}={w:.3g}"
                                                 for c, w in class_weight.items()))
-    return _Inputs(data, test, report, class_weight)
+    return job_outputs.Inputs(data, test, report, class_weight)
 
 
-def _load_backbone(job: JobPlan, data: DataSplit) -> _Backbone:
+def _load_backbone(job: JobPlan, data: DataSplit) -> Backbone:
     """The backbone as a local SavedModel (downloaded, built, imported or cut as needed), with
     the ops it needs registered and its BERT-style preprocessor loaded."""
     from tf_finetune.backbones import keras_import
+    from tf_finetune.training.classifier import Backbone
 
     config, spec = job.config, job.spec
     check_requirements(spec)
@@ -245,14 +192,14 @@ def _load_backbone(job: JobPlan, data: DataSplit) -> _Backbone:
     register_ops_for(model_folder.saved_model_dir(path) if continuing else path, f"backbone {spec.id}")
     preprocessor_path = None if continuing else local_preprocessor(spec, path, cache)
     preprocessor, text_lengths = _text_preprocessor(spec, path, preprocessor_path, data)
-    return _Backbone(spec, path, continuing, preprocessor_path, preprocessor, text_lengths)
+    return Backbone(spec, path, continuing, preprocessor_path, preprocessor, text_lengths)
 
 
 # The TFLite file's size as a share of the float32 weights.
 _TFLITE_SHARE = {"none": 0.0, "float16": 0.5, "dynamic": 0.25, "int8": 0.25}
 
 
-def _check_free_space(job: JobPlan, backbone: _Backbone) -> None:
+def _check_free_space(job: JobPlan, backbone: Backbone) -> None:
     """Refuse to train when a destination cannot hold the model: a lower bound, the backbone's
     weights once per copy (the archive, the model folder, the checkpoint, the TFLite file)."""
     saved_model = model_folder.saved_model_dir(backbone.path) if backbone.continuing else Path(backbone.path)
@@ -264,7 +211,7 @@ def _check_free_space(job: JobPlan, backbone: _Backbone) -> None:
     storage.check_free_space([(folder, name, size) for folder, name, size in destinations if folder])
 
 
-def _layout(strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> _Layout:
+def _layout(strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> Layout:
     """The replicas, the batch (cut to the training data when ``batch_size`` is larger, with a
     warning) and the steps an epoch."""
     from tf_finetune.data.batching import fit_batch
@@ -273,8 +220,8 @@ def _layout(strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> _
     batches = fit_batch(hp.batch_size, strategy.num_replicas_in_sync, len(data.train))
     if batches.warning():
         log.warning("%s", batches.warning())
-    layout = _Layout(strategy, batches.replicas, distribute.worker_count(strategy), batches.batch_size,
-                     batches.global_batch, batches.steps)
+    layout = distribute.Layout(strategy, batches.replicas, distribute.worker_count(strategy), batches.batch_size,
+                               batches.global_batch, batches.steps)
     # Every step is one full global batch (see training_batches): steps x global_batch
     # examples an epoch, with the data reshuffled at every pass and nothing dropped.
     log.info("workers=%d replicas=%d batch_size=%d global_batch=%d steps_per_epoch=%d train=%d "
@@ -285,10 +232,10 @@ def _layout(strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> _
     return layout
 
 
-def _build_model(job: JobPlan, backbone: _Backbone, data: DataSplit, layout: _Layout,
-                 job_scope: contextlib.ExitStack) -> _Built:
-    """The compiled classifier and its image size; and the hyperparameters the tool may not
-    choose (the user's, and all of them when continuing from a previous model)."""
+def _build_model(job: JobPlan, backbone: Backbone, data: DataSplit, layout: Layout,
+                 job_scope: contextlib.ExitStack) -> Built:
+    """The compiled classifier under ``layout`` and its image size; and the hyperparameters the
+    tool may not choose (the user's, and all of them when continuing from a previous model)."""
     from tf_finetune.training import classifier
 
     hp, given = job.hyperparameters, set(job.given)
@@ -307,46 +254,44 @@ def _build_model(job: JobPlan, backbone: _Backbone, data: DataSplit, layout: _La
             model, image_size = classifier.build_classifier(
                 backbone.spec, backbone.path, backbone.preprocessor, data.label_map.num_classes, hp)
         classifier.compile_classifier(model, hp, layout.steps * hp.epochs, loss_scaling)
-    return _Built(model, image_size, loss_scaling, frozenset(given))
+    return classifier.Built(model, layout, image_size, loss_scaling, frozenset(given))
 
 
-def _fit(job: JobPlan, backbone: _Backbone, inputs: _Inputs, layout: _Layout, built: _Built,
-         checkpoints, workdir: Path, job_scope: contextlib.ExitStack) -> _Fitted:
+def _fit(job: JobPlan, backbone: Backbone, inputs: job_outputs.Inputs, built: Built, workdir: Path,
+         tracking: Tracking) -> job_outputs.Fitted:
     """Train: the head on cached features when the backbone is frozen and that is allowed,
     else the whole model through the backbone every epoch."""
-    from tf_finetune.data.pipeline import inference_batches
-    from tf_finetune.training import distribute, head_only
+    from tf_finetune.data.pipeline import Decoding, inference_batches
+    from tf_finetune.training import head_only
 
     config, hp, task, data = job.config, job.hyperparameters, backbone.spec.task, inputs.data
-    model, image_size = built.model, built.image_size
+    layout, image_size = built.layout, built.image_size
     cache, why_not = head_only.can_cache(hp, task, config.multi_worker)
     if cache and not config.feature_cache:
         cache, why_not = False, "the feature cache is turned off"
-    decoding = dict(image_size=image_size, interpolation=hp.image_resize_interpolation)
+    decoding = Decoding(image_size, hp.image_resize_interpolation)
     decoded = _decoded_image_cache(task, data, image_size, workdir) if not cache else {}
-    val_inputs = inference_batches(data.validation.inputs, task, layout.global_batch,
-                                   cache_file=decoded.get("validation"),
-                                   **decoding) if data.validation else None
+    val_inputs = inference_batches(data.validation.inputs, task, layout.global_batch, decoding=decoding,
+                                   cache_file=decoded.get("validation")) if data.validation else None
     streams = _Streams(task, decoding, decoded, val_inputs)
-    tensorboard_dir = job_outputs.tensorboard_dir(config, job_scope) if distribute.is_chief(layout.strategy) else None
     if cache:
         from tf_finetune.training.feature_store import FeatureStore
 
         started = time.perf_counter()
-        train_inputs = inference_batches(data.train.inputs, task, layout.global_batch, **decoding)
+        train_inputs = inference_batches(data.train.inputs, task, layout.global_batch, decoding=decoding)
         store = FeatureStore.open(config.cache_dir, backbone.path, backbone.preprocessor_path, task, image_size,
                                   hp.image_resize_interpolation, backbone.text_lengths.get("max_seq_length"))
-        head = head_only.fit_head(
-            model, layout.strategy, data, {"train": train_inputs, "validation": val_inputs}, hp,
-            layout.global_batch, workdir, task, built.given, built.loss_scaling, tensorboard_dir, checkpoints,
-            store)
-        return _Fitted(head.history, head.scorer, head.hyperparameters, head.choices,
-                       time.perf_counter() - started)
-    return _fit_through_backbone(job, inputs, layout, built, streams, why_not, tensorboard_dir, checkpoints)
+        head = head_only.fit_head(built, data, {"train": train_inputs, "validation": val_inputs}, hp, workdir,
+                                  task, tracking=tracking, store=store)
+        return job_outputs.Fitted(head.history, head.scorer, head.hyperparameters, head.choices,
+                                  time.perf_counter() - started)
+    return _fit_through_backbone(job, inputs, built, streams, why_not, tracking)
 
 
-def _fit_through_backbone(job: JobPlan, inputs: _Inputs, layout: _Layout, built: _Built, streams: _Streams,
-                          why_not: str, tensorboard_dir: str | None, checkpoints) -> _Fitted:
+def _fit_through_backbone(job: JobPlan, inputs: job_outputs.Inputs, built: Built, streams: _Streams,
+                          why_not: str, tracking: Tracking) -> job_outputs.Fitted:
+    """Train the whole model (the backbone every epoch), on ``streams``; ``why_not`` says why
+    not on cached features when only the head trains."""
     from tf_finetune.data.pipeline import make_augmenter, training_batches
     from tf_finetune.training import fit_loop
     from tf_finetune.training.eval_metrics import extra_metrics
@@ -354,6 +299,7 @@ def _fit_through_backbone(job: JobPlan, inputs: _Inputs, layout: _Layout, built:
 
     started = time.perf_counter()
     hp, data, task, given, model = job.hyperparameters, inputs.data, streams.task, built.given, built.model
+    layout = built.layout
     unset = [name for name in head_search.unset(hp, given) if name != "epochs"]
     if hp.train_only_top_layer:
         log.info("head-only training through the backbone every epoch: %s", why_not)
@@ -370,32 +316,32 @@ def _fit_through_backbone(job: JobPlan, inputs: _Inputs, layout: _Layout, built:
                                       layout.global_batch, shuffle_seed=hp.random_seed, augmenter=augmenter,
                                       cache_file=streams.decoded.get("train"),
                                       deterministic="random_seed" in given,
-                                      **streams.decoding)  # fit_loop.fit picks the first step (a resume)
+                                      decoding=streams.decoding)  # fit_loop.fit picks the first step (a resume)
     val_scorer = Scorer(model, streams.validation, data.validation.labels, layout.strategy, hp.label_smoothing,
                         extra_metrics(hp)) if streams.validation is not None and data.validation else None
     keep_best = None
     if "epochs" in head_search.unset(hp, given) and val_scorer is not None and not hp.early_stopping:
         keep_best = fit_loop.BestEpoch(hp.eval_metric)
-    history = fit_loop.fit(model, train_batches, layout.steps, val_scorer, hp, tensorboard_dir, checkpoints,
-                        inputs.class_weight, keep_best)
+    history = fit_loop.fit(model, train_batches, layout.steps, val_scorer, hp, tracking=tracking,
+                           class_weight=inputs.class_weight, keep_best=keep_best)
     chosen = []
     if keep_best is not None and keep_best.best_epoch is not None:
         choice = head_search.kept_epoch(keep_best.best_epoch, keep_best.scores, hp.eval_metric)
         log.info("%s", choice.describe())
         chosen.append(choice)
         hp = hyperparameters.resolve(hp, {"epochs": choice.value})
-    return _Fitted(history, val_scorer, hp, chosen, time.perf_counter() - started)
+    return job_outputs.Fitted(history, val_scorer, hp, chosen, time.perf_counter() - started)
 
 
-def _final_metrics(fitted: _Fitted, test, model, layout: _Layout, task: str, image_size):
-    """The final training, validation and test metrics, and the validation probabilities they
-    came from (one prediction: the metrics and the reports count the same)."""
-    from tf_finetune.data.pipeline import inference_batches
+def _final_metrics(fitted: job_outputs.Fitted, test, built: Built, task: str) -> job_outputs.Fitted:
+    """``fitted`` with the final training, validation and test metrics, and the validation
+    probabilities they came from (one prediction: the metrics and the reports count the same)."""
+    from tf_finetune.data.pipeline import Decoding, inference_batches
     from tf_finetune.training import classifier, fit_loop
     from tf_finetune.training.eval_metrics import extra_metrics
     from tf_finetune.training.scoring import Scorer
 
-    hp = fitted.hyperparameters
+    hp, model, layout = fitted.hyperparameters, built.model, built.layout
     final = {"train_" + k: float(v[-1]) for k, v in fitted.history.items() if not k.startswith("val_")}
     val_probabilities = None
     if fitted.val_scorer is not None:
@@ -404,15 +350,15 @@ def _final_metrics(fitted: _Fitted, test, model, layout: _Layout, task: str, ima
         final.update(val_final)
         log.info("final %s", fit_loop.format_metrics(val_final))
     if test is not None:
-        batches = inference_batches(test.inputs, task, layout.global_batch, image_size=image_size,
-                                    interpolation=hp.image_resize_interpolation)
+        batches = inference_batches(test.inputs, task, layout.global_batch,
+                                    decoding=Decoding(built.image_size, hp.image_resize_interpolation))
         test_scorer = Scorer(model, batches, test.labels, layout.strategy, hp.label_smoothing,
                              extra_metrics(hp))
         final.update({"test_" + k: v for k, v in test_scorer.metrics().items()})
         log.info("%s test_examples=%d", fit_loop.format_metrics(
             {k: v for k, v in final.items() if k.startswith("test_")}), len(test))
     log.info("weights_digest=%s", classifier.weights_digest(model))
-    return final, val_probabilities
+    return dataclasses.replace(fitted, final=final, val_probabilities=val_probabilities)
 
 
 def _text_preprocessor(spec: ModelSpec, backbone_path: str, preprocessor_path: str | None,

@@ -8,13 +8,22 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tf_finetune import model_folder, storage
-from tf_finetune.data import DataSplit
+from tf_finetune.data import DataSplit, Examples
 from tf_finetune.errors import writing
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tf_finetune.hyperparameters import Hyperparameters
+    from tf_finetune.reports.data_check import DataReport
+    from tf_finetune.training.classifier import Backbone, Built
+    from tf_finetune.training.head_search import Choice
+    from tf_finetune.training.scoring import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +36,46 @@ def output_folder(output: str) -> str:
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """A job's data, read and checked once.
+
+    Attributes:
+        data: the training and validation splits.
+        test: the test split, or None.
+        report: what the data report found (logged at the start, written with the reports).
+        class_weight: class index -> weight of its examples in the loss, or None.
+    """
+
+    data: DataSplit
+    test: Examples | None
+    report: DataReport
+    class_weight: dict[int, float] | None
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What training produced, and how the trained model scores at the end.
+
+    Attributes:
+        history: metric name -> one value per epoch run.
+        val_scorer: scores the trained model on the validation split (None without one).
+        hyperparameters: the hyperparameters that ran, with the tool's choices applied.
+        choices: what the tool chose (:class:`~tf_finetune.training.head_search.Choice`), in order.
+        seconds: how long training took.
+        final: the final ``train_``, ``val_`` and ``test_`` metrics (filled after training).
+        val_probabilities: the validation predictions the final metrics and the reports come from.
+    """
+
+    history: dict[str, list[float]]
+    val_scorer: Scorer | None
+    hyperparameters: Hyperparameters
+    choices: list[Choice]
+    seconds: float
+    final: dict[str, float] = field(default_factory=dict)
+    val_probabilities: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class Written:
     """Where the model went (None when only the model folder was asked for, or on a worker that
     is not the chief), and whether this process is the chief."""
@@ -35,16 +84,30 @@ class Written:
     chief: bool
 
 
-def write_outputs(config, model, data: DataSplit, metrics: dict[str, Any], hp, image_size: int | None,
-                  chief: bool, workdir: Path) -> Written:
+def write_outputs(config, built: Built, data: DataSplit, metrics: dict[str, Any], hp, workdir: Path, *,
+                  chief: bool = True) -> Written:
     """Write the model: the model folder (``config.model_dir``), the TFLite files (the ``tflite``
     hyperparameter) and ``<output>/output/model.tar.gz``.
 
     Saving runs collective ops, so every worker of a cluster saves; only the chief keeps the result.
+
+    Args:
+        config: the job (a :class:`~tf_finetune.training.job_plan.JobConfig`): where the model goes.
+        built: the trained classifier and its image size.
+        data: the data it was trained on (its task and label map; the TFLite file's samples).
+        metrics: ``metrics.json``'s record (:func:`metrics_record`).
+        hp: the hyperparameters that ran.
+        workdir: the job's working folder.
+        chief: whether this process is the chief (:func:`~tf_finetune.training.distribute.is_chief`:
+            a process training alone is).
+
+    Returns:
+        Where the model went, and whether this process is the chief.
     """
     from tf_finetune.serving import export, signatures
 
-    served = signatures.make_signatures(model, data.task, data.label_map.class_names, image_size,
+    model = built.model
+    served = signatures.make_signatures(model, data.task, data.label_map.class_names, built.image_size,
                                         hp.image_resize_interpolation)
     if not chief:
         export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model", served)
@@ -101,24 +164,40 @@ def tensorboard_dir(config, job_scope: contextlib.ExitStack) -> str | None:
     return str(folder)
 
 
-def metrics_record(config, spec, hp, data: DataSplit, final: dict,
-                   history: dict, replicas: int, global_batch: int, image_size: int | None,
-                   train_seconds: float, total_seconds: float) -> dict[str, Any]:
-    """What ``metrics.json`` records of a run (the doors and the benchmarks read it)."""
+def metrics_record(config, backbone: Backbone, inputs: Inputs, built: Built, fitted: Fitted,
+                   total_seconds: float) -> dict[str, Any]:
+    """What ``metrics.json`` records of a run (the doors and the benchmarks read it), whole.
+
+    Args:
+        config: the job (a :class:`~tf_finetune.training.job_plan.JobConfig`): the model id asked for.
+        backbone: the backbone as used, with its text lengths.
+        inputs: the data: examples counted per split.
+        built: the classifier's image size, and its layout (replicas, workers, batch, steps).
+        fitted: what training produced and the final metrics.
+        total_seconds: how long the job has taken.
+
+    Returns:
+        The record, as plain JSON values.
+    """
+    data, layout, spec, history = inputs.data, built.layout, backbone.spec, fitted.history
     return {
         "backbone": {"id": config.model_id, "handle": spec.handle, "task": spec.task,
-                     "image_size": image_size, "preprocessor": spec.preprocessor},
-        "final": final,
+                     "image_size": built.image_size, "preprocessor": spec.preprocessor, **backbone.text_lengths},
+        "final": fitted.final,
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "epochs_run": len(next(iter(history.values()), [])),
-        "replicas": replicas,
-        "global_batch_size": global_batch,
+        "replicas": layout.replicas,
+        "global_batch_size": layout.global_batch,
         "num_train_examples": len(data.train),
         "num_validation_examples": len(data.validation) if data.validation else 0,
         "num_classes": data.label_map.num_classes,
-        "hyperparameters": dict(hp),
-        "train_seconds": round(train_seconds, 2),
+        "hyperparameters": dict(fitted.hyperparameters),
+        "train_seconds": round(fitted.seconds, 2),
         "total_seconds": round(total_seconds, 2),
+        "workers": layout.workers,
+        "num_test_examples": len(inputs.test) if inputs.test is not None else 0,
+        "steps_per_epoch": layout.steps,
+        "choices": [choice.record() for choice in fitted.choices],
     }
 
 
