@@ -8,7 +8,12 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
 
 
 def configure(environ: MutableMapping[str, str] | None = None, tf_cpp_level: str = "3",
@@ -39,11 +44,11 @@ class _ShownLines(logging.StreamHandler):
         self.setFormatter(logging.Formatter("%(message)s"))
 
     @property
-    def stream(self):
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -83,7 +88,8 @@ def hide_tensorflow_start_up() -> None:
 
 
 class _QuietTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+                  ) -> ModuleSpec | None:
         if name != "tensorflow":
             return None
         sys.meta_path.remove(self)  # once; the real finders locate the package
@@ -91,15 +97,16 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
         if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
             run = spec.loader.exec_module
 
-            def quietly(module):
+            def quietly(module: ModuleType) -> None:
                 with _stderr_to_scratch():
                     run(module)
-            spec.loader.exec_module = quietly
+            # This one loader object's method is replaced on purpose (the class's stays as it is).
+            spec.loader.exec_module = quietly  # type: ignore[method-assign]
         return spec
 
 
 @contextlib.contextmanager
-def _stderr_to_scratch():
+def _stderr_to_scratch() -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:

@@ -56,7 +56,7 @@ class ProgressBar(tf_keras.callbacks.Callback):
 
     _supports_tf_logs = True  # it reads no logs: Keras need not copy them to NumPy every step
 
-    def __init__(self, description: str = "predicting"):
+    def __init__(self, description: str = "predicting") -> None:
         super().__init__()
         self.description = description
         self._bar: tqdm | None = None
@@ -75,23 +75,23 @@ class ProgressBar(tf_keras.callbacks.Callback):
             self._bar.close()
             self._bar = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._open(f"epoch {epoch + 1}/{self.params.get('epochs')}")
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._advance()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._close()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._close()  # an epoch cut short (a stop request) leaves no bar behind
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._open(self.description)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._advance()
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
         self._close()

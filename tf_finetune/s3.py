@@ -14,8 +14,13 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tf_finetune.errors import StorageError
+
+if TYPE_CHECKING:  # boto3 and tqdm only when something is transferred
+    from botocore.client import BaseClient
+    from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ class S3Uri:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def client():
+def client() -> BaseClient:
     """A boto3 S3 client from the standard credential/region/endpoint chain, with retries.
 
     Retries default to ``standard`` mode with :data:`MAX_ATTEMPTS` retries; the user's
@@ -64,7 +69,7 @@ def client():
     from botocore.config import Config
 
     core = botocore.session.get_session()
-    retries = {}
+    retries: dict[str, int | str] = {}
     if core.get_config_variable("max_attempts") is None:
         retries["max_attempts"] = MAX_ATTEMPTS
     if not (os.environ.get("AWS_RETRY_MODE") or core.get_scoped_config().get("retry_mode")):
@@ -135,7 +140,7 @@ def upload_file(path: Path, uri: str) -> str:
     return uri
 
 
-def list_keys(s3, location: S3Uri) -> list[str]:
+def list_keys(s3: BaseClient, location: S3Uri) -> list[str]:
     """The object keys at ``location``: the object itself when one is named exactly, else
     every object under it as a folder (``data`` does not match ``data-old/...``), sorted.
 
@@ -195,7 +200,7 @@ def _safe_destination(target: Path, relative: str, uri: str) -> Path:
     return destination
 
 
-def _download_one(s3, bucket: str, key: str, destination: Path) -> None:
+def _download_one(s3: BaseClient, bucket: str, key: str, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix="." + destination.name + ".", dir=destination.parent)
     os.close(handle)
@@ -253,7 +258,7 @@ def _botocore_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _progress(total: int, description: str):
+def _progress(total: int, description: str) -> tqdm:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=description, unit="file", leave=False,

@@ -12,8 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from tf_finetune.errors import BackboneError
+
+if TYPE_CHECKING:  # TensorFlow only when a preprocessor is loaded
+    import tensorflow as tf
+    from tensorflow_hub import KerasLayer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,7 @@ class Preprocessor:
         name: what to call it in messages (the backbone's name).
     """
 
-    def __init__(self, path: str, name: str):
+    def __init__(self, path: str, name: str) -> None:
         import tensorflow as tf
 
         from tf_finetune.backbones.custom_ops import register_ops_for
@@ -87,7 +92,7 @@ class Preprocessor:
                 "max_seq_length unset")
         return requested
 
-    def keras_layers(self, requested: int | None):
+    def keras_layers(self, requested: int | None) -> KerasLayer:
         """A function applying the preprocessor to a Keras string input.
 
         With ``requested`` unset the root call runs (its own length); otherwise tokenize,
@@ -118,17 +123,17 @@ class Preprocessor:
         return LongTexts(count, len(texts), longest, seq_length)
 
 
-def _packing_module(module, seq_length: int):
+def _packing_module(module: Any, seq_length: int) -> tf.Module:
     """A tf.Module whose ``__call__`` tokenizes strings and packs them to ``seq_length``."""
     import tensorflow as tf
 
     class BertPacking(tf.Module):
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__(name="bert_packing")
             self.preprocessor = module  # tracked: its vocabulary table is saved with the model
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def __call__(self, texts):
+        def __call__(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
             return self.preprocessor.bert_pack_inputs([self.preprocessor.tokenize(texts)],
                                                       seq_length=seq_length)
 

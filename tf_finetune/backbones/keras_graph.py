@@ -4,9 +4,15 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tf_finetune.errors import BackboneError
+
+if TYPE_CHECKING:
+    import tf_keras
+    from tf_keras.src.engine.keras_tensor import KerasTensor
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +25,7 @@ class NoClassificationHead(BackboneError):
     """The Keras model does not end in a Dense classification head (and no layer was named)."""
 
 
-def load_keras_model(source: Path):
+def load_keras_model(source: Path) -> tf_keras.Model:
     """``tf_keras.models.load_model(source, compile=False)`` with one clear error.
 
     Raises:
@@ -64,7 +70,7 @@ def _written_by_keras3(source: Path) -> bool:
     return False
 
 
-def image_input_shape(model, source: Path) -> tuple[int | None, int | None]:
+def image_input_shape(model: tf_keras.Model, source: Path) -> tuple[int | None, int | None]:
     """The (height, width) the model's one image input declares (None where it takes any).
 
     Raises:
@@ -86,7 +92,7 @@ def image_input_shape(model, source: Path) -> tuple[int | None, int | None]:
     return shape[1], shape[2]
 
 
-def _single(tensors, where: str, source: Path):
+def _single(tensors: KerasTensor | Sequence[KerasTensor], where: str, source: Path) -> KerasTensor:
     items = tensors if isinstance(tensors, (list, tuple)) else [tensors]
     if len(items) != 1:
         raise BackboneError(f"{source}: {where} has {len(items)} inputs or outputs; cannot find "
@@ -94,13 +100,13 @@ def _single(tensors, where: str, source: Path):
     return items[0]
 
 
-def _check_graph(model, source: Path) -> None:
+def _check_graph(model: tf_keras.Model, source: Path) -> None:
     if not getattr(model, "_is_graph_network", False):
         raise BackboneError(f"{source}: {model.name} is a subclassed Keras model, whose layers "
                             "cannot be cut; save a Functional or Sequential model")
 
 
-def default_feature_layer(model, source: Path):
+def default_feature_layer(model: tf_keras.Model, source: Path) -> tf_keras.layers.Layer:
     """The layer whose output feeds the classification head.
 
     Walks back from the output over the head (the final Dense and the Dense, Dropout and
@@ -148,7 +154,7 @@ def default_feature_layer(model, source: Path):
             return layer
 
 
-def all_layers(model) -> list:
+def all_layers(model: tf_keras.Model) -> list[tf_keras.layers.Layer]:
     """Every layer of ``model``, nested models' layers included (outer first)."""
     import tf_keras
 
@@ -161,7 +167,7 @@ def all_layers(model) -> list:
     return found
 
 
-def find_layer(model, name: str, source: Path):
+def find_layer(model: tf_keras.Model, name: str, source: Path) -> tf_keras.layers.Layer:
     """The layer called ``name``, nested models included.
 
     Raises:
@@ -177,14 +183,14 @@ def find_layer(model, name: str, source: Path):
                         f"output: {', '.join(vectors[-12:]) or 'none'}")
 
 
-def _rank(layer) -> int | None:
+def _rank(layer: tf_keras.layers.Layer) -> int | None:
     try:
         return len(layer.output_shape) if isinstance(layer.output_shape, tuple) else None
     except (AttributeError, RuntimeError):
         return None
 
 
-def _node_in(container, layer) -> int:
+def _node_in(container: tf_keras.Model, layer: tf_keras.layers.Layer) -> int:
     """Index of ``layer``'s call that belongs to ``container``'s graph."""
     for index in range(len(layer._inbound_nodes)):
         if f"{layer.name}_ib-{index}" in container._network_nodes:
@@ -192,11 +198,11 @@ def _node_in(container, layer) -> int:
     raise BackboneError(f"layer {layer.name} is not connected in model {container.name}")
 
 
-def _contains(model, target) -> bool:
+def _contains(model: tf_keras.Model, target: tf_keras.layers.Layer) -> bool:
     return any(layer is target for layer in all_layers(model))
 
 
-def _output_tensor(container, target):
+def _output_tensor(container: tf_keras.Model, target: tf_keras.layers.Layer) -> KerasTensor:
     """The output of ``target`` (a layer somewhere inside ``container``) in ``container``'s graph."""
     import tf_keras
 
@@ -210,7 +216,7 @@ def _output_tensor(container, target):
     raise BackboneError(f"layer {target.name} is not in model {container.name}")
 
 
-def cut_at(model, layer, source: Path):
+def cut_at(model: tf_keras.Model, layer: tf_keras.layers.Layer, source: Path) -> tf_keras.Model:
     """``model`` from its input to ``layer``'s output, as a new model sharing its weights.
 
     Raises:

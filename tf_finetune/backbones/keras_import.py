@@ -24,6 +24,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tf_finetune import model_folder
 from tf_finetune.backbones.keras_graph import (
@@ -37,6 +38,9 @@ from tf_finetune.backbones.keras_graph import (
 from tf_finetune.backbones.keras_module import make_module, save_module
 from tf_finetune.backbones.keras_pixels import choose_pixel_range, range_text
 from tf_finetune.errors import BackboneError
+
+if TYPE_CHECKING:
+    from tf_finetune.registry import ModelSpec
 
 __all__ = ["KerasOptions", "BackboneInfo", "NoClassificationHead", "is_keras_model", "keras_file_in", "import_if_keras",
            "ensure_imported", "import_backbone", "with_declared_size", "read_info", "content_sha256"]
@@ -224,7 +228,7 @@ def import_backbone(source: str | Path, target: str | Path, options: KerasOption
     return info
 
 
-def with_declared_size(spec, module_dir: str | Path):
+def with_declared_size(spec: ModelSpec, module_dir: str | Path) -> ModelSpec:
     """``spec`` with the image size an imported Keras backbone declares, when none was asked for.
 
     Args:

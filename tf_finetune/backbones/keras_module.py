@@ -4,15 +4,23 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tf_finetune import storage
 from tf_finetune.backbones.keras_graph import all_layers
 from tf_finetune.errors import BackboneError
 
+if TYPE_CHECKING:  # TensorFlow only when a module is made
+    import tensorflow as tf
+    import tf_keras
+    from tensorflow.types.experimental import PolymorphicFunction
+
 log = logging.getLogger(__name__)
 
-def make_module(network, pixel_range, declared: int | None, image_size: int | None, source: Path):
+def make_module(network: tf_keras.Model, pixel_range: tuple[float, float], declared: int | None, image_size: int | None,
+                source: Path) -> tuple[tf.train.Checkpoint, bool, int | None]:
     """The module object and the input size it takes (any size when the network allows)."""
     import tensorflow as tf
 
@@ -40,7 +48,8 @@ def make_module(network, pixel_range, declared: int | None, image_size: int | No
         return module, False, size
 
 
-def save_module(module, target: Path, any_size: bool, size: int | None, extra_files: dict[str, str]) -> None:
+def save_module(module: tf.train.Checkpoint, target: Path, any_size: bool, size: int | None,
+                extra_files: dict[str, str]) -> None:
     """Save ``module`` at ``target`` with ``extra_files`` (name -> text) beside it, atomically:
     written into a hidden folder next to ``target``, then renamed."""
     import tensorflow as tf
@@ -59,7 +68,7 @@ def save_module(module, target: Path, any_size: bool, size: int | None, extra_fi
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _regularizer_functions(network) -> list:
+def _regularizer_functions(network: tf_keras.Model) -> list[PolymorphicFunction]:
     import tensorflow as tf
 
     functions = []
@@ -72,7 +81,7 @@ def _regularizer_functions(network) -> list:
     return functions
 
 
-def _penalty(regularizer, weight):
+def _penalty(regularizer: tf_keras.regularizers.Regularizer, weight: tf.Variable) -> Callable[[], tf.Tensor]:
     # A closure, not a lambda with default arguments: SavedModel cannot encode those.
     return lambda: regularizer(weight)
 
@@ -84,13 +93,13 @@ _REGULARIZED = {"kernel": "kernel_regularizer", "bias": "bias_regularizer",
                 "beta": "beta_regularizer"}
 
 
-def _tracked_module_class():
+def _tracked_module_class() -> type[tf.train.Checkpoint]:
     import tensorflow as tf
 
     class HubImageModule(tf.train.Checkpoint):
         """Reusable SavedModel object: images in [0, 1] -> the cut network's features."""
 
-        def __init__(self, network, pixel_range):
+        def __init__(self, network: tf_keras.Model, pixel_range: tuple[float, float]) -> None:
             super().__init__()
             low, high = (float(v) for v in pixel_range)
             # A closure, not a tracked attribute: the SavedModel holds this object's own
@@ -102,7 +111,7 @@ def _tracked_module_class():
             self.regularization_losses = _regularizer_functions(network)
 
         @tf.function
-        def __call__(self, inputs, training=False):
+        def __call__(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
             # training=True runs BatchNorm in batch mode and updates its moving statistics;
             # hub.KerasLayer passes it only when the layer is trainable and the model trains.
             return self._features(inputs, training)
@@ -110,5 +119,5 @@ def _tracked_module_class():
     return HubImageModule
 
 
-def _HubImageModule(network, pixel_range):  # noqa: N802 (built lazily: no TensorFlow at import)
+def _HubImageModule(network: tf_keras.Model, pixel_range: tuple[float, float]) -> tf.train.Checkpoint:  # noqa: N802 (built lazily: no TensorFlow at import)
     return _tracked_module_class()(network, pixel_range)

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tf_finetune.backbones.keras_graph import all_layers
 from tf_finetune.errors import BackboneError
+
+if TYPE_CHECKING:
+    import tf_keras
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ def parse_pixel_range(text: str) -> tuple[float, float]:
     return low, high
 
 
-def choose_pixel_range(model, option: str | None, source: Path) -> tuple[tuple[float, float], str]:
+def choose_pixel_range(model: tf_keras.Model, option: str | None, source: Path) -> tuple[tuple[float, float], str]:
     """The pixel range to map [0, 1] images to, and where it came from: ``option`` (the user's,
     with a warning when the model suggests another), detected from the model, or assumed [0, 1]."""
     detected = _detect_pixel_range(model)
@@ -60,7 +65,7 @@ def choose_pixel_range(model, option: str | None, source: Path) -> tuple[tuple[f
     return DEFAULT_RANGE, "assumed"
 
 
-def _detect_pixel_range(model) -> tuple[tuple[float, float], str] | None:
+def _detect_pixel_range(model: tf_keras.Model) -> tuple[tuple[float, float], str] | None:
     """From a Rescaling layer at the input, or from a known Keras Application's layer names."""
     import numpy as np
 
@@ -82,13 +87,13 @@ def _detect_pixel_range(model) -> tuple[tuple[float, float], str] | None:
     return None
 
 
-def _leading_layers(model, limit: int = 8) -> list:
+def _leading_layers(model: tf_keras.Model, limit: int = 8) -> list[tf_keras.layers.Layer]:
     """The first layers the input flows through, nested models followed in (depth first)."""
     import tf_keras
 
-    found: list = []
+    found: list[tf_keras.layers.Layer] = []
 
-    def walk(container):
+    def walk(container: tf_keras.Model) -> None:
         for layer in container.layers:
             if len(found) >= limit:
                 return
@@ -101,7 +106,7 @@ def _leading_layers(model, limit: int = 8) -> list:
     return found
 
 
-def range_text(value) -> str:
+def range_text(value: Sequence[float]) -> str:
     """``[low, high]`` for messages."""
     low, high = value
     return f"[{low:g}, {high:g}]"

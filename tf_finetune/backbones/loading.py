@@ -10,12 +10,16 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tf_finetune import model_folder, storage
 from tf_finetune.backbones import keras_import
 from tf_finetune.backbones.builtin import ensure_builtin
 from tf_finetune.errors import BackboneError, install_extra
 from tf_finetune.registry import ModelSpec
+
+if TYPE_CHECKING:
+    from tensorflow_hub import KerasLayer
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +32,7 @@ BUNDLED_PREPROCESSOR = "preprocessor"
 EXTRAS = {"tensorflow-text": "bert"}
 
 
-def local_saved_model(handle: str, cache_dir: Path, keras=None) -> str:
+def local_saved_model(handle: str, cache_dir: Path, keras: keras_import.KerasOptions | None = None) -> str:
     """Turn ``handle`` into a local SavedModel folder.
 
     A Keras model file (``.h5``, ``.keras``, or a Keras SavedModel of a whole classifier, also
@@ -139,7 +143,7 @@ def check_requirements(spec: ModelSpec) -> None:
                                 f"not installed: {how}") from None
 
 
-def fixed_image_size(layer) -> int | None:
+def fixed_image_size(layer: KerasLayer) -> int | None:
     """The square input size a loaded image backbone insists on, or None if any size goes.
 
     Reads the input shapes of the module's traced call functions.

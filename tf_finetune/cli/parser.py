@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from tf_finetune import __version__, job_options
 from tf_finetune.hyperparameters import SCHEMA, Hyperparameters, Param, resolve
@@ -20,6 +20,11 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Print ``tf-finetune: error: MESSAGE`` and a pointer to this command's --help; exit 2."""
         self.exit(2, f"{PROG}: error: {message}\nTry '{self.prog} --help' for more information.\n")
+
+
+if TYPE_CHECKING:
+    # What ``add_subparsers`` returns: each command's parser is added to it.
+    _Commands = argparse._SubParsersAction[_Parser]
 
 
 def _positive_int(text: str) -> int:
@@ -113,12 +118,12 @@ def _add_training_job_flags(parser: argparse.ArgumentParser, *, output_required:
     _add_hyperparameter_flags(parser)
 
 
-def _add_train_command(commands) -> None:
+def _add_train_command(commands: _Commands) -> None:
     train = commands.add_parser("train", help="fine-tune a backbone and write model.tar.gz")
     _add_training_job_flags(train, output_required=True)
 
 
-def _add_launch_command(commands) -> None:
+def _add_launch_command(commands: _Commands) -> None:
     launch = commands.add_parser("launch", help="run the same job as a SageMaker training job")
     launch.add_argument("--name", required=True, help="the model name; the job name is it plus a "
                         "timestamp")
@@ -149,7 +154,7 @@ def _add_launch_command(commands) -> None:
     _add_hyperparameter_flags(launch)
 
 
-def _add_check_data_command(commands) -> None:
+def _add_check_data_command(commands: _Commands) -> None:
     check = commands.add_parser(
         "check-data", help="report on training data before training: counts, classes, unusable files, "
         "duplicates and leakage across splits",
@@ -160,19 +165,19 @@ def _add_check_data_command(commands) -> None:
     check.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def _add_list_models_command(commands) -> None:
+def _add_list_models_command(commands: _Commands) -> None:
     listing = commands.add_parser("list-models", help="list the registry's backbones")
     listing.add_argument("--task", choices=("image", "text"))
     listing.add_argument("--registry", default=None, metavar="YAML")
 
 
-def _add_describe_command(commands) -> None:
+def _add_describe_command(commands: _Commands) -> None:
     describe = commands.add_parser("describe", help="show one registry entry")
     describe.add_argument("model_id")
     describe.add_argument("--registry", default=None, metavar="YAML")
 
 
-def _add_fetch_model_command(commands) -> None:
+def _add_fetch_model_command(commands: _Commands) -> None:
     fetch = commands.add_parser("fetch-model", help="store a registry backbone as a .tar.gz for "
                                 "the SageMaker 'model' channel or --handle (network isolation)")
     fetch.add_argument("model_id")
@@ -182,7 +187,7 @@ def _add_fetch_model_command(commands) -> None:
     fetch.add_argument("--cache-dir", default=job_options.default_cache_dir(), metavar="DIR")
 
 
-def _add_predict_command(commands) -> None:
+def _add_predict_command(commands: _Commands) -> None:
     predict = commands.add_parser("predict", help="classify images or texts with a fine-tuned model")
     predict.add_argument("--model", required=True, metavar="PATH",
                          help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
@@ -192,7 +197,7 @@ def _add_predict_command(commands) -> None:
     predict.add_argument("--json", action="store_true", help="one JSON object per input")
 
 
-def _add_evaluate_command(commands) -> None:
+def _add_evaluate_command(commands: _Commands) -> None:
     evaluate = commands.add_parser("evaluate", help="accuracy, F1 and confusion matrix on labelled data")
     evaluate.add_argument("--model", required=True, metavar="PATH",
                           help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
@@ -203,7 +208,7 @@ def _add_evaluate_command(commands) -> None:
                                "misclassified examples (misclassified.png / .csv) go (default ./evaluation)")
 
 
-def _add_import_backbone_command(commands) -> None:
+def _add_import_backbone_command(commands: _Commands) -> None:
     imported = commands.add_parser(
         "import-backbone", help="cut a Keras classifier (.h5, .keras, Keras SavedModel) at its "
         "feature layer and save it as a TF-Hub image feature-vector SavedModel")
@@ -215,7 +220,7 @@ def _add_import_backbone_command(commands) -> None:
     _add_keras_flags(imported)
 
 
-def _add_export_tflite_command(commands) -> None:
+def _add_export_tflite_command(commands: _Commands) -> None:
     lite = commands.add_parser("export-tflite", help="convert a fine-tuned model to TensorFlow "
                                "Lite and check its accuracy against the SavedModel")
     lite.add_argument("--model", required=True, metavar="PATH_OR_TAR",
@@ -231,7 +236,7 @@ def _add_export_tflite_command(commands) -> None:
                       "tflite_report.json go (default: beside model.tar.gz, or in the model folder)")
 
 
-def _add_demo_command(commands) -> None:
+def _add_demo_command(commands: _Commands) -> None:
     demo = commands.add_parser("demo", help="fine-tune the built-in text backbone on the bundled "
                                "sample data and show predictions (offline)")
     _add_job_flags(demo)

@@ -166,7 +166,7 @@ def _text_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple
     return examples, label_map
 
 
-def _image_examples(path: str | Path, label_map: LabelMap | None = None, inspect=None,
+def _image_examples(path: str | Path, label_map: LabelMap | None = None, inspect: Callable[[str], dict] | None = None,
                     details: dict | None = None) -> tuple[Examples, LabelMap]:
     files = list_images(path, label_map.class_names if label_map else None, inspect=inspect)
     if details is not None and files.details:
@@ -177,7 +177,7 @@ def _image_examples(path: str | Path, label_map: LabelMap | None = None, inspect
     return examples, label_map or LabelMap(files.class_names)
 
 
-def _warn_absent_classes(path, examples: Examples, label_map: LabelMap | None) -> None:
+def _warn_absent_classes(path: str | Path, examples: Examples, label_map: LabelMap | None) -> None:
     """Held-out data (``label_map`` given) may lack classes: allowed, but said once."""
     if label_map is None:
         return

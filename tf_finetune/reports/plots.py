@@ -5,7 +5,11 @@ import functools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 MAX_ANNOTATED_CLASSES = 30  # beyond this, cell counts are unreadable
 TILE_PX, CAPTION_PX, TITLE_PX = 200, 56, 40  # image_grid's layout: a tile's caption has 3 lines
@@ -18,14 +22,14 @@ def _quiet_glyphs(draw: F) -> F:
     """Class names in scripts the font lacks (CJK, ...) are drawn as boxes; the text reports
     have them. matplotlib's per-glyph UserWarning would only clutter the job's log."""
     @functools.wraps(draw)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from", category=UserWarning)
             return draw(*args, **kwargs)
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,7 +118,7 @@ def image_grid(tiles: Sequence[tuple[str, str]], path: Path, title: str) -> Path
     return path
 
 
-def fit_width(text: str, font, width: float) -> str:
+def fit_width(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: float) -> str:
     """``text``, or its start and end around "…" when it is wider than ``width`` pixels in
     ``font`` (a Pillow font): both ends of a file path tell where it is and which file it is.
 

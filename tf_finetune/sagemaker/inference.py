@@ -16,9 +16,27 @@ Responses (``Accept``):
 A request the model cannot use raises ValueError with what was wrong and what to send; the
 container returns it as the error response.
 """
+from __future__ import annotations
+
 import base64
 import json
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the shapes of what the container passes; never defined when the container runs
+    from typing import Protocol
+
+    class _Body(Protocol):
+        """The request body as the container passes it (a stream)."""
+
+        def read(self) -> bytes | str: ...
+
+    class _Reply(Protocol):
+        """TF Serving's REST response (the container's ``requests`` response)."""
+
+        status_code: int
+        content: bytes
+
 
 _LABELS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "labels.json")
 _IMAGE_TYPES = ("application/x-image", "image/jpeg", "image/png")
@@ -28,10 +46,10 @@ _JSON_SHAPES = ('JSON: a text, a list of texts, a list of {"b64": "<base64 image
                 '{"instances": [...]}')
 # What the model decodes (tf.io.decode_image), by the file's first bytes.
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
-_labels = None
+_labels: list[str] | None = None
 
 
-def _class_names():
+def _class_names() -> list[str]:
     global _labels
     if _labels is None:
         with open(_LABELS_FILE, encoding="utf-8") as handle:
@@ -39,11 +57,11 @@ def _class_names():
     return _labels
 
 
-def _media_type(value, default):
+def _media_type(value: str | None, default: str) -> str:
     return (value or default).split(";")[0].strip().lower()
 
 
-def input_handler(data, context):
+def input_handler(data: _Body | bytes | str, context: object) -> str:
     """Turn a request body into a TF Serving REST ``predict`` request (JSON).
 
     Raises:
@@ -72,20 +90,20 @@ def input_handler(data, context):
     return json.dumps({"instances": instances})
 
 
-def _utf8(body):
+def _utf8(body: bytes) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"the text is not UTF-8 (byte {exc.start}): send UTF-8 text") from None
 
 
-def _check_image(data, where):
+def _check_image(data: bytes, where: str) -> None:
     if not data.startswith(_IMAGE_MAGIC):
         raise ValueError(f"{where} is not a JPEG, PNG, GIF or BMP image ({len(data)} bytes starting "
                          f"{data[:8]!r})")
 
 
-def _json(body):
+def _json(body: bytes) -> Any:
     try:
         return json.loads(_utf8(body))
     except json.JSONDecodeError as exc:
@@ -93,14 +111,14 @@ def _json(body):
                          f"send {_JSON_SHAPES}") from None
 
 
-def _instances(payload):
+def _instances(payload: Any) -> list[Any]:
     if isinstance(payload, dict) and "instances" in payload:
         instances = payload["instances"]
     else:
         instances = payload if isinstance(payload, list) else [payload]
     if not isinstance(instances, list) or not instances:
         raise ValueError(f"no instances to predict on: send {_JSON_SHAPES}")
-    kinds = set()
+    kinds: set[str] = set()
     for index, instance in enumerate(instances):
         if isinstance(instance, str):
             kinds.add("text")
@@ -119,7 +137,7 @@ def _instances(payload):
     return instances
 
 
-def output_handler(data, context):
+def output_handler(data: _Reply, context: object) -> tuple[str, str]:
     """Turn TF Serving's response into JumpStart-style JSON; returns (body, content type)."""
     if data.status_code != 200:
         raise ValueError(f"the model could not use the request ({data.status_code}): "

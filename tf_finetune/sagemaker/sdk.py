@@ -20,12 +20,16 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tf_finetune.errors import StorageError, TfFinetuneError, install_extra
 from tf_finetune.s3 import S3Uri, list_keys
 from tf_finetune.sagemaker.launch import LaunchPlan
 from tf_finetune.storage import is_s3
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.client import BaseClient
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,7 @@ def _installed(module: str) -> bool:
         return False
 
 
-def check_buckets(plan: LaunchPlan, s3) -> None:
+def check_buckets(plan: LaunchPlan, s3: BaseClient) -> None:
     """Every bucket of the launch exists and is in the job's region.
 
     Raises:
@@ -105,7 +109,7 @@ def source_folder(target: Path) -> Path:
     return target
 
 
-def submit(plan: LaunchPlan, wait: bool, boto_session=None) -> dict[str, Any]:
+def submit(plan: LaunchPlan, wait: bool, boto_session: boto3.Session | None = None) -> dict[str, Any]:
     """Create the training job (uploading local inputs and the code), optionally wait for it.
 
     Args:
@@ -149,7 +153,7 @@ def submit(plan: LaunchPlan, wait: bool, boto_session=None) -> dict[str, Any]:
     return description
 
 
-def _submit_v3(plan: LaunchPlan, boto_session, code: Path) -> tuple[str, Callable[[], None]]:
+def _submit_v3(plan: LaunchPlan, boto_session: boto3.Session, code: Path) -> tuple[str, Callable[[], None]]:
     """Create the job with ModelTrainer (it uploads local inputs and the code).
 
     Returns:
@@ -170,7 +174,7 @@ def _submit_v3(plan: LaunchPlan, boto_session, code: Path) -> tuple[str, Callabl
     return job.training_job_name, wait_for_job
 
 
-def _submit_v2(plan: LaunchPlan, boto_session, code: Path) -> tuple[str, Callable[[], None]]:
+def _submit_v2(plan: LaunchPlan, boto_session: boto3.Session, code: Path) -> tuple[str, Callable[[], None]]:
     """Create the job with the v2 TensorFlow estimator, uploading local inputs first.
 
     Returns:
@@ -207,7 +211,7 @@ def _submit_v2(plan: LaunchPlan, boto_session, code: Path) -> tuple[str, Callabl
     return job, wait_for_job
 
 
-def _trainer(plan: LaunchPlan, boto_session, output):
+def _trainer(plan: LaunchPlan, boto_session: boto3.Session, output: S3Uri) -> Any:
     from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.shapes import MetricDefinition
     from sagemaker.train import ModelTrainer
@@ -237,7 +241,7 @@ def _channels(plan: LaunchPlan) -> list:
             for name, source in plan.channels.items()]
 
 
-def _delete_new(s3, location, before: set[str]) -> None:
+def _delete_new(s3: BaseClient, location: S3Uri, before: set[str]) -> None:
     """Delete what this launch uploaded (keys under ``location`` that were not there before)."""
     try:
         new = sorted(set(list_keys(s3, location)) - before)

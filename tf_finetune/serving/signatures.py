@@ -19,7 +19,8 @@ IMAGES_SIGNATURE = "serving_images"
 
 
 def make_signatures(model: tf_keras.Model, task: str, class_names: Sequence[str],
-                    image_size: int | None = None, interpolation: str = "bilinear") -> dict:
+                    image_size: int | None = None, interpolation: str = "bilinear"
+                    ) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Concrete functions to save with ``model`` as its signatures.
 
     Args:
@@ -40,22 +41,23 @@ def make_signatures(model: tf_keras.Model, task: str, class_names: Sequence[str]
 
     if task == "text":
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-        def serve_text(text):
+        def serve_text(text: tf.Tensor) -> dict[str, tf.Tensor]:
             return answer(model(text, training=False))
 
         return {DEFAULT_SIGNATURE: serve_text.get_concrete_function()}
 
+    assert image_size is not None, "image models need image_size"
     decoded = tf.TensorSpec([image_size, image_size, 3], tf.float32)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    def serve_bytes(image_bytes):
+    def serve_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         images = tf.map_fn(lambda data: decode_image_bytes(data, image_size, interpolation),
                            image_bytes, fn_output_signature=decoded)
         return answer(model(images, training=False))
 
     @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32,
                                                 name="image")])
-    def serve_images(image):
+    def serve_images(image: tf.Tensor) -> dict[str, tf.Tensor]:
         return answer(model(image, training=False))
 
     return {DEFAULT_SIGNATURE: serve_bytes.get_concrete_function(),

@@ -23,15 +23,21 @@ import os
 import random
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
 from tf_finetune import model_folder, storage
 from tf_finetune.errors import TfFinetuneError, first_line
 from tf_finetune.hyperparameters import QUANTIZATIONS
+
+if TYPE_CHECKING:  # TensorFlow only when a model is converted
+    import tensorflow as tf
+    from tensorflow.types.experimental import PolymorphicFunction
+
+    from tf_finetune.data import DataSplit, Examples
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,7 @@ BATCH = 32
 
 
 def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "none",
-                  representative=None, heldout=None) -> dict[str, Any]:
+                  representative: Examples | None = None, heldout: Examples | None = None) -> dict[str, Any]:
     """Convert the model in ``model_dir`` and write ``model.tflite``, ``labels.txt`` and
     ``tflite_report.json`` into ``out_dir``.
 
@@ -97,7 +103,8 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
     return report
 
 
-def _converted(model_dir: Path, quantize: str, representative, interpolation: str):
+def _converted(model_dir: Path, quantize: str, representative: Examples | None, interpolation: str
+               ) -> tuple[str, PolymorphicFunction, int | None, bytes]:
     """(task, the SavedModel function converted, its image size, the ``.tflite`` bytes)."""
     import tensorflow as tf
 
@@ -113,12 +120,13 @@ def _converted(model_dir: Path, quantize: str, representative, interpolation: st
         raise TfFinetuneError("int8 quantization needs a representative sample of the "
                               "training data: give the training images (--data)")
     function, image_size = _image_function(loaded)
-    samples = _sample(representative, REPRESENTATIVE_EXAMPLES) if quantize == "int8" else None
+    samples = (_sample(representative, REPRESENTATIVE_EXAMPLES)
+               if quantize == "int8" and representative is not None else None)
     return task, function, image_size, _convert(function, loaded, quantize, samples, image_size, interpolation)
 
 
-def check_accuracy(content: bytes, function, examples, task: str, image_size: int | None,
-                   interpolation: str = "bilinear") -> dict[str, Any]:
+def check_accuracy(content: bytes, function: PolymorphicFunction, examples: Examples, task: str,
+                   image_size: int | None, interpolation: str = "bilinear") -> dict[str, Any]:
     """Accuracy of the TFLite model and of the SavedModel function on the same examples.
 
     Args:
@@ -180,7 +188,7 @@ def _interpreter(content: bytes) -> tuple[Any, str]:
         return Interpreter(model_content=content, num_threads=os.cpu_count()), runtime
 
 
-def _image_function(loaded):
+def _image_function(loaded: Any) -> tuple[PolymorphicFunction, int]:
     import tensorflow as tf
 
     from tf_finetune.serving.signatures import IMAGES_SIGNATURE
@@ -194,25 +202,25 @@ def _image_function(loaded):
 
     @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32,
                                                 name="image")])
-    def probabilities(image):
+    def probabilities(image: tf.Tensor) -> tf.Tensor:
         return serve(image=image)["probabilities"]
 
     return probabilities, image_size
 
 
-def _text_function(loaded):
+def _text_function(loaded: Any) -> PolymorphicFunction:
     import tensorflow as tf
 
     serve = loaded.signatures["serving_default"]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def probabilities(text):
+    def probabilities(text: tf.Tensor) -> tf.Tensor:
         return serve(text=text)["probabilities"]
 
     return probabilities
 
 
-def _converter(function, loaded, quantize: str):
+def _converter(function: PolymorphicFunction, loaded: Any, quantize: str) -> tf.lite.TFLiteConverter:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
@@ -224,12 +232,15 @@ def _converter(function, loaded, quantize: str):
     return converter
 
 
-def _convert(function, loaded, quantize: str, samples, image_size: int, interpolation: str) -> bytes:
+def _convert(function: PolymorphicFunction, loaded: Any, quantize: str, samples: Sequence[str] | None,
+             image_size: int, interpolation: str) -> bytes:
     import tensorflow as tf
 
     converter = _converter(function, loaded, quantize)
     if quantize == "int8":
-        def representative_dataset():
+        assert samples is not None  # int8: _converted sampled the training images
+
+        def representative_dataset() -> Iterator[list[np.ndarray]]:
             for path in samples:
                 yield [_decode([path], image_size, interpolation).numpy()]
 
@@ -243,7 +254,7 @@ def _convert(function, loaded, quantize: str, samples, image_size: int, interpol
                               f"{first_line(exc)}") from None
 
 
-def _convert_text(function, loaded, quantize: str) -> bytes:
+def _convert_text(function: PolymorphicFunction, loaded: Any, quantize: str) -> bytes:
     import re
 
     string_ops = _string_ops(function.get_concrete_function().graph)
@@ -270,7 +281,7 @@ _PLUMBING = {"Placeholder", "Identity", "IdentityN", "Const", "NoOp", "StatefulP
              "While", "StatelessWhile"}
 
 
-def _string_ops(graph) -> list[str]:
+def _string_ops(graph: tf.Graph) -> list[str]:
     """Types of the ops in ``graph`` and the functions it calls that compute on strings."""
     import tensorflow as tf
     from tensorflow.python.framework import op_def_registry
@@ -291,7 +302,7 @@ def _string_ops(graph) -> list[str]:
     return sorted(found)
 
 
-def _decode(paths: Sequence[str], image_size: int | None, interpolation: str):
+def _decode(paths: Sequence[str], image_size: int | None, interpolation: str) -> tf.Tensor:
     import tensorflow as tf
 
     from tf_finetune.data.pipeline import decode_image
@@ -301,7 +312,7 @@ def _decode(paths: Sequence[str], image_size: int | None, interpolation: str):
     return tf.stack([decode_image(tf.constant(p), image_size, interpolation) for p in paths])
 
 
-def _sample(examples, count: int) -> list[str]:
+def _sample(examples: Examples, count: int) -> list[str]:
     paths = list(examples.inputs)
     random.Random(0).shuffle(paths)
     return paths[:count]
@@ -317,7 +328,7 @@ def _folder_bytes(folder: Path) -> int:
 
 
 @contextlib.contextmanager
-def _quiet_absl():
+def _quiet_absl() -> Iterator[None]:
     """Keep absl's INFO lines (renamed function inputs) out of the log during save/convert."""
     absl = logging.getLogger("absl")
     level = absl.level
@@ -328,7 +339,7 @@ def _quiet_absl():
         absl.setLevel(level)
 
 
-def export_after_training(quantize: str, model_dir: Path, data, workdir: Path,
+def export_after_training(quantize: str, model_dir: Path, data: DataSplit, workdir: Path,
                           targets: Sequence[str]) -> dict[str, Any]:
     """The ``tflite`` hyperparameter: export the just-trained model and put the files in place.
 

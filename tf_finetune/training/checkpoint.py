@@ -16,14 +16,21 @@ import shutil
 import signal
 import threading
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tf_finetune import storage
 from tf_finetune.errors import CheckpointError, TrainingInterrupted, writing
+
+if TYPE_CHECKING:  # TensorFlow only where a checkpoint is saved or read
+    import tf_keras
+
+    from tf_finetune.data import Examples
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +42,7 @@ _KERAS_READ_DIR = "chief"  # where BackupAndRestore keeps the checkpoint that ev
 _stop_requested = threading.Event()
 
 
-def request_stop(signum: int | None = None, frame=None) -> None:
+def request_stop(signum: int | None = None, frame: FrameType | None = None) -> None:
     """Ask the running training to save a checkpoint after the current step and stop."""
     _stop_requested.set()
 
@@ -55,7 +62,7 @@ def install_sigterm_handler() -> None:
     signal.signal(signal.SIGTERM, request_stop)
 
 
-def fingerprint_examples(examples, root: str | None) -> str:
+def fingerprint_examples(examples: Examples, root: str | None) -> str:
     """A digest of a data split: inputs (image paths relative to ``root``, or texts), labels
     and image file sizes, so a changed, added or removed example gives another digest."""
     digest = hashlib.sha256()
@@ -199,7 +206,7 @@ def _write_state(directory: Path, state: Mapping) -> None:
     storage.write_atomically(directory / STATE_FILE, (json.dumps(state, indent=1) + "\n").encode("utf-8"))
 
 
-def make_callback(checkpoints: Checkpoints):
+def make_callback(checkpoints: Checkpoints) -> tf_keras.callbacks.Callback:
     """A Keras callback that restores the training state at the start of ``fit`` (which then
     continues at the saved epoch and step) and saves it at every epoch end, every ``steps`` steps
     and on a stop request (then raises :class:`TrainingInterrupted`). The state: weights, optimizer
@@ -208,14 +215,14 @@ def make_callback(checkpoints: Checkpoints):
     import tf_keras
 
     class Checkpointer(tf_keras.callbacks.BackupAndRestore):
-        def __init__(self):
+        def __init__(self) -> None:
             # Step-count mode (even without periodic step saves) so a save in the middle of an
             # epoch resumes at the next step rather than at the next epoch.
             super().__init__(str(checkpoints.training_state), save_freq=checkpoints.steps or _NEVER,
                              delete_checkpoint=False)
             self._carried: dict[str, list] | None = None
 
-        def on_train_begin(self, logs=None):
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
             super().on_train_begin(logs)
             epoch = int(self._training_state._ckpt_saved_epoch.numpy())
             step = int(self._training_state._ckpt_saved_batch.numpy())
@@ -225,7 +232,7 @@ def make_callback(checkpoints: Checkpoints):
                 if step + 1 < self.params["steps"]:  # inside the epoch: it continues
                     self._carried = checkpoints.partial_epoch(epoch, step)
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             with self._writing():
                 checkpoints.record_epoch(epoch, logs or {})  # first: a kill in between reruns the epoch
             step = int(self._training_state._ckpt_saved_batch.numpy())
@@ -234,17 +241,18 @@ def make_callback(checkpoints: Checkpoints):
             if stop_requested():  # asked during the epoch's last step or its validation
                 raise _stopped(checkpoints, epoch, step)
 
-        def _backup(self, epoch, batch=0):  # every save: epoch ends, every `steps`, on a stop request
+        # Every save: epoch ends, every `steps`, on a stop request.
+        def _backup(self, epoch: int, batch: int = 0) -> None:
             with self._writing():
                 if batch + 1 < self.params["steps"]:
                     checkpoints.record_partial_epoch(epoch, batch, _metric_sums(self.model))
                 super()._backup(epoch, batch)
 
         @staticmethod
-        def _writing():
+        def _writing() -> AbstractContextManager[None]:
             return writing(f"the checkpoint in {checkpoints.directory}", "--checkpoint-dir")
 
-        def on_train_batch_end(self, batch, logs=None):
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             if self._carried is not None:  # the metrics exist from the first step on
                 _add_metric_sums(self.model, self._carried)
                 self._carried = None
@@ -264,7 +272,7 @@ def _stopped(checkpoints: Checkpoints, epoch: int, step: int) -> TrainingInterru
         f"{checkpoints.directory}: run the same job again to resume")
 
 
-def _metric_sums(model) -> dict[str, list]:
+def _metric_sums(model: tf_keras.Model) -> dict[str, list]:
     """The training metrics' state (running sums and counts): metric name -> per variable, the
     values of each replica's copy (JSON-able)."""
     local = model.distribute_strategy.experimental_local_results
@@ -272,7 +280,7 @@ def _metric_sums(model) -> dict[str, list]:
             for metric in model.metrics}
 
 
-def _add_metric_sums(model, sums: Mapping[str, list]) -> None:
+def _add_metric_sums(model: tf_keras.Model, sums: Mapping[str, list]) -> None:
     """Add :func:`_metric_sums` kept before a resume to the metrics (each replica's copy to its own)."""
     local = model.distribute_strategy.experimental_local_results
     for metric in model.metrics:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # numpy only where a metric is computed: the registry commands stay light
     import numpy as np
 
+    from tf_finetune.hyperparameters import Hyperparameters
+
 
 
 def lower_is_better(metric: str) -> bool:
@@ -28,7 +30,7 @@ def is_better(metric: str, value: float, than: float) -> bool:
     return value < than if lower_is_better(metric) else value > than
 
 
-def extra_metrics(hp) -> tuple[str, ...]:
+def extra_metrics(hp: Hyperparameters) -> tuple[str, ...]:
     """Validation metrics to compute besides loss and accuracy: the ``eval_metric``, if other."""
     return () if hp.eval_metric in ("loss", "accuracy") else (hp.eval_metric,)
 

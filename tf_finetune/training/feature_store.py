@@ -16,8 +16,12 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ def savedmodel_digest(path: str | Path | None) -> str:
     return digest.hexdigest()
 
 
-def _update_with_file(digest, file: Path) -> None:
+def _update_with_file(digest: HASH, file: Path) -> None:
     with open(file, "rb") as handle:
         for block in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(block)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -41,7 +42,7 @@ def predict_in_order(model: tf_keras.Model, batches: tf.data.Dataset, count: int
         # the same metrics and make the same early-stopping decision. In replica context:
         # a restored hub module refuses to run in cross-replica context.
         @tf.function
-        def call(x):
+        def call(x: tf.Tensor) -> tf.Tensor:
             outputs = strategy.run(lambda x: model(x, training=False), args=(x,))
             return strategy.experimental_local_results(outputs)[0]
 
@@ -113,10 +114,10 @@ class ValidationCallback(tf_keras.callbacks.Callback):
     stopping, checkpoints, TensorBoard) read the same logs after it.
     """
 
-    def __init__(self, scorer: Scorer):
+    def __init__(self, scorer: Scorer) -> None:
         super().__init__()
         self.scorer = scorer
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             logs.update({"val_" + k: v for k, v in self.scorer.metrics().items()})

@@ -89,7 +89,7 @@ class TextEmbedding(tf.train.Checkpoint):
         self.regularization_losses: list = []
 
     @tf.function
-    def __call__(self, inputs, training=False):
+    def __call__(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
         del training  # no dropout or batch norm
         ids = self._table.lookup(tokenize(inputs))
         ids = tf.ragged.boolean_mask(ids, ids >= 0)
