@@ -24,22 +24,6 @@ split_cpu(REPLICAS)
 
 import tiny_modules  # noqa: E402
 
-# End-to-end tests train a model or run a door (the command line, the SageMaker entry point, a
-# server) in a subprocess; they get the "e2e" mark: these files, and elsewhere any test whose
-# body trains, calls run_cli or starts a subprocess, or that uses a session fixture that trains.
-E2E_FILES = {
-    "test_all_or_nothing.py", "test_bad_inputs.py", "test_bert.py", "test_checkpoint.py", "test_cli_train.py",
-    "test_demo.py", "test_disk_full.py", "test_feature_cache.py", "test_incremental.py", "test_job.py",
-    "test_keras_import.py", "test_launch.py", "test_multiworker.py", "test_replica_batches.py",
-    "test_reproducibility.py", "test_s3.py", "test_s3_faults.py", "test_sagemaker.py", "test_serving.py",
-    "test_shared_models.py", "test_tflite.py", "test_choices.py", "test_model.py", "test_data_report.py",
-}
-
-
-E2E_CALLS = ("run_cli(", "run_main(", "subprocess.", "run(JobConfig", 'cli.main(["train"', "Popen(")
-E2E_FIXTURES = {"ants_bees_h5_run", "ants_bees_hub_run", "bert_archive"}
-
-
 # pytest-xdist hands each worker whole files (--dist loadfile) in collection order
 # (--no-loadscope-reorder; its default order is "most tests first", which left the heaviest files,
 # with few tests each, for the end, one worker busy and the other idle). So the heaviest files
@@ -53,13 +37,9 @@ HEAVIEST_FIRST = [
 
 
 def pytest_collection_modifyitems(config, items):
-    import inspect
-
-    for item in items:
-        function = getattr(item, "function", None)
-        source = inspect.getsource(function) if function is not None else ""
-        if (item.path.name in E2E_FILES or any(call in source for call in E2E_CALLS)
-                or E2E_FIXTURES & set(getattr(item, "fixturenames", ()))):
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:  # the mark comes from the folder
+        if item.path.is_relative_to(e2e):
             item.add_marker(pytest.mark.e2e)
     rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

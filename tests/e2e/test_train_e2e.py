@@ -1,15 +1,7 @@
-"""Running ``fit`` (tf_finetune.training.fit_loop): the per-epoch metric lines, the kept best epoch, early
-stopping, class weights and TensorBoard logs, on a Dense classifier over 4 features trained for
-a few epochs under the suite's MirroredStrategy.
-
-The tests that call ``fit`` train, so they are marked e2e, as conftest.py marks training tests.
-Validation labels are the training labels swapped, so the better the model learns the training
-data, the worse its validation loss: the best epoch is the first, and keeping it is visible.
-"""
+"""The end-to-end half of tests/unit/test_train.py: the tests that train a model or run a door."""
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +14,27 @@ from tf_finetune.data.pipeline import inference_batches
 from tf_finetune.hyperparameters import resolve
 from tf_finetune.training.classifier import compile_classifier
 from tf_finetune.training.distribute import create_strategy
-from tf_finetune.training.fit_loop import BestEpoch, EpochMetricsLogger, Tracking, fit, format_metrics
+from tf_finetune.training.fit_loop import BestEpoch, Tracking, fit, format_metrics
 from tf_finetune.training.scoring import Scorer
 
 RNG = np.random.default_rng(11)
+
+
 TRAIN_X = RNG.normal(size=(8 * REPLICAS, 4)).astype("float32")
+
+
 TRAIN_Y = (TRAIN_X[:, 0] > 0).astype(int)  # separable on the first feature
+
+
 VAL_X = RNG.normal(size=(7, 4)).astype("float32")
+
+
 SWAPPED_VAL_Y = tuple(int(v) for v in VAL_X[:, 0] <= 0)
+
+
 GLOBAL_BATCH = 4 * REPLICAS
+
+
 STEPS = len(TRAIN_X) // GLOBAL_BATCH  # one pass over the training data per epoch
 
 
@@ -97,69 +101,6 @@ def kept_best_run(strategy, tmp_path_factory):
     return model, scorer, keep_best, history, [m for m in lines.messages if m.startswith("epoch=")], tensorboard
 
 
-def test_format_metrics_gives_name_value_pairs_with_four_decimals_in_the_given_order():
-    values = {"loss": 0.123456, "accuracy": np.float32(0.875), "val_loss": 2, "val_auc": 1 / 3}
-    text = format_metrics(values)
-    pairs = re.findall(r"(\w+)=(-?\d+\.\d{4})(?:\s|$)", text)
-    assert len(text.split()) == len(pairs) == len(values)
-    assert [name for name, _ in pairs] == list(values)
-    for name, shown in pairs:
-        assert float(shown) == pytest.approx(float(values[name]), abs=5e-5)
-    assert format_metrics({}) == ""
-
-
-def test_epoch_line_counts_from_one_out_of_all_epochs_and_leaves_out_the_learning_rate(caplog):
-    caplog.set_level(logging.INFO, logger="tf_finetune.training.fit_loop")
-    logger = EpochMetricsLogger(epochs=5)
-    logs = {"loss": 0.5, "accuracy": 0.25, "lr": 0.001}
-    logger.on_epoch_begin(1)
-    logger.on_epoch_end(1, logs)
-    (line,) = caplog.messages
-    assert re.fullmatch(r"epoch=2/5 (.*) time=\d+\.\ds", line).group(1) == format_metrics(
-        {"loss": 0.5, "accuracy": 0.25})
-    assert logs["lr"] == 0.001  # the logs the other callbacks read are left alone
-
-
-def weights_of(value: float) -> list[np.ndarray]:
-    return [np.full((4, 2), value, "float32"), np.full(2, value, "float32")]
-
-
-def run_epochs(callback: BestEpoch, scores: list[float | None], first_epoch: int = 0, metric: str = "loss"):
-    """Call ``callback`` as fit would for epochs with these validation scores; the model's weights
-    at epoch e (0-based) are all e + 1, so the weights put back tell which epoch was kept."""
-    model = tf_keras.Sequential([tf_keras.Input([4]), tf_keras.layers.Dense(2)])
-    callback.set_model(model)
-    for epoch, score in enumerate(scores, start=first_epoch):
-        model.set_weights(weights_of(epoch + 1))
-        callback.on_epoch_end(epoch, {"loss": 9.0} if score is None else {"loss": 9.0, f"val_{metric}": score})
-    callback.on_train_end()
-    return model.get_weights()[0][0, 0]
-
-
-def test_best_epoch_puts_back_the_weights_of_the_lowest_validation_loss():
-    best = BestEpoch("loss")
-    assert run_epochs(best, [0.9, 0.4, 0.6, 0.5]) == 2
-    assert best.best_epoch == 2 and best.scores == {1: 0.9, 2: 0.4, 3: 0.6, 4: 0.5}
-
-
-def test_best_epoch_keeps_the_highest_of_other_metrics_and_the_first_of_equals():
-    best = BestEpoch("accuracy")
-    assert run_epochs(best, [0.5, 0.75, 0.75, 0.25], metric="accuracy") == 2
-    assert best.best_epoch == 2 and best.scores == {1: 0.5, 2: 0.75, 3: 0.75, 4: 0.25}
-
-
-def test_best_epoch_without_validation_metrics_leaves_the_last_weights():
-    best = BestEpoch("loss")
-    assert run_epochs(best, [None, None]) == 2
-    assert best.best_epoch is None and best.scores == {}
-
-
-def test_best_epoch_after_a_resume_chooses_among_the_epochs_run_since():
-    best = BestEpoch("loss")
-    assert run_epochs(best, [0.7, 0.3, 0.8], first_epoch=4) == 6
-    assert best.best_epoch == 6 and best.scores == {5: 0.7, 6: 0.3, 7: 0.8}
-
-
 @pytest.mark.e2e
 def test_fit_returns_every_epochs_training_and_validation_metrics(kept_best_run):
     _, _, keep_best, history, _, _ = kept_best_run
@@ -218,3 +159,4 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement_and_rest
     losses = history["val_loss"]
     assert len(losses) == 3 and losses[0] < min(losses[1:])  # epoch 1, then 2 without improvement
     assert scorer.metrics()["loss"] == pytest.approx(losses[0], rel=1e-5)
+

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("TF_FINETUNE_SHARED", REPO.parent / "shared"))
 # conftest splits the CPU into this many logical devices. Two keep every replica edge case (a last
 # batch smaller than the replica count) at about 3/4 of 4's time on 2 cores; set

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tarfile
 
 import pytest
 
@@ -168,11 +167,3 @@ def test_a_command_line_flag_is_not_mistaken_for_a_job_field():
     assert config == JobConfig(data="d", output=None)
 
 
-def test_train_scores_test_data_from_the_command_line(text_module, text_data, cache_dir, tmp_path):
-    code = commands.main(["train", "--data", str(text_data), "--test-data", str(text_data), "--handle",
-                     str(text_module), "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir),
-                     "--epochs", "1", "--batch-size", "4"])
-    assert code == 0
-    with tarfile.open(tmp_path / "out" / "output" / "model.tar.gz") as archive:
-        metrics = json.loads(archive.extractfile("metrics.json").read())
-    assert metrics["num_test_examples"] > 0 and "test_accuracy" in metrics["final"]

@@ -1,5 +1,5 @@
 """The BERT family end to end, on a tiny encoder and preprocessor in TF-Hub's BERT format
-(``tests/tiny_bert.py``): fetch-model packing, training from a registry BERT entry under the suite's
+(``tests/support/tiny_bert.py``): fetch-model packing, training from a registry BERT entry under the suite's
 CPU replicas (helpers.REPLICAS), serving raw strings from plain TensorFlow + tensorflow_text, predict,
 evaluate, continued training, the TFLite refusal, sequence length, and a missing
 tensorflow-text."""

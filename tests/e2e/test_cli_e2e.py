@@ -1,28 +1,11 @@
-"""The command-line door itself: flag spellings, one-line errors."""
+"""The end-to-end half of tests/unit/test_cli.py: the tests that train a model or run a door."""
 from __future__ import annotations
 
 import pytest
 
 from helpers import REPO, run_cli, run_main
 from tf_finetune import __version__
-from tf_finetune.cli import commands, parser
-from tf_finetune.registry import load_registry
-
-
-@pytest.mark.parametrize("argv", [["fetch-model", "x", "--to", "d"], ["evaluate", "--model", "m", "--data", "d",
-                                                                        "--output-dir", "e"]])
-def test_the_old_spellings_of_output_are_gone(argv, capsys):
-    with pytest.raises(SystemExit) as exited:
-        commands.main(argv)
-    assert exited.value.code == 2
-    assert "unrecognized arguments: " in capsys.readouterr().err
-
-
-def test_a_missing_output_is_named(capsys):
-    with pytest.raises(SystemExit) as exited:
-        commands.main(["fetch-model", "some-id"])
-    assert exited.value.code == 2
-    assert "the following arguments are required: --output" in capsys.readouterr().err
+from tf_finetune.cli import commands
 
 
 @pytest.mark.parametrize("typo, meant", [("--validation", "--validation-data"), ("--learning_rat", "--learning-rate"),
@@ -76,40 +59,6 @@ def test_train_without_output_is_a_usage_error_and_touches_nothing(text_data, tm
     assert list(tmp_path.iterdir()) == []
 
 
-def _help_entries(command: str) -> dict[str, str]:
-    """``command --help``: each flag's entry (flags and help on one line) by its first flag."""
-    result = run_main(command, "--help", env={"COLUMNS": "1000"})  # wide enough for argparse not to wrap
-    assert result.returncode == 0, result.stderr
-    entries: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        if line.startswith("  -"):
-            flag = line.split()[0]
-            entries[flag] = line.strip()
-        elif line.startswith("   ") and entries:  # the help under a long list of spellings
-            entries[flag] += " " + line.strip()
-    return entries
-
-
-@pytest.mark.parametrize("command", ["train", "launch"])
-def test_help_shows_each_tasks_default_from_the_registry(command):
-    task_defaults = load_registry().task_defaults
-    entries = _help_entries(command)
-    assert entries["--epochs"].endswith(f"default {task_defaults['image']['epochs']} for image models, "
-                                        f"{task_defaults['text']['epochs']} for text models)")
-    assert entries["--train-only-top-layer"].endswith(
-        f"default {task_defaults['image']['train_only_top_layer']} for image models, False for text models)")
-    assert entries["--batch-size"].endswith("; default 32)")  # the same for every task: one value
-
-
-@pytest.mark.parametrize("command, required", [
-    ("train", ["--data", "--output"]), ("launch", ["--name", "--data", "--output", "--role"]),
-    ("fetch-model", ["--output"]), ("predict", ["--model"]), ("evaluate", ["--model", "--data"]),
-    ("import-backbone", ["--output"]), ("export-tflite", ["--model"])])
-def test_help_says_which_flags_are_required(command, required):
-    marked = [flag for flag, entry in _help_entries(command).items() if " required: " in entry]
-    assert sorted(marked) == sorted(required)
-
-
 def test_version_from_the_folder_that_holds_a_clone_named_like_the_package(tmp_path):
     """A clone folder named tf_finetune in the working directory does not shadow the installed package
     (a directory without __init__.py is a namespace package to `python -m`, which looks in "." first)."""
@@ -120,21 +69,8 @@ def test_version_from_the_folder_that_holds_a_clone_named_like_the_package(tmp_p
     assert result.stdout == f"tf_finetune {__version__}\n"
 
 
-def test_debug_works_after_the_command_too():
-    assert parser.build_parser().parse_args(["predict", "--model", "m", "x", "--debug"]).debug is True
-    assert parser.build_parser().parse_args(["--debug", "predict", "--model", "m", "x"]).debug is True
-    assert parser.build_parser().parse_args(["predict", "--model", "m", "x"]).debug is False
-
-
 def test_checkpoint_steps_without_a_checkpoint_folder(text_data, text_module, tmp_path, capsys):
     assert commands.main(["train", "--data", str(text_data), "--handle", str(text_module), "--output", str(tmp_path / "o"),
                      "--cache-dir", str(tmp_path / "c"), "--checkpoint-steps", "5"]) == 1
     assert "checkpoint_steps=5 needs a checkpoint folder: add --checkpoint-dir DIR" in capsys.readouterr().err
 
-
-def test_version(capsys):
-    from tf_finetune import __version__
-
-    with pytest.raises(SystemExit) as exited:
-        commands.main(["--version"])
-    assert exited.value.code == 0 and capsys.readouterr().out == f"tf_finetune {__version__}\n"

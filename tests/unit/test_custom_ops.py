@@ -7,9 +7,7 @@ Models with unknown ops are real SavedModels whose saved_model.pb gets extra nod
 library defines, as a model saved with a newer TensorFlow or a custom op library would have."""
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +16,6 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
-from helpers import REPO
 from tf_finetune.backbones.custom_ops import register_ops_for, unknown_ops
 from tf_finetune.errors import TfFinetuneError
 
@@ -109,21 +106,3 @@ print(json.dumps({"before": before, "after": unknown_ops(model), "folded": folde
 """
 
 
-def test_tensorflow_text_ops_are_registered_by_importing_it_so_the_model_loads(tmp_path):
-    import tensorflow_text
-
-    class CaseFold(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def __call__(self, texts):
-            return tensorflow_text.case_fold_utf8(texts)
-
-    tf.saved_model.save(CaseFold(), str(tmp_path / "case_fold"))
-    proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tmp_path / "case_fold"), CASE_FOLD],
-                          capture_output=True, text=True, timeout=120, cwd=REPO,
-                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
-                               "TF_USE_LEGACY_KERAS": "1"})  # TensorFlow without Keras 3: 2 s less
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["before"] == [["CaseFoldUTF8"], False]
-    assert result["after"] == []
-    assert result["folded"] == CASE_FOLD.casefold()

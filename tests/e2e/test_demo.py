@@ -64,7 +64,7 @@ def test_demo_trains_offline_and_predicts_unseen_sentences(tmp_path):
 def test_the_suggested_command_runs_as_printed_however_tf_finetune_was_started(tmp_path, monkeypatch):
     started = [  # how the process was started (argv[0]), and whether PATH finds tf-finetune
         (str(SCRIPT), False),  # ./quickstart.sh demo: .venv/bin/tf-finetune
-        (str(Path(__file__).parents[1] / "tf_finetune" / "__main__.py"), False),  # python -m tf_finetune
+        (str(Path(__file__).parents[2] / "tf_finetune" / "__main__.py"), False),  # python -m tf_finetune
         ("", False),  # the Python API in an interactive interpreter
         (str(SCRIPT), True),  # tf-finetune on PATH: an activated venv, or pip install into one
     ]

@@ -1,4 +1,4 @@
-"""S3 under faults: a real HTTP proxy (tests/flaky_proxy.py) between boto3 and the moto server
+"""S3 under faults: a real HTTP proxy (tests/support/flaky_proxy.py) between boto3 and the moto server
 answers a share of requests with 500 InternalError / 503 SlowDown, delays others, always fails
 chosen operations or denies a bucket. Transfers must still succeed byte for byte, failed
 uploads must leave neither an object nor a pending multipart upload, and a missing bucket or

@@ -212,3 +212,13 @@ def test_a_long_parameter_list_would_be_found(tmp_path):
         "async def wider(a, b, c, d, e, f, g, h=0):\n    pass\n", encoding="utf-8")
     assert long_parameter_lists(tmp_path) == ["wide.py:5 wide: 7 parameters without a default",
                                               "wide.py:8 wider: 7 parameters without a default"]
+
+
+def test_every_test_file_is_a_unit_or_an_end_to_end_one():
+    """The e2e mark comes from the folder (tests/conftest.py), so a test file anywhere else would
+    have no kind; one basename per test file, as pytest imports them by basename."""
+    tests = REPO / "tests"
+    assert sorted(p.name for p in tests.glob("test_*.py")) == []
+    assert sorted(p.name for p in (tests / "support").glob("test_*.py")) == []
+    unit, e2e = ({p.name for p in (tests / kind).glob("test_*.py")} for kind in ("unit", "e2e"))
+    assert unit and e2e and unit.isdisjoint(e2e)

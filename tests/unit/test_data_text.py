@@ -280,19 +280,6 @@ def test_the_sms_spam_collection_as_downloaded_gets_every_fix_in_one_message(sha
         f"and delete line 1 ('Label'), which looks like a header row{NAMES_TIP}")
 
 
-def test_train_refuses_word_labels_with_one_message_and_writes_nothing(text_module, tmp_path):
-    from helpers import run_main
-
-    data = write_bytes(tmp_path / "data.csv", "ham,a\nham,b\nspam,c\nham,d\n")
-    out = tmp_path / "out"
-    result = run_main("train", "--handle", str(text_module), "--data", str(data), "--output", str(out),
-                      "--cache-dir", str(tmp_path / "cache"))
-    assert result.returncode == 1 and result.stdout == ""
-    errors = [line for line in result.stderr.splitlines() if line.startswith("tf-finetune: error:")]
-    assert errors == [f"tf-finetune: error: {data} line 1: label 'ham' is not an integer; {WORDS}{NAMES_TIP}"]
-    assert not out.exists() or not any(out.rglob("*"))
-
-
 @pytest.mark.parametrize("text", ["", "   ", '"  \t "'])
 def test_empty_text(tmp_path, text):
     path = write_bytes(tmp_path / "data.csv", f"0,a\n1,b\n1,{text}\n0,d\n")

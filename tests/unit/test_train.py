@@ -1,0 +1,161 @@
+"""Running ``fit`` (tf_finetune.training.fit_loop): the per-epoch metric lines, the kept best epoch, early
+stopping, class weights and TensorBoard logs, on a Dense classifier over 4 features trained for
+a few epochs under the suite's MirroredStrategy.
+
+The tests that call ``fit`` train, so they are marked e2e, as conftest.py marks training tests.
+Validation labels are the training labels swapped, so the better the model learns the training
+data, the worse its validation loss: the best epoch is the first, and keeping it is visible.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from helpers import REPLICAS
+from tf_finetune.data.pipeline import inference_batches
+from tf_finetune.hyperparameters import resolve
+from tf_finetune.training.classifier import compile_classifier
+from tf_finetune.training.distribute import create_strategy
+from tf_finetune.training.fit_loop import BestEpoch, EpochMetricsLogger, Tracking, fit, format_metrics
+from tf_finetune.training.scoring import Scorer
+
+RNG = np.random.default_rng(11)
+TRAIN_X = RNG.normal(size=(8 * REPLICAS, 4)).astype("float32")
+TRAIN_Y = (TRAIN_X[:, 0] > 0).astype(int)  # separable on the first feature
+VAL_X = RNG.normal(size=(7, 4)).astype("float32")
+SWAPPED_VAL_Y = tuple(int(v) for v in VAL_X[:, 0] <= 0)
+GLOBAL_BATCH = 4 * REPLICAS
+STEPS = len(TRAIN_X) // GLOBAL_BATCH  # one pass over the training data per epoch
+
+
+@pytest.fixture(scope="module")
+def strategy() -> tf.distribute.Strategy:
+    return create_strategy()
+
+
+def classifier(strategy, hp) -> tf_keras.Model:
+    """A compiled Dense + softmax on 4 features, built under ``strategy``, with fixed start weights."""
+    with strategy.scope():
+        model = tf_keras.Sequential([tf_keras.Input([4]), tf_keras.layers.Dense(2, activation="softmax")])
+        model.set_weights([np.full((4, 2), 0.1, "float32"), np.zeros(2, "float32")])
+        compile_classifier(model, hp, STEPS * hp.epochs)
+    return model
+
+
+def training_stream(first_step: int = 0) -> tf.data.Dataset:
+    """Endless full batches in a fixed order from step ``first_step`` (the job's stream shuffles;
+    order is not under test here)."""
+    onehot = np.eye(2, dtype="float32")[TRAIN_Y]
+    batches = tf.data.Dataset.from_tensor_slices((TRAIN_X, onehot)).repeat().batch(GLOBAL_BATCH, drop_remainder=True)
+    return batches.skip(first_step)
+
+
+def swapped_validation(model, strategy) -> Scorer:
+    table = tf.constant(VAL_X)
+    batches = inference_batches(tf.range(len(VAL_X), dtype=tf.int64), "index", GLOBAL_BATCH)
+    return Scorer(model, batches.map(lambda i: tf.gather(table, i)), SWAPPED_VAL_Y, strategy, label_smoothing=0.0)
+
+
+class Lines(logging.Handler):
+    """The messages of tf_finetune.training.fit_loop's log."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def kept_best_run(strategy, tmp_path_factory):
+    """ONE fit of 3 epochs with validation, a BestEpoch and TensorBoard logs.
+
+    Returns (model, scorer, keep_best, history, the epoch lines logged, the TensorBoard folder).
+    """
+    hp = resolve({"epochs": 3, "learning_rate": 0.5, "optimizer": "sgd"})
+    model = classifier(strategy, hp)
+    scorer = swapped_validation(model, strategy)
+    keep_best = BestEpoch("loss")
+    tensorboard = tmp_path_factory.mktemp("tensorboard")
+    logger, lines = logging.getLogger("tf_finetune.training.fit_loop"), Lines()
+    logger.addHandler(lines)
+    saved_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        history = fit(model, training_stream, STEPS, scorer, hp, tracking=Tracking(str(tensorboard)),
+                      keep_best=keep_best)
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(saved_level)
+    return model, scorer, keep_best, history, [m for m in lines.messages if m.startswith("epoch=")], tensorboard
+
+
+def test_format_metrics_gives_name_value_pairs_with_four_decimals_in_the_given_order():
+    values = {"loss": 0.123456, "accuracy": np.float32(0.875), "val_loss": 2, "val_auc": 1 / 3}
+    text = format_metrics(values)
+    pairs = re.findall(r"(\w+)=(-?\d+\.\d{4})(?:\s|$)", text)
+    assert len(text.split()) == len(pairs) == len(values)
+    assert [name for name, _ in pairs] == list(values)
+    for name, shown in pairs:
+        assert float(shown) == pytest.approx(float(values[name]), abs=5e-5)
+    assert format_metrics({}) == ""
+
+
+def test_epoch_line_counts_from_one_out_of_all_epochs_and_leaves_out_the_learning_rate(caplog):
+    caplog.set_level(logging.INFO, logger="tf_finetune.training.fit_loop")
+    logger = EpochMetricsLogger(epochs=5)
+    logs = {"loss": 0.5, "accuracy": 0.25, "lr": 0.001}
+    logger.on_epoch_begin(1)
+    logger.on_epoch_end(1, logs)
+    (line,) = caplog.messages
+    assert re.fullmatch(r"epoch=2/5 (.*) time=\d+\.\ds", line).group(1) == format_metrics(
+        {"loss": 0.5, "accuracy": 0.25})
+    assert logs["lr"] == 0.001  # the logs the other callbacks read are left alone
+
+
+def weights_of(value: float) -> list[np.ndarray]:
+    return [np.full((4, 2), value, "float32"), np.full(2, value, "float32")]
+
+
+def run_epochs(callback: BestEpoch, scores: list[float | None], first_epoch: int = 0, metric: str = "loss"):
+    """Call ``callback`` as fit would for epochs with these validation scores; the model's weights
+    at epoch e (0-based) are all e + 1, so the weights put back tell which epoch was kept."""
+    model = tf_keras.Sequential([tf_keras.Input([4]), tf_keras.layers.Dense(2)])
+    callback.set_model(model)
+    for epoch, score in enumerate(scores, start=first_epoch):
+        model.set_weights(weights_of(epoch + 1))
+        callback.on_epoch_end(epoch, {"loss": 9.0} if score is None else {"loss": 9.0, f"val_{metric}": score})
+    callback.on_train_end()
+    return model.get_weights()[0][0, 0]
+
+
+def test_best_epoch_puts_back_the_weights_of_the_lowest_validation_loss():
+    best = BestEpoch("loss")
+    assert run_epochs(best, [0.9, 0.4, 0.6, 0.5]) == 2
+    assert best.best_epoch == 2 and best.scores == {1: 0.9, 2: 0.4, 3: 0.6, 4: 0.5}
+
+
+def test_best_epoch_keeps_the_highest_of_other_metrics_and_the_first_of_equals():
+    best = BestEpoch("accuracy")
+    assert run_epochs(best, [0.5, 0.75, 0.75, 0.25], metric="accuracy") == 2
+    assert best.best_epoch == 2 and best.scores == {1: 0.5, 2: 0.75, 3: 0.75, 4: 0.25}
+
+
+def test_best_epoch_without_validation_metrics_leaves_the_last_weights():
+    best = BestEpoch("loss")
+    assert run_epochs(best, [None, None]) == 2
+    assert best.best_epoch is None and best.scores == {}
+
+
+def test_best_epoch_after_a_resume_chooses_among_the_epochs_run_since():
+    best = BestEpoch("loss")
+    assert run_epochs(best, [0.7, 0.3, 0.8], first_epoch=4) == 6
+    assert best.best_epoch == 6 and best.scores == {5: 0.7, 6: 0.3, 7: 0.8}
+
+
