@@ -182,7 +182,8 @@ def ants_bees_h5_run(shared, cache_dir, tmp_path_factory):
 
 
 def _ants_bees_h5_run(shared, cache_dir, output):
-    from tf_finetune.training.job import JobConfig, run
+    from tf_finetune.job_options import JobConfig
+    from tf_finetune.training.job import run
 
     data = shared / "data" / "hymenoptera"
     result = run(JobConfig(
@@ -202,7 +203,8 @@ def ants_bees_hub_run(shared, cache_dir, tmp_path_factory):
 
 
 def _ants_bees_hub_run(shared, cache_dir, output):
-    from tf_finetune.training.job import JobConfig, run
+    from tf_finetune.job_options import JobConfig
+    from tf_finetune.training.job import run
 
     data = shared / "data" / "hymenoptera"
     result = run(JobConfig(

@@ -1,7 +1,7 @@
 """tf_finetune: fine-tune TensorFlow Hub backbones for image and text classification.
 
 The Python door is :func:`tf_finetune.fine_tune` (or :func:`tf_finetune.training.job.run` with a
-:class:`tf_finetune.training.job.JobConfig`); errors a user can fix are
+:class:`tf_finetune.job_options.JobConfig`); errors a user can fix are
 :class:`tf_finetune.errors.TfFinetuneError`.
 """
 __version__ = "0.1.0"

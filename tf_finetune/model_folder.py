@@ -22,6 +22,13 @@ METRICS_FILE = "metrics.json"
 CODE_DIR = "code"
 HANDLERS_FILE = "inference.py"
 ARCHIVE_NAME = "model.tar.gz"
+OUTPUT_SUBDIR = "output"  # <output>/output/model.tar.gz, as SageMaker lays out a job's output
+
+
+def archive_location(output: str) -> str:
+    """Where a job with output ``output`` (a folder or an ``s3://`` prefix) puts its model:
+    ``<output>/output/model.tar.gz``."""
+    return f"{output.rstrip('/')}/{OUTPUT_SUBDIR}/{ARCHIVE_NAME}"
 
 # The serving_default input that tells an image model from a text model.
 _IMAGE_INPUT = "image_bytes"

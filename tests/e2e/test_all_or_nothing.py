@@ -15,8 +15,9 @@ import pytest
 from flaky_proxy import FlakyProxy
 from helpers import REPO, s3_environment
 from tf_finetune.errors import DataError, StorageError, TrainingInterrupted
+from tf_finetune.job_options import JobConfig
 from tf_finetune.training import checkpoint
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.training.job import run
 
 FAST = {"epochs": 2, "batch_size": 4, "learning_rate": 0.05}
 

@@ -53,9 +53,10 @@ from tf_finetune.errors import (
     StorageError,
     TfFinetuneError,
 )
+from tf_finetune.job_options import JobConfig
 from tf_finetune.registry import ModelSpec
 from tf_finetune.storage import extract_archive
-from tf_finetune.training.job import JobConfig, plan
+from tf_finetune.training.job import plan
 from tiny_modules import COLOURS, write_image, write_image_folder
 
 FATAL, WARNED, ACCEPTED = "fatal", "warned", "accepted"

@@ -23,7 +23,8 @@ from tf_finetune.backbones.bert_inputs import Preprocessor
 from tf_finetune.backbones.tfhub import hub
 from tf_finetune.cli import commands
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.training.job import JobConfig, plan
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import plan
 
 BERT_ID = "small-bert-en-uncased-l4-h512"  # the registry entry: task and defaults
 SEQ = 16

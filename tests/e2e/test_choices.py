@@ -15,8 +15,9 @@ from helpers import decode_images, extract
 from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.hyperparameters import class_weight_map
+from tf_finetune.job_options import JobConfig
 from tf_finetune.training import head_search
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.training.job import run
 
 SMALL = {"batch_size": 4, "learning_rate": 0.2, "label_smoothing": 0.0}
 

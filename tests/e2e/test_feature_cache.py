@@ -9,7 +9,8 @@ import tf_keras
 import tiny_modules
 from helpers import extract
 from tf_finetune.data.pipeline import decode_image
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import run
 
 HEAD_ONLY = {"train_only_top_layer": True, "epochs": 3, "batch_size": 4, "learning_rate": 0.05,
              "label_smoothing": 0.0, "random_seed": 5, "regularizers_l2": 0.0001}

@@ -5,7 +5,8 @@ import pytest
 
 import tiny_modules
 from tf_finetune.errors import BackboneError
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import run
 
 HEAD_ONLY = {"train_only_top_layer": True, "batch_size": 4, "learning_rate": 0.01,
              "label_smoothing": 0.0, "validation_split_ratio": 0.25}

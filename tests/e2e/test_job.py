@@ -13,7 +13,8 @@ import tensorflow as tf
 import tiny_modules
 from helpers import REPLICAS, decode_images, extract, offline_environment, run_cli
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import run
 
 FAST = {"epochs": 4, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
 

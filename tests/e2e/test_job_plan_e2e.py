@@ -27,7 +27,8 @@ def registry(tmp_path):
 
 
 def test_reading_a_handles_task_imports_no_tensorflow(registry, text_module, tmp_path):
-    code = ("import sys; from tf_finetune.training.job_plan import JobConfig, plan; "
+    code = ("import sys; from tf_finetune.job_options import JobConfig; "
+            "from tf_finetune.training.job_plan import plan; "
             f"p = plan(JobConfig(data={str(tmp_path)!r}, output=None, registry={registry!r}, "
             f"handle={str(text_module)!r})); print(p.spec.task, 'tensorflow' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -36,7 +37,8 @@ def test_reading_a_handles_task_imports_no_tensorflow(registry, text_module, tmp
 
 
 def test_planning_does_not_import_tensorflow(registry):
-    code = ("import sys; from tf_finetune.training.job_plan import JobConfig, plan; "
+    code = ("import sys; from tf_finetune.job_options import JobConfig; "
+            "from tf_finetune.training.job_plan import plan; "
             f"plan(JobConfig(data='d', output=None, registry={registry!r}, model_id='img')); "
             "print('tensorflow' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -16,7 +16,8 @@ from tf_finetune.backbones.loading import local_saved_model
 from tf_finetune.backbones.packing import import_to
 from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import BackboneError, DataError
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import run
 
 IMAGES = tf.random.stateless_uniform([4, 32, 32, 3], seed=[3, 4])
 

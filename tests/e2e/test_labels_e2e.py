@@ -10,7 +10,8 @@ import pytest
 import tiny_modules
 from helpers import extract, run_main
 from tf_finetune.errors import BackboneError
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import run
 
 NAMES = '{"1": "weather", "2": "sport"}'  # tiny_modules' first topic is weather words, the second sport
 

@@ -25,9 +25,9 @@ from helpers import REPO, only_localhost, run_main
 from sagemaker_platform import cannot_emulate, run_training_job, venv_bin
 from tf_finetune.cli import commands
 from tf_finetune.errors import HyperparameterError, StorageError, UsageError
+from tf_finetune.job_options import JobConfig
 from tf_finetune.sagemaker import launch
 from tf_finetune.training.fit_loop import format_metrics
-from tf_finetune.training.job import JobConfig
 
 pytest.importorskip("sagemaker", reason="no SageMaker Python SDK is installed")
 from tf_finetune.sagemaker.sdk import sdk_major  # noqa: E402

@@ -16,7 +16,8 @@ import pytest
 import tiny_modules
 from helpers import REPLICAS, run_cli, run_main
 from tf_finetune.cli import commands
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import run
 from tiny_modules import COLOURS, recorded_batch_sizes, write_image
 
 BATCH_SIZE = 2  # per replica

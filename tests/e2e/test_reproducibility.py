@@ -10,8 +10,9 @@ import pytest
 
 import tiny_modules
 from tf_finetune.errors import TrainingInterrupted
+from tf_finetune.job_options import JobConfig
 from tf_finetune.training import checkpoint
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.training.job import run
 
 HP = {"epochs": 2, "batch_size": 2, "learning_rate": 0.05, "validation_split_ratio": 0.25,
       "dropout_rate": 0.3, "train_only_top_layer": False}

@@ -21,7 +21,8 @@ from helpers import extract, grid_shape, run_main
 from tf_finetune.backbones.tfhub import hub
 from tf_finetune.cli import commands
 from tf_finetune.data.pipeline import decode_image
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import run
 
 FAST = {"epochs": 4, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
 

@@ -13,8 +13,9 @@ from ai_edge_litert.interpreter import Interpreter
 from helpers import extract, run_main
 from tf_finetune.data import load_data
 from tf_finetune.errors import HyperparameterError, TfFinetuneError
+from tf_finetune.job_options import JobConfig
 from tf_finetune.serving.tflite import LABELS_TXT, REPORT_FILE, TFLITE_FILE, export_tflite
-from tf_finetune.training.job import JobConfig, plan, run
+from tf_finetune.training.job import plan, run
 
 
 @pytest.fixture(scope="module")

@@ -52,9 +52,9 @@ def signatures_of(model: tf_keras.Model) -> dict:
 
 @pytest.fixture(scope="module")
 def folder(model, tmp_path_factory) -> Path:
-    """write_model_dir of the model with our own signatures, into a new folder."""
+    """write_model_folder of the model with our own signatures, into a new folder."""
     target = tmp_path_factory.mktemp("written") / "model"
-    assert export.write_model_dir(model, LABELS, METRICS, target, signatures_of(model)) == target
+    assert export.write_model_folder(model, LABELS, METRICS, target, signatures_of(model)) == target
     return target
 
 
@@ -85,7 +85,7 @@ def test_the_saved_model_serves_the_given_signatures_with_the_models_outputs(mod
 
 
 def test_without_signatures_keras_serves_the_model_and_the_optimizer_state_is_left_out(model, tmp_path):
-    target = export.write_model_dir(model, LABELS, METRICS, tmp_path / "model")
+    target = export.write_model_folder(model, LABELS, METRICS, tmp_path / "model")
     reloaded = tf_keras.models.load_model(str(target / "1"), compile=False)
     np.testing.assert_allclose(reloaded.predict(INPUTS, verbose=0), softmax_of(model, INPUTS), atol=1e-6)
     assert "serving_default" in tf.saved_model.load(str(target / "1")).signatures

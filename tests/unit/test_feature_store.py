@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import tiny_modules
+from tf_finetune.job_options import JobConfig
 from tf_finetune.training.feature_store import FeatureStore, savedmodel_digest
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.training.job import run
 
 HP = {"train_only_top_layer": True, "epochs": 2, "batch_size": 4, "learning_rate": 0.05,
       "regularizers_l2": 0.001, "random_seed": 4}

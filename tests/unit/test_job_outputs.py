@@ -20,10 +20,10 @@ from helpers import extract
 from tf_finetune import model_folder
 from tf_finetune.data import DataSplit, Examples, LabelMap
 from tf_finetune.hyperparameters import resolve
+from tf_finetune.job_options import JobConfig
 from tf_finetune.registry import ModelSpec
 from tf_finetune.reports import data_check
 from tf_finetune.training import classifier, distribute, job_outputs
-from tf_finetune.training.job_plan import JobConfig
 
 SIZE = 8
 IMAGES = DataSplit("image", Examples(("a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"), (0, 1, 0, 1, 1)),

@@ -7,7 +7,8 @@ import yaml
 
 from helpers import SHARED
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError, StorageError
-from tf_finetune.training.job_plan import JobConfig, check_sources, data_task, looks_like_text, plan
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job_plan import check_sources, data_task, looks_like_text, plan
 
 ENTRIES = [
     {"id": "img", "task": "image", "handle": "https://tfhub.dev/google/tiny/1", "image_size": 32,

@@ -12,7 +12,8 @@ import tiny_modules
 from helpers import extract
 from tf_finetune.data.labels import LabelMap, read_class_names
 from tf_finetune.errors import DataError
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import run
 
 
 def test_integer_labels_get_contiguous_indices_in_label_order():

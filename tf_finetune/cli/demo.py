@@ -13,7 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from tf_finetune.training.job import JobConfig, run
+from tf_finetune.job_options import JobConfig
+from tf_finetune.training.job import run
 
 log = logging.getLogger(__name__)
 

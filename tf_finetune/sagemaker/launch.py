@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tf_finetune import job_options
+from tf_finetune import job_options, model_folder
 from tf_finetune.errors import TfFinetuneError, UsageError
 from tf_finetune.sagemaker.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
 from tf_finetune.storage import check_s3_spelling, is_s3
@@ -100,7 +100,7 @@ class LaunchPlan:
     @property
     def model_path(self) -> str:
         """Where the model lands: ``<output>/<job-name>/output/model.tar.gz``."""
-        return f"{self.output_path}{self.job_name}/output/model.tar.gz"
+        return model_folder.archive_location(f"{self.output_path}{self.job_name}")
 
     @property
     def checkpoint_uri(self) -> str | None:
@@ -329,7 +329,7 @@ def finish(plan: LaunchPlan, description: Mapping[str, Any], waited: bool) -> in
     """
     record = training_output(description, plan.parent_model)
     if not record["output_path"]:
-        record["output_path"] = f"{plan.output_path}{record['training_job_name']}/output/model.tar.gz"
+        record["output_path"] = model_folder.archive_location(f"{plan.output_path}{record['training_job_name']}")
     print(format_training_output(record))
     if not waited:
         return 0

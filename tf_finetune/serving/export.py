@@ -14,11 +14,11 @@ from tf_finetune import storage
 from tf_finetune.data import LabelMap
 from tf_finetune.model_folder import ARCHIVE_NAME, CODE_DIR, HANDLERS_FILE, LABELS_FILE, METRICS_FILE, VERSION
 
-__all__ = ["ARCHIVE_NAME", "write_model_dir", "pack_archive", "export_archive"]
+__all__ = ["ARCHIVE_NAME", "write_model_folder", "pack_archive", "export_archive"]
 
 
-def write_model_dir(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
-                    model_dir: Path, signatures: Mapping[str, Any] | None = None) -> Path:
+def write_model_folder(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
+                    folder: Path, signatures: Mapping[str, Any] | None = None) -> Path:
     """Write the deployable model folder.
 
     ``1/`` is the SavedModel (TensorFlow Serving looks for numbered versions), ``labels.json``
@@ -29,27 +29,27 @@ def write_model_dir(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping
         model: the trained classifier.
         label_map: class names (and original labels).
         metrics: what to record about the run.
-        model_dir: an empty or new folder.
+        folder: an empty or new folder.
         signatures: serving signatures (:func:`tf_finetune.serving.signatures.make_signatures`); the
             Keras default when None.
 
     Returns:
-        ``model_dir``.
+        ``folder``.
     """
-    model_dir.mkdir(parents=True, exist_ok=True)
-    model.save(model_dir / VERSION, include_optimizer=False, save_format="tf",
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / VERSION, include_optimizer=False, save_format="tf",
                signatures=dict(signatures) if signatures else None)
-    (model_dir / LABELS_FILE).write_text(label_map.to_json(), encoding="utf-8")
-    code = model_dir / CODE_DIR
+    (folder / LABELS_FILE).write_text(label_map.to_json(), encoding="utf-8")
+    code = folder / CODE_DIR
     code.mkdir(exist_ok=True)
     shutil.copyfile(Path(__file__).parents[1] / "sagemaker" / HANDLERS_FILE, code / HANDLERS_FILE)
-    (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    return model_dir
+    (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return folder
 
 
-def pack_archive(model_dir: Path, archive: Path) -> Path:
-    """Tar+gzip the contents of ``model_dir`` into ``archive`` atomically (see storage.pack_archive)."""
-    return storage.pack_archive(((c, c.name) for c in sorted(model_dir.iterdir())), archive)
+def pack_archive(folder: Path, archive: Path) -> Path:
+    """Tar+gzip the contents of ``folder`` into ``archive`` atomically (see storage.pack_archive)."""
+    return storage.pack_archive(((c, c.name) for c in sorted(folder.iterdir())), archive)
 
 
 def export_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
@@ -58,5 +58,5 @@ def export_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[
     archive.parent.mkdir(parents=True, exist_ok=True)
     storage.remove_stale_staging(archive.parent)  # what killed runs left
     with tempfile.TemporaryDirectory(prefix=storage.staging_prefix(), dir=archive.parent) as tmp:
-        write_model_dir(model, label_map, metrics, Path(tmp) / "model", signatures)
+        write_model_folder(model, label_map, metrics, Path(tmp) / "model", signatures)
         return pack_archive(Path(tmp) / "model", archive)

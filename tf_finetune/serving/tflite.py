@@ -48,13 +48,13 @@ REPRESENTATIVE_EXAMPLES = 100
 BATCH = 32
 
 
-def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "none",
+def export_tflite(folder: str | Path, out_dir: str | Path, quantize: str = "none",
                   representative: Examples | None = None, heldout: Examples | None = None) -> dict[str, Any]:
-    """Convert the model in ``model_dir`` and write ``model.tflite``, ``labels.txt`` and
+    """Convert the model in ``folder`` and write ``model.tflite``, ``labels.txt`` and
     ``tflite_report.json`` into ``out_dir``.
 
     Args:
-        model_dir: a model folder written by tf_finetune (``1/``, ``labels.json``).
+        folder: a model folder written by tf_finetune (``1/``, ``labels.json``).
         out_dir: where the files go (created if needed; existing files of these names are
             replaced).
         quantize: ``none``, ``float16``, ``dynamic`` or ``int8``.
@@ -71,20 +71,20 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
             training images, a text model (its string ops are not TFLite builtins), a failed
             conversion.
     """
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    folder, out_dir = Path(folder), Path(out_dir)
     if quantize not in QUANTIZATIONS:
         raise TfFinetuneError(f"quantize={quantize!r} is not supported: choose one of "
                               f"{', '.join(QUANTIZATIONS)}")
-    model_folder.check(model_dir, str(model_dir))
-    label_map = model_folder.read_labels(model_dir)
-    interpolation = _interpolation(model_dir)
-    task, function, image_size, content = _converted(model_dir, quantize, representative, interpolation)
+    model_folder.check(folder, str(folder))
+    label_map = model_folder.read_labels(folder)
+    interpolation = _interpolation(folder)
+    task, function, image_size, content = _converted(folder, quantize, representative, interpolation)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage.write_atomically(out_dir / TFLITE_FILE, content)
     storage.write_atomically(out_dir / LABELS_TXT, ("\n".join(label_map.class_names) + "\n").encode("utf-8"))
     report: dict[str, Any] = {
         "quantize": quantize, "task": task, "tflite_bytes": len(content),
-        "savedmodel_bytes": _folder_bytes(model_folder.saved_model_dir(model_dir)),
+        "savedmodel_bytes": _folder_bytes(model_folder.saved_model_dir(folder)),
         "input": ({"name": "image", "dtype": "float32", "shape": [-1, image_size, image_size, 3],
                    "range": [0.0, 1.0], "interpolation": interpolation}
                   if task == "image" else {"name": "text", "dtype": "string", "shape": [-1]}),
@@ -103,15 +103,15 @@ def export_tflite(model_dir: str | Path, out_dir: str | Path, quantize: str = "n
     return report
 
 
-def _converted(model_dir: Path, quantize: str, representative: Examples | None, interpolation: str
+def _converted(folder: Path, quantize: str, representative: Examples | None, interpolation: str
                ) -> tuple[str, PolymorphicFunction, int | None, bytes]:
     """(task, the SavedModel function converted, its image size, the ``.tflite`` bytes)."""
     import tensorflow as tf
 
     from tf_finetune.backbones.custom_ops import register_ops_for
 
-    register_ops_for(model_folder.saved_model_dir(model_dir), f"the model {model_dir}")
-    loaded = tf.saved_model.load(str(model_folder.saved_model_dir(model_dir)))
+    register_ops_for(model_folder.saved_model_dir(folder), f"the model {folder}")
+    loaded = tf.saved_model.load(str(model_folder.saved_model_dir(folder)))
     task = model_folder.task_of_signature(loaded.signatures["serving_default"])
     if task != "image":
         function = _text_function(loaded)
@@ -318,8 +318,8 @@ def _sample(examples: Examples, count: int) -> list[str]:
     return paths[:count]
 
 
-def _interpolation(model_dir: Path) -> str:
-    hp = model_folder.read_metrics(model_dir).get("hyperparameters", {})
+def _interpolation(folder: Path) -> str:
+    hp = model_folder.read_metrics(folder).get("hyperparameters", {})
     return hp.get("image_resize_interpolation", "bilinear")
 
 
@@ -339,13 +339,13 @@ def _quiet_absl() -> Iterator[None]:
         absl.setLevel(level)
 
 
-def export_after_training(quantize: str, model_dir: Path, data: DataSplit, workdir: Path,
+def export_after_training(quantize: str, folder: Path, data: DataSplit, workdir: Path,
                           targets: Sequence[str]) -> dict[str, Any]:
     """The ``tflite`` hyperparameter: export the just-trained model and put the files in place.
 
     Args:
         quantize: ``float16``, ``dynamic`` or ``int8``.
-        model_dir: the written model folder (``1/``, ``labels.json``).
+        folder: the written model folder (``1/``, ``labels.json``).
         data: the job's :class:`~tf_finetune.data.DataSplit` (training images calibrate int8;
             the validation examples check accuracy).
         workdir: a scratch folder.
@@ -358,7 +358,7 @@ def export_after_training(quantize: str, model_dir: Path, data: DataSplit, workd
     from tf_finetune import storage
 
     staging = workdir / "tflite"
-    report = export_tflite(model_dir, staging, quantize, data.train, data.validation)
+    report = export_tflite(folder, staging, quantize, data.train, data.validation)
     for target in targets:
         for name in (TFLITE_FILE, LABELS_TXT, REPORT_FILE):
             storage.publish(staging / name, f"{target.rstrip('/')}/{name}")
@@ -403,6 +403,6 @@ def export_model(model: str, quantize: str = "none", data: str | None = None,
     return report
 
 
-def _is_image_model(model_dir: Path) -> bool:
-    task = model_folder.read_metrics(model_dir).get("backbone", {}).get("task")
-    return (task or model_folder.task_of(model_dir)) == "image"
+def _is_image_model(folder: Path) -> bool:
+    task = model_folder.read_metrics(folder).get("backbone", {}).get("task")
+    return (task or model_folder.task_of(folder)) == "image"

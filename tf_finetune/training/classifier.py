@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 import tf_keras
 
+from tf_finetune import model_folder
 from tf_finetune.backbones.bert_inputs import Preprocessor
 from tf_finetune.backbones.loading import choose_image_size, fixed_image_size
 from tf_finetune.backbones.tfhub import hub
@@ -202,7 +203,7 @@ def set_head_l2(model: tf_keras.Model, factor: float) -> None:
     model.get_layer(CLASSIFIER_LAYER).kernel_regularizer.l2 = tf_keras.backend.cast_to_floatx(factor)
 
 
-def load_classifier(model_dir: str, spec: ModelSpec, label_map: LabelMap, previous_labels: LabelMap,
+def load_classifier(previous_model: str, spec: ModelSpec, label_map: LabelMap, previous_labels: LabelMap,
                     hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
     """A previously fine-tuned model (incremental training). Call inside ``strategy.scope()``.
 
@@ -210,7 +211,7 @@ def load_classifier(model_dir: str, spec: ModelSpec, label_map: LabelMap, previo
     new weights. ``train_only_top_layer`` freezes or unfreezes its backbone as for a new model.
 
     Args:
-        model_dir: the previous model folder (``1/``, ``labels.json``).
+        previous_model: the previous model folder (``1/``, ``labels.json``).
         spec: the backbone description (task, fine-tunable).
         label_map: the classes of the new training data.
         previous_labels: the previous model's classes.
@@ -222,7 +223,7 @@ def load_classifier(model_dir: str, spec: ModelSpec, label_map: LabelMap, previo
     Raises:
         BackboneError: the classes differ (listed) or are named otherwise, or the model does not fit the task.
     """
-    model = tf_keras.models.load_model(f"{model_dir}/1", compile=False,
+    model = tf_keras.models.load_model(str(model_folder.saved_model_dir(previous_model)), compile=False,
                                        custom_objects={"KerasLayer": hub.KerasLayer})
     task = "text" if model.inputs[0].dtype == tf.string else "image"
     if task != spec.task:

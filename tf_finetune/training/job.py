@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from tf_finetune import hyperparameters, model_folder, storage
 from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.loading import check_requirements, local_preprocessor, local_saved_model
-from tf_finetune.data import DATA_FORMS, DataSplit, load_data, load_examples
+from tf_finetune.data import DATA_FORMS, DataSplit, Examples, load_data, load_examples
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import ModelSpec
 from tf_finetune.training import checkpoint, head_search, job_outputs
@@ -37,6 +37,9 @@ from tf_finetune.training.job_plan import (
 )
 
 if TYPE_CHECKING:  # TensorFlow's modules: imported when the job needs them
+    import tensorflow as tf
+
+    from tf_finetune.backbones.bert_inputs import Preprocessor
     from tf_finetune.data.pipeline import Decoding
     from tf_finetune.training.classifier import Backbone, Built
     from tf_finetune.training.distribute import Layout
@@ -44,7 +47,6 @@ if TYPE_CHECKING:  # TensorFlow's modules: imported when the job needs them
 
 log = logging.getLogger(__name__)
 
-OUTPUT_SUBDIR = job_outputs.OUTPUT_SUBDIR
 __all__ = ["JobConfig", "JobPlan", "JobResult", "plan", "run", "looks_like_text"]
 
 
@@ -110,7 +112,7 @@ class _Streams:
     task: str
     decoding: Decoding
     decoded: dict[str, str]
-    validation: Any
+    validation: tf.data.Dataset | None
 
 
 def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextlib.ExitStack) -> JobResult:
@@ -211,7 +213,7 @@ def _check_free_space(job: JobPlan, backbone: Backbone) -> None:
     storage.check_free_space([(folder, name, size) for folder, name, size in destinations if folder])
 
 
-def _layout(strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> Layout:
+def _layout(strategy: tf.distribute.Strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> Layout:
     """The replicas, the batch (cut to the training data when ``batch_size`` is larger, with a
     warning) and the steps an epoch."""
     from tf_finetune.data.batching import fit_batch
@@ -333,7 +335,7 @@ def _fit_through_backbone(job: JobPlan, inputs: job_outputs.Inputs, built: Built
     return job_outputs.Fitted(history, val_scorer, hp, chosen, time.perf_counter() - started)
 
 
-def _final_metrics(fitted: job_outputs.Fitted, test, built: Built, task: str) -> job_outputs.Fitted:
+def _final_metrics(fitted: job_outputs.Fitted, test: Examples | None, built: Built, task: str) -> job_outputs.Fitted:
     """``fitted`` with the final training, validation and test metrics, and the validation
     probabilities they came from (one prediction: the metrics and the reports count the same)."""
     from tf_finetune.data.pipeline import Decoding, inference_batches
@@ -362,7 +364,7 @@ def _final_metrics(fitted: job_outputs.Fitted, test, built: Built, task: str) ->
 
 
 def _text_preprocessor(spec: ModelSpec, backbone_path: str, preprocessor_path: str | None,
-                       data: DataSplit):
+                       data: DataSplit) -> tuple[Preprocessor | None, dict[str, Any]]:
     """The loaded BERT-style preprocessor (or None), and the sequence length with how many
     training and validation texts it cuts (for ``metrics.json``'s backbone record).
 
@@ -390,7 +392,8 @@ def _text_preprocessor(spec: ModelSpec, backbone_path: str, preprocessor_path: s
     return preprocessor, record
 
 
-def _open_checkpoints(config: JobConfig, spec: ModelSpec, hp, data: DataSplit, global_batch: int):
+def _open_checkpoints(config: JobConfig, spec: ModelSpec, hp: hyperparameters.Hyperparameters, data: DataSplit,
+                      global_batch: int) -> checkpoint.Checkpoints | None:
     """The job's checkpoints, when ``checkpoint_dir`` is set (checked against what it holds)."""
     if not config.checkpoint_dir:
         return None

@@ -8,18 +8,21 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tf_finetune import model_folder, storage
-from tf_finetune.data import DataSplit, Examples
+from tf_finetune.data import DataSplit, Examples, LabelMap
 from tf_finetune.errors import writing
 
 if TYPE_CHECKING:
     import numpy as np
+    import tf_keras
 
     from tf_finetune.hyperparameters import Hyperparameters
+    from tf_finetune.job_options import JobConfig
     from tf_finetune.reports.data_check import DataReport
     from tf_finetune.training.classifier import Backbone, Built
     from tf_finetune.training.head_search import Choice
@@ -27,12 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OUTPUT_SUBDIR = "output"  # <output>/output/model.tar.gz, as SageMaker lays out a job's output
-
 
 def output_folder(output: str) -> str:
     """``<output>/output``: where the archive, TFLite files and reports go."""
-    return f"{output.rstrip('/')}/{OUTPUT_SUBDIR}"
+    return f"{output.rstrip('/')}/{model_folder.OUTPUT_SUBDIR}"
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ class Written:
     chief: bool
 
 
-def write_outputs(config, built: Built, data: DataSplit, metrics: dict[str, Any], hp, workdir: Path, *,
-                  chief: bool = True) -> Written:
+def write_outputs(config: JobConfig, built: Built, data: DataSplit, metrics: dict[str, Any], hp: Hyperparameters,
+                  workdir: Path, *, chief: bool = True) -> Written:
     """Write the model: the model folder (``config.model_dir``), the TFLite files (the ``tflite``
     hyperparameter) and ``<output>/output/model.tar.gz``.
 
@@ -110,17 +111,17 @@ def write_outputs(config, built: Built, data: DataSplit, metrics: dict[str, Any]
     served = signatures.make_signatures(model, data.task, data.label_map.class_names, built.image_size,
                                         hp.image_resize_interpolation)
     if not chief:
-        export.write_model_dir(model, data.label_map, metrics, workdir / "worker-model", served)
+        export.write_model_folder(model, data.label_map, metrics, workdir / "worker-model", served)
         return Written(None, chief=False)
     if config.model_dir:
         with writing(f"the model folder {config.model_dir}"):
-            export.write_model_dir(model, data.label_map, metrics, Path(config.model_dir), served)
+            export.write_model_folder(model, data.label_map, metrics, Path(config.model_dir), served)
     if hp.tflite != "none":  # model.tflite next to model.tar.gz and in the model dir
         from tf_finetune.serving import tflite
 
         targets = [t for t in (config.model_dir, config.output and output_folder(config.output)) if t]
         with writing(f"the TFLite model (working folder {workdir}; to {', '.join(map(str, targets))})"):
-            source = Path(config.model_dir) if config.model_dir else export.write_model_dir(
+            source = Path(config.model_dir) if config.model_dir else export.write_model_folder(
                 model, data.label_map, metrics, workdir / "tflite-model", served)
             tflite.export_after_training(hp.tflite, source, data, workdir, targets)
     archive = None
@@ -130,7 +131,7 @@ def write_outputs(config, built: Built, data: DataSplit, metrics: dict[str, Any]
     return Written(archive, chief=True)
 
 
-def tensorboard_dir(config, job_scope: contextlib.ExitStack) -> str | None:
+def tensorboard_dir(config: JobConfig, job_scope: contextlib.ExitStack) -> str | None:
     """Where the run's TensorBoard logs go: ``config.tensorboard_dir``, else, for a local output,
     a sub-folder of ``<output>/output/tensorboard`` of its own (TensorBoard then shows reruns side
     by side instead of overlaid).
@@ -152,7 +153,7 @@ def tensorboard_dir(config, job_scope: contextlib.ExitStack) -> str | None:
     folder = Path(output_folder(config.output)) / "tensorboard" / run_name
     made = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
 
-    def remove_on_failure(failure: type[BaseException] | None, *_) -> None:
+    def remove_on_failure(failure: type[BaseException] | None, *_: object) -> None:
         if failure is None:
             return
         shutil.rmtree(folder, ignore_errors=True)
@@ -164,7 +165,7 @@ def tensorboard_dir(config, job_scope: contextlib.ExitStack) -> str | None:
     return str(folder)
 
 
-def metrics_record(config, backbone: Backbone, inputs: Inputs, built: Built, fitted: Fitted,
+def metrics_record(config: JobConfig, backbone: Backbone, inputs: Inputs, built: Built, fitted: Fitted,
                    total_seconds: float) -> dict[str, Any]:
     """What ``metrics.json`` records of a run (the doors and the benchmarks read it), whole.
 
@@ -201,26 +202,26 @@ def metrics_record(config, backbone: Backbone, inputs: Inputs, built: Built, fit
     }
 
 
-def write_archive(model, label_map, metrics: dict, signatures: dict, output: str,
-                  workdir: Path) -> Path | str:
+def write_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
+                  signatures: Mapping[str, Any], output: str, workdir: Path) -> Path | str:
     """Pack the model as ``<output>/output/model.tar.gz``, locally or on S3, atomically."""
     from tf_finetune.serving import export
 
     if not storage.is_s3(output):
-        archive = Path(output) / OUTPUT_SUBDIR / model_folder.ARCHIVE_NAME
+        archive = Path(output) / model_folder.OUTPUT_SUBDIR / model_folder.ARCHIVE_NAME
         export.export_archive(model, label_map, metrics, archive, signatures)
         log.info("model written to %s", archive)
         return archive
     from tf_finetune import s3
 
     local = export.export_archive(model, label_map, metrics, workdir / model_folder.ARCHIVE_NAME, signatures)
-    uri = storage.publish(local, str(s3.S3Uri.parse(output).join(OUTPUT_SUBDIR, model_folder.ARCHIVE_NAME)))
+    uri = storage.publish(local, str(s3.S3Uri.parse(output).join(model_folder.OUTPUT_SUBDIR, model_folder.ARCHIVE_NAME)))
     log.info("model written to %s", uri)
     return uri
 
 
-def write_reports(config, data: DataSplit, val_probabilities, history: dict,
-                  workdir: Path, report) -> None:
+def write_reports(config: JobConfig, data: DataSplit, val_probabilities: np.ndarray | None,
+                  history: Mapping[str, Sequence[float]], workdir: Path, report: DataReport) -> None:
     """The data report, training curves, and the validation confusion matrix with per-class
     metrics and the misclassified examples (from the same predictions as the final validation
     metrics).
@@ -233,7 +234,8 @@ def write_reports(config, data: DataSplit, val_probabilities, history: dict,
     """
     if not config.report_dir and not config.output:
         return
-    if config.report_dir or storage.is_s3(config.output):
+    # Without a report_dir, the return above leaves an output.
+    if config.report_dir or (config.output and storage.is_s3(config.output)):
         directory = workdir / "reports"
         directory.mkdir(parents=True, exist_ok=True)
         _draw_reports(directory, data, val_probabilities, history, report)
@@ -242,15 +244,18 @@ def write_reports(config, data: DataSplit, val_probabilities, history: dict,
             for path in sorted(directory.iterdir()):
                 storage.publish(path, str(Path(destination) / path.name))
         else:
+            assert config.output
             destination = storage.publish_folder(directory, f"{output_folder(config.output)}/reports")
     else:
+        assert config.output
         destination = str(Path(output_folder(config.output)) / "reports")
         with storage.folder_in_place(Path(destination)) as directory:
             _draw_reports(directory, data, val_probabilities, history, report)
     log.info("reports written to %s", destination)
 
 
-def _draw_reports(directory: Path, data: DataSplit, val_probabilities, history: dict, report) -> None:
+def _draw_reports(directory: Path, data: DataSplit, val_probabilities: np.ndarray | None,
+                  history: Mapping[str, Sequence[float]], report: DataReport) -> None:
     """Write the reports into ``directory``."""
     from tf_finetune.reports import evaluation, plots
 
