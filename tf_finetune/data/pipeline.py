@@ -1,13 +1,18 @@
 """``tf.data`` input pipelines: streamed, parallel decoding, prefetching."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 import tf_keras
 
 from tf_finetune.data import Examples
 from tf_finetune.data.batching import steps_per_epoch as steps_per_epoch  # the steps of training_batches
+
+if TYPE_CHECKING:
+    import numpy as np
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -91,9 +96,8 @@ def make_augmenter(flip: str, rotation: float, zoom: float, seed: int) -> tf_ker
 
 
 def training_batches(examples: Examples, task: str, num_classes: int, global_batch: int, *,
-                     shuffle_seed: int, decoding: Decoding = Decoding(), augmenter=None,
-                     cache_file: str | None = None, deterministic: bool = True,
-                     first_step: int = 0) -> tf.data.Dataset:
+                     shuffle_seed: int, decoding: Decoding = Decoding(), augmenter: tf_keras.Model | None = None,
+                     cache_file: str | None = None, deterministic: bool = True, first_step: int = 0) -> tf.data.Dataset:
     """An endless, shuffled stream of full batches of (inputs, one-hot labels) for ``fit``.
 
     Every batch holds exactly ``global_batch`` examples, so every replica gets ``batch_size``
@@ -131,8 +135,9 @@ def training_batches(examples: Examples, task: str, num_classes: int, global_bat
     dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
     image_size, interpolation = decoding.image_size, decoding.interpolation
 
-    def decode(dataset):
+    def decode(dataset: tf.data.Dataset) -> tf.data.Dataset:
         if task == "image":
+            assert image_size is not None, "image inputs need image_size"  # an image model's Decoding has it
             read = lambda p, y: (decode_image_uint8(tf.io.read_file(p), image_size, interpolation), y)  # noqa: E731
             dataset = dataset.map(read, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
             if cache_file is not None:
@@ -152,8 +157,8 @@ def training_batches(examples: Examples, task: str, num_classes: int, global_bat
     return dataset.with_options(options).prefetch(AUTOTUNE)
 
 
-def inference_batches(inputs, task: str, batch: int, *, decoding: Decoding = Decoding(),
-                      cache_file: str | None = None) -> tf.data.Dataset:
+def inference_batches(inputs: Sequence[str] | np.ndarray | tf.Tensor, task: str, batch: int, *,
+                      decoding: Decoding = Decoding(), cache_file: str | None = None) -> tf.data.Dataset:
     """Batches of model inputs in the order given, every batch full, for ``predict``.
 
     The last batch is padded to ``batch`` by repeating the last input, so that under a
@@ -201,7 +206,8 @@ SHUFFLE_WINDOW = 256  # decoded images reshuffled per epoch: bounded memory what
 
 
 def shuffle_for_epochs(dataset: tf.data.Dataset, count: int, seed: int, task: str,
-                       between=lambda dataset: dataset, start: int = 0) -> tf.data.Dataset:
+                       between: Callable[[tf.data.Dataset], tf.data.Dataset] = lambda dataset: dataset,
+                       start: int = 0) -> tf.data.Dataset:
     """The training order, endless: one full seeded shuffle, ``between`` (decoding, caching),
     then a reshuffle at every pass over the ``count`` examples.
 

@@ -16,13 +16,13 @@ import re
 import statistics
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tf_finetune.data import DATA_FORMS, check_kind
+from tf_finetune.data import DATA_FORMS, DataSplit, Examples, check_kind
 from tf_finetune.errors import DataError
 
 LONG_TEXT_WORDS = 512  # "very long" for a text backbone without a sequence length
@@ -169,7 +169,8 @@ def check_data(task: str, data: str | Path, *, validation: str | Path | None = N
     return DataReport(task, splits, training, duplicates, _graded(findings), task_reason)
 
 
-def from_loaded(data, test=None, held_out: float = 0.0, paths: Mapping[str, str | None] | None = None) -> DataReport:
+def from_loaded(data: DataSplit, test: Examples | None = None, held_out: float = 0.0,
+                paths: Mapping[str, str | None] | None = None) -> DataReport:
     """The report of data ``train`` has already read (``load_data`` with ``inspect=inspect_image``
     for images), without reading any file again.
 
@@ -484,7 +485,7 @@ def _spread(values: list[int]) -> dict[str, float] | None:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def _list(items, limit: int = SHOWN) -> str:
+def _list(items: Iterable[Any], limit: int = SHOWN) -> str:
     items = list(items)
     shown = ", ".join(str(i) for i in items[:limit])
     return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")

@@ -35,7 +35,7 @@ def extra_metrics(hp: Hyperparameters) -> tuple[str, ...]:
     return () if hp.eval_metric in ("loss", "accuracy") else (hp.eval_metric,)
 
 
-def score(name: str, probabilities: np.ndarray, labels: Sequence[int]) -> float:
+def score(name: str, probabilities: np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
     """``precision``, ``recall`` (of the predicted class, argmax), ``auc`` (area under the ROC
     curve) or ``prc`` (average precision, the area under the precision-recall curve).
 

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
@@ -40,15 +40,15 @@ def format_metrics(values: dict[str, float]) -> str:
 class EpochMetricsLogger(tf_keras.callbacks.Callback):
     """One line per epoch: ``epoch=2/5 loss=0.4321 accuracy=0.8750 val_loss=… val_accuracy=… time=3.2s``."""
 
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int) -> None:
         super().__init__()
         self.epochs = epochs
         self._start = 0.0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         values = {k: v for k, v in (logs or {}).items() if k != "lr"}
         log.info("epoch=%d/%d %s time=%.1fs", epoch + 1, self.epochs, format_metrics(values),
                  time.perf_counter() - self._start)
@@ -66,14 +66,14 @@ class BestEpoch(tf_keras.callbacks.Callback):
         scores: epoch (1-based) -> its validation ``metric``, for every epoch seen.
     """
 
-    def __init__(self, metric: str = "loss"):
+    def __init__(self, metric: str = "loss") -> None:
         super().__init__()
         self.metric = metric
         self.best_epoch: int | None = None
         self.scores: dict[int, float] = {}
-        self._weights = None
+        self._weights: list[np.ndarray] | None = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         value = (logs or {}).get(f"val_{self.metric}")
         if value is None:
             return
@@ -81,7 +81,7 @@ class BestEpoch(tf_keras.callbacks.Callback):
             self.best_epoch, self._weights = epoch + 1, self.model.get_weights()
         self.scores[epoch + 1] = float(value)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._weights is not None:
             self.model.set_weights(self._weights)
 
@@ -97,22 +97,22 @@ class DropoutSeeds(tf_keras.callbacks.Callback):
 
     _supports_tf_logs = True  # it reads no logs: Keras need not copy them to NumPy every step
 
-    def __init__(self, seed: int, steps_per_epoch: int):
+    def __init__(self, seed: int, steps_per_epoch: int) -> None:
         super().__init__()
         self.seed, self.steps_per_epoch = seed, steps_per_epoch
         self._generators: list[tf.random.Generator] = []
         self._epoch = 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # Keras keeps a layer's generator in this private attribute (None unless "stateful").
         self._generators = [layer._random_generator._generator for layer in self.model.layers
                             if isinstance(layer, tf_keras.layers.Dropout)
                             and getattr(layer._random_generator, "_generator", None) is not None]
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         step = self._epoch * self.steps_per_epoch + batch
         state = np.random.SeedSequence([self.seed, step]).generate_state(2, np.uint64)
         for generator in self._generators:

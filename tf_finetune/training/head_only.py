@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,8 @@ from tf_finetune.training.feature_store import FeatureStore
 from tf_finetune.training.scoring import Scorer, classification_metrics, predict_in_order
 
 if TYPE_CHECKING:
+    from tf_finetune.data import DataSplit, Examples
+    from tf_finetune.hyperparameters import Hyperparameters
     from tf_finetune.training.classifier import Built
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 MEMORY_LIMIT_BYTES = 2 << 30  # features larger than this go to a file-backed array
 
 
-def can_cache(hp, task: str, multi_worker: bool) -> tuple[bool, str]:
+def can_cache(hp: Hyperparameters, task: str, multi_worker: bool) -> tuple[bool, str]:
     """Whether the backbone's features can be computed once; and why not, when not."""
     if not hp.train_only_top_layer:
         return False, "the backbone is trained"
@@ -75,7 +77,7 @@ def extract_features(extractor: tf_keras.Model, batches: tf.data.Dataset, count:
     return features
 
 
-def _features(compute: Callable[[], np.ndarray], examples, store: FeatureStore | None,
+def _features(compute: Callable[[], np.ndarray], examples: Examples, store: FeatureStore | None,
               task: str) -> tuple[np.ndarray, str]:
     """One split's features, read from ``store`` when it has them; else computed once by
     ``compute`` (:func:`extract_features`) and kept in ``store``. Returns them and where they
@@ -93,14 +95,14 @@ def _features(compute: Callable[[], np.ndarray], examples, store: FeatureStore |
     return features, "computed once"
 
 
-def _feature_lookup(features: np.ndarray):
+def _feature_lookup(features: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:
     """A function from a batch of example indices to their feature rows: gathered from a
     tensor when the features are in memory, read from the file when they are memory-mapped
     (only the batch is read), so both give the same values."""
     if isinstance(features, np.memmap):
         dim = features.shape[1]
 
-        def read(indices):
+        def read(indices: tf.Tensor) -> tf.Tensor:
             rows = tf.numpy_function(lambda i: np.asarray(features[i]), [indices], tf.float32)
             return tf.ensure_shape(rows, [None, dim])
         return read
@@ -108,7 +110,7 @@ def _feature_lookup(features: np.ndarray):
     return lambda indices: tf.gather(table, indices)
 
 
-def _training_batches(features: np.ndarray, labels, num_classes: int, global_batch: int,
+def _training_batches(features: np.ndarray, labels: Sequence[int] | np.ndarray, num_classes: int, global_batch: int,
                       shuffle_seed: int, task: str, first_step: int = 0) -> tf.data.Dataset:
     """The endless stream of full batches of (features, one-hot labels) from batch
     ``first_step``, in the order :func:`~tf_finetune.data.pipeline.training_batches` gives the
@@ -140,13 +142,14 @@ class HeadFit:
         choices: what was chosen (:class:`~tf_finetune.training.head_search.Choice`), in order.
     """
 
-    history: dict
+    history: dict[str, list[float]]
     scorer: Scorer | None
-    hyperparameters: Any
-    choices: list
+    hyperparameters: Hyperparameters
+    choices: list[head_search.Choice]
 
 
-def fit_head(built: Built, data, inputs: dict, hp, workdir: Path, task: str, *,
+def fit_head(built: Built, data: DataSplit, inputs: Mapping[str, tf.data.Dataset | None], hp: Hyperparameters,
+             workdir: Path, task: str, *,
              tracking: fit_loop.Tracking | None = None, store: FeatureStore | None = None) -> HeadFit:
     """Train the classifier's head on cached backbone features.
 
@@ -187,6 +190,7 @@ def fit_head(built: Built, data, inputs: dict, hp, workdir: Path, task: str, *,
                                       global_batch, hp.random_seed, task)
     scorer = None
     if val_features is not None:
+        assert data.validation is not None  # validation features are only computed for a validation split
         scorer = _FeatureScorer(head, _inference_batches(val_features, global_batch),
                                 data.validation.labels, strategy, hp.label_smoothing, extra_metrics(hp),
                                 val_features)
@@ -195,8 +199,8 @@ def fit_head(built: Built, data, inputs: dict, hp, workdir: Path, task: str, *,
     return HeadFit(history, scorer, hp, chosen)
 
 
-def _all_features(built: Built, data, inputs: dict, workdir: Path, store: FeatureStore | None,
-                  task: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _all_features(built: Built, data: DataSplit, inputs: Mapping[str, tf.data.Dataset | None], workdir: Path,
+                  store: FeatureStore | None, task: str) -> tuple[np.ndarray, np.ndarray | None]:
     """The backbone's features of the training and (when given) validation examples."""
     started = time.perf_counter()
     model, strategy = built.model, built.layout.strategy
@@ -241,17 +245,22 @@ class _Search:
     the final head, on the same batches, on one device (a head is small), scored on the
     validation features after every epoch and stopped early."""
 
-    def __init__(self, data, features, val_features, hp, built: Built, task: str):
+    def __init__(self, data: DataSplit, features: np.ndarray, val_features: np.ndarray | None, hp: Hyperparameters,
+                 built: Built, task: str) -> None:
         """Candidates on ``features`` (and ``val_features``, None without validation) of ``data``'s
         splits, with ``built``'s global batch and loss scaling."""
         self.features, self.labels = features, np.asarray(data.train.labels)
         self.val_features = val_features
-        self.val_labels = None if val_features is None else np.asarray(data.validation.labels)
+        self.val_labels: np.ndarray | None = None
+        if val_features is not None:
+            assert data.validation is not None  # validation features are only computed for a validation split
+            self.val_labels = np.asarray(data.validation.labels)
         self.num_classes, self.hp, self.task = data.label_map.num_classes, hp, task
         self.global_batch = built.layout.global_batch
         self.loss_scaling = built.loss_scaling  # mixed precision rewrites these graphs too
 
-    def run(self, l2: float, epochs: int, train_rows=None, holdout_rows=None) -> list[float]:
+    def run(self, l2: float, epochs: int, train_rows: Sequence[int] | None = None,
+            holdout_rows: Sequence[int] | None = None) -> list[float]:
         """The validation ``eval_metric`` after each epoch of a head with L2 factor ``l2``
         (fewer than ``epochs`` when it stopped early)."""
         from tf_finetune.training import classifier
@@ -261,6 +270,8 @@ class _Search:
         if train_rows is not None:
             features, labels = np.asarray(self.features[train_rows]), self.labels[train_rows]
             val_features, val_labels = np.asarray(self.features[holdout_rows]), self.labels[holdout_rows]
+        # choose_head holds training rows out whenever there is no validation split
+        assert val_features is not None and val_labels is not None
         steps = steps_per_epoch(len(features), self.global_batch)
         tf_keras.utils.set_random_seed(self.hp.random_seed)
         features_in = tf_keras.Input([features.shape[1]], dtype=tf.float32)
@@ -283,12 +294,12 @@ class _ValidationScore(tf_keras.callbacks.Callback):
     ``loss``, the plain cross-entropy (no label smoothing and no L2 term, so that L2 strengths
     are compared on how well they predict, not on their own penalty)."""
 
-    def __init__(self, features, labels, metric: str):
+    def __init__(self, features: np.ndarray, labels: np.ndarray, metric: str) -> None:
         super().__init__()
         self.features, self.labels, self.metric = features, labels, metric
         self.scores: list[float] = []
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         probabilities = _call_in_chunks(self.model, self.features)
         if self.metric in ("loss", "accuracy"):
             value = classification_metrics(probabilities, self.labels, 0.0)[self.metric]

@@ -52,7 +52,7 @@ def predict_in_order(model: tf_keras.Model, batches: tf.data.Dataset, count: int
     return np.asarray(outputs[:count], dtype=np.float32)
 
 
-def classification_metrics(probabilities: np.ndarray, labels: Sequence[int], label_smoothing: float,
+def classification_metrics(probabilities: np.ndarray, labels: Sequence[int] | np.ndarray, label_smoothing: float,
                            regularization: float = 0.0) -> dict[str, float]:
     """``loss`` and ``accuracy`` as Keras computes them for the compiled classifier.
 
