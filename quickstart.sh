@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start: `./quickstart.sh demo` runs the offline demo, `./quickstart.sh test` the tests,
-# `./quickstart.sh lint` ruff and mypy (configured in pyproject.toml).
+# `./quickstart.sh lint` ruff (lint and format) and mypy (configured in pyproject.toml).
 # Creates .venv (Python 3.11) and installs the package with its test tools on first use.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,6 +15,6 @@ fi
 case "${1:-}" in
   demo) shift; exec .venv/bin/tf-finetune demo "$@" ;;
   test) shift; exec .venv/bin/python -m pytest "$@" ;;
-  lint) .venv/bin/ruff check . && .venv/bin/mypy ;;
+  lint) .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy ;;
   *) echo "usage: $0 demo|test|lint [args...]" >&2; exit 2 ;;
 esac

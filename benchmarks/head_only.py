@@ -12,6 +12,7 @@ whole processes, alternating so machine noise hits all alike:
 and prints min/median/max wall time of each, the ratios of the medians, and both validation
 accuracies. Also times ``tf-finetune --help`` and ``list-models``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -110,12 +111,33 @@ def main() -> None:
         n_val = copy_images(args.data / "val", tmp / "val", args.copies)
         common = [str(tmp / "train"), str(tmp / "val"), args.handle, str(args.image_size)]
         for run in range(args.runs):
-            seconds, out = timed([py, "-m", "tf_finetune", "train", "--handle", args.handle,
-                                  "--image-size", str(args.image_size), "--data", str(tmp / "train"),
-                                  "--validation-data", str(tmp / "val"), "--train-only-top-layer", "True",
-                                  "--choose-hyperparameters", "False",  # the recipe's fixed recipe
-                                  "--epochs", str(args.epochs), "--output", str(tmp / f"ours{run}"),
-                                  "--cache-dir", str(tmp / "cache")], env)
+            seconds, out = timed(
+                [
+                    py,
+                    "-m",
+                    "tf_finetune",
+                    "train",
+                    "--handle",
+                    args.handle,
+                    "--image-size",
+                    str(args.image_size),
+                    "--data",
+                    str(tmp / "train"),
+                    "--validation-data",
+                    str(tmp / "val"),
+                    "--train-only-top-layer",
+                    "True",
+                    "--choose-hyperparameters",
+                    "False",  # the recipe's fixed recipe
+                    "--epochs",
+                    str(args.epochs),
+                    "--output",
+                    str(tmp / f"ours{run}"),
+                    "--cache-dir",
+                    str(tmp / "cache"),
+                ],
+                env,
+            )
             times["ours"].append(seconds)
             accuracy["ours"].append(float(re.search(r"final val_loss=\S+ val_accuracy=(\S+)", out).group(1)))
             seconds, out = timed([py, "-c", RECIPE, *common, str(args.epochs), str(tmp / f"recipe{run}")], env)
@@ -125,19 +147,21 @@ def main() -> None:
             times["floor"].append(seconds)
             for name, command in (("help", ["--help"]), ("list-models", ["list-models"])):
                 times[name].append(timed([py, "-m", "tf_finetune", *command], env)[0])
-            print(f"run {run + 1}/{args.runs}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()),
-                  flush=True)
+            print(f"run {run + 1}/{args.runs}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
     median = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\n{n_train} training + {n_val} validation images ({args.copies}x {args.data}), "
-          f"{args.image_size} px, {args.epochs} epochs, head only; {os.cpu_count()} CPU cores; "
-          f"{args.runs} runs")
+    print(
+        f"\n{n_train} training + {n_val} validation images ({args.copies}x {args.data}), "
+        f"{args.image_size} px, {args.epochs} epochs, head only; {os.cpu_count()} CPU cores; "
+        f"{args.runs} runs"
+    )
     print(f"{'':12} {'min':>7} {'median':>7} {'max':>7}   seconds")
     for name, values in times.items():
         print(f"{name:12} {summary(values)}")
     print(f"\nours / recipe = {median['ours'] / median['recipe']:.3f}   (target <= 0.25)")
     print(f"ours / floor  = {median['ours'] / median['floor']:.3f}   (target <= 1.3)")
-    print(f"val_accuracy: ours {summary(accuracy['ours'], 4)}; recipe {summary(accuracy['recipe'], 4)} "
-          f"(min median max)")
+    print(
+        f"val_accuracy: ours {summary(accuracy['ours'], 4)}; recipe {summary(accuracy['recipe'], 4)} (min median max)"
+    )
     print(f"--help {median['help']:.2f}s, list-models {median['list-models']:.2f}s   (target < 1 s)")
 
 

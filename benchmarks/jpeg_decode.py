@@ -9,6 +9,7 @@ encodes them as JPEG (quality 90), then times, alternating, ``--runs`` passes of
 and prints images/s min/median/max, the ratio of the medians, and the mean absolute difference
 between the two results (pixels in [0, 1]).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,17 @@ def main() -> None:
 
     @tf.function
     def full(batch):
-        return tf.map_fn(lambda d: tf.image.resize(tf.io.decode_image(d, channels=3, expand_animations=False,
-                                                                      dtype=tf.float32), [args.size, args.size]),
-                         batch, fn_output_signature=tf.float32)
+        return tf.map_fn(
+            lambda d: tf.image.resize(
+                tf.io.decode_image(d, channels=3, expand_animations=False, dtype=tf.float32), [args.size, args.size]
+            ),
+            batch,
+            fn_output_signature=tf.float32,
+        )
 
     @tf.function
     def ours(batch):
-        return tf.map_fn(lambda d: decode_image_bytes(d, args.size, "bilinear"), batch,
-                         fn_output_signature=tf.float32)
+        return tf.map_fn(lambda d: decode_image_bytes(d, args.size, "bilinear"), batch, fn_output_signature=tf.float32)
 
     rates = {"full": [], "ours": []}
     outputs = {}
@@ -65,8 +69,10 @@ def main() -> None:
     print(f"{'images/s':10} {'min':>7} {'median':>7} {'max':>7}")
     for name, values in rates.items():
         print(f"{name:10} {summary(values, 1)}")
-    print(f"ours / full = {statistics.median(rates['ours']) / statistics.median(rates['full']):.2f}; "
-          f"mean |difference| = {abs(outputs['ours'] - outputs['full']).mean():.4f}")
+    print(
+        f"ours / full = {statistics.median(rates['ours']) / statistics.median(rates['full']):.2f}; "
+        f"mean |difference| = {abs(outputs['ours'] - outputs['full']).mean():.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ throughput  The same model (backbone trainable, 224 px, batch 32, one CPU device
 memory      Peak RSS of ``tf-finetune train`` (full fine-tune, 1 epoch) on the dataset and on the
             dataset copied 4x; prints 4x / 1x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,9 +120,20 @@ def main() -> None:
                 copy_images(args.data / split, tmp / f"{copies}x" / split, copies)
         for run in range(args.runs):
             for mode in rate:
-                result = run_json([py, "-c", THROUGHPUT, mode, str(tmp / "train"), args.handle,
-                                   str(args.image_size), str(args.epochs)], env,
-                                  args.xla_timeout if mode == "xla" else None)
+                result = run_json(
+                    [
+                        py,
+                        "-c",
+                        THROUGHPUT,
+                        mode,
+                        str(tmp / "train"),
+                        args.handle,
+                        str(args.image_size),
+                        str(args.epochs),
+                    ],
+                    env,
+                    args.xla_timeout if mode == "xla" else None,
+                )
                 if result is None:
                     xla_timeouts += 1
                     continue
@@ -130,18 +142,44 @@ def main() -> None:
                 rate[mode]["later"].append(result["images"] * (len(seconds) - 1) / sum(seconds[1:]))
             for copies in rss:
                 folder = tmp / copies
-                rss[copies].append(peak_rss_mib(
-                    [py, "-m", "tf_finetune", "train", "--handle", args.handle, "--image-size",
-                     str(args.image_size), "--data", str(folder / "train"), "--validation-data",
-                     str(folder / "val"), "--epochs", "1", "--output", str(tmp / f"out-{copies}"),
-                     "--cache-dir", str(tmp / "cache")], env))
-            print(f"run {run + 1}/{args.runs}: " + ", ".join(
-                f"{mode} {values['all'][-1]:.1f} img/s" for mode, values in rate.items() if values["all"])
-                + ", " + ", ".join(f"RSS {k} {v[-1]:.0f} MiB" for k, v in rss.items()), flush=True)
+                rss[copies].append(
+                    peak_rss_mib(
+                        [
+                            py,
+                            "-m",
+                            "tf_finetune",
+                            "train",
+                            "--handle",
+                            args.handle,
+                            "--image-size",
+                            str(args.image_size),
+                            "--data",
+                            str(folder / "train"),
+                            "--validation-data",
+                            str(folder / "val"),
+                            "--epochs",
+                            "1",
+                            "--output",
+                            str(tmp / f"out-{copies}"),
+                            "--cache-dir",
+                            str(tmp / "cache"),
+                        ],
+                        env,
+                    )
+                )
+            print(
+                f"run {run + 1}/{args.runs}: "
+                + ", ".join(f"{mode} {values['all'][-1]:.1f} img/s" for mode, values in rate.items() if values["all"])
+                + ", "
+                + ", ".join(f"RSS {k} {v[-1]:.0f} MiB" for k, v in rss.items()),
+                flush=True,
+            )
     median = lambda values: statistics.median(values)  # noqa: E731
-    print(f"\nthroughput: {n_train} training images ({args.copies}x {args.data / 'train'}), "
-          f"{args.image_size} px, batch 32, full fine-tune, {args.epochs} epochs, 1 CPU device; "
-          f"{os.cpu_count()} CPU cores; {args.runs} runs")
+    print(
+        f"\nthroughput: {n_train} training images ({args.copies}x {args.data / 'train'}), "
+        f"{args.image_size} px, batch 32, full fine-tune, {args.epochs} epochs, 1 CPU device; "
+        f"{os.cpu_count()} CPU cores; {args.runs} runs"
+    )
     print(f"{'images/s':22} {'min':>7} {'median':>7} {'max':>7}")
     for mode, values in rate.items():
         for span, label in (("all", "all epochs"), ("later", "after epoch 1")):

@@ -13,6 +13,7 @@ recipe with ``--random-seed`` (the split stays the default one: only image runs 
 validation data; text runs pass the seed, which also moves the split, so compare text recipes
 within a seed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,16 +31,32 @@ IMAGE_GRID = {
     "defaults": [],
     "head3": ["--train-only-top-layer", "True", "--epochs", "3", "--regularizers-l2", "0.0001"],
     "head10": ["--train-only-top-layer", "True", "--epochs", "10", "--regularizers-l2", "0.0001"],
-    "head10_lr003": ["--train-only-top-layer", "True", "--epochs", "10", "--learning-rate", "0.003",
-                     "--regularizers-l2", "0.0001"],
+    "head10_lr003": [
+        "--train-only-top-layer",
+        "True",
+        "--epochs",
+        "10",
+        "--learning-rate",
+        "0.003",
+        "--regularizers-l2",
+        "0.0001",
+    ],
     "full_lr1e-4_5ep": ["--train-only-top-layer", "False", "--learning-rate", "0.0001", "--epochs", "5"],
     "full_lr1e-5_10ep": ["--train-only-top-layer", "False", "--learning-rate", "0.00001", "--epochs", "10"],
 }
 TEXT_GRID = {
     "defaults": [],
     "head3": ["--train-only-top-layer", "True", "--epochs", "3", "--regularizers-l2", "0.0001"],
-    "head10_lr003": ["--train-only-top-layer", "True", "--epochs", "10", "--learning-rate", "0.003",
-                     "--regularizers-l2", "0.0001"],
+    "head10_lr003": [
+        "--train-only-top-layer",
+        "True",
+        "--epochs",
+        "10",
+        "--learning-rate",
+        "0.003",
+        "--regularizers-l2",
+        "0.0001",
+    ],
     "full_lr1e-2_3ep": ["--train-only-top-layer", "False", "--learning-rate", "0.01", "--epochs", "3"],
     "full_lr1e-2_10ep": ["--train-only-top-layer", "False", "--learning-rate", "0.01", "--epochs", "10"],
     "full_lr1e-3_10ep": ["--train-only-top-layer", "False", "--learning-rate", "0.001", "--epochs", "10"],
@@ -83,26 +100,50 @@ BASELINE = textwrap.dedent("""
 def datasets(shared: Path) -> dict[str, dict]:
     models, data = shared / "models", shared / "data"
     return {
-        "ants_bees": dict(task="image", grid=IMAGE_GRID, data=data / "hymenoptera" / "train",
-                          validation=data / "hymenoptera" / "val",
-                          backbone=["--handle", str(models / "mobilenet_v2_035_imagenet"), "--image-size", "224"],
-                          handle=models / "mobilenet_v2_035_imagenet", size=224),
-        "sms_spam": dict(task="text", grid=TEXT_GRID, data=data / "sms_spam" / "data.csv", validation=None,
-                         backbone=["--model-id", "wordllama-words256", "--handle",
-                                   str(models / "wordllama_words256")],
-                         handle=models / "wordllama_words256", size=0),
-        "movie_snippets": dict(task="text", grid=TEXT_GRID, data=data / "movie_snippets" / "data.csv",
-                               validation=None,
-                               backbone=["--model-id", "wordllama-words256", "--handle",
-                                         str(models / "wordllama_words256")],
-                               handle=models / "wordllama_words256", size=0),
+        "ants_bees": dict(
+            task="image",
+            grid=IMAGE_GRID,
+            data=data / "hymenoptera" / "train",
+            validation=data / "hymenoptera" / "val",
+            backbone=["--handle", str(models / "mobilenet_v2_035_imagenet"), "--image-size", "224"],
+            handle=models / "mobilenet_v2_035_imagenet",
+            size=224,
+        ),
+        "sms_spam": dict(
+            task="text",
+            grid=TEXT_GRID,
+            data=data / "sms_spam" / "data.csv",
+            validation=None,
+            backbone=["--model-id", "wordllama-words256", "--handle", str(models / "wordllama_words256")],
+            handle=models / "wordllama_words256",
+            size=0,
+        ),
+        "movie_snippets": dict(
+            task="text",
+            grid=TEXT_GRID,
+            data=data / "movie_snippets" / "data.csv",
+            validation=None,
+            backbone=["--model-id", "wordllama-words256", "--handle", str(models / "wordllama_words256")],
+            handle=models / "wordllama_words256",
+            size=0,
+        ),
     }
 
 
 def train(spec: dict, recipe: list[str], seed: int | None, out: Path, env: dict) -> dict:
     """One ``tf-finetune train`` process; its validation report, choices and wall time."""
-    command = [sys.executable, "-m", "tf_finetune", "train", *spec["backbone"], "--data", str(spec["data"]),
-               "--output", str(out), *recipe]
+    command = [
+        sys.executable,
+        "-m",
+        "tf_finetune",
+        "train",
+        *spec["backbone"],
+        "--data",
+        str(spec["data"]),
+        "--output",
+        str(out),
+        *recipe,
+    ]
     if spec["validation"]:
         command += ["--validation-data", str(spec["validation"])]
     if seed is not None:
@@ -118,22 +159,38 @@ def train(spec: dict, recipe: list[str], seed: int | None, out: Path, env: dict)
     with tarfile.open(out / "output" / "model.tar.gz") as archive:
         metrics = json.load(archive.extractfile("metrics.json"))
     chosen = ", ".join(f"{c['name']}={c['value']:g}" for c in metrics.get("choices", []))
-    return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "seconds": seconds,
-            "note": chosen}
+    return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "seconds": seconds, "note": chosen}
 
 
 def baseline(spec: dict, seed: int | None, env: dict) -> dict:
-    command = [sys.executable, "-c", BASELINE, spec["task"], str(spec["data"]), str(spec["validation"] or ""),
-               str(spec["handle"]), str(spec["size"]), str(123 if seed is None else seed)]
+    command = [
+        sys.executable,
+        "-c",
+        BASELINE,
+        spec["task"],
+        str(spec["data"]),
+        str(spec["validation"] or ""),
+        str(spec["handle"]),
+        str(spec["size"]),
+        str(123 if seed is None else seed),
+    ]
     started = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
-        return {"accuracy": float("nan"), "macro_f1": float("nan"), "seconds": seconds,
-                "note": proc.stderr.strip().splitlines()[-1][:80]}
+        return {
+            "accuracy": float("nan"),
+            "macro_f1": float("nan"),
+            "seconds": seconds,
+            "note": proc.stderr.strip().splitlines()[-1][:80],
+        }
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "seconds": seconds,
-            "note": f"C={result['C']:g}"}
+    return {
+        "accuracy": result["accuracy"],
+        "macro_f1": result["macro_f1"],
+        "seconds": seconds,
+        "note": f"C={result['C']:g}",
+    }
 
 
 def main() -> None:
@@ -167,8 +224,18 @@ def main() -> None:
                 reference = results.get("head3", {}).get("seconds")
                 for recipe, r in results.items():
                     ratio = f"{r['seconds'] / reference:.2f}" if reference else "-"
-                    rows.append((name, "-" if seed is None else str(seed), recipe, f"{r['accuracy']:.3f}",
-                                 f"{r['macro_f1']:.3f}", f"{r['seconds']:.1f}", ratio, r["note"]))
+                    rows.append(
+                        (
+                            name,
+                            "-" if seed is None else str(seed),
+                            recipe,
+                            f"{r['accuracy']:.3f}",
+                            f"{r['macro_f1']:.3f}",
+                            f"{r['seconds']:.1f}",
+                            ratio,
+                            r["note"],
+                        )
+                    )
     header = ("data", "seed", "recipe", "val acc", "macro-F1", "wall s", "÷ head3", "chosen / note")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

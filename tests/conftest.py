@@ -1,6 +1,7 @@
 """Shared fixtures. The CPU is split into REPLICAS (helpers.py; 2 unless
 TF_FINETUNE_TEST_REPLICAS says otherwise) logical devices before any TensorFlow op, so every
 in-process training test runs with several replicas under MirroredStrategy."""
+
 from __future__ import annotations
 
 import os
@@ -30,9 +31,20 @@ import tiny_modules  # noqa: E402
 # go first, measured (seconds of test time on 2 cores, December 2026), and the many light files
 # fill in the gaps at the end. test_keras_import and test_tflite share a built_once run: apart.
 HEAVIEST_FIRST = [
-    "test_bert.py", "test_keras_import.py", "test_sagemaker.py", "test_choices.py", "test_serving.py",
-    "test_job.py", "test_checkpoint.py", "test_tflite.py", "test_disk_full.py", "test_replica_batches.py",
-    "test_launch.py", "test_shared_models.py", "test_all_or_nothing.py", "test_multiworker.py",
+    "test_bert.py",
+    "test_keras_import.py",
+    "test_sagemaker.py",
+    "test_choices.py",
+    "test_serving.py",
+    "test_job.py",
+    "test_checkpoint.py",
+    "test_tflite.py",
+    "test_disk_full.py",
+    "test_replica_batches.py",
+    "test_launch.py",
+    "test_shared_models.py",
+    "test_all_or_nothing.py",
+    "test_multiworker.py",
 ]
 
 
@@ -92,11 +104,30 @@ def bert_archive(bert_pair, tmp_path_factory) -> Path:
 
     encoder, preprocessor = bert_pair
     root = tmp_path_factory.mktemp("fetched-bert")
-    registry = write_registry(root / "registry.yaml", id="tiny-bert", task="text", handle=encoder.as_uri(),
-                              preprocessor=preprocessor.as_uri(), output_key="pooled_output",
-                              requires=["tensorflow-text"])
-    assert commands.main(["fetch-model", "tiny-bert", "--output", str(root), "--registry", str(registry),
-                     "--cache-dir", str(root / "cache")]) == 0
+    registry = write_registry(
+        root / "registry.yaml",
+        id="tiny-bert",
+        task="text",
+        handle=encoder.as_uri(),
+        preprocessor=preprocessor.as_uri(),
+        output_key="pooled_output",
+        requires=["tensorflow-text"],
+    )
+    assert (
+        commands.main(
+            [
+                "fetch-model",
+                "tiny-bert",
+                "--output",
+                str(root),
+                "--registry",
+                str(registry),
+                "--cache-dir",
+                str(root / "cache"),
+            ]
+        )
+        == 0
+    )
     return root / "tiny-bert.tar.gz"
 
 
@@ -186,12 +217,23 @@ def _ants_bees_h5_run(shared, cache_dir, output):
     from tf_finetune.training.job import run
 
     data = shared / "data" / "hymenoptera"
-    result = run(JobConfig(
-        data=str(data / "train"), validation_data=str(data / "val"), output=str(output),
-        handle=str(shared / "models" / "source" / "teachable_machine_keras_model.h5"),
-        image_size=160, cache_dir=str(cache_dir),
-        hyperparameters={"train_only_top_layer": True, "epochs": 5, "learning_rate": 0.003,
-                         "batch_size": 32 // REPLICAS, "tflite": "int8"}))
+    result = run(
+        JobConfig(
+            data=str(data / "train"),
+            validation_data=str(data / "val"),
+            output=str(output),
+            handle=str(shared / "models" / "source" / "teachable_machine_keras_model.h5"),
+            image_size=160,
+            cache_dir=str(cache_dir),
+            hyperparameters={
+                "train_only_top_layer": True,
+                "epochs": 5,
+                "learning_rate": 0.003,
+                "batch_size": 32 // REPLICAS,
+                "tflite": "int8",
+            },
+        )
+    )
     return output, result
 
 
@@ -207,10 +249,20 @@ def _ants_bees_hub_run(shared, cache_dir, output):
     from tf_finetune.training.job import run
 
     data = shared / "data" / "hymenoptera"
-    result = run(JobConfig(
-        data=str(data / "train"), validation_data=str(data / "val"), output=str(output),
-        handle=str(shared / "models" / "mobilenet_v2_035_imagenet"), image_size=160,
-        cache_dir=str(cache_dir),
-        hyperparameters={"train_only_top_layer": True, "epochs": 5, "learning_rate": 0.003,
-                         "batch_size": 32 // REPLICAS}))
+    result = run(
+        JobConfig(
+            data=str(data / "train"),
+            validation_data=str(data / "val"),
+            output=str(output),
+            handle=str(shared / "models" / "mobilenet_v2_035_imagenet"),
+            image_size=160,
+            cache_dir=str(cache_dir),
+            hyperparameters={
+                "train_only_top_layer": True,
+                "epochs": 5,
+                "learning_rate": 0.003,
+                "batch_size": 32 // REPLICAS,
+            },
+        )
+    )
     return output, result

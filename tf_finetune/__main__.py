@@ -1,4 +1,5 @@
 """``python -m tf_finetune``: the command-line door."""
+
 import sys
 
 from tf_finetune.cli.commands import main

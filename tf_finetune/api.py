@@ -7,6 +7,7 @@ and hyperparameters, given by name, mapped as every door maps them
 (:func:`tf_finetune.job_options.job_config`); it shows the job's progress lines without any logging set-up
 and raises the errors the command line prints. Importing it imports no TensorFlow.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -26,9 +27,16 @@ __all__ = ["fine_tune", "job_config", "train_job"]
 log = logging.getLogger(__name__)
 
 
-def fine_tune(data: str, *, output: str, model_id: str | None = None, handle: str | None = None,
-          validation_data: str | None = None, hyperparameters: Mapping[str, Any] | None = None,
-          **options: Any) -> JobResult:
+def fine_tune(
+    data: str,
+    *,
+    output: str,
+    model_id: str | None = None,
+    handle: str | None = None,
+    validation_data: str | None = None,
+    hyperparameters: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> JobResult:
     """Fine-tune a backbone on ``data`` and write the model, as ``tf-finetune train`` does.
 
     The job's lines (data report, one line per epoch, final metrics) go to stderr when the
@@ -60,13 +68,21 @@ def fine_tune(data: str, *, output: str, model_id: str | None = None, handle: st
     from tf_finetune import startup
 
     startup.prepare_tensorflow()  # before TensorFlow's first import, as the other doors do
-    config = job_config(data, output=output, model_id=model_id, handle=handle, validation_data=validation_data,
-                        hyperparameters=hyperparameters, **options)
+    config = job_config(
+        data,
+        output=output,
+        model_id=model_id,
+        handle=handle,
+        validation_data=validation_data,
+        hyperparameters=hyperparameters,
+        **options,
+    )
     return train_job(config)
 
 
-def job_config(data: str, *, output: str | None, hyperparameters: Mapping[str, Any] | None = None,
-               **options: Any) -> JobConfig:
+def job_config(
+    data: str, *, output: str | None, hyperparameters: Mapping[str, Any] | None = None, **options: Any
+) -> JobConfig:
     """The :class:`~tf_finetune.job_options.JobConfig` of ``data``, ``output`` and options by name.
 
     Args:
@@ -115,9 +131,9 @@ def train_job(config: JobConfig) -> JobResult:
             raise
         raise DiskFullError(message) from exc
     if result.archive and config.output:
-        record = launch.local_training_output(config.output, str(result.archive),
-                                              config.model_id or config.handle or "",
-                                              time.perf_counter() - started)
+        record = launch.local_training_output(
+            config.output, str(result.archive), config.model_id or config.handle or "", time.perf_counter() - started
+        )
         launch.write_training_output(record)
         log.info("%s", launch.format_training_output(record))
     return result
@@ -134,6 +150,8 @@ def _check_hyperparameter_name(name: str, fields: list[str]) -> None:
         known = fields + [param.name for param in SCHEMA]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise HyperparameterError(f"unknown option {name!r}{hint}: fine_tune() takes JobConfig's fields "
-                                  f"({', '.join(fields)}) and the hyperparameters (`tf-finetune train "
-                                  f"--help` lists them) by name") from None
+        raise HyperparameterError(
+            f"unknown option {name!r}{hint}: fine_tune() takes JobConfig's fields "
+            f"({', '.join(fields)}) and the hyperparameters (`tf-finetune train "
+            f"--help` lists them) by name"
+        ) from None

@@ -4,6 +4,7 @@ Every error a user can cause or fix derives from :class:`TfFinetuneError`. Its m
 what is wrong, where (file, line, value) and what to do; the command-line doors print it
 without a traceback and exit non-zero.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +25,7 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     if "in user code:" in lines:
         # A traced function's error: the cause is the first "SomeError: ..." line after the
         # traceback of the user code (which quotes file names and source lines).
-        causes = [line for line in lines[lines.index("in user code:"):] if re.match(r"\w+(Error|Exception): ", line)]
+        causes = [line for line in lines[lines.index("in user code:") :] if re.match(r"\w+(Error|Exception): ", line)]
         if causes:
             return causes[0][:limit]
     useful = [line for line in lines if not line.startswith("Exception encountered when calling")]
@@ -57,8 +58,10 @@ def disk_full(exc: BaseException, writing: str | None = None, flag: str | None =
         return None
     where = f" writing {writing}" if writing else ""
     elsewhere = f"choose another {flag}" if flag else "choose another --output, --cache-dir or TMPDIR"
-    return (f"no space left on the device{where}: nothing was published and temporary files were removed; "
-            f"free some space, or {elsewhere}, and run again")
+    return (
+        f"no space left on the device{where}: nothing was published and temporary files were removed; "
+        f"free some space, or {elsewhere}, and run again"
+    )
 
 
 @contextlib.contextmanager

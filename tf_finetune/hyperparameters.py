@@ -7,6 +7,7 @@ SageMaker passes them; ``snake_case`` and ``kebab-case`` spellings are both acce
 Precedence when building the effective set: schema defaults < task defaults < the model's
 registry overrides < values given by the user.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -103,15 +104,14 @@ class Param:
         except (TypeError, ValueError):
             parsed = None
         if parsed is None:
-            raise HyperparameterError(
-                f"hyperparameter {self.name}={value!r} is invalid: expected {self.allowed()}")
+            raise HyperparameterError(f"hyperparameter {self.name}={value!r} is invalid: expected {self.allowed()}")
         if self.kind in ("int", "float"):
-            too_high = self.high is not None and (
-                parsed >= self.high if self.high_open else parsed > self.high)
+            too_high = self.high is not None and (parsed >= self.high if self.high_open else parsed > self.high)
             too_low = parsed <= self.low if self.low_open else parsed < self.low
             if too_low or too_high:
                 raise HyperparameterError(
-                    f"hyperparameter {self.name}={value!r} is out of range: expected {self.allowed()}")
+                    f"hyperparameter {self.name}={value!r} is out of range: expected {self.allowed()}"
+                )
         return parsed
 
     @staticmethod
@@ -162,8 +162,7 @@ class Param:
 _OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov", "rmsprop", "adagrad", "adadelta")
 # TensorFlow Lite export: float32, float16 weights, int8 weights (dynamic range), int8 throughout.
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
-                   "gaussian", "mitchellcubic")
+_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
 
 
 def _optimizers(*names: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
@@ -187,85 +186,167 @@ class Hyperparameters(Mapping[str, Any]):
     the settings it applies under."""
 
     epochs: int = _hp("int", 3, "Number of passes over the training data.", low=1, level="basic")
-    batch_size: int = _hp("int", 32, "Batch size per replica; the global batch is batch_size x replicas.",
-                          low=1, level="basic")
-    learning_rate: float = _hp("float", 0.001, "Optimizer learning rate.", low=0.0, high=1.0, low_open=True,
-                               level="basic")
+    batch_size: int = _hp(
+        "int", 32, "Batch size per replica; the global batch is batch_size x replicas.", low=1, level="basic"
+    )
+    learning_rate: float = _hp(
+        "float", 0.001, "Optimizer learning rate.", low=0.0, high=1.0, low_open=True, level="basic"
+    )
     optimizer: str = _hp("choice", "adam", "Optimizer.", choices=_OPTIMIZERS, level="basic")
-    beta_1: float = _hp("float", 0.9, "beta_1 of adam/adamw.", low=0.0, high=1.0,
-                        only_when=_optimizers("adam", "adamw"))
-    beta_2: float = _hp("float", 0.999, "beta_2 of adam/adamw.", low=0.0, high=1.0,
-                        only_when=_optimizers("adam", "adamw"))
-    epsilon: float = _hp("float", 1e-7, "epsilon of adam, adamw, rmsprop, adadelta, adagrad.", low=0.0, high=1.0,
-                         only_when=_optimizers("adam", "adamw", "rmsprop", "adadelta", "adagrad"))
-    momentum: float = _hp("float", 0.9, "Momentum of sgd, nesterov and rmsprop.", low=0.0, high=1.0,
-                          only_when=_optimizers("sgd", "nesterov", "rmsprop"))
-    rho: float = _hp("float", 0.95, "Discounting factor of rmsprop and adadelta.", low=0.0, high=1.0,
-                     only_when=_optimizers("rmsprop", "adadelta"))
-    initial_accumulator_value: float = _hp("float", 0.0001, "Initial accumulator of adagrad.", low=0.0, high=1.0,
-                                           only_when=_optimizers("adagrad"))
-    dropout_rate: float = _hp("float", 0.2, "Dropout before the classification layer.",
-                              low=0.0, high=1.0, high_open=True, level="basic")
-    regularizers_l2: float = _hp("float", 0.0001, "L2 factor on the classification layer.", low=0.0, high=1.0,
-                                 level="basic")
+    beta_1: float = _hp(
+        "float", 0.9, "beta_1 of adam/adamw.", low=0.0, high=1.0, only_when=_optimizers("adam", "adamw")
+    )
+    beta_2: float = _hp(
+        "float", 0.999, "beta_2 of adam/adamw.", low=0.0, high=1.0, only_when=_optimizers("adam", "adamw")
+    )
+    epsilon: float = _hp(
+        "float",
+        1e-7,
+        "epsilon of adam, adamw, rmsprop, adadelta, adagrad.",
+        low=0.0,
+        high=1.0,
+        only_when=_optimizers("adam", "adamw", "rmsprop", "adadelta", "adagrad"),
+    )
+    momentum: float = _hp(
+        "float",
+        0.9,
+        "Momentum of sgd, nesterov and rmsprop.",
+        low=0.0,
+        high=1.0,
+        only_when=_optimizers("sgd", "nesterov", "rmsprop"),
+    )
+    rho: float = _hp(
+        "float",
+        0.95,
+        "Discounting factor of rmsprop and adadelta.",
+        low=0.0,
+        high=1.0,
+        only_when=_optimizers("rmsprop", "adadelta"),
+    )
+    initial_accumulator_value: float = _hp(
+        "float", 0.0001, "Initial accumulator of adagrad.", low=0.0, high=1.0, only_when=_optimizers("adagrad")
+    )
+    dropout_rate: float = _hp(
+        "float", 0.2, "Dropout before the classification layer.", low=0.0, high=1.0, high_open=True, level="basic"
+    )
+    regularizers_l2: float = _hp(
+        "float", 0.0001, "L2 factor on the classification layer.", low=0.0, high=1.0, level="basic"
+    )
     label_smoothing: float = _hp("float", 0.1, "Label smoothing of the cross-entropy loss.", low=0.0, high=1.0)
     train_only_top_layer: bool = _hp(
-        "bool", False, "Train only the new classification layer (the backbone stays frozen).",
-        aliases=("train_only_on_top_layer",), level="basic")
+        "bool",
+        False,
+        "Train only the new classification layer (the backbone stays frozen).",
+        aliases=("train_only_on_top_layer",),
+        level="basic",
+    )
     reinitialize_top_layer: str = _hp(
-        "choice", "Auto", "Continuing from a previous model (incremental training): Auto and False keep its "
-        "trained classification layer, True starts it from random weights.", choices=("Auto", "True", "False"))
+        "choice",
+        "Auto",
+        "Continuing from a previous model (incremental training): Auto and False keep its "
+        "trained classification layer, True starts it from random weights.",
+        choices=("Auto", "True", "False"),
+    )
     choose_hyperparameters: bool = _hp(
-        "bool", True, "Head-only training on cached features: choose regularizers_l2 and epochs when you "
+        "bool",
+        True,
+        "Head-only training on cached features: choose regularizers_l2 and epochs when you "
         "leave them unset, by validation loss (a few candidates, each with early stopping; "
-        "see metrics.json 'choices'). False: use the defaults as they are.")
+        "see metrics.json 'choices'). False: use the defaults as they are.",
+    )
     class_weights: str | tuple[float, ...] = _hp(
-        "weights", "none", "Weight of each class in the training loss: none; auto (inversely proportional to "
+        "weights",
+        "none",
+        "Weight of each class in the training loss: none; auto (inversely proportional to "
         "the class's share of the training data, mean 1); or one weight per class, in "
-        "class-index order (e.g. 1,4).", level="basic")
+        "class-index order (e.g. 1,4).",
+        level="basic",
+    )
     binary_mode: bool = _hp(
-        "bool", False, "Two classes only: the head has one sigmoid output (binary cross-entropy, class 1 from "
-        "0.5); predictions still give one probability per class.")
+        "bool",
+        False,
+        "Two classes only: the head has one sigmoid output (binary cross-entropy, class 1 from "
+        "0.5); predictions still give one probability per class.",
+    )
     eval_metric: str = _hp(
-        "choice", "loss", "The validation metric that early stopping monitors and the best epoch is chosen by: "
+        "choice",
+        "loss",
+        "The validation metric that early stopping monitors and the best epoch is chosen by: "
         "loss (lowest), or accuracy, precision, recall, auc, prc (highest; with two classes "
         "those of class 1, else the mean over classes).",
-        choices=("loss", "accuracy", "precision", "recall", "auc", "prc"))
-    early_stopping: bool = _hp("bool", False, "Stop when the eval_metric (val_loss by default) stops improving.",
-                               level="basic")
-    early_stopping_patience: int = _hp("int", 5, "Epochs without improvement before stopping.", low=1,
-                                       only_when=_WITH_EARLY_STOPPING)
-    early_stopping_min_delta: float = _hp("float", 0.0, "Smallest val_loss change that counts.",
-                                          low=0.0, high=1.0, only_when=_WITH_EARLY_STOPPING)
+        choices=("loss", "accuracy", "precision", "recall", "auc", "prc"),
+    )
+    early_stopping: bool = _hp(
+        "bool", False, "Stop when the eval_metric (val_loss by default) stops improving.", level="basic"
+    )
+    early_stopping_patience: int = _hp(
+        "int", 5, "Epochs without improvement before stopping.", low=1, only_when=_WITH_EARLY_STOPPING
+    )
+    early_stopping_min_delta: float = _hp(
+        "float", 0.0, "Smallest val_loss change that counts.", low=0.0, high=1.0, only_when=_WITH_EARLY_STOPPING
+    )
     validation_split_ratio: float = _hp(
-        "float", 0.2, "Share of the training data held out for validation when no validation data is "
-        "given (stratified, seeded); 0 means no validation.", low=0.0, high=1.0, high_open=True, level="basic")
+        "float",
+        0.2,
+        "Share of the training data held out for validation when no validation data is "
+        "given (stratified, seeded); 0 means no validation.",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+        level="basic",
+    )
     warmup_steps_fraction: float = _hp(
-        "float", 0.1, "adamw only: share of all steps over which the learning rate rises from 0, "
-        "then decays linearly to 0.", low=0.0, high=1.0, only_when=_optimizers("adamw"))
-    augmentation: bool = _hp("bool", False, "Images: random flip, rotation and zoom in training.",
-                             task="image", level="basic")
+        "float",
+        0.1,
+        "adamw only: share of all steps over which the learning rate rises from 0, then decays linearly to 0.",
+        low=0.0,
+        high=1.0,
+        only_when=_optimizers("adamw"),
+    )
+    augmentation: bool = _hp(
+        "bool", False, "Images: random flip, rotation and zoom in training.", task="image", level="basic"
+    )
     augmentation_random_flip: str = _hp(
-        "choice", "horizontal_and_vertical", "Flip mode.",
-        choices=("horizontal_and_vertical", "horizontal", "vertical", "None"), task="image",
-        only_when=_WITH_AUGMENTATION)
-    augmentation_random_rotation: float = _hp("float", 0.2, "Rotation, a fraction of 2 pi.", low=-1.0, high=1.0,
-                                              task="image", only_when=_WITH_AUGMENTATION)
-    augmentation_random_zoom: float = _hp("float", 0.1, "Zoom factor.", low=-1.0, high=1.0, task="image",
-                                          only_when=_WITH_AUGMENTATION)
-    image_resize_interpolation: str = _hp("choice", "bilinear", "Resize method for images.",
-                                          choices=_INTERPOLATIONS, task="image")
+        "choice",
+        "horizontal_and_vertical",
+        "Flip mode.",
+        choices=("horizontal_and_vertical", "horizontal", "vertical", "None"),
+        task="image",
+        only_when=_WITH_AUGMENTATION,
+    )
+    augmentation_random_rotation: float = _hp(
+        "float", 0.2, "Rotation, a fraction of 2 pi.", low=-1.0, high=1.0, task="image", only_when=_WITH_AUGMENTATION
+    )
+    augmentation_random_zoom: float = _hp(
+        "float", 0.1, "Zoom factor.", low=-1.0, high=1.0, task="image", only_when=_WITH_AUGMENTATION
+    )
+    image_resize_interpolation: str = _hp(
+        "choice", "bilinear", "Resize method for images.", choices=_INTERPOLATIONS, task="image"
+    )
     mixed_precision: bool = _hp(
-        "bool", False, "GPUs: run the backbone's float32 graph in float16 where it is safe (automatic mixed "
-        "precision) with loss scaling. Ignored on CPUs, where float16 is slower.")
+        "bool",
+        False,
+        "GPUs: run the backbone's float32 graph in float16 where it is safe (automatic mixed "
+        "precision) with loss scaling. Ignored on CPUs, where float16 is slower.",
+    )
     jit_compile: bool = _hp("bool", False, "Compile the training step with XLA.")
     tflite: str = _hp(
-        "choice", "none", "Image models: also export model.tflite, labels.txt and tflite_report.json after "
+        "choice",
+        "none",
+        "Image models: also export model.tflite, labels.txt and tflite_report.json after "
         "training, with this quantization (int8 calibrates on training images), checked "
         "against the SavedModel on the validation data. Text models: none only.",
-        choices=QUANTIZATIONS, task="image")
-    random_seed: int = _hp("int", 123, "Seed of the split, shuffling and initialisation; setting it "
-                           "explicitly also makes the input order deterministic.", low=0, high=2**32 - 1)
+        choices=QUANTIZATIONS,
+        task="image",
+    )
+    random_seed: int = _hp(
+        "int",
+        123,
+        "Seed of the split, shuffling and initialisation; setting it "
+        "explicitly also makes the input order deterministic.",
+        low=0,
+        high=2**32 - 1,
+    )
 
     def __getitem__(self, key: str) -> Any:
         if key not in _FIELD_NAMES:
@@ -320,8 +401,7 @@ def normalize(values: Mapping[str, Any] | None) -> dict[str, Any]:
     for name, value in (values or {}).items():
         key = canonical_name(name)
         if key in out:
-            raise HyperparameterError(
-                f"hyperparameter {key} is given twice (as {spelled[key]!r} and {name!r})")
+            raise HyperparameterError(f"hyperparameter {key} is given twice (as {spelled[key]!r} and {name!r})")
         out[key] = _BY_NAME[key].parse(value)
         spelled[key] = name
     return out
@@ -343,8 +423,9 @@ def resolve(*layers: Mapping[str, Any] | None) -> Hyperparameters:
     return Hyperparameters(**merged)
 
 
-def class_weight_map(setting: str | tuple[float, ...], labels: Collection[int],
-                     num_classes: int) -> dict[int, float] | None:
+def class_weight_map(
+    setting: str | tuple[float, ...], labels: Collection[int], num_classes: int
+) -> dict[int, float] | None:
     """The ``class_weights`` setting as Keras's ``class_weight`` mapping.
 
     Args:
@@ -369,5 +450,6 @@ def class_weight_map(setting: str | tuple[float, ...], labels: Collection[int],
     if len(setting) != num_classes:
         raise HyperparameterError(
             f"class_weights has {len(setting)} weights but the data has {num_classes} classes: give "
-            "one weight per class, in class-index order, or class_weights=auto")
+            "one weight per class, in class-index order, or class_weights=auto"
+        )
     return dict(enumerate(float(w) for w in setting))

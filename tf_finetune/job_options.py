@@ -12,6 +12,7 @@ The doors cross between their values and a job in one function per direction:
 :func:`channels_of` (JobConfig -> what a SageMaker job is sent: ``launch``; the container reads it
 back with :func:`parse_options` and :func:`from_channels`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -124,6 +125,7 @@ def _whole(low: int, high: int) -> Callable[[str], int]:
         if not low <= value <= high:
             raise ValueError(f"expected a whole number from {low} to {high}")
         return value
+
     return parse
 
 
@@ -193,43 +195,89 @@ class JobOption:
             raise HyperparameterError(f"hyperparameter {self.name}={text!r}: {exc}") from None
 
 
-MAX_SEQ_HELP = ("BERT-family text models: word pieces per text, [CLS] and [SEP] included (default: "
-                "the preprocessor's, 128); longer texts are truncated and counted in the log")
+MAX_SEQ_HELP = (
+    "BERT-family text models: word pieces per text, [CLS] and [SEP] included (default: "
+    "the preprocessor's, 128); longer texts are truncated and counted in the log"
+)
 
 # In the order train's --help lists them.
 OPTIONS: tuple[JobOption, ...] = (
     JobOption("model_id", "registry id (see list-models)", _text, "ID", launch=True, hyperparameter=True),
-    JobOption("handle", "backbone SavedModel: folder, .tar.gz, s3://, file:// or hub URL; with --model-id, "
-              "where that entry's SavedModel is (e.g. from fetch-model)", metavar="HANDLE", channel="model",
-              launch="backbone (local folder/.tar.gz, uploaded; or s3://), sent as the 'model' channel"),
-    JobOption("data", "image class folders; for text a label,text CSV file (any name) or a folder holding "
-              "data.csv; local or s3://", metavar="PATH", required=True, channel="training",
-              launch="training data: local (uploaded) or s3://"),
+    JobOption(
+        "handle",
+        "backbone SavedModel: folder, .tar.gz, s3://, file:// or hub URL; with --model-id, "
+        "where that entry's SavedModel is (e.g. from fetch-model)",
+        metavar="HANDLE",
+        channel="model",
+        launch="backbone (local folder/.tar.gz, uploaded; or s3://), sent as the 'model' channel",
+    ),
+    JobOption(
+        "data",
+        "image class folders; for text a label,text CSV file (any name) or a folder holding data.csv; local or s3://",
+        metavar="PATH",
+        required=True,
+        channel="training",
+        launch="training data: local (uploaded) or s3://",
+    ),
     JobOption("validation_data", "separate validation data", metavar="PATH", launch=True, channel="validation"),
     JobOption("test_data", "test data, scored after training", metavar="PATH", launch=True, channel="test"),
-    JobOption("feature_cache", "with a frozen backbone, still run it every epoch (by default its features are "
-              "computed once)", _boolean, negative_flag="--no-feature-cache", launch=True, hyperparameter=True),
-    JobOption("image_size", "input size for a handle that does not fix it (default 224)", _whole(16, 4096), "PX",
-              launch=True, hyperparameter=True),
+    JobOption(
+        "feature_cache",
+        "with a frozen backbone, still run it every epoch (by default its features are computed once)",
+        _boolean,
+        negative_flag="--no-feature-cache",
+        launch=True,
+        hyperparameter=True,
+    ),
+    JobOption(
+        "image_size",
+        "input size for a handle that does not fix it (default 224)",
+        _whole(16, 4096),
+        "PX",
+        launch=True,
+        hyperparameter=True,
+    ),
     JobOption("max_seq_length", MAX_SEQ_HELP, _whole(3, 512), "N", launch=True, hyperparameter=True),
-    JobOption("checkpoint_dir", "save the training state here every epoch and on SIGTERM; a rerun of the same "
-              "job resumes from it", metavar="DIR"),
-    JobOption("checkpoint_steps", "with --checkpoint-dir, also save every N steps", _whole(0, 10**9), "N",
-              hyperparameter=True),
-    JobOption("fresh_start", "discard a checkpoint of another job found in --checkpoint-dir", _boolean,
-              hyperparameter=True),
-    JobOption("feature_layer", "layer to cut at (default: the input of the classification head, i.e. of the "
-              "final Dense layers)", _text, "NAME", hyperparameter=True),
-    JobOption("pixel_range", "pixel values the network was trained on (0,1 / -1,1 / 0,255) when the model does "
-              "not show it (Rescaling layer, known architecture); else 0,1 is assumed", _text, "LOW,HIGH",
-              hyperparameter=True),
-    JobOption("output", "where the model goes: DIR/output/model.tar.gz; DIR may be s3://bucket/<model-name>",
-              metavar="DIR"),
+    JobOption(
+        "checkpoint_dir",
+        "save the training state here every epoch and on SIGTERM; a rerun of the same job resumes from it",
+        metavar="DIR",
+    ),
+    JobOption(
+        "checkpoint_steps", "with --checkpoint-dir, also save every N steps", _whole(0, 10**9), "N", hyperparameter=True
+    ),
+    JobOption(
+        "fresh_start", "discard a checkpoint of another job found in --checkpoint-dir", _boolean, hyperparameter=True
+    ),
+    JobOption(
+        "feature_layer",
+        "layer to cut at (default: the input of the classification head, i.e. of the final Dense layers)",
+        _text,
+        "NAME",
+        hyperparameter=True,
+    ),
+    JobOption(
+        "pixel_range",
+        "pixel values the network was trained on (0,1 / -1,1 / 0,255) when the model does "
+        "not show it (Rescaling layer, known architecture); else 0,1 is assumed",
+        _text,
+        "LOW,HIGH",
+        hyperparameter=True,
+    ),
+    JobOption(
+        "output", "where the model goes: DIR/output/model.tar.gz; DIR may be s3://bucket/<model-name>", metavar="DIR"
+    ),
     JobOption("registry", "use this registry file", metavar="YAML", launch=True),
     JobOption("cache_dir", f"built-in backbones and extracted archives (${CACHE_ENV})", metavar="DIR"),
     # Several SageMaker hosts: the port workers talk on (TF_CONFIG); locally TF_CONFIG is given.
-    JobOption("worker_port", "TCP port of the workers on several hosts", _whole(1, 65535), "PORT", cli=False,
-              hyperparameter=True),
+    JobOption(
+        "worker_port",
+        "TCP port of the workers on several hosts",
+        _whole(1, 65535),
+        "PORT",
+        cli=False,
+        hyperparameter=True,
+    ),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 BY_CHANNEL = {option.channel: option for option in OPTIONS if option.channel}
@@ -251,8 +299,7 @@ def job_config(values: Mapping[str, Any], hyperparameters: Mapping[str, Any]) ->
     Returns:
         The job.
     """
-    given = {name: values[name] for name in FIELDS
-             if name != "hyperparameters" and values.get(name) is not None}
+    given = {name: values[name] for name in FIELDS if name != "hyperparameters" and values.get(name) is not None}
     given.setdefault("output", None)
     return JobConfig(hyperparameters=dict(hyperparameters), **given)
 
@@ -337,12 +384,14 @@ def argparse_type(name: str) -> Callable[[str], Any]:
             return option.parse(text) if option.parse else text
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"{exc}, got {text!r}") from None
+
     parse.__name__ = option.name  # argparse names the type in some messages
     return parse
 
 
-def add_flags(parser: argparse.ArgumentParser | Any, names: Iterable[str], *, required: Collection[str] = (),
-              launch: bool = False) -> None:
+def add_flags(
+    parser: argparse.ArgumentParser | Any, names: Iterable[str], *, required: Collection[str] = (), launch: bool = False
+) -> None:
     """Add the flags of the options ``names`` to ``parser`` (or an argument group), from their declarations.
 
     Booleans are switches: ``--fresh-start`` turns one on, a ``negative_flag`` turns one off.
@@ -365,5 +414,12 @@ def add_flags(parser: argparse.ArgumentParser | Any, names: Iterable[str], *, re
             action = "store_false" if option.negative_flag else "store_true"
             parser.add_argument(option.flag, dest=name, action=action, help=help_text)
             continue
-        parser.add_argument(option.flag, dest=name, default=option.default, metavar=option.metavar, help=help_text,
-                            required=option.required or name in required, type=argparse_type(name))
+        parser.add_argument(
+            option.flag,
+            dest=name,
+            default=option.default,
+            metavar=option.metavar,
+            help=help_text,
+            required=option.required or name in required,
+            type=argparse_type(name),
+        )

@@ -1,4 +1,5 @@
 """Logging for the doors: our progress lines at INFO, other libraries only when they warn."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,9 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 
-def configure(environ: MutableMapping[str, str] | None = None, tf_cpp_level: str = "3",
-              quiet_libraries: bool = True) -> None:
+def configure(
+    environ: MutableMapping[str, str] | None = None, tf_cpp_level: str = "3", quiet_libraries: bool = True
+) -> None:
     """Send ``tf_finetune``'s INFO lines to stderr; keep boto3's and TensorFlow's chatter out.
 
     Args:
@@ -88,8 +90,7 @@ def hide_tensorflow_start_up() -> None:
 
 
 class _QuietTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
-                  ) -> ModuleSpec | None:
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
         if name != "tensorflow":
             return None
         sys.meta_path.remove(self)  # once; the real finders locate the package
@@ -100,6 +101,7 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
             def quietly(module: ModuleType) -> None:
                 with _stderr_to_scratch():
                     run(module)
+
             # This one loader object's method is replaced on purpose (the class's stays as it is).
             spec.loader.exec_module = quietly  # type: ignore[method-assign]
         return spec

@@ -7,6 +7,7 @@ A model folder (what ``model.tar.gz`` unpacks to) holds::
     metrics.json       what the run measured and chose
     code/inference.py  the SageMaker TensorFlow Serving request/response handlers
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ def archive_location(output: str) -> str:
     """Where a job with output ``output`` (a folder or an ``s3://`` prefix) puts its model:
     ``<output>/output/model.tar.gz``."""
     return f"{output.rstrip('/')}/{OUTPUT_SUBDIR}/{ARCHIVE_NAME}"
+
 
 # The serving_default input that tells an image model from a text model.
 _IMAGE_INPUT = "image_bytes"
@@ -53,8 +55,10 @@ def check(folder: Path, source: str) -> None:
     """
     for needed in (LABELS_FILE, f"{VERSION}/saved_model.pb"):
         if not (folder / needed).is_file():
-            raise TfFinetuneError(f"{source} is not a tf_finetune model: no {needed} in it "
-                                  "(give the model.tar.gz or the folder it unpacks to)")
+            raise TfFinetuneError(
+                f"{source} is not a tf_finetune model: no {needed} in it "
+                "(give the model.tar.gz or the folder it unpacks to)"
+            )
 
 
 def read_labels(folder: str | Path) -> LabelMap:

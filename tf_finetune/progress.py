@@ -5,6 +5,7 @@ a terminal, the job is not on SageMaker, and ``tf_finetune``'s INFO lines are sh
 and SageMaker get the one line per epoch alone, the form the metric regexes read. A bar is
 cleared before its epoch's line is logged, so that line stands alone on the terminal too.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,13 +25,15 @@ SAGEMAKER_VARIABLES = ("TRAINING_JOB_NAME", "SM_TRAINING_ENV")
 
 def showing() -> bool:
     """Whether progress bars are drawn: stderr is a terminal, not on SageMaker, INFO lines shown."""
-    return (sys.stderr.isatty() and not any(os.environ.get(name) for name in SAGEMAKER_VARIABLES)
-            and logging.getLogger("tf_finetune").isEnabledFor(logging.INFO))
+    return (
+        sys.stderr.isatty()
+        and not any(os.environ.get(name) for name in SAGEMAKER_VARIABLES)
+        and logging.getLogger("tf_finetune").isEnabledFor(logging.INFO)
+    )
 
 
 def _bar(description: str, total: int | None, iterable: Iterable[Any] | None = None) -> tqdm:
-    return tqdm(iterable, total=total, desc=description, unit="step", leave=False, file=sys.stderr,
-                dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=description, unit="step", leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
 def iterate(items: Iterable[T], total: int | None, description: str) -> Iterator[T]:

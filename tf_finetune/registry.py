@@ -4,6 +4,7 @@ The catalogue is data: one YAML file, one :class:`ModelSpec` per entry, one door
 (:func:`get_model`). Reading it never imports TensorFlow, so ``list-models`` and
 ``describe`` answer at once.
 """
+
 from __future__ import annotations
 
 import importlib.resources
@@ -24,8 +25,16 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # Handles the registry accepts: hub and Kaggle URLs, buckets, local folders, built-ins.
 _HANDLE = re.compile(r"^(https://[a-z0-9.-]+/\S+|gs://\S+|s3://\S+|file://\S+|builtin:[a-z0-9_-]+)$")
 _REQUIRED = ("id", "task", "handle", "fine_tunable", "license", "description")
-_KNOWN = set(_REQUIRED) | {"preprocessor", "output_key", "image_size", "pixel_range",
-                           "output_dim", "kaggle_handle", "requires", "hyperparameters"}
+_KNOWN = set(_REQUIRED) | {
+    "preprocessor",
+    "output_key",
+    "image_size",
+    "pixel_range",
+    "output_dim",
+    "kaggle_handle",
+    "requires",
+    "hyperparameters",
+}
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,8 @@ class Registry:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise RegistryError(
             f"unknown model id {model_id!r} in {self.source}.{hint} "
-            "Run 'tf-finetune list-models' to see all ids, or pass --handle.")
+            "Run 'tf-finetune list-models' to see all ids, or pass --handle."
+        )
 
 
 def default_registry_path() -> Path:
@@ -126,8 +136,7 @@ def load_registry(path: str | Path | None = None) -> Registry:
         raise RegistryError(f"registry {path}: expected a mapping with a 'models' list")
     task_defaults = document.get("task_defaults") or {}
     if not isinstance(task_defaults, dict):
-        raise RegistryError(f"registry {path}: 'task_defaults' must be a mapping of task to "
-                            "hyperparameters")
+        raise RegistryError(f"registry {path}: 'task_defaults' must be a mapping of task to hyperparameters")
     for task, values in task_defaults.items():
         if task not in TASKS:
             raise RegistryError(f"registry {path}: task_defaults has unknown task {task!r}")
@@ -137,8 +146,10 @@ def load_registry(path: str | Path | None = None) -> Registry:
     for index, entry in enumerate(document["models"]):
         spec = _parse_entry(path, index, entry)
         if spec.id in seen:
-            raise RegistryError(f"registry {path}, models[{index}] (id {spec.id!r}): field 'id' "
-                                f"duplicates models[{seen[spec.id]}]; ids must be unique")
+            raise RegistryError(
+                f"registry {path}, models[{index}] (id {spec.id!r}): field 'id' "
+                f"duplicates models[{seen[spec.id]}]; ids must be unique"
+            )
         seen[spec.id] = index
         models.append(spec)
     return Registry(str(path), tuple(models), task_defaults)
@@ -165,13 +176,11 @@ def _parse_entry(path: Path, index: int, entry: Any) -> ModelSpec:
         if value is not None and not (isinstance(value, str) and _HANDLE.match(value)):
             raise RegistryError(f"{where}: field {name!r} is not a well-formed handle: {value!r}")
     if not isinstance(entry["fine_tunable"], bool):
-        raise RegistryError(f"{where}: field 'fine_tunable' must be true or false; "
-                            f"got {entry['fine_tunable']!r}")
+        raise RegistryError(f"{where}: field 'fine_tunable' must be true or false; got {entry['fine_tunable']!r}")
     if entry["task"] == "image":
         size = entry.get("image_size")
         if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 2048:
-            raise RegistryError(f"{where}: image models need 'image_size', an integer 8..2048; "
-                                f"got {size!r}")
+            raise RegistryError(f"{where}: image models need 'image_size', an integer 8..2048; got {size!r}")
         if str(entry.get("pixel_range", "0,1")) not in PIXEL_RANGES:
             raise RegistryError(f"{where}: field 'pixel_range' must be one of {PIXEL_RANGES}")
     elif entry.get("image_size") is not None:
@@ -179,13 +188,21 @@ def _parse_entry(path: Path, index: int, entry: Any) -> ModelSpec:
     overrides = entry.get("hyperparameters") or {}
     _check_hyperparameters(path, where, overrides)
     return ModelSpec(
-        id=entry["id"], task=entry["task"], handle=entry["handle"],
-        fine_tunable=entry["fine_tunable"], license=str(entry["license"]),
-        description=str(entry["description"]).strip(), preprocessor=entry.get("preprocessor"),
-        output_key=entry.get("output_key"), image_size=entry.get("image_size"),
+        id=entry["id"],
+        task=entry["task"],
+        handle=entry["handle"],
+        fine_tunable=entry["fine_tunable"],
+        license=str(entry["license"]),
+        description=str(entry["description"]).strip(),
+        preprocessor=entry.get("preprocessor"),
+        output_key=entry.get("output_key"),
+        image_size=entry.get("image_size"),
         pixel_range=str(entry["pixel_range"]) if entry.get("pixel_range") else None,
-        output_dim=entry.get("output_dim"), kaggle_handle=entry.get("kaggle_handle"),
-        requires=tuple(entry.get("requires") or ()), hyperparameters=dict(overrides))
+        output_dim=entry.get("output_dim"),
+        kaggle_handle=entry.get("kaggle_handle"),
+        requires=tuple(entry.get("requires") or ()),
+        hyperparameters=dict(overrides),
+    )
 
 
 def _check_hyperparameters(path: Path, where: str, values: Any) -> None:

@@ -5,6 +5,7 @@ instance roles, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` (S3-compatible st
 server) all work without options here. Transient errors are retried by botocore's
 ``standard`` retry mode.
 """
+
 from __future__ import annotations
 
 import logging
@@ -98,14 +99,13 @@ def download_prefix(uri: str, target: Path) -> Path:
     s3 = client()
     keys = list_keys(s3, location)
     if not keys:
-        raise StorageError(f"nothing found at {uri}: the prefix is empty or does not exist "
-                           f"in bucket {location.bucket}")
+        raise StorageError(f"nothing found at {uri}: the prefix is empty or does not exist in bucket {location.bucket}")
     target.mkdir(parents=True, exist_ok=True)
     single = len(keys) == 1 and keys[0] == location.key
     prefix = location.key if location.key.endswith("/") or not location.key else location.key + "/"
     jobs = []
     for key in keys:
-        relative = key.rsplit("/", 1)[-1] if single else key[len(prefix):]
+        relative = key.rsplit("/", 1)[-1] if single else key[len(prefix) :]
         destination = _safe_destination(target, relative, uri)
         jobs.append((key, destination))
     with _progress(len(jobs), f"downloading {uri}") as bar, ThreadPoolExecutor(WORKERS) as pool:
@@ -149,8 +149,7 @@ def list_keys(s3: BaseClient, location: S3Uri) -> list[str]:
     """
     keys: list[str] = []
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket,
-                                                                  Prefix=location.key):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=location.key):
             keys.extend(o["Key"] for o in page.get("Contents", ()) if not o["Key"].endswith("/"))
     except Exception as exc:
         raise _storage_error(exc, "list", location) from None
@@ -174,19 +173,22 @@ def delete_others(uri: str, keep: Collection[str]) -> list[str]:
     """
     location = S3Uri.parse(uri.rstrip("/") + "/")
     s3 = client()
-    stale = [key for key in list_keys(s3, location) if key[len(location.key):] not in keep]
+    stale = [key for key in list_keys(s3, location) if key[len(location.key) :] not in keep]
     for start in range(0, len(stale), 1000):  # DeleteObjects takes up to 1000 keys
-        batch = stale[start:start + 1000]
+        batch = stale[start : start + 1000]
         try:
-            errors = s3.delete_objects(Bucket=location.bucket, Delete={
-                "Objects": [{"Key": key} for key in batch], "Quiet": True}).get("Errors", [])
+            errors = s3.delete_objects(
+                Bucket=location.bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
+            ).get("Errors", [])
         except Exception as exc:
             raise _storage_error(exc, "delete", location) from None
         if errors:  # per-object refusals come back in the answer, not as an exception
             first = errors[0]
-            raise StorageError(f"cannot delete s3://{location.bucket}/{first['Key']}: {first.get('Code')} "
-                               f"{first.get('Message', '')} ({len(errors)} object(s) refused); check "
-                               "that the credentials may delete under this prefix")
+            raise StorageError(
+                f"cannot delete s3://{location.bucket}/{first['Key']}: {first.get('Code')} "
+                f"{first.get('Message', '')} ({len(errors)} object(s) refused); check "
+                "that the credentials may delete under this prefix"
+            )
     if stale:
         log.info("deleted %d object(s) under %s that this run did not write", len(stale), uri)
     return stale
@@ -195,8 +197,7 @@ def delete_others(uri: str, keep: Collection[str]) -> list[str]:
 def _safe_destination(target: Path, relative: str, uri: str) -> Path:
     destination = (target / relative).resolve()
     if not relative or not destination.is_relative_to(target.resolve()):
-        raise StorageError(f"refusing to download key {relative!r} under {uri}: it would be "
-                           f"written outside {target}")
+        raise StorageError(f"refusing to download key {relative!r} under {uri}: it would be written outside {target}")
     return destination
 
 
@@ -223,16 +224,19 @@ def _storage_error(exc: Exception, action: str, location: S3Uri) -> StorageError
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if code and response else None
     if code == "NoSuchBucket":
         hint = f"bucket {location.bucket!r} does not exist (check the name and the region)"
-    elif code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId",
-                  "SignatureDoesNotMatch"):
-        hint = (f"access denied ({code}): the credentials boto3 found may not {action} "
-                f"s3://{location.bucket}/{location.key}")
+    elif code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        hint = (
+            f"access denied ({code}): the credentials boto3 found may not {action} "
+            f"s3://{location.bucket}/{location.key}"
+        )
     elif code in ("NoSuchKey", "404"):
         hint = "no such object"
     elif code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
-        hint = (f"S3 kept failing after retries ({cause}); "
-                + ("the upload was abandoned (a multipart upload is aborted); " if action == "upload" else "")
-                + "try again later, or allow more retries with AWS_MAX_ATTEMPTS")
+        hint = (
+            f"S3 kept failing after retries ({cause}); "
+            + ("the upload was abandoned (a multipart upload is aborted); " if action == "upload" else "")
+            + "try again later, or allow more retries with AWS_MAX_ATTEMPTS"
+        )
     elif cause.__class__.__name__ in ("NoCredentialsError", "PartialCredentialsError"):
         hint = "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     else:
@@ -240,8 +244,15 @@ def _storage_error(exc: Exception, action: str, location: S3Uri) -> StorageError
     return StorageError(f"cannot {action} {location}: {hint}")
 
 
-_TRANSIENT_CODES = ("InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout",
-                    "Throttling", "ThrottlingException", "RequestLimitExceeded")
+_TRANSIENT_CODES = (
+    "InternalError",
+    "SlowDown",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+)
 
 
 def _botocore_cause(exc: BaseException) -> BaseException:
@@ -251,7 +262,7 @@ def _botocore_cause(exc: BaseException) -> BaseException:
     for _ in range(5):
         if isinstance(getattr(seen, "response", None), dict):
             return seen
-        nested = (getattr(seen, "last_exception", None) or seen.__cause__ or seen.__context__)
+        nested = getattr(seen, "last_exception", None) or seen.__cause__ or seen.__context__
         if nested is None:
             break
         seen = nested
@@ -261,5 +272,4 @@ def _botocore_cause(exc: BaseException) -> BaseException:
 def _progress(total: int, description: str) -> tqdm:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, unit="file", leave=False,
-                disable=total < PROGRESS_MIN_OBJECTS or None)
+    return tqdm(total=total, desc=description, unit="file", leave=False, disable=total < PROGRESS_MIN_OBJECTS or None)

@@ -1,5 +1,6 @@
 """How a door starts TensorFlow in its process: settings that only apply before the first
 ``import tensorflow``."""
+
 from __future__ import annotations
 
 import importlib.metadata

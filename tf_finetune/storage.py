@@ -3,6 +3,7 @@
 (``s3://`` transfer is in :mod:`tf_finetune.s3`; paths are classified here so the rest of
 the code has one place to ask.)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,7 +47,7 @@ def local_path(location: str) -> Path:
         parsed = urllib.parse.urlparse(location)
         if parsed.netloc in ("", "localhost"):
             return Path(urllib.request.url2pathname(parsed.path)).expanduser()
-        location = location[len("file://"):]  # file://relative/path or file://~/path, read as a path
+        location = location[len("file://") :]  # file://relative/path or file://~/path, read as a path
     return Path(location).expanduser()
 
 
@@ -56,7 +57,7 @@ def misspelt_s3(location: str) -> str | None:
     text = str(location)
     for broken in ("s3:/", "s3//", "s3:"):
         if text.startswith(broken) and not text.startswith("s3://"):
-            return "s3://" + text[len(broken):].lstrip("/")
+            return "s3://" + text[len(broken) :].lstrip("/")
     return None
 
 
@@ -100,8 +101,9 @@ def check_destination(location: str | Path, what: str) -> None:
     try:  # the one reliable test: create something there (access() misses /proc, quotas, ACLs)
         os.rmdir(tempfile.mkdtemp(prefix=".tf_finetune-probe-", dir=existing))
     except OSError as exc:
-        raise StorageError(f"{what} {text}: cannot create files in {existing} "
-                           f"({exc.strerror or exc}); choose another folder") from None
+        raise StorageError(
+            f"{what} {text}: cannot create files in {existing} ({exc.strerror or exc}); choose another folder"
+        ) from None
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -143,7 +145,8 @@ def check_free_space(needs: Iterable[tuple[str, str, int]]) -> None:
             raise StorageError(
                 f"not enough free space for {' and '.join(flags)}: {folder} has {free / 2**20:.1f} MiB free and "
                 f"this job writes at least {total / 2**20:.1f} MiB there (the backbone's weights, once for each "
-                f"copy of the model); free some space, or point {' or '.join(flags)} to another disk, and run again")
+                f"copy of the model); free some space, or point {' or '.join(flags)} to another disk, and run again"
+            )
 
 
 @contextlib.contextmanager
@@ -170,8 +173,10 @@ def output_lock(cache_dir: str | Path, output: str) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise StorageError(f"another tf-finetune run ({holder}) is writing to {output}; wait for it "
-                               "to finish or choose another --output") from None
+            raise StorageError(
+                f"another tf-finetune run ({holder}) is writing to {output}; wait for it "
+                "to finish or choose another --output"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
@@ -191,8 +196,10 @@ def _refuse_unsafe_name(archive: Path, name: str) -> None:
     # tarfile's data filter would strip a leading "/" and extract anyway; refuse it outright.
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if name.startswith(("/", "\\")) or ".." in parts or (parts and parts[0].endswith(":")):
-        raise StorageError(f"refusing to extract {archive}: unsafe member {name!r} "
-                           "(an absolute path or '..'); re-create the archive with relative paths")
+        raise StorageError(
+            f"refusing to extract {archive}: unsafe member {name!r} "
+            "(an absolute path or '..'); re-create the archive with relative paths"
+        )
 
 
 _FILTER_REASONS = {  # tarfile's data-filter refusals, in words
@@ -257,17 +264,25 @@ def extract_archive(archive: str | Path, target: str | Path) -> Path:
         move_into_place(staging, target)
     except tarfile.FilterError as exc:
         why = _FILTER_REASONS.get(exc.__class__.__name__, exc.__class__.__name__)
-        raise StorageError(f"refusing to extract {archive}: unsafe member {exc.tarinfo.name!r} "
-                           f"({why.format(link=exc.tarinfo.linkname)}); re-create the archive "
-                           "with relative paths and links that stay inside it") from None
+        raise StorageError(
+            f"refusing to extract {archive}: unsafe member {exc.tarinfo.name!r} "
+            f"({why.format(link=exc.tarinfo.linkname)}); re-create the archive "
+            "with relative paths and links that stay inside it"
+        ) from None
     except (tarfile.TarError, EOFError, OSError) as exc:
         # tarfile lists every compression it tried, one per line: keep the message one line.
         first = (str(exc).splitlines() or [""])[0].rstrip(":")
-        reason = ("an empty file" if archive.is_file() and archive.stat().st_size == 0 else
-                  "not a tar, .tar.gz, .tar.bz2 or .tar.xz file" if "could not be opened" in first
-                  else first or exc.__class__.__name__)
-        raise StorageError(f"cannot extract {archive}: not a readable tar archive ({reason}); "
-                           "download it again, or give the SavedModel folder instead") from None
+        reason = (
+            "an empty file"
+            if archive.is_file() and archive.stat().st_size == 0
+            else "not a tar, .tar.gz, .tar.bz2 or .tar.xz file"
+            if "could not be opened" in first
+            else first or exc.__class__.__name__
+        )
+        raise StorageError(
+            f"cannot extract {archive}: not a readable tar archive ({reason}); "
+            "download it again, or give the SavedModel folder instead"
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -288,7 +303,7 @@ def staging_prefix() -> str:
 def remove_stale_staging(folder: Path) -> None:
     """Remove temporary files and folders in ``folder`` left by runs that are no longer running."""
     for entry in folder.glob(STAGING_PREFIX + "*") if folder.is_dir() else ():
-        pid = entry.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        pid = entry.name[len(STAGING_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 

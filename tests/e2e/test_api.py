@@ -1,5 +1,6 @@
 """The Python door, ``tf_finetune.fine_tune``, used as a notebook would: a fresh process that
 configured no logging, two jobs, then mistakes; the errors say what the command line says."""
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,17 @@ print(json.dumps({"light": light, "errors": errors, "results": [
 
 
 def test_a_notebook_trains_twice_sees_each_line_once_and_gets_the_command_lines_errors(
-        text_module, text_data, tmp_path):
+    text_module, text_data, tmp_path
+):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    proc = subprocess.run([sys.executable, "-c", NOTEBOOK, str(text_module), str(text_data), str(tmp_path),
-                           str(tmp_path / "cache")], capture_output=True, text=True, timeout=300, env=env,
-                          cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK, str(text_module), str(text_data), str(tmp_path), str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout)
     assert answer["light"]
@@ -57,8 +64,17 @@ def test_a_notebook_trains_twice_sees_each_line_once_and_gets_the_command_lines_
         assert {"train_loss", "val_loss", "val_accuracy"} <= set(result["final"])
     # A mistake is the command line's message, as an exception; nothing is left behind.
     missing, misspelt = answer["errors"]
-    cli = run_main("train", "--handle", str(text_module), "--data", str(tmp_path / "no-such-data"),
-                   "--output", str(tmp_path / "failed"), "--cache-dir", str(tmp_path / "cache"))
+    cli = run_main(
+        "train",
+        "--handle",
+        str(text_module),
+        "--data",
+        str(tmp_path / "no-such-data"),
+        "--output",
+        str(tmp_path / "failed"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert cli.returncode == 1 and cli.stderr.strip() == f"tf-finetune: error: {missing}"
     assert str(tmp_path / "no-such-data") in missing
     assert misspelt.startswith("unknown option 'validaton_data' (did you mean validation_data?)")

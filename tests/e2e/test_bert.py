@@ -3,6 +3,7 @@
 CPU replicas (helpers.REPLICAS), serving raw strings from plain TensorFlow + tensorflow_text, predict,
 evaluate, continued training, the TFLite refusal, sequence length, and a missing
 tensorflow-text."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ from tf_finetune.training.job import plan
 BERT_ID = "small-bert-en-uncased-l4-h512"  # the registry entry: task and defaults
 SEQ = 16
 TRAIN = ["--epochs", "12", "--batch-size", "8", "--learning-rate", "0.002", "--random-seed", "5"]
-TEXTS = ["rain and snow today", "the team scored a goal", "wind and cloud", "a match to win",
-         " ".join(["storm"] * 30)]  # longer than SEQ: cut the same way in training and serving
+TEXTS = [
+    "rain and snow today",
+    "the team scored a goal",
+    "wind and cloud",
+    "a match to win",
+    " ".join(["storm"] * 30),
+]  # longer than SEQ: cut the same way in training and serving
 
 # A fresh interpreter that imports TensorFlow and tensorflow_text only, as a serving image does.
 PLAIN_TF_SCRIPT = """
@@ -63,9 +69,22 @@ def bert_run(bert_archive, bert_data, tmp_path_factory):
     archive as its weights, under the suite's REPLICAS CPU replicas; returns (the command's result,
     output folder, model folder)."""
     root = tmp_path_factory.mktemp("bert-run")
-    proc = run_main("train", "--model-id", BERT_ID, "--handle", str(bert_archive), "--data", str(bert_data),
-                    "--output", str(root / "out"), "--max-seq-length", str(SEQ),
-                    "--cache-dir", str(root / "cache"), *TRAIN)
+    proc = run_main(
+        "train",
+        "--model-id",
+        BERT_ID,
+        "--handle",
+        str(bert_archive),
+        "--data",
+        str(bert_data),
+        "--output",
+        str(root / "out"),
+        "--max-seq-length",
+        str(SEQ),
+        "--cache-dir",
+        str(root / "cache"),
+        *TRAIN,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     extract(root / "out" / "output" / "model.tar.gz", root / "model")
     return proc, root / "out", root / "model"
@@ -127,9 +146,13 @@ def test_bert_entry_trains_with_the_sequence_length_and_counts_cut_texts(bert_ru
 
 def test_exported_bert_model_serves_raw_strings_in_plain_tensorflow(bert_run):
     model = bert_run[2]
-    proc = subprocess.run([sys.executable, "-c", PLAIN_TF_SCRIPT, str(model / "1"), *TEXTS],
-                          capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN_TF_SCRIPT, str(model / "1"), *TEXTS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     served = json.loads(proc.stdout.strip().splitlines()[-1])
     keras = tf_keras.models.load_model(str(model / "1"), custom_objects={"KerasLayer": hub.KerasLayer})
@@ -143,16 +166,35 @@ def test_predict_and_evaluate_a_bert_model(bert_run, bert_data, tmp_path, capsys
     assert commands.main(["predict", "--model", str(archive), "--json", *TEXTS[:4]]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["predictions"][0]["label"] for row in rows] == ["0", "1", "0", "1"]
-    assert commands.main(["evaluate", "--model", str(archive), "--data", str(bert_data),
-                     "--output", str(tmp_path / "eval")]) == 0
+    assert (
+        commands.main(
+            ["evaluate", "--model", str(archive), "--data", str(bert_data), "--output", str(tmp_path / "eval")]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["num_examples"] == 48 + tiny_bert.LONG_TEXTS and report["accuracy"] >= 0.9
 
 
 def test_training_continues_from_a_bert_model(bert_run, bert_data, tmp_path, capsys):
     archive = bert_run[1] / "output" / "model.tar.gz"
-    argv = ["train", "--handle", str(archive), "--data", str(bert_data), "--output", str(tmp_path / "next"),
-            "--epochs", "1", "--batch-size", "4", "--learning-rate", "0.0001", "--cache-dir", str(tmp_path / "c")]
+    argv = [
+        "train",
+        "--handle",
+        str(archive),
+        "--data",
+        str(bert_data),
+        "--output",
+        str(tmp_path / "next"),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--learning-rate",
+        "0.0001",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
     assert commands.main(argv + ["--max-seq-length", "32"]) == 1
     assert "max_seq_length=32 cannot be used: this job continues from a previous model" in capsys.readouterr().err
     # One replica in a process of its own: in this one, REPLICAS logical CPUs would all-reduce every
@@ -169,9 +211,25 @@ def extract_metrics(archive: Path) -> str:
 
 
 def test_head_only_bert_trains_on_cached_features(bert_archive, bert_data, tmp_path, capsys):
-    argv = ["train", "--model-id", BERT_ID, "--handle", str(bert_archive), "--data", str(bert_data),
-            "--output", str(tmp_path / "out"), "--train-only-top-layer", "True", "--epochs", "2",
-            "--choose-hyperparameters", "False", "--cache-dir", str(tmp_path / "cache")]
+    argv = [
+        "train",
+        "--model-id",
+        BERT_ID,
+        "--handle",
+        str(bert_archive),
+        "--data",
+        str(bert_data),
+        "--output",
+        str(tmp_path / "out"),
+        "--train-only-top-layer",
+        "True",
+        "--epochs",
+        "2",
+        "--choose-hyperparameters",
+        "False",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert commands.main(argv) == 0
     metrics = json.loads(extract_metrics(tmp_path / "out" / "output" / "model.tar.gz"))
     assert metrics["backbone"]["max_seq_length"] == tiny_bert.DEFAULT_SEQ_LENGTH  # the preprocessor's
@@ -191,15 +249,31 @@ def test_tflite_export_refuses_a_bert_model_naming_its_ops(bert_run, tmp_path, c
 
 def test_without_tensorflow_text_each_door_names_the_extra(bert_run, bert_archive, bert_data, tmp_path):
     def run(*argv):
-        return subprocess.run([sys.executable, "-c", NO_TF_TEXT_SCRIPT, *argv], capture_output=True,
-                              text=True, timeout=300, cwd=REPO, env={"PATH": "/usr/bin:/bin",
-                                                                     "TF_CPP_MIN_LOG_LEVEL": "3"})
+        return subprocess.run(
+            [sys.executable, "-c", NO_TF_TEXT_SCRIPT, *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+            env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
 
-    train = run("train", "--model-id", BERT_ID, "--handle", str(bert_archive), "--data", str(bert_data),
-                "--output", str(tmp_path / "out"))
+    train = run(
+        "train",
+        "--model-id",
+        BERT_ID,
+        "--handle",
+        str(bert_archive),
+        "--data",
+        str(bert_data),
+        "--output",
+        str(tmp_path / "out"),
+    )
     assert train.returncode == 1, train.stderr[-2000:]
-    assert "needs the package tensorflow-text, which is not installed: pip install '.[bert]' in the tf_finetune clone" \
+    assert (
+        "needs the package tensorflow-text, which is not installed: pip install '.[bert]' in the tf_finetune clone"
         in train.stderr
+    )
     assert not (tmp_path / "out").exists() and "Traceback" not in train.stderr
     predict = run("predict", "--model", str(bert_run[2]), "rain")
     assert predict.returncode == 1
@@ -213,14 +287,29 @@ def test_max_seq_length_is_checked_before_anything_runs(text_module, text_data, 
 
     assert planned(model_id=BERT_ID, max_seq_length=64).max_seq_length == 64
     for config, message in [
-            (dict(model_id=BERT_ID, max_seq_length=2), "max_seq_length=2 is out of range"),
-            (dict(model_id=BERT_ID, max_seq_length=513), "in [3, 512]"),
-            (dict(model_id="mobilenet-v2-100-224", max_seq_length=64), "applies to text models")]:
+        (dict(model_id=BERT_ID, max_seq_length=2), "max_seq_length=2 is out of range"),
+        (dict(model_id=BERT_ID, max_seq_length=513), "in [3, 512]"),
+        (dict(model_id="mobilenet-v2-100-224", max_seq_length=64), "applies to text models"),
+    ]:
         with pytest.raises(HyperparameterError, match=message.replace("[", r"\[")):
             planned(**config)
     # a string -> vector backbone has no sequence to size: refused before training
-    assert commands.main(["train", "--handle", str(text_module), "--data", str(text_data), "--output",
-                     str(tmp_path / "out"), "--max-seq-length", "64"]) == 1
+    assert (
+        commands.main(
+            [
+                "train",
+                "--handle",
+                str(text_module),
+                "--data",
+                str(text_data),
+                "--output",
+                str(tmp_path / "out"),
+                "--max-seq-length",
+                "64",
+            ]
+        )
+        == 1
+    )
     assert "takes whole strings (it has no BERT-style preprocessor)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -230,5 +319,9 @@ def test_bert_entries_default_to_the_pages_recipe():
         job = plan(JobConfig(data="data.csv", output=None, model_id=model_id))
         spec, hp = job.spec, job.hyperparameters
         assert spec.requires == ("tensorflow-text",)
-        assert (hp.optimizer, hp.learning_rate, hp.batch_size, hp.warmup_steps_fraction) == \
-            ("adamw", 5e-5, batch, 0.1), model_id
+        assert (hp.optimizer, hp.learning_rate, hp.batch_size, hp.warmup_steps_fraction) == (
+            "adamw",
+            5e-5,
+            batch,
+            0.1,
+        ), model_id

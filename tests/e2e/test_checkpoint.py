@@ -1,4 +1,5 @@
 """Checkpoint and resume: real training processes stopped with SIGTERM and SIGKILL, then rerun."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,14 @@ class Training:
     def __init__(self, *args: str, signal_at: tuple[str, int] | None = None):
         """``signal_at``: (pattern, signal) to send the moment a line matching it is read."""
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        self.proc = subprocess.Popen([sys.executable, "-m", "tf_finetune", "train", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tf_finetune", "train", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
         self.lines: list[str] = []
         self._signal_at = signal_at
         self._seen = threading.Condition()
@@ -50,8 +56,9 @@ class Training:
 
     def wait_for(self, pattern: str, timeout: float = 240) -> None:
         with self._seen:
-            found = self._seen.wait_for(lambda: any(re.search(pattern, line) for line in self.lines)
-                                        or self.proc.poll() is not None, timeout)
+            found = self._seen.wait_for(
+                lambda: any(re.search(pattern, line) for line in self.lines) or self.proc.poll() is not None, timeout
+            )
         assert found and any(re.search(pattern, line) for line in self.lines), self.log
 
     def finish(self, timeout: float = 240) -> int:
@@ -71,10 +78,31 @@ class Training:
 
 
 def train_args(image_module, data, out, checkpoints, cache_dir, *extra: str) -> list[str]:
-    return ["--handle", str(image_module), "--data", str(data), "--image-size", "16",
-            "--output", str(out), "--checkpoint-dir", str(checkpoints), "--cache-dir", str(cache_dir),
-            "--epochs", str(EPOCHS), "--batch-size", "1", "--learning-rate", "0.01",
-            "--random-seed", "7", "--train-only-top-layer", "false", *extra]
+    return [
+        "--handle",
+        str(image_module),
+        "--data",
+        str(data),
+        "--image-size",
+        "16",
+        "--output",
+        str(out),
+        "--checkpoint-dir",
+        str(checkpoints),
+        "--cache-dir",
+        str(cache_dir),
+        "--epochs",
+        str(EPOCHS),
+        "--batch-size",
+        "1",
+        "--learning-rate",
+        "0.01",
+        "--random-seed",
+        "7",
+        "--train-only-top-layer",
+        "false",
+        *extra,
+    ]
 
 
 def check_model(out, tmp_path) -> dict:
@@ -86,8 +114,7 @@ def check_model(out, tmp_path) -> dict:
     return json.loads((tmp_path / "model" / "metrics.json").read_text())
 
 
-def test_sigkill_then_rerun_resumes_after_the_last_saved_epoch(image_module, many_images, cache_dir,
-                                                               tmp_path):
+def test_sigkill_then_rerun_resumes_after_the_last_saved_epoch(image_module, many_images, cache_dir, tmp_path):
     out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
     args = train_args(image_module, many_images, out, checkpoints, cache_dir)
     killed = Training(*args, signal_at=(r"checkpoint saved: epoch 2\b", signal.SIGKILL))
@@ -118,21 +145,24 @@ def test_ctrl_c_says_the_checkpoint_is_kept(image_module, many_images, cache_dir
     args[args.index("--epochs") + 1] = "1000"  # never done before the signal, however slow the machine
     stopped = Training(*args, signal_at=(r"checkpoint saved: epoch 1\b", signal.SIGINT))
     assert stopped.finish() == 130, stopped.log
-    assert (f"tf-finetune: interrupted; the last checkpoint in {checkpoints} is kept: run the same command "
-            "again to resume") in stopped.log
+    assert (
+        f"tf-finetune: interrupted; the last checkpoint in {checkpoints} is kept: run the same command again to resume"
+    ) in stopped.log
     assert "Traceback" not in stopped.log and (checkpoints / "job.json").is_file()
     # the epoch's line first, then its checkpoint
     assert stopped.log.index("epoch=1/") < stopped.log.index("checkpoint saved: epoch 1")
 
 
-def test_sigterm_saves_mid_epoch_and_the_rerun_continues_from_that_step(image_module, many_images,
-                                                                        cache_dir, tmp_path):
+def test_sigterm_saves_mid_epoch_and_the_rerun_continues_from_that_step(image_module, many_images, cache_dir, tmp_path):
     out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
     args = train_args(image_module, many_images, out, checkpoints, cache_dir, "--checkpoint-steps", "5")
     stopped = Training(*args, signal_at=(r"checkpoint saved: epoch 1\b", signal.SIGTERM))
     assert stopped.finish() == 143, stopped.log
-    match = re.search(r"stopped on request \(SIGTERM\) at epoch (\d+), step (\d+); the checkpoint is in "
-                      + re.escape(str(checkpoints)), stopped.log)
+    match = re.search(
+        r"stopped on request \(SIGTERM\) at epoch (\d+), step (\d+); the checkpoint is in "
+        + re.escape(str(checkpoints)),
+        stopped.log,
+    )
     assert match, stopped.log
     epoch, step = int(match.group(1)), int(match.group(2))
     assert "Traceback" not in stopped.log
@@ -169,11 +199,12 @@ def test_fresh_start_discards_another_jobs_checkpoint(image_module, image_data, 
 
 
 def test_ctrl_c_without_a_checkpoint_folder_keeps_nothing_and_says_how_to_make_the_run_resumable(
-        image_module, many_images, cache_dir, tmp_path):
+    image_module, many_images, cache_dir, tmp_path
+):
     (tmp_path / "runs").mkdir()
     out = tmp_path / "runs" / "out"
     args = train_args(image_module, many_images, out, tmp_path / "unused", cache_dir)
-    del args[args.index("--checkpoint-dir"):args.index("--checkpoint-dir") + 2]
+    del args[args.index("--checkpoint-dir") : args.index("--checkpoint-dir") + 2]
     args[args.index("--epochs") + 1] = "1000"  # never done before the signal, however slow the machine
     training = Training(*args)
     training.wait_for(r"epoch=1/")
@@ -181,9 +212,11 @@ def test_ctrl_c_without_a_checkpoint_folder_keeps_nothing_and_says_how_to_make_t
     training.proc.send_signal(signal.SIGINT)
     assert training.finish() == 130, training.log
     messages = [line for line in training.log.splitlines() if line.startswith("tf-finetune:")]
-    assert messages == ["tf-finetune: interrupted: nothing was kept (the model is written when training ends); "
-                        "to make the next run resumable, add --checkpoint-dir DIR (a checkpoint is saved at "
-                        "every epoch's end)"], training.log
+    assert messages == [
+        "tf-finetune: interrupted: nothing was kept (the model is written when training ends); "
+        "to make the next run resumable, add --checkpoint-dir DIR (a checkpoint is saved at "
+        "every epoch's end)"
+    ], training.log
     assert "Traceback" not in training.log
     # Nothing written: the run's TensorBoard folder went, and with it the folders made for it.
     assert not out.exists() and (tmp_path / "runs").is_dir()
@@ -195,7 +228,10 @@ def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_kept(tmp_path):
 
     folder = tmp_path / "checkpoints"
     open_checkpoints(folder, {"hyperparameters": {"epochs": 3}})  # what a job writes before its first save
-    args = parser.build_parser().parse_args(["train", "--handle", "h", "--data", "d", "--output", "o",
-                                          "--checkpoint-dir", str(folder)])
-    assert commands._interrupted(args) == (f"interrupted before the first checkpoint was saved in {folder}: nothing "
-                                      "was kept; run the same command again to start over")
+    args = parser.build_parser().parse_args(
+        ["train", "--handle", "h", "--data", "d", "--output", "o", "--checkpoint-dir", str(folder)]
+    )
+    assert commands._interrupted(args) == (
+        f"interrupted before the first checkpoint was saved in {folder}: nothing "
+        "was kept; run the same command again to start over"
+    )

@@ -1,4 +1,5 @@
 """``python -m tf_finetune train`` as a user runs it: real subprocesses, exit codes, messages."""
+
 from __future__ import annotations
 
 import json
@@ -9,15 +10,34 @@ import pytest
 
 from helpers import offline_environment, run_cli
 
-EPOCH_LINE = re.compile(r"^epoch=(\d+)/(\d+) loss=\d+\.\d{4} accuracy=\d\.\d{4} "
-                        r"val_loss=\d+\.\d{4} val_accuracy=\d\.\d{4} time=[\d.]+s$", re.M)
+EPOCH_LINE = re.compile(
+    r"^epoch=(\d+)/(\d+) loss=\d+\.\d{4} accuracy=\d\.\d{4} "
+    r"val_loss=\d+\.\d{4} val_accuracy=\d\.\d{4} time=[\d.]+s$",
+    re.M,
+)
 
 
 def test_train_with_two_replicas_prints_metric_lines_and_writes_the_archive(text_module, text_data, tmp_path):
     out = tmp_path / "model-name"
-    proc = run_cli("train", "--handle", str(text_module), "--data", str(text_data), "--output", str(out),
-                   "--cpu-devices", "2", "--epochs", "2", "--batch-size", "4", "--learning_rate", "0.01",
-                   "--cache-dir", str(tmp_path / "cache"))
+    proc = run_cli(
+        "train",
+        "--handle",
+        str(text_module),
+        "--data",
+        str(text_data),
+        "--output",
+        str(out),
+        "--cpu-devices",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--learning_rate",
+        "0.01",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert proc.returncode == 0, proc.stderr
     archive = out / "output" / "model.tar.gz"
     assert proc.stdout.strip() == str(archive)
@@ -54,8 +74,16 @@ def test_bad_data_is_one_message_and_exit_1_with_nothing_written(text_module, tm
 
 
 def test_offline_registry_model_is_one_clear_error(image_data, tmp_path):
-    proc = run_cli("train", "--model-id", "efficientnet-b0", "--data", str(image_data), "--output",
-                   str(tmp_path / "out"), env={"TFHUB_CACHE_DIR": str(tmp_path / "hub"), **offline_environment()})
+    proc = run_cli(
+        "train",
+        "--model-id",
+        "efficientnet-b0",
+        "--data",
+        str(image_data),
+        "--output",
+        str(tmp_path / "out"),
+        env={"TFHUB_CACHE_DIR": str(tmp_path / "hub"), **offline_environment()},
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("tf-finetune: error:")]
@@ -67,5 +95,6 @@ def test_offline_registry_model_is_one_clear_error(image_data, tmp_path):
 def test_a_backbone_is_required(text_data, tmp_path):
     proc = run_cli("train", "--data", str(text_data), "--output", str(tmp_path / "o"))
     assert proc.returncode == 1
-    assert proc.stderr.strip() == ("tf-finetune: error: give a registry model id (--model-id) or a "
-                                   "backbone handle (--handle)")
+    assert proc.stderr.strip() == (
+        "tf-finetune: error: give a registry model id (--model-id) or a backbone handle (--handle)"
+    )

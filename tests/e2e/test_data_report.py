@@ -1,4 +1,5 @@
 """``tf-finetune check-data``: real folders and CSVs with planted problems, exact counts, exit status."""
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,9 @@ def test_image_report_counts_every_planted_problem(planted_images):
     text = "\n".join(f"{f.level}: {f.message}" for f in report.findings)
     assert not report.ok
     assert "error: validation: class(es) wasps of the training data are missing here" in text
-    assert ("warning: training: 1 image file(s) cannot be used and will be skipped: "
-            f"{train / 'bees' / 'truncated.jpg'}") in text
+    assert (
+        f"warning: training: 1 image file(s) cannot be used and will be skipped: {train / 'bees' / 'truncated.jpg'}"
+    ) in text
     assert "warning: training: class(es) with fewer than 5 examples: wasps" in text
     assert "renamed.jpg" in text and "inflate the validation score" in text
     assert "really_png.jpg (PNG)" in text and ".ipynb_checkpoints" in text and "notes.txt" in text
@@ -86,9 +88,11 @@ def test_check_data_on_the_parent_of_train_and_val_is_an_error_naming_the_comman
     result = run_main("check-data", "--data", str(root))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "findings: 1 error(s), 0 warning(s), 0 note(s)" in result.stdout
-    assert (f"  error: training: image data folder {root} holds data sets, not classes: its folder(s) train, val are "
-            "data splits holding class folders (ants, bees), so it would train a train vs val classifier; did you "
-            f"mean --data {root / 'train'} --validation-data {root / 'val'}?") in result.stdout.splitlines()
+    assert (
+        f"  error: training: image data folder {root} holds data sets, not classes: its folder(s) train, val are "
+        "data splits holding class folders (ants, bees), so it would train a train vs val classifier; did you "
+        f"mean --data {root / 'train'} --validation-data {root / 'val'}?"
+    ) in result.stdout.splitlines()
 
 
 def test_check_data_holds_out_what_training_holds_out(tmp_path):
@@ -99,8 +103,11 @@ def test_check_data_holds_out_what_training_holds_out(tmp_path):
             noise_image(tmp_path / "train" / name / f"{index}.jpg", seed=len(name) * 100 + index)
     report = check_data("image", tmp_path / "train", batch_size=4)
     held = len(load_data("image", tmp_path / "train").validation)
-    assert report.training == {"validation": f"0.2 of the training data held out ({held} examples)",
-                               "global_batch": "4 (4 x 1 replica(s))", "steps_per_epoch": 3}  # 12 left
+    assert report.training == {
+        "validation": f"0.2 of the training data held out ({held} examples)",
+        "global_batch": "4 (4 x 1 replica(s))",
+        "steps_per_epoch": 3,
+    }  # 12 left
     assert held == 2
 
 
@@ -110,8 +117,22 @@ def test_check_data_takes_the_train_command_and_refuses_what_train_refuses(text_
     commands = build_parsers()[1]
     assert set(commands["train"]._option_string_actions) <= set(commands["check-data"]._option_string_actions)
     data = write_csv(tmp_path / "data.csv", [(i % 2, f"message {i}") for i in range(10)])
-    train = ["--handle", str(text_module), "--data", str(data), "--output", str(tmp_path / "out"), "--epochs", "3",
-             "--checkpoint-dir", str(tmp_path / "ckpt"), "--batch-size", "2", "--cache-dir", str(tmp_path / "cache")]
+    train = [
+        "--handle",
+        str(text_module),
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "out"),
+        "--epochs",
+        "3",
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+        "--batch-size",
+        "2",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     checked = run_main("check-data", *train)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "  global batch: 2 (2 x 1 replica(s))\n  steps per epoch: 4\n" in checked.stdout  # 8 after 2 held out
@@ -135,9 +156,12 @@ def write_csv(path: Path, rows: list[tuple[int, str]]) -> Path:
 
 def test_text_report_finds_duplicates_conflicts_and_case_only_leakage(tmp_path):
     rows = [(0, f"ordinary message number {i}") for i in range(8)] + [(1, f"win a prize now {i}") for i in range(4)]
-    rows += [(0, "ordinary message number 1"),  # exact duplicate within training
-             (0, "call me later"), (1, "call  me LATER"),  # a label conflict, case/space only
-             (1, "Hello there friend")]
+    rows += [
+        (0, "ordinary message number 1"),  # exact duplicate within training
+        (0, "call me later"),
+        (1, "call  me LATER"),  # a label conflict, case/space only
+        (1, "Hello there friend"),
+    ]
     train = write_csv(tmp_path / "train" / "data.csv", rows)
     val = write_csv(tmp_path / "val" / "data.csv", [(0, "hello there FRIEND"), (1, "win a prize now 0"), (0, "fresh")])
     report = check_data("text", train.parent, validation=val.parent)
@@ -147,11 +171,14 @@ def test_text_report_finds_duplicates_conflicts_and_case_only_leakage(tmp_path):
     assert data["duplicates"]["within training, ignoring case and whitespace"]["count"] == 2
     assert data["duplicates"]["across training and validation"]["count"] == 2  # one exact, one case-only
     text = "\n".join(f"{f.level}: {f.message}" for f in report.findings)
-    assert ("warning: training: 1 text(s) appear with different labels (label conflicts): "
-            "line 14 label 0 / line 15 label 1") in text
-    assert ("2 example(s) of validation also occur in training (training line 9 = validation line 2, training "
-            "line 16 ~ validation line 1): they inflate the validation score; remove them from one of the two "
-            "files") in text
+    assert (
+        "warning: training: 1 text(s) appear with different labels (label conflicts): line 14 label 0 / line 15 label 1"
+    ) in text
+    assert (
+        "2 example(s) of validation also occur in training (training line 9 = validation line 2, training "
+        "line 16 ~ validation line 1): they inflate the validation score; remove them from one of the two "
+        "files"
+    ) in text
     assert report.ok  # nothing here stops training
 
 
@@ -180,9 +207,11 @@ def test_duplicates_name_the_csv_lines_and_to_deduplicate_the_file_when_validati
     # A quoted line break makes row numbers and line numbers differ: the lines are the file's.
     rows = [(0, "first line\nsecond line")] + [(i % 2, f"message {i}") for i in range(10)] + [(1, "message 3")]
     path = write_csv(tmp_path / "data.csv", rows)
-    held_out = (f"validation is held out of this data at random, so copies land on both sides and inflate the "
-                f"validation score: deduplicate the training data {path} (keep one row per text) or give "
-                "separate --validation-data")
+    held_out = (
+        f"validation is held out of this data at random, so copies land on both sides and inflate the "
+        f"validation score: deduplicate the training data {path} (keep one row per text) or give "
+        "separate --validation-data"
+    )
     result = run_main("check-data", "--data", str(path))
     assert result.returncode == 0, result.stdout
     assert f"  warning: training: 1 exact duplicate(s) (line 6 = line 13); {held_out}\n" in result.stdout
@@ -197,9 +226,11 @@ def test_duplicates_name_the_csv_lines_and_to_deduplicate_the_file_when_validati
     logged = summary(from_loaded(load_data("text", path, None, 0.2, seed=0), None, 0.2, {"training": str(path)}))
     [warning] = [line for line in logged.splitlines() if line.startswith("data warning: ")]
     assert named_pairs(warning, path, r"training line (\d+) = validation line (\d+)") == [(6, 18)]
-    assert warning.endswith("they inflate the validation score; validation is held out of the training data at "
-                            f"random, so copies land on both sides: deduplicate the training data {path} (keep "
-                            "one row per text) or give separate --validation-data")
+    assert warning.endswith(
+        "they inflate the validation score; validation is held out of the training data at "
+        f"random, so copies land on both sides: deduplicate the training data {path} (keep "
+        "one row per text) or give separate --validation-data"
+    )
 
 
 def test_the_duplicates_of_sms_spam_are_named_by_their_lines_in_data_csv(shared):
@@ -229,9 +260,11 @@ def test_check_data_imports_no_tensorflow(planted_images):
     from helpers import REPO
 
     train, val = planted_images
-    code = ("import sys; from tf_finetune.cli.commands import main; "
-            f"main(['check-data', '--data', {str(train)!r}, '--validation-data', {str(val)!r}]); "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
+    code = (
+        "import sys; from tf_finetune.cli.commands import main; "
+        f"main(['check-data', '--data', {str(train)!r}, '--validation-data', {str(val)!r}]); "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "data report (image)" in result.stdout
@@ -244,13 +277,28 @@ def test_train_prints_the_duplicates_across_splits_and_stores_the_report(text_mo
     out = tmp_path / "out"
     # Its words are mostly unknown to the module: on several replicas this once crashed fit
     # (test_model.py::test_sparse_gradients_without_rows_sum_across_replicas).
-    result = run_main("train", "--handle", str(text_module), "--data", str(train), "--validation-data", str(val),
-                      "--output", str(out), "--epochs", "1", "--cache-dir", str(tmp_path / "cache"))
+    result = run_main(
+        "train",
+        "--handle",
+        str(text_module),
+        "--data",
+        str(train),
+        "--validation-data",
+        str(val),
+        "--output",
+        str(out),
+        "--epochs",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "data duplicates across training and validation: 2" in result.stderr
-    assert ("data warning: 2 example(s) of validation also occur in training (training line 1 = validation line 1, "
-            "training line 2 = validation line 2): they inflate the validation score; remove them from one of the "
-            "two files") in result.stderr
+    assert (
+        "data warning: 2 example(s) of validation also occur in training (training line 1 = validation line 1, "
+        "training line 2 = validation line 2): they inflate the validation score; remove them from one of the "
+        "two files"
+    ) in result.stderr
     assert "data training: 24 examples, 2 classes, imbalance 1.0x" in result.stderr
     stored = json.loads((out / "output" / "reports" / "data_report.json").read_text())
     assert stored["duplicates"]["across training and validation"]["count"] == 2

@@ -1,4 +1,5 @@
 """The README's demo command, run as a user runs it."""
+
 from __future__ import annotations
 
 import json
@@ -27,16 +28,21 @@ def shell_environment(*, with_script_on_path: bool) -> dict[str, str]:
 def run_in_shell(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """``command`` as a user pastes it into a shell."""
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=300)
+    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
 def test_demo_trains_offline_and_predicts_unseen_sentences(tmp_path):
     # As ./quickstart.sh demo runs it: the script by its path, not on PATH. No --output: the model
     # stays in ./tf-finetune-demo, where the user can open it.
     env = dict(shell_environment(with_script_on_path=False), TFHUB_CACHE_DIR=str(tmp_path / "no-hub"))
-    proc = subprocess.run([str(SCRIPT), "demo", "--cache-dir", str(tmp_path / "cache")], capture_output=True,
-                          text=True, env=env, timeout=600, cwd=tmp_path)
+    proc = subprocess.run(
+        [str(SCRIPT), "demo", "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     accuracy = float(re.search(r"validation accuracy: (\d\.\d+)", proc.stdout).group(1))
     assert accuracy >= 0.85
@@ -55,7 +61,7 @@ def test_demo_trains_offline_and_predicts_unseen_sentences(tmp_path):
     tried = run_in_shell(last.removeprefix("try it: "), tmp_path / "elsewhere", env)
     assert tried.returncode == 0, (last, tried.stderr[-3000:])
     assert tried.stdout.startswith("a bowl of soup with fresh bread\tcooking "), tried.stdout
-    assert last == f"try it: {SCRIPT} predict --model {archive} \"a bowl of soup with fresh bread\""
+    assert last == f'try it: {SCRIPT} predict --model {archive} "a bowl of soup with fresh bread"'
     # TensorFlow's C++ start-up lines stay out of a user's first run.
     assert "oneDNN" not in proc.stderr and "cuda drivers" not in proc.stderr, proc.stderr[:2000]
     assert (tmp_path / "cache" / "builtin" / "wordllama-words256" / "saved_model.pb").is_file()

@@ -1,4 +1,5 @@
 """Head-only training on backbone features computed once gives the model an uncached run gives."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,15 @@ from tf_finetune.data.pipeline import decode_image
 from tf_finetune.job_options import JobConfig
 from tf_finetune.training.job import run
 
-HEAD_ONLY = {"train_only_top_layer": True, "epochs": 3, "batch_size": 4, "learning_rate": 0.05,
-             "label_smoothing": 0.0, "random_seed": 5, "regularizers_l2": 0.0001}
+HEAD_ONLY = {
+    "train_only_top_layer": True,
+    "epochs": 3,
+    "batch_size": 4,
+    "learning_rate": 0.05,
+    "label_smoothing": 0.0,
+    "random_seed": 5,
+    "regularizers_l2": 0.0001,
+}
 
 
 def served_probabilities(archive, tmp_path, images) -> np.ndarray:
@@ -23,17 +31,24 @@ def served_probabilities(archive, tmp_path, images) -> np.ndarray:
     return serve(image=images)["probabilities"].numpy()
 
 
-def test_cached_and_uncached_head_only_runs_give_the_same_model(image_module, image_data, cache_dir,
-                                                                tmp_path, caplog):
+def test_cached_and_uncached_head_only_runs_give_the_same_model(image_module, image_data, cache_dir, tmp_path, caplog):
     caplog.set_level("INFO")
     validation = tiny_modules.write_image_folder(tmp_path / "val", per_class=4)
     results = {}
     for cached in (True, False):
         caplog.clear()
-        results[cached] = run(JobConfig(
-            data=str(image_data), validation_data=str(validation), output=str(tmp_path / f"c{cached}"),
-            handle=str(image_module), image_size=24, hyperparameters=HEAD_ONLY, feature_cache=cached,
-            cache_dir=str(cache_dir)))
+        results[cached] = run(
+            JobConfig(
+                data=str(image_data),
+                validation_data=str(validation),
+                output=str(tmp_path / f"c{cached}"),
+                handle=str(image_module),
+                image_size=24,
+                hyperparameters=HEAD_ONLY,
+                feature_cache=cached,
+                cache_dir=str(cache_dir),
+            )
+        )
         on_features = "features: train " in caplog.text
         assert on_features == cached, caplog.text
     history = {k: results[k].metrics["history"] for k in results}
@@ -41,34 +56,58 @@ def test_cached_and_uncached_head_only_runs_give_the_same_model(image_module, im
         np.testing.assert_allclose(history[True][name], history[False][name], atol=1e-4, err_msg=name)
     paths = sorted(validation.rglob("*.jpg"))
     images = tf.stack([decode_image(tf.constant(str(p)), 24, "bilinear") for p in paths])
-    np.testing.assert_allclose(served_probabilities(results[True].archive, tmp_path, images),
-                               served_probabilities(results[False].archive, tmp_path, images), atol=1e-4)
+    np.testing.assert_allclose(
+        served_probabilities(results[True].archive, tmp_path, images),
+        served_probabilities(results[False].archive, tmp_path, images),
+        atol=1e-4,
+    )
 
 
 def test_augmentation_falls_back_to_the_backbone_every_epoch(image_module, image_data, cache_dir, caplog):
     caplog.set_level("INFO")
-    result = run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
-                           hyperparameters=dict(HEAD_ONLY, epochs=1, augmentation=True),
-                           cache_dir=str(cache_dir)))
+    result = run(
+        JobConfig(
+            data=str(image_data),
+            output=None,
+            handle=str(image_module),
+            image_size=24,
+            hyperparameters=dict(HEAD_ONLY, epochs=1, augmentation=True),
+            cache_dir=str(cache_dir),
+        )
+    )
     assert "features: train" not in caplog.text
     assert "augmentation is on, so features change every epoch" in caplog.text
     assert result.metrics["epochs_run"] == 1
 
 
-def test_large_features_go_to_a_file_backed_array(image_module, image_data, cache_dir, monkeypatch,
-                                                  caplog, tmp_path):
+def test_large_features_go_to_a_file_backed_array(image_module, image_data, cache_dir, monkeypatch, caplog, tmp_path):
     from tf_finetune.training import head_only
 
     caplog.set_level("INFO")
 
-    small = run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
-                          hyperparameters=HEAD_ONLY, cache_dir=str(cache_dir)))
+    small = run(
+        JobConfig(
+            data=str(image_data),
+            output=None,
+            handle=str(image_module),
+            image_size=24,
+            hyperparameters=HEAD_ONLY,
+            cache_dir=str(cache_dir),
+        )
+    )
     monkeypatch.setattr(head_only, "MEMORY_LIMIT_BYTES", 0)  # the limit, not our results
-    big = run(JobConfig(data=str(image_data), output=None, handle=str(image_module), image_size=24,
-                        hyperparameters=HEAD_ONLY, cache_dir=str(tmp_path / "empty-cache")))
+    big = run(
+        JobConfig(
+            data=str(image_data),
+            output=None,
+            handle=str(image_module),
+            image_size=24,
+            hyperparameters=HEAD_ONLY,
+            cache_dir=str(tmp_path / "empty-cache"),
+        )
+    )
     for name in ("loss", "val_loss"):
-        np.testing.assert_allclose(big.metrics["history"][name], small.metrics["history"][name],
-                                   atol=1e-4)
+        np.testing.assert_allclose(big.metrics["history"][name], small.metrics["history"][name], atol=1e-4)
     assert "are kept in a file" in caplog.text
     assert big.metrics["history"]["loss"] != pytest.approx([0, 0, 0])
 
@@ -104,10 +143,13 @@ def test_head_on_cached_features_has_the_full_models_loss_scaling(image_module, 
         model, size = classifier.build_classifier(spec, str(image_module), None, 2, hp)
         classifier.compile_classifier(model, hp, 10, loss_scaling)
     batch = 4 * strategy.num_replicas_in_sync
-    inputs = {name: inference_batches(examples.inputs, "image", batch, decoding=Decoding(size))
-              for name, examples in (("train", data.train), ("validation", data.validation))}
-    layout = distribute.Layout(strategy, strategy.num_replicas_in_sync, 1, 4, batch,
-                               steps_per_epoch(len(data.train), batch))
+    inputs = {
+        name: inference_batches(examples.inputs, "image", batch, decoding=Decoding(size))
+        for name, examples in (("train", data.train), ("validation", data.validation))
+    }
+    layout = distribute.Layout(
+        strategy, strategy.num_replicas_in_sync, 1, 4, batch, steps_per_epoch(len(data.train), batch)
+    )
     built = classifier.Built(model, layout, size, loss_scaling, frozenset({"epochs"}))
     fit = head_only.fit_head(built, data, inputs, hp, tmp_path, "image")
     scaled = lambda m: isinstance(m.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)  # noqa: E731

@@ -1,6 +1,7 @@
 """A Keras classifier file as the backbone: finding the feature layer, cutting, the TF-Hub module
 it becomes (pixel range, BatchNorm in both modes), the import-backbone command, bad input, and
 the real Teachable Machine .h5 against the converted hub module in ../shared."""
+
 from __future__ import annotations
 
 import json
@@ -44,13 +45,24 @@ def tiny_classifier(rescale=None, size=32):
 def nested_classifier():
     """Sequential[Sequential features, Sequential head], as Teachable Machine exports them."""
     tf_keras.utils.set_random_seed(0)
-    features = tf_keras.Sequential([
-        tf_keras.Input([32, 32, 3]), tf_keras.layers.Conv2D(4, 3, name="conv"),
-        tf_keras.layers.BatchNormalization(name="bn"), tf_keras.layers.ReLU(name="relu"),
-        tf_keras.layers.GlobalAveragePooling2D(name="pool")], name="features")
-    head = tf_keras.Sequential([tf_keras.Input([4]), tf_keras.layers.Dense(8, activation="relu", name="hidden"),
-                                tf_keras.layers.Dense(2, activation="softmax", name="head")],
-                               name="classifier")
+    features = tf_keras.Sequential(
+        [
+            tf_keras.Input([32, 32, 3]),
+            tf_keras.layers.Conv2D(4, 3, name="conv"),
+            tf_keras.layers.BatchNormalization(name="bn"),
+            tf_keras.layers.ReLU(name="relu"),
+            tf_keras.layers.GlobalAveragePooling2D(name="pool"),
+        ],
+        name="features",
+    )
+    head = tf_keras.Sequential(
+        [
+            tf_keras.Input([4]),
+            tf_keras.layers.Dense(8, activation="relu", name="hidden"),
+            tf_keras.layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="classifier",
+    )
     return tf_keras.Sequential([tf_keras.Input([32, 32, 3]), features, head])
 
 
@@ -67,6 +79,7 @@ def _up_to(model, name):
 
 
 # ---- finding the feature layer ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["model.h5", "model.keras", "savedmodel"])
 def test_default_cut_is_the_input_of_the_classification_head(name, tmp_path, cache_dir):
@@ -121,15 +134,15 @@ def test_pixel_range_is_read_from_a_rescaling_layer_or_given(tmp_path, cache_dir
     info = read_info(module)
     assert info["pixel_range"] == [0.0, 255.0] and "Rescaling" in info["pixel_range_from"]
     # images in [0, 1] go in; the network sees them as 0..255 as in its training
-    np.testing.assert_allclose(tf.saved_model.load(module)(IMAGES),
-                               _up_to(model, "pool")(IMAGES * 255.0), atol=1e-5)
+    np.testing.assert_allclose(tf.saved_model.load(module)(IMAGES), _up_to(model, "pool")(IMAGES * 255.0), atol=1e-5)
 
     plain = _save(tiny_classifier(), tmp_path / "plain.h5")
     given = local_saved_model(str(plain), cache_dir, KerasOptions(pixel_range="-1,1"))
     assert read_info(given)["pixel_range"] == [-1.0, 1.0]
     assert read_info(given)["pixel_range_from"] == "option"
-    np.testing.assert_allclose(tf.saved_model.load(given)(IMAGES),
-                               _up_to(tiny_classifier(), "pool")(IMAGES * 2 - 1), atol=1e-5)
+    np.testing.assert_allclose(
+        tf.saved_model.load(given)(IMAGES), _up_to(tiny_classifier(), "pool")(IMAGES * 2 - 1), atol=1e-5
+    )
 
 
 def test_batchnorm_trains_when_trainable_and_stays_when_frozen(tmp_path):
@@ -146,10 +159,9 @@ def test_batchnorm_trains_when_trainable_and_stays_when_frozen(tmp_path):
         kernel = next(v for v in layer.variables if "conv/kernel" in v.name)
         before = (mean.numpy().copy(), kernel.numpy().copy())
         model.fit(IMAGES, labels, epochs=1, batch_size=4, verbose=0)
-        moved[trainable] = (not np.allclose(before[0], mean.numpy()),
-                            not np.allclose(before[1], kernel.numpy()))
+        moved[trainable] = (not np.allclose(before[0], mean.numpy()), not np.allclose(before[1], kernel.numpy()))
         assert len(layer.trainable_weights) == (4 if trainable else 0)  # conv, bias, gamma, beta
-    assert moved[True] == (True, True)    # batch statistics used and moving averages updated
+    assert moved[True] == (True, True)  # batch statistics used and moving averages updated
     assert moved[False] == (False, False)  # inference mode: nothing changes
     module = tf.saved_model.load(str(tmp_path / "module"))
     assert not np.allclose(module(IMAGES, training=True), module(IMAGES, training=False))
@@ -157,10 +169,16 @@ def test_batchnorm_trains_when_trainable_and_stays_when_frozen(tmp_path):
 
 def test_fine_tuning_a_keras_file_end_to_end(tmp_path, image_data, cache_dir):
     source = _save(tiny_classifier(), tmp_path / "tiny.h5")
-    result = run(JobConfig(data=str(image_data), output=str(tmp_path / "out"), handle=str(source),
-                           feature_layer="hidden", cache_dir=str(cache_dir),
-                           hyperparameters={"epochs": 1, "batch_size": 2, "learning_rate": 0.01,
-                                            "train_only_top_layer": False}))
+    result = run(
+        JobConfig(
+            data=str(image_data),
+            output=str(tmp_path / "out"),
+            handle=str(source),
+            feature_layer="hidden",
+            cache_dir=str(cache_dir),
+            hyperparameters={"epochs": 1, "batch_size": 2, "learning_rate": 0.01, "train_only_top_layer": False},
+        )
+    )
     metrics = result.metrics
     assert metrics["backbone"]["image_size"] == 32  # the size the Keras model declares
     assert metrics["num_train_examples"] + metrics["num_validation_examples"] == 24
@@ -176,6 +194,7 @@ def test_fine_tuning_a_keras_file_end_to_end(tmp_path, image_data, cache_dir):
 
 # ---- import-backbone ---------------------------------------------------------------------------
 
+
 def test_import_backbone_command_writes_a_hub_module(tmp_path):
     model = tiny_classifier()
     source = _save(model, tmp_path / "tiny.h5")
@@ -187,8 +206,7 @@ def test_import_backbone_command_writes_a_hub_module(tmp_path):
     assert json.loads((target / INFO_FILE).read_text())["feature_layer"] == "pool"
     layer = hub.KerasLayer(str(target), trainable=False)
     # the Keras model checks its declared 32x32 on concrete inputs; traced, it takes any size
-    expected = tf.function(_up_to(model, "pool"), input_signature=[
-        tf.TensorSpec([None, None, None, 3], tf.float32)])
+    expected = tf.function(_up_to(model, "pool"), input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     for size in (32, 48):  # any size the network allows
         images = tf.image.resize(IMAGES, [size, size])
         np.testing.assert_allclose(layer(images), expected(images), atol=1e-5)
@@ -201,6 +219,7 @@ def test_import_backbone_command_writes_a_hub_module(tmp_path):
 
 # ---- bad input: one clear error each ----------------------------------------------------------
 
+
 def test_a_model_with_no_layer_to_cut_at(tmp_path, cache_dir):
     inputs = tf_keras.Input([8, 8, 3])
     head_only = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="softmax")(inputs))
@@ -212,8 +231,9 @@ def test_a_model_with_no_layer_to_cut_at(tmp_path, cache_dir):
         local_saved_model(str(_save(no_head, tmp_path / "no_head.h5")), cache_dir)
 
     with pytest.raises(BackboneError, match="no layer named 'nope'.*pool"):
-        local_saved_model(str(_save(tiny_classifier(), tmp_path / "t.h5")), cache_dir,
-                       KerasOptions(feature_layer="nope"))
+        local_saved_model(
+            str(_save(tiny_classifier(), tmp_path / "t.h5")), cache_dir, KerasOptions(feature_layer="nope")
+        )
     with pytest.raises(BackboneError, match=r"layer conv outputs \[None, 30, 30, 4\], not a feature vector"):
         local_saved_model(str(tmp_path / "t.h5"), cache_dir, KerasOptions(feature_layer="conv"))
 
@@ -229,8 +249,7 @@ def test_a_text_model_used_for_images(tmp_path, cache_dir, text_data):
     # and any Keras file with text data: an image backbone, so the data is checked as images, before it is read
     image_model = _save(tiny_classifier(), tmp_path / "image.h5")
     with pytest.raises(DataError, match=r"holds text data \(a \.csv\) but the model is an image model"):
-        run(JobConfig(data=str(text_data), output=None, handle=str(image_model),
-                      cache_dir=str(cache_dir)))
+        run(JobConfig(data=str(text_data), output=None, handle=str(image_model), cache_dir=str(cache_dir)))
 
 
 def test_an_unreadable_file(tmp_path, cache_dir):
@@ -250,6 +269,7 @@ def test_an_unreadable_file(tmp_path, cache_dir):
 
 
 # ---- the real Teachable Machine export (../shared) ---------------------------------------------
+
 
 @pytest.mark.shared
 def test_teachable_machine_h5_features_match_the_converted_module(shared, cache_dir):

@@ -9,6 +9,7 @@ event on the session given to the SDK), because moto's DescribeTrainingJob does 
 field faithfully. SDK v3's role-permission simulation (iam:SimulatePrincipalPolicy) is not
 served by moto, so it is switched off with the SDK's ``SAGEMAKER_VALIDATE_ROLE=false``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,8 +39,16 @@ ROLE = "arn:aws:iam::123456789012:role/TfFinetuneTest"
 NOW = datetime(2026, 12, 2, 16, 30, 5, tzinfo=UTC)
 
 
-JOB_FIELDS = {"data", "model_id", "handle", "validation_data", "test_data", "hyperparameters", "image_size",
-              "max_seq_length"}
+JOB_FIELDS = {
+    "data",
+    "model_id",
+    "handle",
+    "validation_data",
+    "test_data",
+    "hyperparameters",
+    "image_size",
+    "max_seq_length",
+}
 
 
 def config(training, **overrides) -> launch.LaunchConfig:
@@ -52,18 +61,40 @@ def config(training, **overrides) -> launch.LaunchConfig:
 
 
 def test_dry_run_prints_the_deployment_and_request_and_connects_nowhere(image_data, capsys):
-    argv = ["launch", "--name", "ants-bees", "--model-id", "mobilenet-v2-100-224", "--data", str(image_data),
-            "--output", "s3://models/", "--role", ROLE, "--instance-type", "ml.p3.8xlarge",
-            "--region", "us-east-1", "--epochs", "5", "--train-only-top-layer", "False", "--dry-run"]
+    argv = [
+        "launch",
+        "--name",
+        "ants-bees",
+        "--model-id",
+        "mobilenet-v2-100-224",
+        "--data",
+        str(image_data),
+        "--output",
+        "s3://models/",
+        "--role",
+        ROLE,
+        "--instance-type",
+        "ml.p3.8xlarge",
+        "--region",
+        "us-east-1",
+        "--epochs",
+        "5",
+        "--train-only-top-layer",
+        "False",
+        "--dry-run",
+    ]
     with only_localhost() as connects:
         assert commands.main(argv) == 0
     assert connects == []
     out = capsys.readouterr().out
     assert "ml.p3.8xlarge x 1 (4 GPU(s) each)" in out and "global batch      128 (32 x 4 replicas)" in out
     assert "tensorflow-training:2.21.0-gpu-py312" in out
-    request = json.loads(out[out.index("{"):])
-    assert request["HyperParameters"] == {"epochs": "5", "train_only_top_layer": "False",
-                                          "model_id": "mobilenet-v2-100-224"}
+    request = json.loads(out[out.index("{") :])
+    assert request["HyperParameters"] == {
+        "epochs": "5",
+        "train_only_top_layer": "False",
+        "model_id": "mobilenet-v2-100-224",
+    }
     job = request["TrainingJobName"]
     assert re.fullmatch(r"ants-bees-\d{14}", job)
     assert request["InputDataConfig"]["training"].endswith(f"uploaded to s3://models/ants-bees/{job}/input/training/")
@@ -71,37 +102,64 @@ def test_dry_run_prints_the_deployment_and_request_and_connects_nowhere(image_da
 
 
 def test_metric_definitions_read_our_epoch_line():
-    line = ("tf_finetune.training.fit_loop INFO epoch=2/5 " + format_metrics(
-        {"loss": 0.4321, "accuracy": 0.875, "val_loss": 0.5012, "val_accuracy": 0.75, "val_auc": 0.9}) + " time=3.2s")
-    found = {d["Name"]: float(re.search(d["Regex"], line).group(1))
-             for d in launch.metric_definitions("auc") if d["Name"] != "test:accuracy"}
-    assert found == {"train:loss": 0.4321, "train:accuracy": 0.875, "validation:loss": 0.5012,
-                     "validation:accuracy": 0.75, "validation:auc": 0.9}
+    line = (
+        "tf_finetune.training.fit_loop INFO epoch=2/5 "
+        + format_metrics({"loss": 0.4321, "accuracy": 0.875, "val_loss": 0.5012, "val_accuracy": 0.75, "val_auc": 0.9})
+        + " time=3.2s"
+    )
+    found = {
+        d["Name"]: float(re.search(d["Regex"], line).group(1))
+        for d in launch.metric_definitions("auc")
+        if d["Name"] != "test:accuracy"
+    }
+    assert found == {
+        "train:loss": 0.4321,
+        "train:accuracy": 0.875,
+        "validation:loss": 0.5012,
+        "validation:accuracy": 0.75,
+        "validation:auc": 0.9,
+    }
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"role": "SageMakerRole"}, r"--role 'SageMakerRole' is not an IAM role ARN"),
-    ({"role": None}, r"--role is required"),
-    ({"instance_type": "ml.p9.huge"},
-     r"unknown instance type 'ml.p9.huge': known types are ml.g4dn.12xlarge.*--gpus N"),
-    ({"output": "/tmp/models"}, r"--output '/tmp/models': a SageMaker job writes to S3"),
-    ({"name": "ants_bees"}, r"--name 'ants_bees': use 1-48 letters, digits and hyphens"),
-    ({"data": "/no/such/folder"}, r"--data /no/such/folder: no such file or folder"),
-    ({"hyperparameters": {"epochs": "many"}}, r"epochs"),
-    ({"model_id": None}, r"give a registry model id \(--model-id\) or a backbone handle"),
-    ({"model_id": "wordllama-words256", "hyperparameters": {"augmentation": "True"}},
-     r"augmentation applies to image models only"),  # the same checks as a local train
-    ({"max_seq_length": 64}, r"max_seq_length applies to text models"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"role": "SageMakerRole"}, r"--role 'SageMakerRole' is not an IAM role ARN"),
+        ({"role": None}, r"--role is required"),
+        (
+            {"instance_type": "ml.p9.huge"},
+            r"unknown instance type 'ml.p9.huge': known types are ml.g4dn.12xlarge.*--gpus N",
+        ),
+        ({"output": "/tmp/models"}, r"--output '/tmp/models': a SageMaker job writes to S3"),
+        ({"name": "ants_bees"}, r"--name 'ants_bees': use 1-48 letters, digits and hyphens"),
+        ({"data": "/no/such/folder"}, r"--data /no/such/folder: no such file or folder"),
+        ({"hyperparameters": {"epochs": "many"}}, r"epochs"),
+        ({"model_id": None}, r"give a registry model id \(--model-id\) or a backbone handle"),
+        (
+            {"model_id": "wordllama-words256", "hyperparameters": {"augmentation": "True"}},
+            r"augmentation applies to image models only",
+        ),  # the same checks as a local train
+        ({"max_seq_length": 64}, r"max_seq_length applies to text models"),
+    ],
+)
 def test_bad_launches_are_refused_before_anything_is_sent(image_data, overrides, message):
     with only_localhost() as connects, pytest.raises((HyperparameterError, StorageError, UsageError), match=message):
         launch.plan(config(image_data, **overrides))
     assert connects == []
 
 
-@pytest.mark.parametrize("overrides", [{"role": "SageMakerRole"}, {"role": None}, {"name": "ants_bees"},
-                                       {"gpus": -1}, {"instance_type": "ml.p9.huge"}, {"max_run": 0},
-                                       {"data": "/no/such/folder"}])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"role": "SageMakerRole"},
+        {"role": None},
+        {"name": "ants_bees"},
+        {"gpus": -1},
+        {"instance_type": "ml.p9.huge"},
+        {"max_run": 0},
+        {"data": "/no/such/folder"},
+    ],
+)
 def test_a_wrong_flag_that_is_no_hyperparameter_is_a_usage_error(image_data, overrides):
     with pytest.raises(UsageError) as raised:
         launch.plan(config(image_data, **overrides))
@@ -109,15 +167,21 @@ def test_a_wrong_flag_that_is_no_hyperparameter_is_a_usage_error(image_data, ove
 
 
 def test_a_bert_job_sends_its_sequence_length_and_uses_the_entry_batch(text_data):
-    plan = launch.plan(config(text_data, model_id="small-bert-en-uncased-l4-h512", max_seq_length=256,
-                              instance_type="ml.p3.8xlarge"), now=NOW)
+    plan = launch.plan(
+        config(text_data, model_id="small-bert-en-uncased-l4-h512", max_seq_length=256, instance_type="ml.p3.8xlarge"),
+        now=NOW,
+    )
     assert plan.hyperparameters == {"model_id": "small-bert-en-uncased-l4-h512", "max_seq_length": "256"}
     assert plan.deployment.global_batch == 64 * 4  # the BERT entries' batch, per GPU
 
 
 def test_an_unknown_instance_type_with_gpus_given_is_accepted(image_data):
-    plan = launch.plan(config(image_data, instance_type="ml.p5.48xlarge", gpus=8, instance_count=2,
-                              hyperparameters={"batch_size": "16"}), now=NOW)
+    plan = launch.plan(
+        config(
+            image_data, instance_type="ml.p5.48xlarge", gpus=8, instance_count=2, hyperparameters={"batch_size": "16"}
+        ),
+        now=NOW,
+    )
     assert plan.deployment.global_batch == 16 * 8 * 2
     assert plan.job_name == "ants-bees-20261202163005"
 
@@ -137,9 +201,20 @@ def aws(s3, monkeypatch):
     s3.create_bucket(Bucket=bucket)
     iam = boto3.client("iam")
     with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-        iam.create_role(RoleName="TfFinetuneTest", AssumeRolePolicyDocument=json.dumps(
-            {"Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-                            "Action": "sts:AssumeRole"}]}))
+        iam.create_role(
+            RoleName="TfFinetuneTest",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "sagemaker.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ]
+                }
+            ),
+        )
     yield s3, bucket
 
 
@@ -153,20 +228,23 @@ def captured_session(requests: list):
     import boto3
 
     session = boto3.session.Session(region_name="us-east-1")
-    session.events.register("provide-client-params.sagemaker.CreateTrainingJob",
-                            lambda params, **_: requests.append(json.loads(json.dumps(params, default=str))))
+    session.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob",
+        lambda params, **_: requests.append(json.loads(json.dumps(params, default=str))),
+    )
     return session
 
 
 def code_files(s3, bucket: str, request: dict) -> list[str]:
     """The files of the code the job runs: v3's ``code`` channel, or v2's source archive."""
     if SDK == 3:
-        [prefix] = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]
-                    if c["ChannelName"] == "code"]
-        key = prefix[len(f"s3://{bucket}/"):].rstrip("/") + "/"
-        return [o["Key"][len(key):] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]]
+        [prefix] = [
+            c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"] if c["ChannelName"] == "code"
+        ]
+        key = prefix[len(f"s3://{bucket}/") :].rstrip("/") + "/"
+        return [o["Key"][len(key) :] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]]
     archive = sent(request["HyperParameters"]["sagemaker_submit_directory"])
-    body = s3.get_object(Bucket=bucket, Key=archive[len(f"s3://{bucket}/"):])["Body"].read()
+    body = s3.get_object(Bucket=bucket, Key=archive[len(f"s3://{bucket}/") :])["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         return [m.name for m in tar.getmembers() if m.isfile()]
 
@@ -175,9 +253,16 @@ def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, caps
     from tf_finetune.sagemaker.sdk import submit
 
     s3, bucket = aws
-    plan = launch.plan(config(text_data.parent, name="sms", model_id="wordllama-words256", spot=True,
-                              output=f"s3://{bucket}/",
-                              hyperparameters={"epochs": "2", "train_only_top_layer": False}))
+    plan = launch.plan(
+        config(
+            text_data.parent,
+            name="sms",
+            model_id="wordllama-words256",
+            spot=True,
+            output=f"s3://{bucket}/",
+            hyperparameters={"epochs": "2", "train_only_top_layer": False},
+        )
+    )
     requests: list = []
     with only_localhost() as connects:
         description = submit(plan, wait=True, boto_session=captured_session(requests))
@@ -186,8 +271,9 @@ def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, caps
     [request] = requests
     job = request["TrainingJobName"]
     assert re.fullmatch(r"sms-\d{14}", job)
-    ours = {k: sent(v) for k, v in request["HyperParameters"].items()
-            if not k.startswith("sagemaker_") and k != "model_dir"}  # v2 adds its own
+    ours = {
+        k: sent(v) for k, v in request["HyperParameters"].items() if not k.startswith("sagemaker_") and k != "model_dir"
+    }  # v2 adds its own
     assert ours == {"epochs": "2", "train_only_top_layer": "False", "model_id": "wordllama-words256"}
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == launch.metric_definitions()
     assert request["AlgorithmSpecification"]["TrainingImage"].endswith("tensorflow-training:2.21.0-gpu-py312")
@@ -199,8 +285,12 @@ def test_launch_uploads_inputs_and_code_and_creates_the_job(aws, text_data, caps
     assert channels["training"].rstrip("/") == f"s3://{bucket}/sms/{job}/input/training"
     uploaded = s3.get_object(Bucket=bucket, Key=f"sms/{job}/input/training/data.csv")["Body"].read()
     assert uploaded == text_data.read_bytes()
-    assert set(code_files(s3, bucket, request)) >= {"train.py", "requirements.txt", "tf_finetune/sagemaker/container.py",
-                                                    "tf_finetune/hub_models.yaml"}
+    assert set(code_files(s3, bucket, request)) >= {
+        "train.py",
+        "requirements.txt",
+        "tf_finetune/sagemaker/container.py",
+        "tf_finetune/hub_models.yaml",
+    }
     assert not any("__pycache__" in name for name in code_files(s3, bucket, request))
     record = json.loads(s3.get_object(Bucket=bucket, Key=f"{job}/output/training_job.json")["Body"].read())
     assert record["training_job_name"] == job and record["status"] == "Completed"
@@ -218,10 +308,14 @@ def test_a_missing_bucket_or_one_in_another_region_is_named_and_nothing_is_uploa
         submit(launch.plan(config(image_data, output="s3://no-such-models/")), wait=False)
     europe = bucket.replace("models", "eu-data")
     s3.create_bucket(Bucket=europe, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    with pytest.raises(StorageError, match=rf"bucket '{europe}' \(the validation channel\) is in eu-west-1 and "
-                                           r"the job would run in us-east-1.*--region eu-west-1"):
-        submit(launch.plan(config(image_data, output=f"s3://{bucket}/", validation_data=f"s3://{europe}/val/")),
-               wait=False)
+    with pytest.raises(
+        StorageError,
+        match=rf"bucket '{europe}' \(the validation channel\) is in eu-west-1 and "
+        r"the job would run in us-east-1.*--region eu-west-1",
+    ):
+        submit(
+            launch.plan(config(image_data, output=f"s3://{bucket}/", validation_data=f"s3://{europe}/val/")), wait=False
+        )
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
@@ -247,9 +341,17 @@ def platform(aws):
 def launch_tiny_text_job(bucket: str, training, text_module, **hyperparameters) -> dict:
     from tf_finetune.sagemaker.sdk import submit
 
-    plan = launch.plan(config(training, name="tiny", model_id=None, handle=str(text_module),
-                              output=f"s3://{bucket}/", instance_type="ml.m5.xlarge",
-                              hyperparameters={"epochs": "1", **hyperparameters}))
+    plan = launch.plan(
+        config(
+            training,
+            name="tiny",
+            model_id=None,
+            handle=str(text_module),
+            output=f"s3://{bucket}/",
+            instance_type="ml.m5.xlarge",
+            hyperparameters={"epochs": "1", **hyperparameters},
+        )
+    )
     assert plan.image_uri.endswith("tensorflow-training:2.21.0-cpu-py312")
     requests: list = []
     submit(plan, wait=False, boto_session=captured_session(requests))
@@ -288,7 +390,7 @@ def test_a_failed_job_leaves_our_reason_in_the_failure_file(platform, tmp_path, 
 def readme_snippet(title: str) -> str:
     """The first Python block after the heading ``title`` of docs/sagemaker.md."""
     text = (REPO / "docs" / "sagemaker.md").read_text("utf-8")
-    section = text[text.index(title):]
+    section = text[text.index(title) :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -302,8 +404,11 @@ def test_the_readme_snippet_for_the_installed_sdk_creates_the_job(aws):
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     assert set(connects) == {"127.0.0.1"}
     sagemaker = boto3.client("sagemaker")
-    jobs = [j["TrainingJobName"] for j in sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
-            if j["TrainingJobName"].startswith("ants-bees-")]
+    jobs = [
+        j["TrainingJobName"]
+        for j in sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+        if j["TrainingJobName"].startswith("ants-bees-")
+    ]
     assert jobs, "the snippet created no training job"
     job = sagemaker.describe_training_job(TrainingJobName=sorted(jobs)[-1])
     assert sent(job["HyperParameters"]["model_id"]) == "mobilenet-v2-100-224"
@@ -317,8 +422,12 @@ def test_a_failed_job_ends_with_its_reason_and_exit_1_and_keeps_the_record(aws, 
     s3, bucket = aws
     plan = launch.plan(config(image_data, output=f"s3://{bucket}/"), now=NOW)
     reason = "/opt/ml/input/data/training/data.csv line 2: label 'spam' is not an integer"
-    description = {"TrainingJobName": plan.job_name, "TrainingJobStatus": "Failed", "FailureReason": reason,
-                   "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{plan.job_name}"}
+    description = {
+        "TrainingJobName": plan.job_name,
+        "TrainingJobStatus": "Failed",
+        "FailureReason": reason,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{plan.job_name}",
+    }
     with pytest.raises(TfFinetuneError, match=rf"training job {plan.job_name} ended Failed: .*line 2: label 'spam'"):
         launch.finish(plan, description, waited=True)
     assert f"failure reason     {reason}" in capsys.readouterr().out
@@ -328,10 +437,25 @@ def test_a_failed_job_ends_with_its_reason_and_exit_1_and_keeps_the_record(aws, 
 
 def test_launch_without_the_sdk_names_the_package_to_install(image_data, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "sagemaker", None)  # as if not installed
-    argv = ["launch", "--name", "ants-bees", "--model-id", "mobilenet-v2-100-224", "--data", str(image_data),
-            "--output", "s3://models/", "--role", ROLE, "--region", "us-east-1"]
+    argv = [
+        "launch",
+        "--name",
+        "ants-bees",
+        "--model-id",
+        "mobilenet-v2-100-224",
+        "--data",
+        str(image_data),
+        "--output",
+        "s3://models/",
+        "--role",
+        ROLE,
+        "--region",
+        "us-east-1",
+    ]
     with only_localhost() as connects:
         assert commands.main(argv) == 1
     assert connects == []
-    assert ("launch needs the SageMaker Python SDK: pip install '.[sagemaker]' in the tf_finetune clone"
-            in capsys.readouterr().err)
+    assert (
+        "launch needs the SageMaker Python SDK: pip install '.[sagemaker]' in the tf_finetune clone"
+        in capsys.readouterr().err
+    )

@@ -1,4 +1,5 @@
 """Optimizers, the warmup schedule and the classifier head, on small Keras models."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,18 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_each_optimizer_gets_its_hyperparameters_and_trains(name):
-    hp = resolve({"optimizer": name, "learning_rate": "0.05", "beta_1": 0.8, "beta_2": 0.99,
-                  "epsilon": 1e-6, "momentum": 0.5, "rho": 0.7, "initial_accumulator_value": 0.2})
+    hp = resolve(
+        {
+            "optimizer": name,
+            "learning_rate": "0.05",
+            "beta_1": 0.8,
+            "beta_2": 0.99,
+            "epsilon": 1e-6,
+            "momentum": 0.5,
+            "rho": 0.7,
+            "initial_accumulator_value": 0.2,
+        }
+    )
     optimizer = make_optimizer(hp, total_steps=10)
     class_name, values = EXPECTED[name]
     assert type(optimizer).__name__ == class_name
@@ -62,6 +73,7 @@ def test_sparse_gradients_without_rows_sum_across_replicas(name):
         def on_replica():
             gradient = tf.IndexedSlices(tf.ones([tf.size(rows), 3]), rows, tf.constant([5, 3], tf.int64))
             optimizer.apply_gradients([(gradient, distributed)])
+
         strategy.run(on_replica)
 
     reference = tf.Variable(tf.ones([5, 3]))
@@ -84,8 +96,9 @@ def test_warmup_rises_then_decays_to_zero():
 
 def test_adamw_uses_the_warmup_fraction():
     optimizer = make_optimizer(resolve({"optimizer": "adamw", "warmup_steps_fraction": 0.25}), 100)
-    schedule = optimizer.learning_rate if isinstance(optimizer.learning_rate, WarmupLinearDecay) \
-        else optimizer._learning_rate
+    schedule = (
+        optimizer.learning_rate if isinstance(optimizer.learning_rate, WarmupLinearDecay) else optimizer._learning_rate
+    )
     assert isinstance(schedule, WarmupLinearDecay)
     assert schedule.warmup_steps == 25 and schedule.total_steps == 100
 
@@ -121,9 +134,9 @@ def test_regularizers_l2_adds_its_factor_times_the_squared_kernel_to_the_loss():
 
     model = head_on_features(regularizers_l2=0.01)
     kernel = model.get_layer(CLASSIFIER_LAYER).kernel.numpy()
-    assert float(sum(model.losses)) == pytest.approx(0.01 * float(np.sum(kernel ** 2)), rel=1e-5)
+    assert float(sum(model.losses)) == pytest.approx(0.01 * float(np.sum(kernel**2)), rel=1e-5)
     set_head_l2(model, 0.5)  # chosen on cached features, before training
-    assert float(sum(model.losses)) == pytest.approx(0.5 * float(np.sum(kernel ** 2)), rel=1e-5)
+    assert float(sum(model.losses)) == pytest.approx(0.5 * float(np.sum(kernel**2)), rel=1e-5)
     assert float(sum(head_on_features(regularizers_l2=0.0).losses)) == 0.0
 
 

@@ -1,4 +1,5 @@
 """Two hosts: two worker processes on 127.0.0.1 train together under MultiWorkerMirroredStrategy."""
+
 from __future__ import annotations
 
 import json
@@ -11,22 +12,44 @@ from helpers import REPO, free_port, run_cli
 
 
 def start_worker(index: int, ports: list[int], args: list[str], log_path) -> subprocess.Popen:
-    tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                 "task": {"type": "worker", "index": index}}
+    tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
     env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2")
     with open(log_path, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "tf_finetune", *args], stdout=log,
-                                stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+        return subprocess.Popen(
+            [sys.executable, "-m", "tf_finetune", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
 
 
 def test_two_workers_end_with_the_same_weights_and_one_artifact(text_module, text_data, tmp_path):
     ports = [free_port(), free_port()]
     outputs = [tmp_path / "host-0", tmp_path / "host-1"]
-    args = ["train", "--handle", str(text_module), "--data", str(text_data), "--epochs", "2",
-            "--batch-size", "4", "--learning-rate", "0.05"]
-    procs = [start_worker(i, ports, [*args, "--output", str(outputs[i]), "--cache-dir", str(tmp_path / f"c{i}")],
-                          tmp_path / f"worker-{i}.log")
-             for i in range(2)]
+    args = [
+        "train",
+        "--handle",
+        str(text_module),
+        "--data",
+        str(text_data),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--learning-rate",
+        "0.05",
+    ]
+    procs = [
+        start_worker(
+            i,
+            ports,
+            [*args, "--output", str(outputs[i]), "--cache-dir", str(tmp_path / f"c{i}")],
+            tmp_path / f"worker-{i}.log",
+        )
+        for i in range(2)
+    ]
     try:
         codes = [p.wait(timeout=600) for p in procs]
     finally:

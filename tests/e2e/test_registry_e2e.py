@@ -1,4 +1,5 @@
 """The end-to-end half of tests/unit/test_registry.py: the tests that train a model or run a door."""
+
 from __future__ import annotations
 
 import re
@@ -15,15 +16,23 @@ from tf_finetune.hyperparameters import SCHEMA
 from tf_finetune.registry import Registry, load_registry
 
 IMAGE_ENTRY = {
-    "id": "tiny-image", "task": "image", "handle": "https://tfhub.dev/google/tiny/1",
-    "image_size": 32, "fine_tunable": True, "license": "Apache-2.0",
+    "id": "tiny-image",
+    "task": "image",
+    "handle": "https://tfhub.dev/google/tiny/1",
+    "image_size": 32,
+    "fine_tunable": True,
+    "license": "Apache-2.0",
     "description": "A tiny image backbone.",
 }
 
 
 TEXT_ENTRY = {
-    "id": "tiny-text", "task": "text", "handle": "builtin:tiny-text", "fine_tunable": False,
-    "license": "MIT", "description": "A tiny text backbone.",
+    "id": "tiny-text",
+    "task": "text",
+    "handle": "builtin:tiny-text",
+    "fine_tunable": False,
+    "license": "MIT",
+    "description": "A tiny text backbone.",
 }
 
 
@@ -69,8 +78,7 @@ def test_cli_list_models_with_another_registry(tmp_path):
     path = write_registry(tmp_path, [IMAGE_ENTRY, TEXT_ENTRY])
     result = run_cli("list-models", "--registry", str(path))
     assert result.returncode == 0, result.stderr
-    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["tiny-image",
-                                                                           "tiny-text"]
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["tiny-image", "tiny-text"]
 
 
 def test_cli_list_models_bad_registry_is_one_error_line(tmp_path):
@@ -119,24 +127,35 @@ def test_cli_train_help_mentions_every_hyperparameter_flag():
         assert flag in flags
 
 
-@pytest.mark.parametrize("argv", [["list-models"], ["list-models", "--task", "image"],
-                                  ["describe", "wordllama-words256"]])
+@pytest.mark.parametrize(
+    "argv", [["list-models"], ["list-models", "--task", "image"], ["describe", "wordllama-words256"]]
+)
 def test_catalogue_commands_do_not_import_tensorflow(argv):
-    code = ("import sys; from tf_finetune.cli.commands import main; "
-            f"code = main({argv!r}); "
-            "assert code == 0, code; "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; "
-            "assert 'tensorflow_hub' not in sys.modules, 'tensorflow_hub was imported'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO, timeout=120)
+    code = (
+        "import sys; from tf_finetune.cli.commands import main; "
+        f"code = main({argv!r}); "
+        "assert code == 0, code; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; "
+        "assert 'tensorflow_hub' not in sys.modules, 'tensorflow_hub was imported'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
 
 
 def test_cli_train_rejects_bad_hyperparameter_before_training(tmp_path):
     output = tmp_path / "out"
-    result = run_cli("train", "--model-id", "mobilenet-v2-100-224", "--data",
-                     str(tmp_path / "no-such-data"), "--output", str(output), "--epochs", "0")
+    result = run_cli(
+        "train",
+        "--model-id",
+        "mobilenet-v2-100-224",
+        "--data",
+        str(tmp_path / "no-such-data"),
+        "--output",
+        str(output),
+        "--epochs",
+        "0",
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -147,38 +166,53 @@ def test_cli_train_rejects_bad_hyperparameter_before_training(tmp_path):
 
 
 def test_cli_train_rejects_kebab_case_flag_value(tmp_path):
-    result = run_cli("train", "--model-id", "mobilenet-v2-100-224", "--data", "X",
-                     "--output", str(tmp_path / "out"), "--learning-rate", "2")
+    result = run_cli(
+        "train",
+        "--model-id",
+        "mobilenet-v2-100-224",
+        "--data",
+        "X",
+        "--output",
+        str(tmp_path / "out"),
+        "--learning-rate",
+        "2",
+    )
     assert result.returncode == 1
     assert "learning_rate" in result.stderr and "[0, 1]" in result.stderr
     _no_traceback(result)
 
 
 def test_cli_train_unknown_model_id(tmp_path):
-    result = run_cli("train", "--model-id", "mobilenet-v2-100", "--data", "X",
-                     "--output", str(tmp_path / "out"))
+    result = run_cli("train", "--model-id", "mobilenet-v2-100", "--data", "X", "--output", str(tmp_path / "out"))
     assert result.returncode == 1
     assert "mobilenet-v2-100-224" in result.stderr and "list-models" in result.stderr
     _no_traceback(result)
 
 
 def test_cli_train_unknown_flag_is_a_usage_error(tmp_path):
-    result = run_cli("train", "--model-id", "mobilenet-v2-100-224", "--data", "X",
-                     "--output", str(tmp_path / "out"), "--bogus", "1")
+    result = run_cli(
+        "train", "--model-id", "mobilenet-v2-100-224", "--data", "X", "--output", str(tmp_path / "out"), "--bogus", "1"
+    )
     assert result.returncode == 2
     assert "--bogus" in result.stderr
     _no_traceback(result)
 
 
-@pytest.mark.parametrize("argv", [["train", "--data", "/no/such/data.csv", "--handle", "h", "--output", "/tmp/o"],
-                                  ["train", "--data", "d.csv", "--handle", "h", "--output", "/proc/o"],
-                                  ["predict", "--model", "/no/such/model.tar.gz", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--data", "/no/such/data.csv", "--handle", "h", "--output", "/tmp/o"],
+        ["train", "--data", "d.csv", "--handle", "h", "--output", "/proc/o"],
+        ["predict", "--model", "/no/such/model.tar.gz", "x"],
+    ],
+)
 def test_failing_before_any_model_work_does_not_import_tensorflow(argv):
     """Bad data or a bad destination answer at once (TensorFlow takes seconds to import)."""
-    code = ("import sys; from tf_finetune.cli.commands import main; "
-            f"code = main({argv!r}); "
-            "assert code == 1, code; "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
+    code = (
+        "import sys; from tf_finetune.cli.commands import main; "
+        f"code = main({argv!r}); "
+        "assert code == 1, code; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
-

@@ -4,6 +4,7 @@ The backbones here record the batch size of every call they get (one line per re
 step) into a file, so the tests see what each replica was handed, whatever the CPU's
 kernels do with empty tensors.
 """
+
 from __future__ import annotations
 
 import csv
@@ -84,19 +85,26 @@ CASES = [
 
 
 @pytest.mark.parametrize("task,head_only,train_count,val_count", CASES)
-def test_every_replica_gets_a_full_share_of_every_batch(task, head_only, train_count, val_count,
-                                                        recording_image, recording_text, tmp_path,
-                                                        cache_dir):
+def test_every_replica_gets_a_full_share_of_every_batch(
+    task, head_only, train_count, val_count, recording_image, recording_text, tmp_path, cache_dir
+):
     assert {last_batch(c, REPLICAS) for _, _, t, v in CASES for c in (t, v)} == {1, 3, BATCH_SIZE * REPLICAS}
     module, log = recording_image if task == "image" else recording_text
     train = make_data(task, tmp_path / "train", train_count)
     validation = make_data(task, tmp_path / "validation", val_count)
     log.unlink(missing_ok=True)
 
-    result = run(JobConfig(data=str(train), validation_data=str(validation), output=None,
-                           handle=str(module), image_size=16 if task == "image" else None,
-                           cache_dir=str(cache_dir), hyperparameters={"epochs": 2, "batch_size": BATCH_SIZE,
-                                            "train_only_top_layer": head_only}))
+    result = run(
+        JobConfig(
+            data=str(train),
+            validation_data=str(validation),
+            output=None,
+            handle=str(module),
+            image_size=16 if task == "image" else None,
+            cache_dir=str(cache_dir),
+            hyperparameters={"epochs": 2, "batch_size": BATCH_SIZE, "train_only_top_layer": head_only},
+        )
+    )
 
     sizes = recorded_batch_sizes(log)
     assert sizes, "the recording backbone was never called"
@@ -104,33 +112,58 @@ def test_every_replica_gets_a_full_share_of_every_batch(task, head_only, train_c
     metrics = result.metrics
     assert metrics["steps_per_epoch"] == -(-train_count // (BATCH_SIZE * REPLICAS))
     assert metrics["final"]["val_accuracy"] * val_count == pytest.approx(
-        round(metrics["final"]["val_accuracy"] * val_count), abs=1e-6)  # a whole number of examples
+        round(metrics["final"]["val_accuracy"] * val_count), abs=1e-6
+    )  # a whole number of examples
     if head_only:  # features once: the training and validation inputs, each padded to full batches
         global_batch = BATCH_SIZE * REPLICAS
         assert len(sizes) == REPLICAS * (-(-train_count // global_batch) + -(-val_count // global_batch))
 
 
-@pytest.mark.parametrize("task,head_only,replicas,train_count,val_count", [
-    ("image", True, 2, 5, 4),  # global batch 4: last batches of 1 and exactly full
-    ("text", False, 3, 8, 7),  # global batch 6: last batches of 2 = replicas - 1 and 1
-])
-def test_cli_with_2_and_3_cpu_devices(task, head_only, replicas, train_count, val_count,
-                                      recording_image, recording_text, tmp_path):
+@pytest.mark.parametrize(
+    "task,head_only,replicas,train_count,val_count",
+    [
+        ("image", True, 2, 5, 4),  # global batch 4: last batches of 1 and exactly full
+        ("text", False, 3, 8, 7),  # global batch 6: last batches of 2 = replicas - 1 and 1
+    ],
+)
+def test_cli_with_2_and_3_cpu_devices(
+    task, head_only, replicas, train_count, val_count, recording_image, recording_text, tmp_path
+):
     module, log = recording_image if task == "image" else recording_text
     train = make_data(task, tmp_path / "train", train_count)
     validation = make_data(task, tmp_path / "validation", val_count)
     log.unlink(missing_ok=True)
     size = ["--image-size", "16"] if task == "image" else []
-    proc = run_cli("train", "--cpu-devices", str(replicas), "--handle", str(module), "--data", str(train),
-                   "--validation-data", str(validation), *size, "--epochs", "2",
-                   "--batch-size", str(BATCH_SIZE), "--train-only-top-layer", str(head_only).lower(),
-                   "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    proc = run_cli(
+        "train",
+        "--cpu-devices",
+        str(replicas),
+        "--handle",
+        str(module),
+        "--data",
+        str(train),
+        "--validation-data",
+        str(validation),
+        *size,
+        "--epochs",
+        "2",
+        "--batch-size",
+        str(BATCH_SIZE),
+        "--train-only-top-layer",
+        str(head_only).lower(),
+        "--output",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert proc.returncode == 0, proc.stderr
     global_batch = BATCH_SIZE * replicas
     steps = -(-train_count // global_batch)
-    assert (f"replicas={replicas} batch_size={BATCH_SIZE} global_batch={global_batch} "
-            f"steps_per_epoch={steps} train={train_count} validation={val_count} "
-            f"examples_per_epoch={steps * global_batch}") in proc.stderr
+    assert (
+        f"replicas={replicas} batch_size={BATCH_SIZE} global_batch={global_batch} "
+        f"steps_per_epoch={steps} train={train_count} validation={val_count} "
+        f"examples_per_epoch={steps * global_batch}"
+    ) in proc.stderr
     assert set(recorded_batch_sizes(log)) == {BATCH_SIZE}
 
 
@@ -138,14 +171,20 @@ def test_cli_with_2_and_3_cpu_devices(task, head_only, replicas, train_count, va
 def image_archive(recording_image, tmp_path_factory, cache_dir) -> Path:
     module, _ = recording_image
     root = tmp_path_factory.mktemp("archive")
-    result = run(JobConfig(data=str(image_folder(root / "train", 8)), output=str(root / "out"),
-                           handle=str(module), image_size=16, cache_dir=str(cache_dir),
-                           hyperparameters={"epochs": 1, "batch_size": BATCH_SIZE}))
+    result = run(
+        JobConfig(
+            data=str(image_folder(root / "train", 8)),
+            output=str(root / "out"),
+            handle=str(module),
+            image_size=16,
+            cache_dir=str(cache_dir),
+            hyperparameters={"epochs": 1, "batch_size": BATCH_SIZE},
+        )
+    )
     return Path(result.archive)
 
 
-def test_predict_and_evaluate_on_5_examples_with_several_devices(image_archive, recording_image, tmp_path,
-                                                           capsys):
+def test_predict_and_evaluate_on_5_examples_with_several_devices(image_archive, recording_image, tmp_path, capsys):
     # In this process the CPU is REPLICAS logical devices; predict and evaluate run the serving
     # signature on one of them, in order, in batches of up to 64.
     _, log = recording_image
@@ -159,29 +198,48 @@ def test_predict_and_evaluate_on_5_examples_with_several_devices(image_archive, 
     assert recorded_batch_sizes(log) == [5]
 
     log.unlink(missing_ok=True)
-    assert commands.main(["evaluate", "--model", str(image_archive), "--data", str(data),
-                     "--output", str(tmp_path / "eval")]) == 0
+    assert (
+        commands.main(
+            ["evaluate", "--model", str(image_archive), "--data", str(data), "--output", str(tmp_path / "eval")]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["num_examples"] == 5 and sum(map(sum, report["confusion_matrix"])) == 5
     assert recorded_batch_sizes(log) == [5]
 
 
 @pytest.mark.parametrize("head_only", [False, True])
-def test_training_metrics_report_and_evaluate_count_the_same_examples(head_only, image_module, tmp_path,
-                                                                      cache_dir):
+def test_training_metrics_report_and_evaluate_count_the_same_examples(head_only, image_module, tmp_path, cache_dir):
     # No random_seed: the training stream may be reordered by parallel decoding, but what is
     # scored must not be. Images of varied sizes decode in varied times.
     train = image_folder(tmp_path / "train", 14, varied_sizes=True)
     validation = image_folder(tmp_path / "validation", 13, varied_sizes=True)
     out = tmp_path / "out"
-    result = run(JobConfig(data=str(train), validation_data=str(validation), output=str(out),
-                           handle=str(image_module), image_size=16, cache_dir=str(cache_dir),
-                           hyperparameters={"epochs": 1, "batch_size": BATCH_SIZE, "learning_rate": 0.02,
-                                            "train_only_top_layer": head_only}))
+    result = run(
+        JobConfig(
+            data=str(train),
+            validation_data=str(validation),
+            output=str(out),
+            handle=str(image_module),
+            image_size=16,
+            cache_dir=str(cache_dir),
+            hyperparameters={
+                "epochs": 1,
+                "batch_size": BATCH_SIZE,
+                "learning_rate": 0.02,
+                "train_only_top_layer": head_only,
+            },
+        )
+    )
 
     stored = json.loads(Path(out / "output" / "reports" / "evaluation.json").read_text())
-    assert commands.main(["evaluate", "--model", str(result.archive), "--data", str(validation),
-                     "--output", str(tmp_path / "eval")]) == 0
+    assert (
+        commands.main(
+            ["evaluate", "--model", str(result.archive), "--data", str(validation), "--output", str(tmp_path / "eval")]
+        )
+        == 0
+    )
     evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
 
     correct = lambda report: sum(report["confusion_matrix"][i][i] for i in range(2))  # noqa: E731
@@ -192,7 +250,8 @@ def test_training_metrics_report_and_evaluate_count_the_same_examples(head_only,
 
 
 def test_a_batch_larger_than_the_data_is_cut_to_it_before_any_work_and_check_data_says_the_same(
-        recording_image, tmp_path):
+    recording_image, tmp_path
+):
     # Head-only, as image models train by default: --batch-size 100000 on 195 images padded the feature
     # extraction to 100000 images per replica for minutes and died in TensorFlow (exit 139). 64 on 6
     # images shows the same without the memory: without the cut, the backbone is handed 64 per call.
@@ -201,15 +260,34 @@ def test_a_batch_larger_than_the_data_is_cut_to_it_before_any_work_and_check_dat
     used = -(-6 // REPLICAS)  # per replica: the smallest batch that covers the 6 training images in one step
     log.unlink(missing_ok=True)
     out = tmp_path / "out"
-    result = run_main("train", "--handle", str(module), "--data", str(data), "--image-size", "16",
-                      "--batch-size", "64", "--epochs", "2", "--regularizers-l2", "0.001",
-                      "--train-only-top-layer", "true", "--output", str(out),
-                      "--cache-dir", str(tmp_path / "cache"))
+    result = run_main(
+        "train",
+        "--handle",
+        str(module),
+        "--data",
+        str(data),
+        "--image-size",
+        "16",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "2",
+        "--regularizers-l2",
+        "0.001",
+        "--train-only-top-layer",
+        "true",
+        "--output",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
 
     assert result.returncode == 0, result.stderr[-2000:]
-    said = (f"batch_size=64 x {REPLICAS} replica(s) = global batch {64 * REPLICAS} is larger than the 6 training "
-            f"example(s): training with batch_size={used} (global batch {used * REPLICAS}, 1 step per epoch, one "
-            f"pass over the data); set batch_size to {used} or less to choose the batch yourself")
+    said = (
+        f"batch_size=64 x {REPLICAS} replica(s) = global batch {64 * REPLICAS} is larger than the 6 training "
+        f"example(s): training with batch_size={used} (global batch {used * REPLICAS}, 1 step per epoch, one "
+        f"pass over the data); set batch_size to {used} or less to choose the batch yourself"
+    )
     lines = result.stderr.splitlines()
     assert lines.count(said) == 1, result.stderr
     assert lines.index(said) < next(i for i, line in enumerate(lines) if line.startswith("model: backbone"))
@@ -222,5 +300,7 @@ def test_a_batch_larger_than_the_data_is_cut_to_it_before_any_work_and_check_dat
     checked = run_main("check-data", "--data", str(data), "--batch-size", "64")
     assert checked.returncode == 0, checked.stdout
     assert "  global batch: 6 (6 x 1 replica(s))\n  steps per epoch: 1\n" in checked.stdout
-    assert ("warning: training: batch_size=64 x 1 replica(s) = global batch 64 is larger than the 6 training "
-            "example(s): training with batch_size=6 (global batch 6, 1 step per epoch") in checked.stdout
+    assert (
+        "warning: training: batch_size=64 x 1 replica(s) = global batch 64 is larger than the 6 training "
+        "example(s): training with batch_size=6 (global batch 6, 1 step per epoch"
+    ) in checked.stdout

@@ -1,4 +1,5 @@
 """S3 channels and outputs over real HTTP to a local S3 server (moto), through boto3."""
+
 from __future__ import annotations
 
 import io
@@ -57,8 +58,10 @@ def test_keys_that_would_land_outside_the_folder_are_refused(s3, tmp_path, key):
     s3.put_object(Bucket=bucket, Key="data/", Body=b"")  # a console "folder": skipped, not refused
     assert s3_lib.download_prefix(f"s3://{bucket}/data/", tmp_path / "fine") == tmp_path / "fine"
     s3.put_object(Bucket=bucket, Key=key, Body=b"x")
-    refused = (f"refusing to download key '{re.escape(key[5:])}' under s3://{bucket}/data/: "
-               f"it would be written outside {tmp_path / 'target'}")
+    refused = (
+        f"refusing to download key '{re.escape(key[5:])}' under s3://{bucket}/data/: "
+        f"it would be written outside {tmp_path / 'target'}"
+    )
     with pytest.raises(StorageError, match=refused):
         s3_lib.download_prefix(f"s3://{bucket}/data/", tmp_path / "target")
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path.parent / "evil.txt").exists()
@@ -91,40 +94,67 @@ def test_large_upload_is_multipart_and_complete(s3, tmp_path):
     assert s3.list_multipart_uploads(Bucket="big").get("Uploads", []) == []
 
 
-def test_cli_trains_from_s3_and_uploads_to_the_jumpstart_layout(s3, s3_server, text_module, text_data,
-                                                                 tmp_path):
+def test_cli_trains_from_s3_and_uploads_to_the_jumpstart_layout(s3, s3_server, text_module, text_data, tmp_path):
     s3.create_bucket(Bucket="bucket")
     s3.upload_file(str(text_data), "bucket", "datasets/topics/data.csv")
     model_archive = pack_backbone(text_module, tmp_path / "tiny-text.tar.gz")
     s3.upload_file(str(model_archive), "bucket", "base-models/tiny-text.tar.gz")
-    proc = run_main("train", "--handle", "s3://bucket/base-models/tiny-text.tar.gz",
-                    "--data", "s3://bucket/datasets/topics/", "--output", "s3://bucket/my-model",
-                    "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"))
+    proc = run_main(
+        "train",
+        "--handle",
+        "s3://bucket/base-models/tiny-text.tar.gz",
+        "--data",
+        "s3://bucket/datasets/topics/",
+        "--output",
+        "s3://bucket/my-model",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "s3://bucket/my-model/output/model.tar.gz"
     body = s3.get_object(Bucket="bucket", Key="my-model/output/model.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         assert {"1/saved_model.pb", "labels.json", "metrics.json"} <= set(tar.getnames())
     assert sorted(object_keys(s3, "bucket")) == [
-        "base-models/tiny-text.tar.gz", "datasets/topics/data.csv", "my-model/output/model.tar.gz",
-        "my-model/output/reports/confusion_matrix.png", "my-model/output/reports/data_report.json",
+        "base-models/tiny-text.tar.gz",
+        "datasets/topics/data.csv",
+        "my-model/output/model.tar.gz",
+        "my-model/output/reports/confusion_matrix.png",
+        "my-model/output/reports/data_report.json",
         "my-model/output/reports/evaluation.json",
-        "my-model/output/reports/misclassified.csv", "my-model/output/reports/per_class.txt",
-        "my-model/output/reports/training_curves.png", "my-model/output/training_job.json"]
+        "my-model/output/reports/misclassified.csv",
+        "my-model/output/reports/per_class.txt",
+        "my-model/output/reports/training_curves.png",
+        "my-model/output/training_job.json",
+    ]
 
 
 def test_failed_run_leaves_no_object_and_names_the_problem(s3, text_module, tmp_path):
     s3.create_bucket(Bucket="failing")
     s3.put_object(Bucket="failing", Key="bad/data.csv", Body=b"label,text\n0,hello\n1,world\n")
-    proc = run_main("train", "--handle", str(text_module), "--data", "s3://failing/bad/",
-                    "--output", "s3://failing/my-model", "--cache-dir", str(tmp_path / "cache"))
+    proc = run_main(
+        "train",
+        "--handle",
+        str(text_module),
+        "--data",
+        "s3://failing/bad/",
+        "--output",
+        "s3://failing/my-model",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]
     assert len(errors) == 1 and "data.csv line 1" in errors[0], proc.stderr
     assert object_keys(s3, "failing") == ["bad/data.csv"]
 
-    proc = run_main("train", "--handle", str(text_module), "--data", "s3://no-such-bucket/x/",
-                    "--output", "s3://failing/my-model")
+    proc = run_main(
+        "train", "--handle", str(text_module), "--data", "s3://no-such-bucket/x/", "--output", "s3://failing/my-model"
+    )
     assert proc.returncode == 1
     assert "bucket 'no-such-bucket' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -140,10 +170,10 @@ def test_fetch_model_packs_a_local_entry_and_uploads_it(s3, text_module, tmp_pat
     s3.download_file("models", "jumpstart/tiny-text.tar.gz", str(local))
     names = extract(local, tmp_path / "x")
     assert "saved_model.pb" in names and "variables/variables.index" in names
-    original = {p.relative_to(text_module).as_posix(): p.read_bytes()
-                for p in text_module.rglob("*") if p.is_file()}
-    unpacked = {p.relative_to(tmp_path / "x").as_posix(): p.read_bytes()
-                for p in (tmp_path / "x").rglob("*") if p.is_file()}
+    original = {p.relative_to(text_module).as_posix(): p.read_bytes() for p in text_module.rglob("*") if p.is_file()}
+    unpacked = {
+        p.relative_to(tmp_path / "x").as_posix(): p.read_bytes() for p in (tmp_path / "x").rglob("*") if p.is_file()
+    }
     assert unpacked == original
 
     proc = run_main("fetch-model", "tiny-text", "--output", str(tmp_path / "staged"), "--registry", str(registry))
@@ -152,8 +182,13 @@ def test_fetch_model_packs_a_local_entry_and_uploads_it(s3, text_module, tmp_pat
 
 
 def test_fetch_model_offline_is_the_clear_error(tmp_path):
-    proc = run_main("fetch-model", "mobilenet-v2-100-224", "--output", str(tmp_path / "staged"),
-                    env={"TFHUB_CACHE_DIR": str(tmp_path / "hub-cache"), **offline_environment()})
+    proc = run_main(
+        "fetch-model",
+        "mobilenet-v2-100-224",
+        "--output",
+        str(tmp_path / "staged"),
+        env={"TFHUB_CACHE_DIR": str(tmp_path / "hub-cache"), **offline_environment()},
+    )
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]
     assert len(errors) == 1, proc.stderr
@@ -166,8 +201,12 @@ def test_a_bundled_preprocessor_is_used_instead_of_downloading(text_module, tmp_
     from tf_finetune.registry import ModelSpec
 
     archive = pack_backbone(text_module, tmp_path / "channel" / "bert.tar.gz", preprocessor=text_module)
-    spec = ModelSpec("bert", "text", handle=str(archive.parent),  # the entry, located at the fetched copy
-                     preprocessor="https://tfhub.dev/x/preprocess/1")
+    spec = ModelSpec(
+        "bert",
+        "text",
+        handle=str(archive.parent),  # the entry, located at the fetched copy
+        preprocessor="https://tfhub.dev/x/preprocess/1",
+    )
     backbone = local_saved_model(spec.handle, tmp_path / "cache")
     assert (Path(backbone) / "saved_model.pb").is_file()
     assert local_preprocessor(spec, backbone, tmp_path / "cache") == str(Path(backbone) / "preprocessor")

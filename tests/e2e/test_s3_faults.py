@@ -3,6 +3,7 @@ answers a share of requests with 500 InternalError / 503 SlowDown, delays others
 chosen operations or denies a bucket. Transfers must still succeed byte for byte, failed
 uploads must leave neither an object nor a pending multipart upload, and a missing bucket or
 denied access must be one clear error naming the bucket and key."""
+
 from __future__ import annotations
 
 import hashlib
@@ -80,8 +81,7 @@ def test_transfers_survive_a_third_of_requests_failing(s3, s3_server, monkeypatc
         target = s3_lib.download_prefix("s3://flaky/channel/", tmp_path / "downloaded")
         s3_lib.upload_file(big, "s3://flaky/m/output/model.tar.gz")
 
-    got = {p.relative_to(target).as_posix(): digest(p.read_bytes())
-           for p in target.rglob("*") if p.is_file()}
+    got = {p.relative_to(target).as_posix(): digest(p.read_bytes()) for p in target.rglob("*") if p.is_file()}
     assert got == expected
     body = s3.get_object(Bucket="flaky", Key="m/output/model.tar.gz")["Body"].read()
     assert digest(body) == digest(big.read_bytes())
@@ -93,11 +93,16 @@ def test_transfers_survive_a_third_of_requests_failing(s3, s3_server, monkeypatc
     total = len(proxy.records)
     assert sum(injected.values()) == -(-total * 3 // 10)  # exactly the share asked for
     ops = {r.request.operation for r in proxy.records if r.injected}
-    assert ops & {"GetObject", "HeadObject"} and ops & {"UploadPart", "CreateMultipartUpload",
-                                                        "CompleteMultipartUpload"}
+    assert ops & {"GetObject", "HeadObject"} and ops & {
+        "UploadPart",
+        "CreateMultipartUpload",
+        "CompleteMultipartUpload",
+    }
     assert_every_fault_was_retried_to_success(proxy)
-    print(f"\nflaky transfers: {total} requests, injected {dict(injected)}, "
-          f"{proxy.retries()} retries, {proxy.delayed} delayed")
+    print(
+        f"\nflaky transfers: {total} requests, injected {dict(injected)}, "
+        f"{proxy.retries()} retries, {proxy.delayed} delayed"
+    )
 
 
 def test_cli_trains_from_s3_through_a_flaky_proxy(s3, s3_server, text_module, text_data, tmp_path):
@@ -107,34 +112,44 @@ def test_cli_trains_from_s3_through_a_flaky_proxy(s3, s3_server, text_module, te
     s3.upload_file(str(archive), "flaky-cli", "base-models/tiny-text.tar.gz")
 
     with FlakyProxy(s3_server, failure_rate=0.3, delay_rate=0.2, delay=0.2) as proxy:
-        proc = run_main("train", "--handle", "s3://flaky-cli/base-models/tiny-text.tar.gz",
-                        "--data", "s3://flaky-cli/datasets/topics/", "--output", "s3://flaky-cli/my-model",
-                        "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"),
-                        env=s3_environment(proxy.url))
+        proc = run_main(
+            "train",
+            "--handle",
+            "s3://flaky-cli/base-models/tiny-text.tar.gz",
+            "--data",
+            "s3://flaky-cli/datasets/topics/",
+            "--output",
+            "s3://flaky-cli/my-model",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            env=s3_environment(proxy.url),
+        )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "s3://flaky-cli/my-model/output/model.tar.gz"
     body = s3.get_object(Bucket="flaky-cli", Key="my-model/output/model.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         assert {"1/saved_model.pb", "labels.json", "metrics.json"} <= set(tar.getnames())
-        assert all(member.size == len(tar.extractfile(member).read())
-                   for member in tar.getmembers() if member.isfile())
+        assert all(member.size == len(tar.extractfile(member).read()) for member in tar.getmembers() if member.isfile())
 
     ops = {r.request.operation for r in proxy.records if r.injected}
     assert ops & {"GetObject", "HeadObject", "ListObjects"} and "PutObject" in ops, ops
     assert_every_fault_was_retried_to_success(proxy)
-    print(f"\nflaky CLI: {len(proxy.records)} requests, injected {dict(proxy.injected)}, "
-          f"{proxy.retries()} retries")
+    print(f"\nflaky CLI: {len(proxy.records)} requests, injected {dict(proxy.injected)}, {proxy.retries()} retries")
 
 
 def _is(operation: str):
     return lambda request: request.operation == operation
 
 
-@pytest.mark.parametrize("operation, size", [("UploadPart", MULTIPART + MIB),
-                                             ("CompleteMultipartUpload", MULTIPART + MIB),
-                                             ("PutObject", 1000)])
-def test_upload_failing_past_the_retries_leaves_nothing(s3, s3_server, monkeypatch, tmp_path,
-                                                        operation, size):
+@pytest.mark.parametrize(
+    "operation, size",
+    [("UploadPart", MULTIPART + MIB), ("CompleteMultipartUpload", MULTIPART + MIB), ("PutObject", 1000)],
+)
+def test_upload_failing_past_the_retries_leaves_nothing(s3, s3_server, monkeypatch, tmp_path, operation, size):
     bucket = "abort-" + operation.lower()
     s3.create_bucket(Bucket=bucket)
     payload = random_file(tmp_path / "model.tar.gz", size)
@@ -145,8 +160,9 @@ def test_upload_failing_past_the_retries_leaves_nothing(s3, s3_server, monkeypat
             s3_lib.upload_file(payload, f"s3://{bucket}/m/output/model.tar.gz")
 
     message = str(info.value)
-    assert message.startswith(f"cannot upload s3://{bucket}/m/output/model.tar.gz: "
-                              "S3 kept failing after retries"), message
+    assert message.startswith(f"cannot upload s3://{bucket}/m/output/model.tar.gz: S3 kept failing after retries"), (
+        message
+    )
     assert "InternalError" in message and operation in message and "AWS_MAX_ATTEMPTS" in message
     assert "\n" not in message
     assert_absent(s3, bucket, "m/output/model.tar.gz")
@@ -194,25 +210,39 @@ def test_access_denied_is_one_clear_error(s3, s3_server, monkeypatch, text_modul
         assert proxy.injected == {403: 3}  # denied is final: not retried
 
         env = s3_environment(proxy.url)
-        train = run_main("train", "--handle", str(text_module), "--data", "s3://locked/data/",
-                         "--output", str(tmp_path / "out"), env=env)
-        registry = write_registry(tmp_path / "registry.yaml", id="tiny-text", task="text",
-                                  handle=text_module.as_uri())
-        fetch = run_main("fetch-model", "tiny-text", "--output", "s3://locked/jumpstart/",
-                         "--registry", str(registry), env=env)
+        train = run_main(
+            "train",
+            "--handle",
+            str(text_module),
+            "--data",
+            "s3://locked/data/",
+            "--output",
+            str(tmp_path / "out"),
+            env=env,
+        )
+        registry = write_registry(tmp_path / "registry.yaml", id="tiny-text", task="text", handle=text_module.as_uri())
+        fetch = run_main(
+            "fetch-model", "tiny-text", "--output", "s3://locked/jumpstart/", "--registry", str(registry), env=env
+        )
 
-    assert str(download.value) == ("cannot list s3://locked/data/: access denied (AccessDenied): "
-                                   "the credentials boto3 found may not list s3://locked/data/")
+    assert str(download.value) == (
+        "cannot list s3://locked/data/: access denied (AccessDenied): "
+        "the credentials boto3 found may not list s3://locked/data/"
+    )
     key = "s3://locked/m/output/model.tar.gz"
-    assert uploads == [f"cannot upload {key}: access denied (AccessDenied): the credentials "
-                       f"boto3 found may not upload {key}"] * 2
+    assert (
+        uploads
+        == [f"cannot upload {key}: access denied (AccessDenied): the credentials boto3 found may not upload {key}"] * 2
+    )
     for proc, uri in ((train, "s3://locked/data/"), (fetch, "s3://locked/jumpstart/tiny-text.tar.gz")):
         assert proc.returncode == 1, proc.stderr
         assert "Traceback" not in proc.stderr
-        assert error_lines(proc.stderr) == [f"tf-finetune: error: cannot "
-                                            f"{'list' if proc is train else 'upload'} {uri}: "
-                                            f"access denied (AccessDenied): the credentials boto3 "
-                                            f"found may not {'list' if proc is train else 'upload'} "
-                                            f"{uri}"], proc.stderr
+        assert error_lines(proc.stderr) == [
+            f"tf-finetune: error: cannot "
+            f"{'list' if proc is train else 'upload'} {uri}: "
+            f"access denied (AccessDenied): the credentials boto3 "
+            f"found may not {'list' if proc is train else 'upload'} "
+            f"{uri}"
+        ], proc.stderr
     assert not (tmp_path / "out").exists()
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="locked")["Contents"]] == ["data/data.csv"]

@@ -1,4 +1,5 @@
 """What a deployed model answers: serving signatures, SageMaker TFS handlers, predict and evaluate."""
+
 from __future__ import annotations
 
 import base64
@@ -46,9 +47,17 @@ def image_model(image_module, image_data, cache_dir, tmp_path_factory) -> Path:
     """A fine-tuned tiny image model, unpacked; its validation images are in ``<dir>/../val``."""
     root = tmp_path_factory.mktemp("served")
     validation = tiny_modules.write_image_folder(root / "val", per_class=5)
-    result = run(JobConfig(data=str(image_data), validation_data=str(validation), output=str(root / "out"),
-                           handle=str(image_module), image_size=24, hyperparameters=FAST,
-                           cache_dir=str(cache_dir)))
+    result = run(
+        JobConfig(
+            data=str(image_data),
+            validation_data=str(validation),
+            output=str(root / "out"),
+            handle=str(image_module),
+            image_size=24,
+            hyperparameters=FAST,
+            cache_dir=str(cache_dir),
+        )
+    )
     extract(result.archive, root / "model")
     return root / "model"
 
@@ -56,16 +65,27 @@ def image_model(image_module, image_data, cache_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def text_model(text_module, text_data, cache_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("served-text")
-    result = run(JobConfig(data=str(text_data), output=str(root / "out"), handle=str(text_module),
-                           hyperparameters=dict(FAST, epochs=8), cache_dir=str(cache_dir)))
+    result = run(
+        JobConfig(
+            data=str(text_data),
+            output=str(root / "out"),
+            handle=str(text_module),
+            hyperparameters=dict(FAST, epochs=8),
+            cache_dir=str(cache_dir),
+        )
+    )
     extract(result.archive, root / "model")
     return root / "model"
 
 
 def plain_tf(model_dir: Path, kind: str, inputs) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PLAIN_TF_SCRIPT, str(model_dir / "1"), kind, *map(str, inputs)],
-                          capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN_TF_SCRIPT, str(model_dir / "1"), kind, *map(str, inputs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -121,8 +141,10 @@ def tf_serving_predict(model_dir: Path, request: str) -> Response:
         outputs = {k: v.numpy().tolist() for k, v in serve(**{input_name: tf.constant(values)}).items()}
     except tf.errors.InvalidArgumentError as exc:
         return Response(400, json.dumps({"error": exc.message}).encode())
-    rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i]) for k, v in outputs.items()}
-            for i in range(len(values))]
+    rows = [
+        {k: (v[i].decode() if isinstance(v[i], bytes) else v[i]) for k, v in outputs.items()}
+        for i in range(len(values))
+    ]
     return Response(200, json.dumps({"predictions": rows}).encode())
 
 
@@ -148,15 +170,15 @@ def test_tfs_handlers_answer_images_as_jumpstart_does(image_model):
 
     context = Context("application/x-image", "application/json")
     body, _ = handlers.output_handler(
-        tf_serving_predict(image_model, handlers.input_handler(image.read_bytes(), context)), context)
+        tf_serving_predict(image_model, handlers.input_handler(image.read_bytes(), context)), context
+    )
     assert json.loads(body) == {"probabilities": answer["probabilities"]}
 
     # a JSON batch of base64 images gives one answer per image
     blue = sorted((image_model.parent / "val" / "blue").glob("*.jpg"))[0]
     batch = json.dumps([{"b64": base64.b64encode(p.read_bytes()).decode()} for p in (image, blue)])
     context = Context("application/json", "application/json;verbose")
-    body, _ = handlers.output_handler(tf_serving_predict(image_model, handlers.input_handler(batch, context)),
-                                      context)
+    body, _ = handlers.output_handler(tf_serving_predict(image_model, handlers.input_handler(batch, context)), context)
     assert [a["predicted_label"] for a in json.loads(body)] == ["red", "blue"]
 
     # a body that is not an image is refused before the model, not answered wrongly
@@ -175,8 +197,8 @@ def test_tfs_handlers_answer_texts(text_model):
     handlers = load_handlers(text_model)
     context = Context("application/x-text", "application/json;verbose")
     body, _ = handlers.output_handler(
-        tf_serving_predict(text_model, handlers.input_handler(b"the team scored a goal", context)),
-        context)
+        tf_serving_predict(text_model, handlers.input_handler(b"the team scored a goal", context)), context
+    )
     assert json.loads(body)["predicted_label"] == "2"
     context = Context("application/json", "application/json;verbose")
     request = handlers.input_handler(json.dumps(["rain and snow today", "a match to win"]), context)
@@ -206,15 +228,30 @@ def test_predict_command_prints_top_k_and_json(image_model, tmp_path):
 
 
 def test_predict_texts_from_arguments_and_stdin(text_model):
-    proc = run_main("predict", "--model", str(text_model), "--top-k", "1", "the team scored a goal", "-",
-                    stdin="rain and snow today\n")
+    proc = run_main(
+        "predict",
+        "--model",
+        str(text_model),
+        "--top-k",
+        "1",
+        "the team scored a goal",
+        "-",
+        stdin="rain and snow today\n",
+    )
     assert proc.returncode == 0, proc.stderr
     assert [line.split("\t")[1].split()[0] for line in proc.stdout.strip().splitlines()] == ["2", "1"]
 
 
 def test_evaluate_reports_the_validation_accuracy_and_writes_files(image_model, tmp_path):
-    proc = run_main("evaluate", "--model", str(image_model), "--data", str(image_model.parent / "val"),
-                    "--output", str(tmp_path / "eval"))
+    proc = run_main(
+        "evaluate",
+        "--model",
+        str(image_model),
+        "--data",
+        str(image_model.parent / "val"),
+        "--output",
+        str(tmp_path / "eval"),
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((image_model / "metrics.json").read_text())
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
@@ -230,8 +267,9 @@ def test_evaluate_a_test_set_that_lacks_a_class_or_has_an_unknown_one(image_mode
 
     only_blue = tmp_path / "only_blue"
     shutil.copytree(image_model.parent / "val" / "blue", only_blue / "blue")
-    proc = run_main("evaluate", "--model", str(image_model), "--data", str(only_blue),
-                    "--output", str(tmp_path / "eval"))
+    proc = run_main(
+        "evaluate", "--model", str(image_model), "--data", str(only_blue), "--output", str(tmp_path / "eval")
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"{only_blue} has no examples of 1 of the 2 classes (red)" in proc.stderr
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
@@ -240,8 +278,9 @@ def test_evaluate_a_test_set_that_lacks_a_class_or_has_an_unknown_one(image_mode
     assert "(not in the test data)" in proc.stdout
 
     shutil.copytree(image_model.parent / "val" / "red", only_blue / "green")
-    proc = run_main("evaluate", "--model", str(image_model), "--data", str(only_blue),
-                    "--output", str(tmp_path / "eval2"))
+    proc = run_main(
+        "evaluate", "--model", str(image_model), "--data", str(only_blue), "--output", str(tmp_path / "eval2")
+    )
     assert proc.returncode == 1
     assert "has class folder(s) that the training data does not have: ['green']" in proc.stderr
     assert not (tmp_path / "eval2").exists()
@@ -256,8 +295,12 @@ def test_evaluate_draws_the_misclassified_images_most_confident_first(image_mode
     swapped = tmp_path / "swapped"
     for true, other in (("blue", "red"), ("red", "blue")):
         shutil.copytree(image_model.parent / "val" / true, swapped / other)
-    assert commands.main(["evaluate", "--model", str(image_model), "--data", str(swapped),
-                     "--output", str(tmp_path / "eval")]) == 0
+    assert (
+        commands.main(
+            ["evaluate", "--model", str(image_model), "--data", str(swapped), "--output", str(tmp_path / "eval")]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     matrix = np.array(report["confusion_matrix"])
     wrong = int(matrix.sum() - np.trace(matrix))
@@ -278,13 +321,19 @@ def test_evaluate_lists_the_misclassified_texts_one_to_one(text_model, text_data
 
     labels = json.loads((text_model / "labels.json").read_text())
     flipped = tmp_path / "flipped.csv"
-    with open(text_data, newline="", encoding="utf-8") as source, \
-            open(flipped, "w", newline="", encoding="utf-8") as target:
+    with (
+        open(text_data, newline="", encoding="utf-8") as source,
+        open(flipped, "w", newline="", encoding="utf-8") as target,
+    ):
         rows = list(csv.reader(source))
         low, high = labels["original_labels"]
         csv.writer(target).writerows([high if int(label) == low else low, text] for label, text in rows)
-    assert commands.main(["evaluate", "--model", str(text_model), "--data", str(flipped),
-                     "--output", str(tmp_path / "eval")]) == 0
+    assert (
+        commands.main(
+            ["evaluate", "--model", str(text_model), "--data", str(flipped), "--output", str(tmp_path / "eval")]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     matrix = np.array(report["confusion_matrix"])
     with open(tmp_path / "eval" / "misclassified.csv", newline="", encoding="utf-8") as handle:
@@ -307,24 +356,32 @@ def test_predict_answers_the_good_images_and_names_the_bad_one(image_model, tmp_
     Image.open(good).save(folder / "b_anim.gif")  # the model decodes GIFs, but training leaves them out
     Image.open(good).save(tmp_path / "placeholder.gif")
     (folder / "c_broken.jpg").write_bytes(b"this is not an image")
-    proc = run_main("predict", "--model", str(image_model), "--top-k", "1", str(folder),
-                    str(tmp_path / "placeholder.gif"))
+    proc = run_main(
+        "predict", "--model", str(image_model), "--top-k", "1", str(folder), str(tmp_path / "placeholder.gif")
+    )
     assert proc.returncode == 1
     assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == [str(folder / "a_good.jpg")]
     assert proc.stdout.split("\t")[1].startswith("red ")
-    assert (f"ignored 1 file(s) that are not .jpg/.jpeg/.png, which training ignores too: {folder / 'b_anim.gif'}"
-            in proc.stderr.splitlines())
+    assert (
+        f"ignored 1 file(s) that are not .jpg/.jpeg/.png, which training ignores too: {folder / 'b_anim.gif'}"
+        in proc.stderr.splitlines()
+    )
     (error,) = [line for line in proc.stderr.splitlines() if line.startswith("tf-finetune: error:")]
-    assert error == (f"tf-finetune: error: cannot predict on 2 input(s): {folder / 'c_broken.jpg'}: not an image "
-                     f"(cannot be decoded); {tmp_path / 'placeholder.gif'}: not a .jpg/.jpeg/.png file, and training "
-                     "reads only those: convert it to JPEG or PNG")
+    assert error == (
+        f"tf-finetune: error: cannot predict on 2 input(s): {folder / 'c_broken.jpg'}: not an image "
+        f"(cannot be decoded); {tmp_path / 'placeholder.gif'}: not a .jpg/.jpeg/.png file, and training "
+        "reads only those: convert it to JPEG or PNG"
+    )
 
 
-@pytest.mark.parametrize("argument, message", [
-    ("missing_reviews.txt", "no such file (to classify these characters as a text"),
-    ("data/new.csv", "no such file"),
-    ("", "an empty text, nothing to classify"),
-])
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        ("missing_reviews.txt", "no such file (to classify these characters as a text"),
+        ("data/new.csv", "no such file"),
+        ("", "an empty text, nothing to classify"),
+    ],
+)
 def test_predict_names_what_is_not_a_text_and_answers_the_others(text_model, argument, message):
     proc = run_main("predict", "--model", str(text_model), "rain and snow today", argument, "a match to win")
     assert proc.returncode == 1
@@ -334,8 +391,10 @@ def test_predict_names_what_is_not_a_text_and_answers_the_others(text_model, arg
 
 def test_predict_refuses_folders_and_images_for_a_text_model(text_model, image_model, capsys):
     image = next((image_model.parent / "val" / "red").glob("*.jpg"))
-    for argument, message in ((str(image.parent), "a folder; a text model takes texts"),
-                              (str(image), "an image file, and this model classifies texts")):
+    for argument, message in (
+        (str(image.parent), "a folder; a text model takes texts"),
+        (str(image), "an image file, and this model classifies texts"),
+    ):
         assert commands.main(["predict", "--model", str(text_model), argument]) == 1
         assert f"{argument!r}: {message}" in capsys.readouterr().err
 
@@ -386,8 +445,12 @@ def test_valid_requests_still_work_after_hostile_ones_and_long_texts(text_model)
 
 
 def test_evaluate_a_text_model(text_model, text_data, tmp_path, capsys):
-    assert commands.main(["evaluate", "--model", str(text_model), "--data", str(text_data),
-                     "--output", str(tmp_path / "eval")]) == 0
+    assert (
+        commands.main(
+            ["evaluate", "--model", str(text_model), "--data", str(text_data), "--output", str(tmp_path / "eval")]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     rows = [line for line in text_data.read_text().splitlines() if line.strip()]
     assert report["num_examples"] == len(rows) and 0.0 <= report["accuracy"] <= 1.0
@@ -417,5 +480,7 @@ def test_predict_and_evaluate_read_a_model_on_s3(image_model, s3, tmp_path, caps
 
     assert commands.main(["predict", "--model", "s3://trained/no-such/model.tar.gz", str(val)]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tf-finetune: error:")]
-    assert errors == ["tf-finetune: error: nothing found at s3://trained/no-such/model.tar.gz: the prefix is "
-                      "empty or does not exist in bucket trained"]
+    assert errors == [
+        "tf-finetune: error: nothing found at s3://trained/no-such/model.tar.gz: the prefix is "
+        "empty or does not exist in bucket trained"
+    ]

@@ -1,4 +1,5 @@
 """tensorflow_hub imports without ``pkg_resources`` (setuptools 81+, or no setuptools)."""
+
 import subprocess
 import sys
 
@@ -19,7 +20,8 @@ except ImportError:
 
 
 def test_tensorflow_hub_imports_without_pkg_resources():
-    result = subprocess.run([sys.executable, "-c", WITHOUT_PKG_RESOURCES], capture_output=True,
-                            text=True, cwd=REPO, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PKG_RESOURCES], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"

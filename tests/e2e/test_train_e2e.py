@@ -1,4 +1,5 @@
 """The end-to-end half of tests/unit/test_train.py: the tests that train a model or run a door."""
+
 from __future__ import annotations
 
 import logging
@@ -93,8 +94,9 @@ def kept_best_run(strategy, tmp_path_factory):
     saved_level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        history = fit(model, training_stream, STEPS, scorer, hp, tracking=Tracking(str(tensorboard)),
-                      keep_best=keep_best)
+        history = fit(
+            model, training_stream, STEPS, scorer, hp, tracking=Tracking(str(tensorboard)), keep_best=keep_best
+        )
     finally:
         logger.removeHandler(lines)
         logger.setLevel(saved_level)
@@ -131,9 +133,13 @@ def test_fit_with_keep_best_ends_with_the_best_epochs_model(kept_best_run):
 def test_fit_writes_the_epoch_scalars_for_tensorboard(kept_best_run):
     *_, tensorboard = kept_best_run
     for folder, tag in (("train", "epoch_loss"), ("validation", "epoch_loss")):
-        steps = [event.step for path in sorted((Path(tensorboard) / folder).glob("events.out.tfevents.*"))
-                 for event in tf.compat.v1.train.summary_iterator(str(path))
-                 for value in event.summary.value if value.tag == tag]
+        steps = [
+            event.step
+            for path in sorted((Path(tensorboard) / folder).glob("events.out.tfevents.*"))
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value
+            if value.tag == tag
+        ]
         assert steps == [0, 1, 2], folder
 
 
@@ -151,12 +157,12 @@ def test_fit_without_validation_weighs_each_examples_loss_by_its_class_weight(st
 
 @pytest.mark.e2e
 def test_early_stopping_stops_after_patience_epochs_without_improvement_and_restores_the_best(strategy):
-    hp = resolve({"epochs": 6, "learning_rate": 0.5, "optimizer": "sgd", "early_stopping": True,
-                  "early_stopping_patience": 2})
+    hp = resolve(
+        {"epochs": 6, "learning_rate": 0.5, "optimizer": "sgd", "early_stopping": True, "early_stopping_patience": 2}
+    )
     model = classifier(strategy, hp)
     scorer = swapped_validation(model, strategy)
     history = fit(model, training_stream, STEPS, scorer, hp)
     losses = history["val_loss"]
     assert len(losses) == 3 and losses[0] < min(losses[1:])  # epoch 1, then 2 without improvement
     assert scorer.metrics()["loss"] == pytest.approx(losses[0], rel=1e-5)
-

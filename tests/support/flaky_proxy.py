@@ -18,6 +18,7 @@ It listens on 127.0.0.1 (a free port), forwards every request to ``upstream`` wi
 Every request is recorded (method, path, query, status, whether the proxy answered it), so
 tests can assert that faults really were injected and that clients really retried.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -36,8 +37,18 @@ ERRORS = {
     503: ("SlowDown", "Please reduce your request rate."),
     403: ("AccessDenied", "Access Denied"),
 }
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-              "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+}
 
 
 @dataclass(frozen=True)
@@ -61,21 +72,18 @@ class Request:
         if "uploadId" in q:
             if m == "PUT" and "partNumber" in q:
                 return "UploadPart"
-            return {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload",
-                    "GET": "ListParts"}.get(m, m)
+            return {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload", "GET": "ListParts"}.get(m, m)
         if "uploads" in q:
             return "CreateMultipartUpload" if m == "POST" else "ListMultipartUploads"
         key = self.path.lstrip("/").partition("/")[2]
         if not key:
             return {"GET": "ListObjects", "PUT": "CreateBucket", "HEAD": "HeadBucket"}.get(m, m)
-        return {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject",
-                "DELETE": "DeleteObject"}.get(m, m)
+        return {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}.get(m, m)
 
     @property
     def signature(self) -> tuple:
         """Identifies a request and its retries (same operation, key, part and range)."""
-        return (self.method, self.path, tuple(sorted((k, tuple(v)) for k, v in self.query.items())),
-                self.range)
+        return (self.method, self.path, tuple(sorted((k, tuple(v)) for k, v in self.query.items())), self.range)
 
 
 @dataclass(frozen=True)
@@ -89,9 +97,17 @@ class Record:
 class FlakyProxy:
     """Start with ``with FlakyProxy(upstream, failure_rate=0.3) as proxy: ... proxy.url``."""
 
-    def __init__(self, upstream: str, *, failure_rate: float = 0.0, errors=(500, 503),
-                 fail_when: Callable[[Request], bool] | None = None, deny_buckets=(),
-                 delay_rate: float = 0.0, delay: float = 0.0):
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        failure_rate: float = 0.0,
+        errors=(500, 503),
+        fail_when: Callable[[Request], bool] | None = None,
+        deny_buckets=(),
+        delay_rate: float = 0.0,
+        delay: float = 0.0,
+    ):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
         self.failure_rate, self.errors = Fraction(str(failure_rate)), tuple(errors)
@@ -136,8 +152,9 @@ class FlakyProxy:
     def attempts(self, operation: str | None = None) -> Counter:
         """Request signature -> how many times it was sent (>1 means the client retried)."""
         with self._lock:
-            return Counter(r.request.signature for r in self.records
-                           if operation is None or r.request.operation == operation)
+            return Counter(
+                r.request.signature for r in self.records if operation is None or r.request.operation == operation
+            )
 
     def retries(self) -> int:
         """Requests that repeated an earlier identical one (the client's retries)."""
@@ -179,8 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_request(self) -> None:
         body = self._read_body()
         url = urlsplit(self.path)
-        request = Request(self.command, url.path, parse_qs(url.query, keep_blank_values=True),
-                          self.headers.get("Range"))
+        request = Request(
+            self.command, url.path, parse_qs(url.query, keep_blank_values=True), self.headers.get("Range")
+        )
         status, delayed = self.proxy._decide(request)
         if status is not None:  # recorded before answering, so a test sees it once told
             self.proxy._record(request, status, True, False)
@@ -210,9 +228,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_error(self, status: int, resource: str) -> None:
         code, message = ERRORS[status]
-        body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                f"<Error><Code>{code}</Code><Message>{message}</Message>"
-                f"<Resource>{resource}</Resource><RequestId>FLAKYPROXY</RequestId></Error>").encode()
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{message}</Message>"
+            f"<Resource>{resource}</Resource><RequestId>FLAKYPROXY</RequestId></Error>"
+        ).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))

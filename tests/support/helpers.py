@@ -1,4 +1,5 @@
 """Helpers for tests: where things are, and running the command line as a user would."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,12 +16,17 @@ SHARED = Path(os.environ.get("TF_FINETUNE_SHARED", REPO.parent / "shared"))
 REPLICAS = int(os.environ.get("TF_FINETUNE_TEST_REPLICAS", "2"))
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300,
-            cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run ``python -m tf_finetune ARGS`` in a subprocess (one CPU device unless ``--cpu-devices`` says otherwise)."""
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "tf_finetune", *args], capture_output=True,
-                          text=True, env=full_env, timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "tf_finetune", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def run_main(*args: str, env: dict | None = None, stdin: str = "") -> subprocess.CompletedProcess:
@@ -90,8 +96,7 @@ def decode_images(paths, size):
 
     images = []
     for path in paths:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False,
-                                   dtype=tf.float32)
+        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False, dtype=tf.float32)
         images.append(tf.image.resize(image, [size, size], method="bilinear"))
     return tf.clip_by_value(tf.stack(images), 0.0, 1.0)
 
@@ -109,15 +114,26 @@ def offline_environment() -> dict[str, str]:
     """Proxy variables pointing at a closed port on 127.0.0.1: any download fails fast, on this
     machine or a connected one (an "offline" test must not depend on DNS failing)."""
     closed = f"http://127.0.0.1:{free_port()}"
-    return {"HTTPS_PROXY": closed, "HTTP_PROXY": closed, "https_proxy": closed, "http_proxy": closed,
-            "NO_PROXY": "", "no_proxy": ""}
+    return {
+        "HTTPS_PROXY": closed,
+        "HTTP_PROXY": closed,
+        "https_proxy": closed,
+        "http_proxy": closed,
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
 
 
 def s3_environment(endpoint: str) -> dict[str, str]:
     """What points boto3 at the test S3 server: endpoint, region and dummy credentials."""
-    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
 
 
 _CONNECTS: list | None = None  # the armed recorder of only_localhost(), or None

@@ -16,6 +16,7 @@ the request) the image's ``sagemaker-training`` toolkit runs: it fetches the cod
 in the hyperparameters from S3, installs ``requirements.txt`` and runs ``train.py``; it honours
 ``SAGEMAKER_BASE_DIR``, so no namespace is needed.
 """
+
 from __future__ import annotations
 
 import io
@@ -75,30 +76,64 @@ def run_training_job(request: dict, s3, root: Path, python_bin: Path, timeout: i
     config.mkdir(parents=True)
     (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters", {})))
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
-    (config / "inputdataconfig.json").write_text(json.dumps(
-        {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
-                "RecordWrapperType": "None"} for name in channels}))
+    (config / "inputdataconfig.json").write_text(
+        json.dumps(
+            {
+                name: {
+                    "TrainingInputMode": "File",
+                    "S3DistributionType": "FullyReplicated",
+                    "RecordWrapperType": "None",
+                }
+                for name in channels
+            }
+        )
+    )
     instance_type = request["ResourceConfig"]["InstanceType"]
     v3 = "ContainerEntrypoint" in request["AlgorithmSpecification"]
     host = "algo-1" if v3 else "localhost"  # the v2 toolkit waits until the host name resolves
-    (config / "resourceconfig.json").write_text(json.dumps(
-        {"current_host": host, "current_instance_type": instance_type, "current_group_name": "homogeneousCluster",
-         "hosts": [host], "network_interface_name": "eth0",
-         "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type,
-                              "hosts": [host]}]}))
+    (config / "resourceconfig.json").write_text(
+        json.dumps(
+            {
+                "current_host": host,
+                "current_instance_type": instance_type,
+                "current_group_name": "homogeneousCluster",
+                "hosts": [host],
+                "network_interface_name": "eth0",
+                "instance_groups": [
+                    {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": [host]}
+                ],
+            }
+        )
+    )
     for name, uri in channels.items():
         _download(s3, uri, root / "input" / "data" / name)
     for folder in ("model", "output/data"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     spec = request["AlgorithmSpecification"]
-    env = {"PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
-           "TRAINING_JOB_NAME": job, "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "TF_FINETUNE_CACHE": str(root.parent / "container-cache"), **request.get("Environment", {}),
-           **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}  # the S3 server
+    env = {
+        "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/root"),
+        "TRAINING_JOB_NAME": job,
+        "LANG": "C.UTF-8",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_FINETUNE_CACHE": str(root.parent / "container-cache"),
+        **request.get("Environment", {}),
+        **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+    }  # the S3 server
     if v3:  # SDK v3: its drivers, with the tree bound on /opt/ml
         bind = 'mount --bind "$0" /opt/ml && exec "$@"'
-        command = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", bind, str(root),
-                   *spec["ContainerEntrypoint"], *spec.get("ContainerArguments", [])]
+        command = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            bind,
+            str(root),
+            *spec["ContainerEntrypoint"],
+            *spec.get("ContainerArguments", []),
+        ]
     else:  # SDK v2: the image's sagemaker-training toolkit
         env["SAGEMAKER_BASE_DIR"] = str(root)
         command = [str(python_bin / "python3"), "-c", "from sagemaker_training import trainer; trainer.train()"]
@@ -116,7 +151,7 @@ def _download(s3, uri: str, target: Path) -> None:
     bucket, _, prefix = uri[5:].partition("/")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix):].lstrip("/") or Path(item["Key"]).name
+            relative = item["Key"][len(prefix) :].lstrip("/") or Path(item["Key"]).name
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, item["Key"], str(destination))

@@ -11,6 +11,7 @@ model saved as a SavedModel, dict in (``input_word_ids``, ``input_mask``, ``inpu
 dict out (``pooled_output``, ``sequence_output``, ``encoder_outputs``, ``default``), with
 trainable variables and dropout that honours ``training=``.
 """
+
 from __future__ import annotations
 
 import random
@@ -68,7 +69,8 @@ class _PackInputs(tf.Module):
             for num_segments in (1, 2):
                 call.get_concrete_function(
                     [tf.RaggedTensorSpec([None] * (ragged_rank + 1), tf.int32)] * num_segments,
-                    seq_length=tf.TensorSpec([], tf.int32))
+                    seq_length=tf.TensorSpec([], tf.int32),
+                )
 
 
 class TinyBertPreprocessor(tf.Module):
@@ -101,12 +103,13 @@ def build_bert_encoder(layers: int = 2, hidden: int = HIDDEN, seed: int = 7) -> 
     init = tf_keras.initializers.TruncatedNormal(stddev=0.02, seed=seed)
     inputs = {key: tf_keras.Input([None], dtype=tf.int32, name=key) for key in INPUT_KEYS}
     word_ids, mask, type_ids = (inputs[key] for key in INPUT_KEYS)
-    words = tf_keras.layers.Embedding(len(VOCABULARY), hidden, embeddings_initializer=init,
-                                      name="word_embeddings")(word_ids)
-    types = tf_keras.layers.Embedding(2, hidden, embeddings_initializer=init,
-                                      name="type_embeddings")(type_ids)
-    positions = tf_keras.layers.Embedding(MAX_POSITIONS, hidden, embeddings_initializer=init,
-                                          name="position_embeddings")(_PositionIds(name="position_ids")(word_ids))
+    words = tf_keras.layers.Embedding(len(VOCABULARY), hidden, embeddings_initializer=init, name="word_embeddings")(
+        word_ids
+    )
+    types = tf_keras.layers.Embedding(2, hidden, embeddings_initializer=init, name="type_embeddings")(type_ids)
+    positions = tf_keras.layers.Embedding(
+        MAX_POSITIONS, hidden, embeddings_initializer=init, name="position_embeddings"
+    )(_PositionIds(name="position_ids")(word_ids))
     x = tf_keras.layers.Add()([words, types, positions])
     x = tf_keras.layers.LayerNormalization(epsilon=1e-12, name="embeddings_norm")(x)
     x = tf_keras.layers.Dropout(0.1, seed=seed)(x)
@@ -114,21 +117,22 @@ def build_bert_encoder(layers: int = 2, hidden: int = HIDDEN, seed: int = 7) -> 
     layer_outputs = []
     for i in range(layers):
         attended = tf_keras.layers.MultiHeadAttention(
-            num_heads=2, key_dim=hidden // 2, dropout=0.1, kernel_initializer=init,
-            name=f"layer_{i}_attention")(x, x, attention_mask=attention_mask)
+            num_heads=2, key_dim=hidden // 2, dropout=0.1, kernel_initializer=init, name=f"layer_{i}_attention"
+        )(x, x, attention_mask=attention_mask)
         x = tf_keras.layers.LayerNormalization(epsilon=1e-12, name=f"layer_{i}_attention_norm")(
-            x + tf_keras.layers.Dropout(0.1, seed=seed + i)(attended))
-        inner = tf_keras.layers.Dense(hidden * 2, activation="gelu", kernel_initializer=init,
-                                      name=f"layer_{i}_intermediate")(x)
+            x + tf_keras.layers.Dropout(0.1, seed=seed + i)(attended)
+        )
+        inner = tf_keras.layers.Dense(
+            hidden * 2, activation="gelu", kernel_initializer=init, name=f"layer_{i}_intermediate"
+        )(x)
         out = tf_keras.layers.Dense(hidden, kernel_initializer=init, name=f"layer_{i}_output")(inner)
         x = tf_keras.layers.LayerNormalization(epsilon=1e-12, name=f"layer_{i}_output_norm")(
-            x + tf_keras.layers.Dropout(0.1, seed=seed + 10 + i)(out))
+            x + tf_keras.layers.Dropout(0.1, seed=seed + 10 + i)(out)
+        )
         layer_outputs.append(x)
     first = tf_keras.layers.Lambda(lambda s: s[:, 0, :], name="first_token")(x)
-    pooled = tf_keras.layers.Dense(hidden, activation="tanh", kernel_initializer=init,
-                                   name="pooler")(first)
-    outputs = {"pooled_output": pooled, "sequence_output": x, "encoder_outputs": layer_outputs,
-               "default": pooled}
+    pooled = tf_keras.layers.Dense(hidden, activation="tanh", kernel_initializer=init, name="pooler")(first)
+    outputs = {"pooled_output": pooled, "sequence_output": x, "encoder_outputs": layer_outputs, "default": pooled}
     return tf_keras.Model(inputs, outputs, name="tiny_bert_encoder")
 
 

@@ -1,4 +1,5 @@
 """Tiny TF-Hub-format SavedModels and sample data that the tests build themselves."""
+
 from __future__ import annotations
 
 import csv
@@ -48,13 +49,16 @@ def save_image_module(path: Path, size: int | None = None, module=None) -> Path:
     spec = tf.TensorSpec([None, size, size, 3], tf.float32, name="inputs")
     for training in (False, True):
         module.__call__.get_concrete_function(spec, training=training)
-    tf.saved_model.save(module, str(path),
-                        signatures={"serving_default": module.__call__.get_concrete_function(spec, training=False)})
+    tf.saved_model.save(
+        module, str(path), signatures={"serving_default": module.__call__.get_concrete_function(spec, training=False)}
+    )
     return path
 
 
-TEXT_WORDS = {0: ["rain", "snow", "wind", "cloud", "storm", "cold", "sun", "fog"],
-              1: ["goal", "team", "match", "ball", "coach", "score", "race", "win"]}
+TEXT_WORDS = {
+    0: ["rain", "snow", "wind", "cloud", "storm", "cold", "sun", "fog"],
+    1: ["goal", "team", "match", "ball", "coach", "score", "race", "win"],
+}
 FILLER = ["the", "a", "is", "was", "today", "very", "and", "we"]
 
 
@@ -65,8 +69,9 @@ def save_text_module(path: Path, dim: int = 8, record: Path | None = None) -> Pa
     vectors = np.random.default_rng(0).normal(size=(len(words), dim)).astype(np.float32)
     vocab = path.parent / (path.name + ".vocab.txt")
     vocab.write_text("\n".join(words) + "\n", encoding="utf-8")
-    module = (TextEmbedding(str(vocab), vectors) if record is None
-              else RecordingTextEmbedding(str(vocab), vectors, record))
+    module = (
+        TextEmbedding(str(vocab), vectors) if record is None else RecordingTextEmbedding(str(vocab), vectors, record)
+    )
     save_module(module, path)
     return path
 

@@ -6,6 +6,7 @@ function or module that outgrows a screen or a sitting (60 and 500 lines).
 Every ``import`` counts, including those inside functions: a local import hides a cycle from
 the interpreter but not from a reader.
 """
+
 from __future__ import annotations
 
 import ast
@@ -93,10 +94,10 @@ def test_a_cycle_would_be_found():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.parametrize("module, imported", [
-    ("tf_finetune.training.job", "tf_finetune.model_folder"),
-    ("tf_finetune.data", "tf_finetune.data.images"),
-])
+@pytest.mark.parametrize(
+    "module, imported",
+    [("tf_finetune.training.job", "tf_finetune.model_folder"), ("tf_finetune.data", "tf_finetune.data.images")],
+)
 def test_imports_are_resolved_to_modules(module, imported):
     assert imported in import_graph()[module]
 
@@ -131,8 +132,19 @@ def test_an_oversized_function_would_be_found(tmp_path):
 
 # The wings, lowest first: a module may import its own layer and the layers below, never above.
 LAYERS = [
-    {"errors", "logs", "progress", "startup", "s3", "storage", "hyperparameters", "job_options", "registry",
-     "model_folder", "data"},  # the shared leaves
+    {
+        "errors",
+        "logs",
+        "progress",
+        "startup",
+        "s3",
+        "storage",
+        "hyperparameters",
+        "job_options",
+        "registry",
+        "model_folder",
+        "data",
+    },  # the shared leaves
     {"backbones"},
     {"reports"},
     {"serving"},
@@ -149,8 +161,12 @@ def layer_of(module: str) -> int:
 
 
 def upward_arrows(graph: dict[str, set[str]]) -> list[str]:
-    return sorted(f"{module} -> {imported}" for module, targets in graph.items() for imported in targets
-                  if layer_of(imported) > layer_of(module))
+    return sorted(
+        f"{module} -> {imported}"
+        for module, targets in graph.items()
+        for imported in targets
+        if layer_of(imported) > layer_of(module)
+    )
 
 
 def test_every_module_sits_in_a_layer_and_imports_only_downwards():
@@ -191,12 +207,13 @@ def long_parameter_lists(package: Path = PACKAGE) -> list[str]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 args = node.args
                 positional = args.posonlyargs + args.args
-                required = [arg.arg for arg in positional[:len(positional) - len(args.defaults)]]
+                required = [arg.arg for arg in positional[: len(positional) - len(args.defaults)]]
                 required += [arg.arg for arg, default in zip(args.kwonlyargs, args.kw_defaults) if default is None]
                 count = len([name for name in required if name not in ("self", "cls")])
                 if count > MAX_REQUIRED_PARAMETERS:
-                    found.append(f"{path.relative_to(package)}:{node.lineno} {node.name}: {count} parameters "
-                                 "without a default")
+                    found.append(
+                        f"{path.relative_to(package)}:{node.lineno} {node.name}: {count} parameters without a default"
+                    )
     return found
 
 
@@ -209,9 +226,13 @@ def test_a_long_parameter_list_would_be_found(tmp_path):
         "class C:\n"
         "    def fine(self, a, b, c, d, e, f, g=0, *, h=1):\n        pass\n\n"
         "def wide(a, b, c, d, e, f, *, g):\n    pass\n\n"
-        "async def wider(a, b, c, d, e, f, g, h=0):\n    pass\n", encoding="utf-8")
-    assert long_parameter_lists(tmp_path) == ["wide.py:5 wide: 7 parameters without a default",
-                                              "wide.py:8 wider: 7 parameters without a default"]
+        "async def wider(a, b, c, d, e, f, g, h=0):\n    pass\n",
+        encoding="utf-8",
+    )
+    assert long_parameter_lists(tmp_path) == [
+        "wide.py:5 wide: 7 parameters without a default",
+        "wide.py:8 wider: 7 parameters without a default",
+    ]
 
 
 def test_every_test_file_is_a_unit_or_an_end_to_end_one():

@@ -1,4 +1,5 @@
 """The command-line door itself: flag spellings, one-line errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,9 @@ from tf_finetune.cli import commands, parser
 from tf_finetune.registry import load_registry
 
 
-@pytest.mark.parametrize("argv", [["fetch-model", "x", "--to", "d"], ["evaluate", "--model", "m", "--data", "d",
-                                                                        "--output-dir", "e"]])
+@pytest.mark.parametrize(
+    "argv", [["fetch-model", "x", "--to", "d"], ["evaluate", "--model", "m", "--data", "d", "--output-dir", "e"]]
+)
 def test_the_old_spellings_of_output_are_gone(argv, capsys):
     with pytest.raises(SystemExit) as exited:
         commands.main(argv)
@@ -43,17 +45,28 @@ def _help_entries(command: str) -> dict[str, str]:
 def test_help_shows_each_tasks_default_from_the_registry(command):
     task_defaults = load_registry().task_defaults
     entries = _help_entries(command)
-    assert entries["--epochs"].endswith(f"default {task_defaults['image']['epochs']} for image models, "
-                                        f"{task_defaults['text']['epochs']} for text models)")
+    assert entries["--epochs"].endswith(
+        f"default {task_defaults['image']['epochs']} for image models, "
+        f"{task_defaults['text']['epochs']} for text models)"
+    )
     assert entries["--train-only-top-layer"].endswith(
-        f"default {task_defaults['image']['train_only_top_layer']} for image models, False for text models)")
+        f"default {task_defaults['image']['train_only_top_layer']} for image models, False for text models)"
+    )
     assert entries["--batch-size"].endswith("; default 32)")  # the same for every task: one value
 
 
-@pytest.mark.parametrize("command, required", [
-    ("train", ["--data", "--output"]), ("launch", ["--name", "--data", "--output", "--role"]),
-    ("fetch-model", ["--output"]), ("predict", ["--model"]), ("evaluate", ["--model", "--data"]),
-    ("import-backbone", ["--output"]), ("export-tflite", ["--model"])])
+@pytest.mark.parametrize(
+    "command, required",
+    [
+        ("train", ["--data", "--output"]),
+        ("launch", ["--name", "--data", "--output", "--role"]),
+        ("fetch-model", ["--output"]),
+        ("predict", ["--model"]),
+        ("evaluate", ["--model", "--data"]),
+        ("import-backbone", ["--output"]),
+        ("export-tflite", ["--model"]),
+    ],
+)
 def test_help_says_which_flags_are_required(command, required):
     marked = [flag for flag, entry in _help_entries(command).items() if " required: " in entry]
     assert sorted(marked) == sorted(required)

@@ -1,4 +1,5 @@
 """The command line's parsers (tf_finetune.cli.parser): what each command accepts."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,19 @@ from tf_finetune import job_options
 from tf_finetune.cli import parser
 from tf_finetune.hyperparameters import SCHEMA
 
-COMMANDS = {"train", "launch", "check-data", "list-models", "describe", "fetch-model", "predict", "evaluate",
-            "import-backbone", "export-tflite", "demo"}
+COMMANDS = {
+    "train",
+    "launch",
+    "check-data",
+    "list-models",
+    "describe",
+    "fetch-model",
+    "predict",
+    "evaluate",
+    "import-backbone",
+    "export-tflite",
+    "demo",
+}
 TRAIN = ["train", "--data", "d", "--output", "o"]  # train's required flags
 
 

@@ -1,4 +1,5 @@
 """TF_CONFIG for several hosts (tf_finetune.training.cluster)."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ cannot be imported, and importing tensorflow_text in a fresh process so a model 
 
 Models with unknown ops are real SavedModels whose saved_model.pb gets extra nodes of op types no
 library defines, as a model saved with a newer TensorFlow or a custom op library would have."""
+
 from __future__ import annotations
 
 import shutil
@@ -53,8 +54,12 @@ def test_a_model_of_core_ops_needs_nothing_more(image_module, text_module):
 
 
 def test_unknown_ops_are_found_in_the_graph_and_inside_its_functions_once_each_sorted(image_module, tmp_path):
-    module = _with_extra_ops(image_module, tmp_path / "m", graph_ops=["TfFinetuneTestOpZ"],
-                             function_ops=["TfFinetuneTestOpB", "TfFinetuneTestOpA", "TfFinetuneTestOpB"])
+    module = _with_extra_ops(
+        image_module,
+        tmp_path / "m",
+        graph_ops=["TfFinetuneTestOpZ"],
+        function_ops=["TfFinetuneTestOpB", "TfFinetuneTestOpA", "TfFinetuneTestOpB"],
+    )
     assert unknown_ops(module) == ["TfFinetuneTestOpA", "TfFinetuneTestOpB", "TfFinetuneTestOpZ"]
 
 
@@ -84,8 +89,9 @@ def test_without_tensorflow_text_the_error_names_six_ops_and_the_pip_extra(image
         register_ops_for(module, "the model models/spam")
     message = str(info.value)
     first_six = sorted(MADE_UP)[:6]
-    assert message.startswith(f"the model models/spam uses TensorFlow ops this installation does not have "
-                              f"({', '.join(first_six)}, ...)")
+    assert message.startswith(
+        f"the model models/spam uses TensorFlow ops this installation does not have ({', '.join(first_six)}, ...)"
+    )
     assert sorted(MADE_UP)[6] not in message
     assert "pip install '.[bert]' in the tf_finetune clone" in message
     assert info.value.__suppress_context__  # one error, not the ImportError chained under it
@@ -104,5 +110,3 @@ register_ops_for(model, "the model " + model)
 folded = tf.saved_model.load(model)(tf.constant([sys.argv[2]]))[0].numpy().decode()
 print(json.dumps({"before": before, "after": unknown_ops(model), "folded": folded}))
 """
-
-

@@ -2,6 +2,7 @@
 
 Every test writes real image files into tmp_path; accepted files are decoded for real.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,6 +45,7 @@ def decoded(path: str | Path, size: int = SIZE) -> np.ndarray:
 
 
 # --- class folders ------------------------------------------------------------------------------
+
 
 def test_class_index_is_sorted_folder_names(tmp_path):
     root = tmp_path / "train"
@@ -90,6 +92,7 @@ def test_hidden_nested_and_other_extensions(tmp_path):
 
 # --- accepted formats ---------------------------------------------------------------------------
 
+
 def _cmyk(path):
     return write_image(path, COLOURS["red"], mode="CMYK")
 
@@ -135,9 +138,15 @@ def _gray16(path):
     return path
 
 
-COLOUR_CASES = {"cmyk.jpg": _cmyk, "rgba.png": _rgba, "palette.png": _palette,
-                "png_named.jpg": _png_named_jpg, "photo.jpeg": _jpeg_ext, "pixel.jpg": _one_pixel,
-                "trailing.jpg": _trailing_bytes}
+COLOUR_CASES = {
+    "cmyk.jpg": _cmyk,
+    "rgba.png": _rgba,
+    "palette.png": _palette,
+    "png_named.jpg": _png_named_jpg,
+    "photo.jpeg": _jpeg_ext,
+    "pixel.jpg": _one_pixel,
+    "trailing.jpg": _trailing_bytes,
+}
 GRAY_CASES = {"gray.jpg": _grayscale, "gray16.png": _gray16}
 
 
@@ -172,18 +181,24 @@ def test_sixteen_bit_png_is_scaled_to_unit_range(tmp_path):
 
 # --- unusable files are skipped with one warning ------------------------------------------------
 
+
 def _bad_files(folder: Path) -> dict[str, str]:
     """Write one of each unusable file into ``folder``; name -> expected reason fragment."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "zero.jpg").write_bytes(b"")
     (folder / "notes.jpg").write_text("this is a text file, not a photo\n")
     jpeg = good_jpeg(folder / "src.jpg.tmp").read_bytes()
-    (folder / "half.jpg").write_bytes(jpeg[:len(jpeg) // 2])
+    (folder / "half.jpg").write_bytes(jpeg[: len(jpeg) // 2])
     png = write_image(folder / "src.png.tmp", COLOURS["red"], fmt="PNG").read_bytes()
-    (folder / "half.png").write_bytes(png[:len(png) // 2])
+    (folder / "half.png").write_bytes(png[: len(png) // 2])
     write_image(folder / "anim.jpg", COLOURS["red"], fmt="GIF")
-    return {"zero.jpg": "empty file", "notes.jpg": "not an image", "half.jpg": "cannot be decoded",
-            "half.png": "cannot be decoded", "anim.jpg": "GIF image, not JPEG or PNG"}
+    return {
+        "zero.jpg": "empty file",
+        "notes.jpg": "not an image",
+        "half.jpg": "cannot be decoded",
+        "half.png": "cannot be decoded",
+        "anim.jpg": "GIF image, not JPEG or PNG",
+    }
 
 
 def test_bad_files_are_skipped_with_one_warning(tmp_path, caplog):
@@ -237,6 +252,7 @@ def test_load_data_skips_bad_images(tmp_path, caplog):
 
 # --- fatal layouts ------------------------------------------------------------------------------
 
+
 def test_missing_folder(tmp_path):
     missing = tmp_path / "no_such_folder"
     with pytest.raises(DataError, match=rf"{re.escape(str(missing))} does not exist"):
@@ -285,14 +301,19 @@ def test_a_folder_of_data_sets_is_refused_before_any_image_is_read(tmp_path, mon
     assert str(raised.value) == (
         "image data folder my data holds data sets, not classes: its folder(s) train, val are data splits holding "
         "class folders (ants, bees), so it would train a train vs val classifier; did you mean "
-        "--data 'my data/train' --validation-data 'my data/val'?")
+        "--data 'my data/train' --validation-data 'my data/val'?"
+    )
     assert caplog.records == []  # no file was opened: nothing skipped
 
 
 def test_a_single_split_folder_is_named_rather_than_counted_as_one_class(tmp_path):
     write_image_folder(tmp_path / "dataset" / "train", per_class=1)
-    with pytest.raises(DataError, match=r"would train a classifier of one class \(train\); did you mean --data "
-                                        + re.escape(str(tmp_path / "dataset" / "train")) + r"\?$"):
+    with pytest.raises(
+        DataError,
+        match=r"would train a classifier of one class \(train\); did you mean --data "
+        + re.escape(str(tmp_path / "dataset" / "train"))
+        + r"\?$",
+    ):
         list_images(tmp_path / "dataset")
 
 
@@ -372,9 +393,9 @@ def test_symlink_loop_in_class_folder_does_not_hang(tmp_path):
 
 # --- the tf.data pipeline -----------------------------------------------------------------------
 
+
 def _examples(tmp_path: Path, per_class: int = 5) -> Examples:
-    files = list_images(write_image_folder(tmp_path / "train", per_class=per_class,
-                                           classes=("blue", "green", "red")))
+    files = list_images(write_image_folder(tmp_path / "train", per_class=per_class, classes=("blue", "green", "red")))
     return Examples(files.paths, files.labels)
 
 
@@ -395,8 +416,9 @@ def _key(images: np.ndarray, labels: np.ndarray) -> list[tuple]:
 
 def test_training_batches_are_full_and_a_pass_continues_into_the_next(tmp_path):
     examples = _examples(tmp_path)  # 15 images
-    dataset = training_batches(examples, "image", num_classes=3, global_batch=4, shuffle_seed=1,
-                               decoding=Decoding(SIZE))
+    dataset = training_batches(
+        examples, "image", num_classes=3, global_batch=4, shuffle_seed=1, decoding=Decoding(SIZE)
+    )
     assert steps_per_epoch(len(examples), 4) == 4
     sizes, images, labels = _rows(dataset, 8)  # two epochs of steps: 32 examples, > two passes
 
@@ -414,8 +436,9 @@ def test_training_batches_are_full_and_a_pass_continues_into_the_next(tmp_path):
 
 def test_training_batches_decode_each_class_colour(tmp_path):
     examples = _examples(tmp_path, per_class=2)
-    dataset = training_batches(examples, "image", num_classes=3, global_batch=6, shuffle_seed=3,
-                               decoding=Decoding(SIZE))
+    dataset = training_batches(
+        examples, "image", num_classes=3, global_batch=6, shuffle_seed=3, decoding=Decoding(SIZE)
+    )
     images, one_hot = next(iter(dataset))
     channel = images.numpy().mean(axis=(1, 2)).argmax(axis=1)  # dominant colour channel
     # blue -> channel 2, green -> 1, red -> 0
@@ -438,8 +461,16 @@ def test_inference_batches_are_full_in_file_order_padded_with_the_last(tmp_path,
 
 def test_inference_batches_text_and_indices_keep_order():
     texts = ["a", "b", "c", "d", "e"]
-    assert [t.decode() for b in inference_batches(texts, "text", 4) for t in b.numpy()] == \
-        ["a", "b", "c", "d", "e", "e", "e", "e"]
+    assert [t.decode() for b in inference_batches(texts, "text", 4) for t in b.numpy()] == [
+        "a",
+        "b",
+        "c",
+        "d",
+        "e",
+        "e",
+        "e",
+        "e",
+    ]
     indices = tf.range(5, dtype=tf.int64)
     assert [int(i) for b in inference_batches(indices, "index", 2) for i in b.numpy()] == [0, 1, 2, 3, 4, 4]
     with pytest.raises(ValueError, match="no inputs"):
@@ -449,9 +480,11 @@ def test_inference_batches_text_and_indices_keep_order():
 def _passes(examples: Examples, seed: int, passes: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
     count = len(examples)
     batches = -(-count * passes // 4)
-    _, images, labels = _rows(training_batches(examples, "image", num_classes=3, global_batch=4,
-                                               decoding=Decoding(8), shuffle_seed=seed), batches)
-    return [(images[i * count:(i + 1) * count], labels[i * count:(i + 1) * count]) for i in range(passes)]
+    _, images, labels = _rows(
+        training_batches(examples, "image", num_classes=3, global_batch=4, decoding=Decoding(8), shuffle_seed=seed),
+        batches,
+    )
+    return [(images[i * count : (i + 1) * count], labels[i * count : (i + 1) * count]) for i in range(passes)]
 
 
 def test_training_batches_shuffle_is_reproducible_per_pass(tmp_path):
@@ -473,9 +506,19 @@ def test_training_batches_shuffle_is_reproducible_per_pass(tmp_path):
 
 # --- decoding large JPEGs at a reduced scale ----------------------------------------------------
 
-@pytest.mark.parametrize("height,width,size,ratio", [
-    (100, 80, 100, 1), (200, 300, 100, 2), (399, 900, 100, 2), (400, 400, 100, 4),
-    (1600, 900, 100, 8), (5000, 5000, 224, 8), (447, 1000, 224, 1)])
+
+@pytest.mark.parametrize(
+    "height,width,size,ratio",
+    [
+        (100, 80, 100, 1),
+        (200, 300, 100, 2),
+        (399, 900, 100, 2),
+        (400, 400, 100, 4),
+        (1600, 900, 100, 8),
+        (5000, 5000, 224, 8),
+        (447, 1000, 224, 1),
+    ],
+)
 def test_jpeg_ratio_keeps_the_short_side_at_or_above_the_target(height, width, size, ratio):
     from tf_finetune.data.pipeline import JPEG_RATIOS, jpeg_ratio
 
@@ -508,8 +551,9 @@ def test_the_decoded_image_cache_keeps_8_bit_images_that_decode_as_served(tmp_pa
     examples = _examples(tmp_path)  # 15 images
     cache = tmp_path / "cache" / "decoded"
     cache.parent.mkdir()
-    dataset = training_batches(examples, "image", num_classes=3, global_batch=5, shuffle_seed=2,
-                               decoding=Decoding(SIZE), cache_file=str(cache))
+    dataset = training_batches(
+        examples, "image", num_classes=3, global_batch=5, shuffle_seed=2, decoding=Decoding(SIZE), cache_file=str(cache)
+    )
     second_pass = _rows(dataset, 6)[1][15:]  # the first pass writes the cache, the second reads it
     on_disk = sum(p.stat().st_size for p in cache.parent.iterdir())
     assert decoded_size(15, SIZE) <= on_disk < 15 * SIZE * SIZE * 3 * 4 / 2  # 8 bits, not float32
@@ -522,11 +566,16 @@ def test_augmentation_changes_the_training_images_and_flip_only_mirrors_them(tmp
     from tf_finetune.data.pipeline import make_augmenter
 
     examples = _examples(tmp_path, per_class=4)  # 12 images
-    plain = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2,
-                             decoding=Decoding(SIZE))
-    flipped = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2,
-                               decoding=Decoding(SIZE),
-                               augmenter=make_augmenter("horizontal", 0.0, 0.0, seed=2))
+    plain = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2, decoding=Decoding(SIZE))
+    flipped = training_batches(
+        examples,
+        "image",
+        num_classes=3,
+        global_batch=12,
+        shuffle_seed=2,
+        decoding=Decoding(SIZE),
+        augmenter=make_augmenter("horizontal", 0.0, 0.0, seed=2),
+    )
     (originals, _), (augmented, _) = next(iter(plain)), next(iter(flipped))  # the same order: same seed
     originals, augmented = originals.numpy(), augmented.numpy()
     mirrored = [np.allclose(a, o[:, ::-1]) for a, o in zip(augmented, originals)]
@@ -534,9 +583,15 @@ def test_augmentation_changes_the_training_images_and_flip_only_mirrors_them(tmp
     assert all(m or k for m, k in zip(mirrored, kept))  # a flip changes nothing else
     assert 0 < sum(mirrored) < len(mirrored)  # some images flipped, some not
     assert make_augmenter("None", 0.0, 0.0, seed=2) is None
-    zoomed = training_batches(examples, "image", num_classes=3, global_batch=12, shuffle_seed=2,
-                              decoding=Decoding(SIZE),
-                              augmenter=make_augmenter("None", 0.0, 0.3, seed=2))
+    zoomed = training_batches(
+        examples,
+        "image",
+        num_classes=3,
+        global_batch=12,
+        shuffle_seed=2,
+        decoding=Decoding(SIZE),
+        augmenter=make_augmenter("None", 0.0, 0.3, seed=2),
+    )
     assert not np.allclose(next(iter(zoomed))[0].numpy(), originals, atol=0.02)
 
 

@@ -2,6 +2,7 @@
 
 Every test writes a real CSV (or folder) into tmp_path and reads it with the library.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,6 +39,7 @@ def at_line(path: Path, line: int) -> str:
 
 
 # --- valid files and the label mapping ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("labels", [(0, 1, 2), (1, 2, 3), (-1, 5, 10), (100, 7, 42)])
 def test_integer_labels_map_to_contiguous_indices_in_label_order(tmp_path, labels):
@@ -78,20 +80,35 @@ def test_label_map_json_round_trip_without_original_labels():
 
 
 def test_csv_quoting_reads_back_exactly(tmp_path):
-    content = ('0,"a, b, and c"\n'
-               '1,"she said ""hi"" twice"\n'
-               '0,"line one\nline two\n\nline four"\n'
-               '1,"windows\r\nbreak"\n'
-               '0,plain text\n')
+    content = (
+        '0,"a, b, and c"\n'
+        '1,"she said ""hi"" twice"\n'
+        '0,"line one\nline two\n\nline four"\n'
+        '1,"windows\r\nbreak"\n'
+        "0,plain text\n"
+    )
     rows = read_text_csv(write_bytes(tmp_path / "data.csv", content))
-    assert rows.texts == ("a, b, and c", 'she said "hi" twice', "line one\nline two\n\nline four",
-                          "windows\r\nbreak", "plain text")
+    assert rows.texts == (
+        "a, b, and c",
+        'she said "hi" twice',
+        "line one\nline two\n\nline four",
+        "windows\r\nbreak",
+        "plain text",
+    )
     assert rows.labels == (0, 1, 0, 1, 0)
 
 
 def test_csv_written_by_csv_writer_round_trips(tmp_path):
-    texts = ['comma, inside', 'quote " inside', '""double""', "new\nline", "  leading and trailing  ",
-             "tab\there", "semi;colon", "ünïcödé 日本語 🙂"]
+    texts = [
+        "comma, inside",
+        'quote " inside',
+        '""double""',
+        "new\nline",
+        "  leading and trailing  ",
+        "tab\there",
+        "semi;colon",
+        "ünïcödé 日本語 🙂",
+    ]
     path = tmp_path / "data.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([i % 2, text] for i, text in enumerate(texts))
@@ -139,6 +156,7 @@ def test_label_with_spaces_is_accepted(tmp_path):
 
 # --- find_csv -----------------------------------------------------------------------------------
 
+
 def test_find_csv_in_folder_with_data_csv(tmp_path):
     write_bytes(tmp_path / "other.csv", "0,a\n")
     data = write_bytes(tmp_path / "data.csv", "0,a\n1,b\n")
@@ -183,6 +201,7 @@ def test_find_csv_missing_path(tmp_path):
 
 # --- errors: each names the file and the line ---------------------------------------------------
 
+
 def test_header_row_on_line_1(tmp_path):
     path = write_bytes(tmp_path / "data.csv", "label,text\n0,a\n1,b\n")
     message = read_error(path)
@@ -223,13 +242,18 @@ def test_float_label_on_first_line_is_not_called_a_header(tmp_path, label):
 # --- column 1 holding words; tab- and semicolon-separated files ----------------------------------
 
 NAMES_TIP = '; to keep the words as class names, put labels.json beside data.csv: {"0": "ham", "1": "spam"}'
-WORDS = ("column 1 holds words, not integer labels: ham on 3 rows, spam on 1 row; data.csv needs integer "
-         "class labels: replace each word with a number, e.g. ham=0, spam=1")
+WORDS = (
+    "column 1 holds words, not integer labels: ham on 3 rows, spam on 1 row; data.csv needs integer "
+    "class labels: replace each word with a number, e.g. ham=0, spam=1"
+)
 
 
 def test_word_labels_are_told_as_words_with_a_mapping_not_as_a_header(tmp_path):
-    path = write_bytes(tmp_path / "data.csv", 'ham,"Go until jurong point, crazy.."\nham,Ok lar...\n'
-                                              "spam,Free entry in 2 a wkly comp\nham,U dun say so early hor\n")
+    path = write_bytes(
+        tmp_path / "data.csv",
+        'ham,"Go until jurong point, crazy.."\nham,Ok lar...\n'
+        "spam,Free entry in 2 a wkly comp\nham,U dun say so early hor\n",
+    )
     assert read_error(path) == f"{path} line 1: label 'ham' is not an integer; {WORDS}{NAMES_TIP}"
 
     # Doing what it says trains, with the words as class names.
@@ -243,16 +267,22 @@ def test_word_labels_are_told_as_words_with_a_mapping_not_as_a_header(tmp_path):
 
 def test_word_labels_under_a_header_say_both(tmp_path):
     path = write_bytes(tmp_path / "data.csv", "Label,SMS\nham,a\nham,b\nspam,c\nham,d\n")
-    assert read_error(path) == (f"{path} line 1: label 'Label' is not an integer; {WORDS}, and delete line 1 "
-                                f"('Label'), which looks like a header row{NAMES_TIP}")
+    assert read_error(path) == (
+        f"{path} line 1: label 'Label' is not an integer; {WORDS}, and delete line 1 "
+        f"('Label'), which looks like a header row{NAMES_TIP}"
+    )
 
 
 @pytest.mark.parametrize("separator, name", [("\t", "a tab"), (";", "a semicolon")])
 def test_tab_and_semicolon_separated_files_are_told_so_whatever_column_1_holds(tmp_path, separator, name):
-    said = (f"line 1 uses {name} between label and text; data.csv is comma-separated (label,text): save the "
-            "file as comma-separated CSV")
-    words = write_bytes(tmp_path / "words.csv", f"ham{separator}Go until jurong point, crazy..\n"
-                                                f"ham{separator}b\nspam{separator}c\nham{separator}d\n")
+    said = (
+        f"line 1 uses {name} between label and text; data.csv is comma-separated (label,text): save the "
+        "file as comma-separated CSV"
+    )
+    words = write_bytes(
+        tmp_path / "words.csv",
+        f"ham{separator}Go until jurong point, crazy..\nham{separator}b\nspam{separator}c\nham{separator}d\n",
+    )
     also = WORDS.replace("column 1 holds", "column 1 also holds")
     assert read_error(words) == f"{words} {said}; {also}{NAMES_TIP}"
     numbers = write_bytes(tmp_path / "numbers.csv", f"0{separator}a, b\n1{separator}c\n")
@@ -261,8 +291,9 @@ def test_tab_and_semicolon_separated_files_are_told_so_whatever_column_1_holds(t
 
 def test_a_semicolon_in_one_label_is_not_a_semicolon_separated_file(tmp_path):
     path = write_bytes(tmp_path / "data.csv", "0,a\n1,b\nnote; see,c\n0,d\n")
-    assert read_error(path) == (f"{path} line 3: label 'note; see' is not an integer; column 1 must be an "
-                                "integer class label")
+    assert read_error(path) == (
+        f"{path} line 3: label 'note; see' is not an integer; column 1 must be an integer class label"
+    )
 
 
 def test_a_first_line_is_a_header_only_when_the_rest_are_integers(tmp_path):
@@ -277,7 +308,8 @@ def test_the_sms_spam_collection_as_downloaded_gets_every_fix_in_one_message(sha
         f"{raw} line 1 uses a tab between label and text; data.csv is comma-separated (label,text): save the "
         "file as comma-separated CSV; column 1 also holds words, not integer labels: ham on 4827 rows, spam on "
         "747 rows; data.csv needs integer class labels: replace each word with a number, e.g. ham=0, spam=1, "
-        f"and delete line 1 ('Label'), which looks like a header row{NAMES_TIP}")
+        f"and delete line 1 ('Label'), which looks like a header row{NAMES_TIP}"
+    )
 
 
 @pytest.mark.parametrize("text", ["", "   ", '"  \t "'])
@@ -372,20 +404,25 @@ def test_huge_quoted_field_names_the_line_where_it_starts(tmp_path):
 
 # --- line numbers after rows with quoted newlines -----------------------------------------------
 
-MULTILINE_PREFIX = ('0,"first\nrow"\n'          # lines 1-2
-                    '1,"second\n\nrow, with\nbreaks"\n'  # lines 3-6
-                    '\n'                          # line 7 (blank)
-                    '0,plain\n')                  # line 8
+MULTILINE_PREFIX = (
+    '0,"first\nrow"\n'  # lines 1-2
+    '1,"second\n\nrow, with\nbreaks"\n'  # lines 3-6
+    "\n"  # line 7 (blank)
+    "0,plain\n"
+)  # line 8
 
 
-@pytest.mark.parametrize("bad_row, expected", [
-    ("oops,text\n", "'oops' is not an integer"),
-    ("1,\n", "text (column 2) is empty"),
-    ("1\n", "1 column(s)"),
-    ("1,a,b\n", "3 column(s)"),
-    ('1,"unclosed\n0,x\n', "malformed CSV"),
-    ('1,"x"y\n', "malformed CSV"),
-])
+@pytest.mark.parametrize(
+    "bad_row, expected",
+    [
+        ("oops,text\n", "'oops' is not an integer"),
+        ("1,\n", "text (column 2) is empty"),
+        ("1\n", "1 column(s)"),
+        ("1,a,b\n", "3 column(s)"),
+        ('1,"unclosed\n0,x\n', "malformed CSV"),
+        ('1,"x"y\n', "malformed CSV"),
+    ],
+)
 def test_line_number_is_physical_start_line_after_quoted_newlines(tmp_path, bad_row, expected):
     path = write_bytes(tmp_path / "data.csv", MULTILINE_PREFIX + bad_row + "1,after\n")
     message = read_error(path)
@@ -401,6 +438,7 @@ def test_line_number_of_bad_row_that_itself_spans_lines(tmp_path):
 
 
 # --- load_data ----------------------------------------------------------------------------------
+
 
 def test_only_one_class(tmp_path):
     path = write_bytes(tmp_path / "data.csv", "".join(f"7,text {i}\n" for i in range(10)))
@@ -506,6 +544,7 @@ def test_text_task_given_an_image_file(tmp_path):
 
 # --- class names: labels.json beside the CSV -----------------------------------------------------
 
+
 def write_names(folder: Path, names: dict | str, file_name: str = "labels.json") -> Path:
     return write_bytes(folder / file_name, names if isinstance(names, str) else json.dumps(names))
 
@@ -520,12 +559,20 @@ def test_labels_json_beside_the_csv_names_the_classes_and_keeps_the_labels(tmp_p
     assert json.loads(split.label_map.to_json())["original_labels"] == [-1, 5]
 
 
-@pytest.mark.parametrize("names, message", [
-    ({"0": "ham"}, r"labels.json has no name for label\(s\) 1, which .*data.csv has; give every label of the "
-                   r"data a name, e\.g\. \{\"0\": \"ham\", \"1\": \"spam\"\}"),
-    ({"0": "ham", "1": "spam", "2": "eggs", "7": "x"},
-     r"labels.json names label\(s\) 2, 7, which .*data.csv does not have; remove them, or add rows"),
-])
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (
+            {"0": "ham"},
+            r"labels.json has no name for label\(s\) 1, which .*data.csv has; give every label of the "
+            r"data a name, e\.g\. \{\"0\": \"ham\", \"1\": \"spam\"\}",
+        ),
+        (
+            {"0": "ham", "1": "spam", "2": "eggs", "7": "x"},
+            r"labels.json names label\(s\) 2, 7, which .*data.csv does not have; remove them, or add rows",
+        ),
+    ],
+)
 def test_labels_json_names_exactly_the_labels_of_the_data(tmp_path, names, message):
     write_text_csv(tmp_path / "data.csv", rows_per_class=2)
     write_names(tmp_path, names)
@@ -537,8 +584,11 @@ def test_two_names_files_or_a_folder_named_labels_json_are_refused(tmp_path):
     write_text_csv(tmp_path / "data.csv", rows_per_class=2)
     write_names(tmp_path, {"0": "a", "1": "b"})
     write_names(tmp_path, {"0": "b", "1": "a"}, "Labels.json")
-    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))} holds 2 class names files "
-                                        r"\(Labels.json, labels.json\); keep one labels.json"):
+    with pytest.raises(
+        DataError,
+        match=rf"^{re.escape(str(tmp_path))} holds 2 class names files "
+        r"\(Labels.json, labels.json\); keep one labels.json",
+    ):
         load_data("text", tmp_path)
     (tmp_path / "Labels.json").unlink()
     (tmp_path / "labels.json").unlink()
@@ -556,16 +606,24 @@ def test_validation_data_names_its_classes_as_the_training_data_or_not_at_all(tm
     assert load_data("text", train, val).label_map.class_names == ("ham", "spam")
 
     write_names(val, {"0": "ham", "1": "junk"})
-    with pytest.raises(DataError, match=re.escape(
+    with pytest.raises(
+        DataError,
+        match=re.escape(
             f"{val / 'labels.json'} contradicts the training data's class names (label 1 is 'junk' here "
             "and 'spam' in training); give this data the training data's labels.json, or none: "
-            '{"0": "ham", "1": "spam"}')):
+            '{"0": "ham", "1": "spam"}'
+        ),
+    ):
         load_data("text", train, val)
     (train / "labels.json").unlink()
-    with pytest.raises(DataError, match=re.escape(
+    with pytest.raises(
+        DataError,
+        match=re.escape(
             "(label 0 is 'ham' here and '0' in training; label 1 is 'junk' here and '1' in training); the "
             "training classes have no names (no labels.json beside the training data): put this "
-            "labels.json beside the training data too, or remove it")):
+            "labels.json beside the training data too, or remove it"
+        ),
+    ):
         load_data("text", train, val)
 
 
@@ -575,11 +633,17 @@ def test_on_sagemaker_the_names_travel_in_each_channel_beside_data_csv(text_modu
     channels = tmp_path / "input" / "data"
     for channel, names in (("training", {"0": "ham", "1": "spam"}), ("validation", {"0": "spam", "1": "ham"})):
         write_names(write_text_csv(channels / channel / "data.csv", rows_per_class=3).parent, names)
-    environ = {"SAGEMAKER_BASE_DIR": str(tmp_path), "SM_CHANNEL_TRAINING": str(channels / "training"),
-               "SM_CHANNEL_VALIDATION": str(channels / "validation"), "SM_CHANNEL_MODEL": str(text_module)}
+    environ = {
+        "SAGEMAKER_BASE_DIR": str(tmp_path),
+        "SM_CHANNEL_TRAINING": str(channels / "training"),
+        "SM_CHANNEL_VALIDATION": str(channels / "validation"),
+        "SM_CHANNEL_MODEL": str(text_module),
+    }
     assert main(["--epochs", "1"], environ) == 1
     failure = (tmp_path / "output" / "failure").read_text()
-    assert failure.startswith(f"{channels / 'validation' / 'labels.json'} contradicts the training data's "
-                              "class names (label 0 is 'spam' here and 'ham' in training;"), failure
+    assert failure.startswith(
+        f"{channels / 'validation' / 'labels.json'} contradicts the training data's "
+        "class names (label 0 is 'spam' here and 'ham' in training;"
+    ), failure
     assert "Traceback" not in capsys.readouterr().err
     assert not (tmp_path / "model").exists() or not any((tmp_path / "model").iterdir())

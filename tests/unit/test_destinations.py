@@ -1,4 +1,5 @@
 """Destinations and locations are checked before any work: one message, exit 1, nothing written."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,12 +38,15 @@ def test_an_s3_uri_without_a_bucket(tmp_path):
     storage.check_destination("s3://bucket/prefix/", "--output")  # fine, nothing contacted
 
 
-@pytest.mark.parametrize("command", [
-    ["evaluate", "--model", "missing.tar.gz", "--data", "d"],
-    ["export-tflite", "--model", "missing.tar.gz"],
-    ["fetch-model", "some-id"],
-    ["import-backbone", "missing.h5"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["evaluate", "--model", "missing.tar.gz", "--data", "d"],
+        ["export-tflite", "--model", "missing.tar.gz"],
+        ["fetch-model", "some-id"],
+        ["import-backbone", "missing.h5"],
+    ],
+)
 def test_every_writing_command_checks_its_destination_first(command, a_file, capsys):
     assert commands.main([*command, "--output", str(a_file)]) == 1
     assert f"--output {a_file} is a file" in _error(capsys)  # not the missing model's message
@@ -56,5 +60,3 @@ def test_a_new_folder_under_a_file_is_refused(a_file):
 def test_nothing_is_created_by_the_check(tmp_path):
     storage.check_destination(tmp_path / "new" / "deeper", "--output")
     assert list(tmp_path.iterdir()) == []
-
-

@@ -1,4 +1,5 @@
 """The strategy a process trains under (tf_finetune.training.distribute); conftest split the CPU."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The error helpers (tf_finetune.errors): quoting a library's message, naming a full disk."""
+
 from __future__ import annotations
 
 import errno
@@ -11,8 +12,10 @@ from tf_finetune.errors import DiskFullError, StorageError, TfFinetuneError, dis
 def test_first_line_skips_keras_preamble_and_traced_code():
     keras = ValueError("Exception encountered when calling layer 'dense'.\n\n  Input 0 is incompatible\n")
     assert first_line(keras) == "Input 0 is incompatible"
-    traced = TypeError("in user code:\n\n    File \"/x.py\", line 3, in f  *\n        return g(x)\n\n"
-                       "    ValueError: Could not find matching concrete function\n    more detail\n")
+    traced = TypeError(
+        'in user code:\n\n    File "/x.py", line 3, in f  *\n        return g(x)\n\n'
+        "    ValueError: Could not find matching concrete function\n    more detail\n"
+    )
     assert first_line(traced) == "ValueError: Could not find matching concrete function"
     assert first_line(RuntimeError("")) == "RuntimeError"
     assert first_line(RuntimeError("x" * 500), limit=10) == "x" * 10
@@ -22,11 +25,13 @@ def test_disk_full_finds_the_cause_in_python_and_tensorflow_errors():
     full = OSError(errno.ENOSPC, "No space left on device", "/out/model.tar.gz")
     assert disk_full(full) == (
         "no space left on the device writing /out/model.tar.gz: nothing was published and temporary files "
-        "were removed; free some space, or choose another --output, --cache-dir or TMPDIR, and run again")
+        "were removed; free some space, or choose another --output, --cache-dir or TMPDIR, and run again"
+    )
     wrapped = RuntimeError("saving failed")
     wrapped.__cause__ = OSError(errno.EDQUOT, "Disk quota exceeded")
     assert disk_full(wrapped, "the checkpoint in ck", "--checkpoint-dir").startswith(
-        "no space left on the device writing the checkpoint in ck:")
+        "no space left on the device writing the checkpoint in ck:"
+    )
     assert "choose another --checkpoint-dir, and run" in disk_full(wrapped, "the checkpoint in ck", "--checkpoint-dir")
     # TensorFlow's errors carry only text, with the file before the reason
     tf_text = Exception("/logs/events.out.tfevents.1; No space left on device [Op:WriteSummary]")

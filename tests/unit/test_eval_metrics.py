@@ -1,4 +1,5 @@
 """The eval_metric values, checked against scikit-learn (tf_finetune.training.eval_metrics)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,16 +23,20 @@ def test_scores_match_scikit_learn(classes):
     labels = RNG.integers(0, classes, 200)
     predicted = p.argmax(axis=1)
     if classes == 2:  # the positive class, as JumpStart reports binary classifiers
-        expected = {"precision": sk.precision_score(labels, predicted),
-                    "recall": sk.recall_score(labels, predicted),
-                    "auc": sk.roc_auc_score(labels, p[:, 1]),
-                    "prc": sk.average_precision_score(labels, p[:, 1])}
+        expected = {
+            "precision": sk.precision_score(labels, predicted),
+            "recall": sk.recall_score(labels, predicted),
+            "auc": sk.roc_auc_score(labels, p[:, 1]),
+            "prc": sk.average_precision_score(labels, p[:, 1]),
+        }
     else:  # each class against the rest, averaged
         onehot = np.eye(classes)[labels]
-        expected = {"precision": sk.precision_score(labels, predicted, average="macro", zero_division=0),
-                    "recall": sk.recall_score(labels, predicted, average="macro", zero_division=0),
-                    "auc": sk.roc_auc_score(onehot, p, average="macro"),
-                    "prc": sk.average_precision_score(onehot, p, average="macro")}
+        expected = {
+            "precision": sk.precision_score(labels, predicted, average="macro", zero_division=0),
+            "recall": sk.recall_score(labels, predicted, average="macro", zero_division=0),
+            "auc": sk.roc_auc_score(onehot, p, average="macro"),
+            "prc": sk.average_precision_score(onehot, p, average="macro"),
+        }
     for name, value in expected.items():
         assert eval_metrics.score(name, p, labels) == pytest.approx(value, abs=1e-9), name
 

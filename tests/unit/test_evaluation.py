@@ -1,4 +1,5 @@
 """The classification report of ``evaluate`` and of every run's validation (tf_finetune.reports.evaluation)."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,12 @@ def test_classification_report_counts():
     report = classification_report([0, 0, 1, 1, 2], [0, 1, 1, 1, 1], ["a", "b", "c"])
     assert report["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 1, 0]]
     assert report["accuracy"] == pytest.approx(0.6)
-    assert report["per_class"]["b"] == {"precision": pytest.approx(0.5), "recall": 1.0,
-                                        "f1": pytest.approx(2 / 3), "support": 2}
+    assert report["per_class"]["b"] == {
+        "precision": pytest.approx(0.5),
+        "recall": 1.0,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
     assert report["per_class"]["c"]["f1"] == 0.0  # never predicted, no division error
     assert report["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
 

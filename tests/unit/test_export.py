@@ -2,6 +2,7 @@
 archive of it, and ``export_archive``'s all-or-nothing write, on a tiny Dense classifier over
 4 features saved for real.
 """
+
 from __future__ import annotations
 
 import json
@@ -128,8 +129,9 @@ def test_export_archive_creates_its_folder_and_leaves_only_the_archive_of_the_mo
     assert model_folder.is_model_folder(unpacked) and model_folder.read_labels(unpacked) == LABELS
     assert model_folder.read_metrics(unpacked) == METRICS
     serve = tf.saved_model.load(str(unpacked / "1")).signatures["serving_default"]
-    np.testing.assert_allclose(serve(features=tf.constant(INPUTS))["probabilities"].numpy(),
-                               softmax_of(model, INPUTS), atol=1e-6)
+    np.testing.assert_allclose(
+        serve(features=tf.constant(INPUTS))["probabilities"].numpy(), softmax_of(model, INPUTS), atol=1e-6
+    )
 
 
 def test_export_archive_removes_what_dead_runs_left_and_keeps_a_live_runs_staging(model, tmp_path):

@@ -1,5 +1,6 @@
 """Backbone features kept on disk between runs: read back when nothing they depend on has
 changed, computed again when anything has."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,8 +13,14 @@ from tf_finetune.job_options import JobConfig
 from tf_finetune.training.feature_store import FeatureStore, savedmodel_digest
 from tf_finetune.training.job import run
 
-HP = {"train_only_top_layer": True, "epochs": 2, "batch_size": 4, "learning_rate": 0.05,
-      "regularizers_l2": 0.001, "random_seed": 4}
+HP = {
+    "train_only_top_layer": True,
+    "epochs": 2,
+    "batch_size": 4,
+    "learning_rate": 0.05,
+    "regularizers_l2": 0.001,
+    "random_seed": 4,
+}
 
 
 @pytest.fixture
@@ -26,12 +33,19 @@ def job(image_module, tmp_path, caplog):
 
     def train(module=image_module, image_size=24, **hp):
         caplog.clear()
-        result = run(JobConfig(data=str(data), validation_data=str(validation), output=None,
-                               handle=str(module), image_size=image_size, hyperparameters=dict(HP, **hp),
-                               cache_dir=str(tmp_path / "cache")))
+        result = run(
+            JobConfig(
+                data=str(data),
+                validation_data=str(validation),
+                output=None,
+                handle=str(module),
+                image_size=image_size,
+                hyperparameters=dict(HP, **hp),
+                cache_dir=str(tmp_path / "cache"),
+            )
+        )
         line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("features: "))
-        sources = {split: "read" if f"{split} read from" in line else "computed"
-                   for split in ("train", "validation")}
+        sources = {split: "read" if f"{split} read from" in line else "computed" for split in ("train", "validation")}
         return result.metrics, sources
 
     return train, data, tmp_path / "cache" / "features"

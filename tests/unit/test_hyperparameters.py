@@ -1,5 +1,6 @@
 """The hyperparameter schema: JumpStart names and defaults, parsing SageMaker's strings,
 errors a user can act on, and the precedence of resolve()."""
+
 from __future__ import annotations
 
 import json
@@ -15,24 +16,59 @@ SCHEMA_NAMES = [p.name for p in SCHEMA]
 BY_NAME = {p.name: p for p in SCHEMA}
 
 JUMPSTART_NAMES = [
-    "epochs", "batch_size", "learning_rate", "optimizer", "beta_1", "beta_2", "epsilon",
-    "momentum", "rho", "initial_accumulator_value", "dropout_rate", "regularizers_l2",
-    "label_smoothing", "train_only_top_layer", "reinitialize_top_layer", "early_stopping",
-    "early_stopping_patience", "early_stopping_min_delta", "validation_split_ratio",
-    "warmup_steps_fraction", "augmentation", "augmentation_random_flip",
-    "augmentation_random_rotation", "augmentation_random_zoom", "image_resize_interpolation",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "optimizer",
+    "beta_1",
+    "beta_2",
+    "epsilon",
+    "momentum",
+    "rho",
+    "initial_accumulator_value",
+    "dropout_rate",
+    "regularizers_l2",
+    "label_smoothing",
+    "train_only_top_layer",
+    "reinitialize_top_layer",
+    "early_stopping",
+    "early_stopping_patience",
+    "early_stopping_min_delta",
+    "validation_split_ratio",
+    "warmup_steps_fraction",
+    "augmentation",
+    "augmentation_random_flip",
+    "augmentation_random_rotation",
+    "augmentation_random_zoom",
+    "image_resize_interpolation",
     "random_seed",
 ]
 
 JUMPSTART_DEFAULTS = {
-    "epochs": 3, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam",
-    "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "momentum": 0.9, "rho": 0.95,
-    "dropout_rate": 0.2, "regularizers_l2": 0.0001, "label_smoothing": 0.1,
-    "train_only_top_layer": False, "reinitialize_top_layer": "Auto", "early_stopping": False,
-    "early_stopping_patience": 5, "early_stopping_min_delta": 0.0,
-    "validation_split_ratio": 0.2, "warmup_steps_fraction": 0.1, "augmentation": False,
-    "augmentation_random_flip": "horizontal_and_vertical", "augmentation_random_rotation": 0.2,
-    "augmentation_random_zoom": 0.1, "image_resize_interpolation": "bilinear",
+    "epochs": 3,
+    "batch_size": 32,
+    "learning_rate": 0.001,
+    "optimizer": "adam",
+    "beta_1": 0.9,
+    "beta_2": 0.999,
+    "epsilon": 1e-7,
+    "momentum": 0.9,
+    "rho": 0.95,
+    "dropout_rate": 0.2,
+    "regularizers_l2": 0.0001,
+    "label_smoothing": 0.1,
+    "train_only_top_layer": False,
+    "reinitialize_top_layer": "Auto",
+    "early_stopping": False,
+    "early_stopping_patience": 5,
+    "early_stopping_min_delta": 0.0,
+    "validation_split_ratio": 0.2,
+    "warmup_steps_fraction": 0.1,
+    "augmentation": False,
+    "augmentation_random_flip": "horizontal_and_vertical",
+    "augmentation_random_rotation": 0.2,
+    "augmentation_random_zoom": 0.1,
+    "image_resize_interpolation": "bilinear",
 }
 
 
@@ -44,6 +80,7 @@ def _error(values) -> str:
 
 
 # ---- names and defaults ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", JUMPSTART_NAMES)
 def test_every_jumpstart_name_is_in_the_schema(name):
@@ -70,49 +107,58 @@ def test_every_default_is_itself_a_valid_value(param):
     assert param.parse(str(param.default)) == param.default
 
 
-@pytest.mark.parametrize("param", [p for p in SCHEMA if p.kind == "choice"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("param", [p for p in SCHEMA if p.kind == "choice"], ids=lambda p: p.name)
 def test_choice_defaults_are_among_the_choices(param):
     assert param.default in param.choices
 
 
 # ---- values as SageMaker passes them ------------------------------------------------------------
 
-@pytest.mark.parametrize("text,expected", [
-    ("True", True), ("False", False), ("true", True), ("false", False), ("0", False),
-    ("1", True), (" TRUE ", True), (True, True), (False, False),
-])
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("True", True),
+        ("False", False),
+        ("true", True),
+        ("false", False),
+        ("0", False),
+        ("1", True),
+        (" TRUE ", True),
+        (True, True),
+        (False, False),
+    ],
+)
 def test_bool_strings(text, expected):
     assert normalize({"early_stopping": text}) == {"early_stopping": expected}
     assert normalize({"train_only_top_layer": text})["train_only_top_layer"] is expected
 
 
-@pytest.mark.parametrize("name,text,expected", [
-    ("learning_rate", "0.001", 0.001),
-    ("learning_rate", "1e-4", 1e-4),
-    ("epsilon", "1e-07", 1e-7),
-    ("beta_1", "0", 0.0),
-    ("augmentation_random_rotation", "-0.5", -0.5),
-    ("learning_rate", 1, 1.0),
-])
+@pytest.mark.parametrize(
+    "name,text,expected",
+    [
+        ("learning_rate", "0.001", 0.001),
+        ("learning_rate", "1e-4", 1e-4),
+        ("epsilon", "1e-07", 1e-7),
+        ("beta_1", "0", 0.0),
+        ("augmentation_random_rotation", "-0.5", -0.5),
+        ("learning_rate", 1, 1.0),
+    ],
+)
 def test_float_strings(name, text, expected):
     value = normalize({name: text})[name]
     assert value == expected
     assert type(value) is float
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("32", 32), ("32.0", 32), (" 16 ", 16), (32.0, 32), (8, 8),
-])
+@pytest.mark.parametrize("text,expected", [("32", 32), ("32.0", 32), (" 16 ", 16), (32.0, 32), (8, 8)])
 def test_int_strings_and_integral_floats(text, expected):
     value = normalize({"batch_size": text})["batch_size"]
     assert value == expected
     assert type(value) is int
 
 
-@pytest.mark.parametrize("spelling", [
-    "batch_size", "batch-size", "--batch-size", "--batch_size",
-])
+@pytest.mark.parametrize("spelling", ["batch_size", "batch-size", "--batch-size", "--batch_size"])
 def test_snake_and_kebab_case(spelling):
     assert canonical_name(spelling) == "batch_size"
     assert normalize({spelling: "16"}) == {"batch_size": 16}
@@ -124,18 +170,21 @@ def test_alias_train_only_on_top_layer(spelling):
     assert normalize({spelling: "True"}) == {"train_only_top_layer": True}
 
 
-@pytest.mark.parametrize("name,given,expected", [
-    ("optimizer", "ADAM", "adam"),
-    ("optimizer", "AdamW", "adamw"),
-    ("reinitialize_top_layer", "auto", "Auto"),
-    ("reinitialize_top_layer", "true", "True"),
-    ("reinitialize_top_layer", True, "True"),
-    ("reinitialize_top_layer", False, "False"),
-    ("augmentation_random_flip", "none", "None"),
-    ("augmentation_random_flip", None, "None"),
-    ("augmentation_random_flip", "HORIZONTAL", "horizontal"),
-    ("image_resize_interpolation", "Bicubic", "bicubic"),
-])
+@pytest.mark.parametrize(
+    "name,given,expected",
+    [
+        ("optimizer", "ADAM", "adam"),
+        ("optimizer", "AdamW", "adamw"),
+        ("reinitialize_top_layer", "auto", "Auto"),
+        ("reinitialize_top_layer", "true", "True"),
+        ("reinitialize_top_layer", True, "True"),
+        ("reinitialize_top_layer", False, "False"),
+        ("augmentation_random_flip", "none", "None"),
+        ("augmentation_random_flip", None, "None"),
+        ("augmentation_random_flip", "HORIZONTAL", "horizontal"),
+        ("image_resize_interpolation", "Bicubic", "bicubic"),
+    ],
+)
 def test_choices_are_case_insensitive_and_canonical(name, given, expected):
     assert normalize({name: given}) == {name: expected}
 
@@ -147,16 +196,25 @@ def test_normalize_returns_schema_names_only_for_what_was_given():
     assert normalize({}) == {}
 
 
-@pytest.mark.parametrize("name,value", [
-    ("epochs", 1), ("learning_rate", 1e-12), ("learning_rate", 1.0), ("dropout_rate", 0.0),
-    ("dropout_rate", 0.999), ("validation_split_ratio", 0), ("augmentation_random_zoom", -1.0),
-    ("random_seed", 0),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("epochs", 1),
+        ("learning_rate", 1e-12),
+        ("learning_rate", 1.0),
+        ("dropout_rate", 0.0),
+        ("dropout_rate", 0.999),
+        ("validation_split_ratio", 0),
+        ("augmentation_random_zoom", -1.0),
+        ("random_seed", 0),
+    ],
+)
 def test_boundaries_that_are_allowed(name, value):
     assert normalize({name: value}) == {name: value}
 
 
 # ---- errors ------------------------------------------------------------------------------------
+
 
 def test_unknown_name_lists_the_known_ones():
     message = _error({"epoch": 3})
@@ -171,23 +229,26 @@ def test_canonical_name_rejects_unknown_names():
         canonical_name("lr")
 
 
-@pytest.mark.parametrize("name,value,allowed", [
-    ("epochs", "abc", "an integer in [1, inf)"),
-    ("epochs", 3.5, "an integer in [1, inf)"),
-    ("epochs", "3.5", "an integer in [1, inf)"),
-    ("epochs", True, "an integer in [1, inf)"),
-    ("batch_size", "", "an integer in [1, inf)"),
-    ("batch_size", None, "an integer in [1, inf)"),
-    ("early_stopping", "maybe", "True or False"),
-    ("early_stopping", 2, "True or False"),
-    ("augmentation", None, "True or False"),
-    ("learning_rate", "nan", "a number in (0, 1]"),
-    ("learning_rate", "inf", "a number in (0, 1]"),
-    ("learning_rate", float("nan"), "a number in (0, 1]"),
-    ("learning_rate", "-inf", "a number in (0, 1]"),
-    ("learning_rate", "fast", "a number in (0, 1]"),
-    ("learning_rate", True, "a number in (0, 1]"),
-])
+@pytest.mark.parametrize(
+    "name,value,allowed",
+    [
+        ("epochs", "abc", "an integer in [1, inf)"),
+        ("epochs", 3.5, "an integer in [1, inf)"),
+        ("epochs", "3.5", "an integer in [1, inf)"),
+        ("epochs", True, "an integer in [1, inf)"),
+        ("batch_size", "", "an integer in [1, inf)"),
+        ("batch_size", None, "an integer in [1, inf)"),
+        ("early_stopping", "maybe", "True or False"),
+        ("early_stopping", 2, "True or False"),
+        ("augmentation", None, "True or False"),
+        ("learning_rate", "nan", "a number in (0, 1]"),
+        ("learning_rate", "inf", "a number in (0, 1]"),
+        ("learning_rate", float("nan"), "a number in (0, 1]"),
+        ("learning_rate", "-inf", "a number in (0, 1]"),
+        ("learning_rate", "fast", "a number in (0, 1]"),
+        ("learning_rate", True, "a number in (0, 1]"),
+    ],
+)
 def test_wrong_type(name, value, allowed):
     message = _error({name: value})
     assert f"hyperparameter {name}=" in message
@@ -196,21 +257,24 @@ def test_wrong_type(name, value, allowed):
     assert allowed in message
 
 
-@pytest.mark.parametrize("name,value,allowed", [
-    ("epochs", 0, "[1, inf)"),
-    ("epochs", "0", "[1, inf)"),
-    ("learning_rate", 2, "(0, 1]"),
-    ("learning_rate", "-0.1", "(0, 1]"),
-    ("dropout_rate", 1.0, "[0, 1)"),
-    ("validation_split_ratio", 1.0, "[0, 1)"),
-    ("validation_split_ratio", "1", "[0, 1)"),
-    ("batch_size", -32, "[1, inf)"),
-    ("batch_size", "-1", "[1, inf)"),
-    ("early_stopping_patience", 0, "[1, inf)"),
-    ("augmentation_random_rotation", 1.5, "[-1, 1]"),
-    ("random_seed", -1, "[0, 4294967295]"),
-    ("random_seed", 2**32, "[0, 4294967295]"),  # NumPy's seed limit
-])
+@pytest.mark.parametrize(
+    "name,value,allowed",
+    [
+        ("epochs", 0, "[1, inf)"),
+        ("epochs", "0", "[1, inf)"),
+        ("learning_rate", 2, "(0, 1]"),
+        ("learning_rate", "-0.1", "(0, 1]"),
+        ("dropout_rate", 1.0, "[0, 1)"),
+        ("validation_split_ratio", 1.0, "[0, 1)"),
+        ("validation_split_ratio", "1", "[0, 1)"),
+        ("batch_size", -32, "[1, inf)"),
+        ("batch_size", "-1", "[1, inf)"),
+        ("early_stopping_patience", 0, "[1, inf)"),
+        ("augmentation_random_rotation", 1.5, "[-1, 1]"),
+        ("random_seed", -1, "[0, 4294967295]"),
+        ("random_seed", 2**32, "[0, 4294967295]"),  # NumPy's seed limit
+    ],
+)
 def test_out_of_range(name, value, allowed):
     message = _error({name: value})
     assert f"hyperparameter {name}={value!r}" in message
@@ -232,11 +296,14 @@ def test_unknown_flip_mode_lists_the_allowed_ones():
         assert choice in message
 
 
-@pytest.mark.parametrize("first,second,canonical", [
-    ("batch_size", "batch-size", "batch_size"),
-    ("train_only_top_layer", "train_only_on_top_layer", "train_only_top_layer"),
-    ("--learning-rate", "learning_rate", "learning_rate"),
-])
+@pytest.mark.parametrize(
+    "first,second,canonical",
+    [
+        ("batch_size", "batch-size", "batch_size"),
+        ("train_only_top_layer", "train_only_on_top_layer", "train_only_top_layer"),
+        ("--learning-rate", "learning_rate", "learning_rate"),
+    ],
+)
 def test_same_name_twice_in_two_spellings(first, second, canonical):
     message = _error({first: "1", second: "1"})
     assert canonical in message
@@ -245,6 +312,7 @@ def test_same_name_twice_in_two_spellings(first, second, canonical):
 
 
 # ---- resolve -----------------------------------------------------------------------------------
+
 
 def test_resolve_without_layers_gives_the_defaults():
     hp = resolve()
@@ -256,10 +324,10 @@ def test_resolve_precedence_defaults_then_layers_in_order():
     registry = {"batch-size": "16", "learning_rate": "3e-5"}
     user = {"epochs": "2"}
     hp = resolve(task, registry, user)
-    assert hp.epochs == 2              # user beats task default
-    assert hp.batch_size == 16         # registry override beats task default
-    assert hp.learning_rate == 3e-5    # registry override beats schema default
-    assert hp.optimizer == "adam"      # untouched: schema default
+    assert hp.epochs == 2  # user beats task default
+    assert hp.batch_size == 16  # registry override beats task default
+    assert hp.learning_rate == 3e-5  # registry override beats schema default
+    assert hp.optimizer == "adam"  # untouched: schema default
     # Order matters: the last layer wins.
     assert resolve(user, task).epochs == 10
     assert resolve(task, user).epochs == 2
@@ -337,13 +405,17 @@ def test_hyperparameters_serialise():
 
 # ---- descriptions ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,text", [
-    ("epochs", "an integer in [1, inf)"),
-    ("learning_rate", "a number in (0, 1]"),
-    ("dropout_rate", "a number in [0, 1)"),
-    ("augmentation", "True or False"),
-    ("reinitialize_top_layer", "one of Auto, True, False"),
-])
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("epochs", "an integer in [1, inf)"),
+        ("learning_rate", "a number in (0, 1]"),
+        ("dropout_rate", "a number in [0, 1)"),
+        ("augmentation", "True or False"),
+        ("reinitialize_top_layer", "one of Auto, True, False"),
+    ],
+)
 def test_allowed_describes_the_range(name, text):
     assert BY_NAME[name].allowed() == text
 
@@ -356,6 +428,7 @@ def test_numeric_params_have_a_lower_bound():
 
 
 # ---- the declaration a form is generated from ---------------------------------------------------
+
 
 def test_the_schema_is_the_dataclass_fields_with_types_that_match_their_kinds():
     import dataclasses
@@ -384,19 +457,22 @@ def test_only_when_conditions_name_real_hyperparameters_and_allowed_values():
             assert all(other.parse(value) == value for value in allowed), (param.name, name)
 
 
-@pytest.mark.parametrize("name, settings, task, applies", [
-    ("beta_1", {"optimizer": "adam"}, None, True),
-    ("beta_1", {"optimizer": "sgd"}, None, False),
-    ("beta_1", {}, None, True),  # the default optimizer is adam
-    ("momentum", {}, None, False),
-    ("warmup_steps_fraction", {"optimizer": "adamw"}, "text", True),
-    ("early_stopping_patience", {"early_stopping": True}, None, True),
-    ("early_stopping_patience", {}, None, False),
-    ("augmentation_random_zoom", {"augmentation": True}, "image", True),
-    ("augmentation_random_zoom", {"augmentation": True}, "text", False),
-    ("tflite", {}, "text", False),
-    ("epochs", {}, "text", True),
-])
+@pytest.mark.parametrize(
+    "name, settings, task, applies",
+    [
+        ("beta_1", {"optimizer": "adam"}, None, True),
+        ("beta_1", {"optimizer": "sgd"}, None, False),
+        ("beta_1", {}, None, True),  # the default optimizer is adam
+        ("momentum", {}, None, False),
+        ("warmup_steps_fraction", {"optimizer": "adamw"}, "text", True),
+        ("early_stopping_patience", {"early_stopping": True}, None, True),
+        ("early_stopping_patience", {}, None, False),
+        ("augmentation_random_zoom", {"augmentation": True}, "image", True),
+        ("augmentation_random_zoom", {"augmentation": True}, "text", False),
+        ("tflite", {}, "text", False),
+        ("epochs", {}, "text", True),
+    ],
+)
 def test_applies_follows_the_task_and_the_other_settings(name, settings, task, applies):
     [param] = [p for p in SCHEMA if p.name == name]
     assert param.applies(settings, task) is applies

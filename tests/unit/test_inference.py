@@ -4,6 +4,7 @@ in order, padding dropped, and loss and accuracy as Keras computes them for the 
 The models are a Dense layer on 4 features built under the suite's MirroredStrategy; the
 expected outputs are computed here with numpy from the same weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,9 +35,12 @@ def dense_model(strategy, classes: int = 2, l2: float = 0.0, dtype: str = "float
     """Dense + softmax on 4 features, built under ``strategy``, with seeded weights."""
     with strategy.scope():
         regularizer = tf_keras.regularizers.L2(l2) if l2 else None
-        model = tf_keras.Sequential([tf_keras.Input([4], dtype=dtype),
-                                     tf_keras.layers.Dense(classes, activation="softmax", dtype=dtype,
-                                                           kernel_regularizer=regularizer)])
+        model = tf_keras.Sequential(
+            [
+                tf_keras.Input([4], dtype=dtype),
+                tf_keras.layers.Dense(classes, activation="softmax", dtype=dtype, kernel_regularizer=regularizer),
+            ]
+        )
     rng = np.random.default_rng(classes)
     model.set_weights([rng.normal(size=(4, classes)), rng.normal(size=classes)])
     return model
@@ -83,8 +87,12 @@ def test_predict_in_order_returns_float32_whatever_the_model_computes_in(strateg
 def test_classification_metrics_are_what_keras_evaluates_for_the_compiled_classifier(smoothing):
     # Outside the strategy: evaluate on one device is the reference, regularization included.
     hp = resolve({"label_smoothing": smoothing})
-    model = tf_keras.Sequential([tf_keras.Input([4]), tf_keras.layers.Dense(
-        3, activation="softmax", kernel_regularizer=tf_keras.regularizers.L2(0.05))])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.Input([4]),
+            tf_keras.layers.Dense(3, activation="softmax", kernel_regularizer=tf_keras.regularizers.L2(0.05)),
+        ]
+    )
     compile_classifier(model, hp, total_steps=10)
     labels = [i % 3 for i in range(len(FEATURES))]
     keras_loss, keras_accuracy = model.evaluate(FEATURES, np.eye(3)[labels], batch_size=len(FEATURES), verbose=0)
@@ -111,8 +119,9 @@ def test_scorer_probabilities_are_one_row_per_label_in_the_splits_order(strategy
 
 def test_scorer_metrics_add_the_models_regularization_and_the_extra_metrics(strategy):
     model = dense_model(strategy, l2=0.1)
-    scorer = Scorer(model, feature_batches(FEATURES, GLOBAL_BATCH), LABELS, strategy, label_smoothing=0.1,
-                    extra=("auc", "recall"))
+    scorer = Scorer(
+        model, feature_batches(FEATURES, GLOBAL_BATCH), LABELS, strategy, label_smoothing=0.1, extra=("auc", "recall")
+    )
     expected = numpy_probabilities(model, FEATURES)
     l2 = 0.1 * float(np.sum(model.get_weights()[0] ** 2))
     predicted = expected.argmax(axis=1)
@@ -135,8 +144,9 @@ def test_scorer_metrics_of_given_probabilities_score_those_and_not_a_new_predict
 
 def test_validation_callback_adds_each_metric_with_val_prefix_and_keeps_the_training_ones(strategy):
     model = dense_model(strategy)
-    scorer = Scorer(model, feature_batches(FEATURES, GLOBAL_BATCH), LABELS, strategy, label_smoothing=0.0,
-                    extra=("precision",))
+    scorer = Scorer(
+        model, feature_batches(FEATURES, GLOBAL_BATCH), LABELS, strategy, label_smoothing=0.0, extra=("precision",)
+    )
     callback = ValidationCallback(scorer)
     logs = {"loss": 0.5, "accuracy": 0.75}
     callback.on_epoch_end(0, logs)

@@ -1,4 +1,5 @@
 """Instance types, their GPUs, and the global batch (tf_finetune.sagemaker.instances)."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,12 +14,15 @@ def test_jumpstarts_example_4_gpus_give_a_global_batch_of_128():
     assert "global batch      128 (32 x 4 replicas)" in deployment.describe()
 
 
-@pytest.mark.parametrize("instance_type, count, replicas", [
-    ("ml.m5.xlarge", 1, 1),  # a CPU host is one replica
-    ("ml.m5.xlarge", 3, 3),
-    ("ml.g5.12xlarge", 2, 8),
-    ("ml.p4d.24xlarge", 1, 8),
-])
+@pytest.mark.parametrize(
+    "instance_type, count, replicas",
+    [
+        ("ml.m5.xlarge", 1, 1),  # a CPU host is one replica
+        ("ml.m5.xlarge", 3, 3),
+        ("ml.g5.12xlarge", 2, 8),
+        ("ml.p4d.24xlarge", 1, 8),
+    ],
+)
 def test_replicas_are_gpus_times_hosts_or_one_per_cpu_host(instance_type, count, replicas):
     deployment = Deployment(instance_type, count, gpus_of(instance_type), 16)
     assert deployment.replicas == replicas and deployment.global_batch == 16 * replicas

@@ -1,5 +1,6 @@
 """Job options declared once: the same set, parsing and checks on the command line and SageMaker, and
 one mapping each way between a door's values and a JobConfig."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,8 +32,7 @@ def test_a_bad_image_size_is_a_usage_error_naming_the_range(value, capsys):
     with pytest.raises(SystemExit) as exited:
         _train_args("--image-size", value)
     assert exited.value.code == 2
-    assert (f"argument --image-size: expected a whole number from 16 to 4096, got '{value}'"
-            in capsys.readouterr().err)
+    assert f"argument --image-size: expected a whole number from 16 to 4096, got '{value}'" in capsys.readouterr().err
 
 
 def test_flag_defaults_are_the_options_defaults():
@@ -79,20 +79,65 @@ def test_every_command_takes_the_flags_the_declarations_give_it():
 
 def test_values_are_parsed_with_the_option_named():
     assert job_options.parse_options({"max_seq_length": "64"})["max_seq_length"] == 64
-    with pytest.raises(HyperparameterError, match=r"hyperparameter max_seq_length='600': expected a whole "
-                                                  r"number from 3 to 512"):
+    with pytest.raises(
+        HyperparameterError,
+        match=r"hyperparameter max_seq_length='600': expected a whole "
+        r"number from 3 to 512",
+    ):
         job_options.parse_options({"max_seq_length": "600"})
     with pytest.raises(HyperparameterError, match="hyperparameter model_id='  ': expected a value"):
         job_options.parse_options({"model_id": "  "})
 
 
-ALL_FLAGS = ["--model-id", "m", "--handle", "h", "--validation-data", "v", "--test-data", "t", "--no-feature-cache",
-             "--image-size", "96", "--max-seq-length", "64", "--checkpoint-dir", "ck", "--checkpoint-steps", "5",
-             "--fresh-start", "--feature-layer", "pool", "--pixel-range=-1,1", "--registry", "r.yaml",
-             "--cache-dir", "c", "--epochs", "3", "--learning_rate", "0.1"]
-ALL_VALUES = dict(data="d", output="o", model_id="m", handle="h", validation_data="v", test_data="t",
-                  feature_cache=False, image_size=96, max_seq_length=64, checkpoint_dir="ck", checkpoint_steps=5,
-                  fresh_start=True, feature_layer="pool", pixel_range="-1,1", registry="r.yaml", cache_dir="c")
+ALL_FLAGS = [
+    "--model-id",
+    "m",
+    "--handle",
+    "h",
+    "--validation-data",
+    "v",
+    "--test-data",
+    "t",
+    "--no-feature-cache",
+    "--image-size",
+    "96",
+    "--max-seq-length",
+    "64",
+    "--checkpoint-dir",
+    "ck",
+    "--checkpoint-steps",
+    "5",
+    "--fresh-start",
+    "--feature-layer",
+    "pool",
+    "--pixel-range=-1,1",
+    "--registry",
+    "r.yaml",
+    "--cache-dir",
+    "c",
+    "--epochs",
+    "3",
+    "--learning_rate",
+    "0.1",
+]
+ALL_VALUES = dict(
+    data="d",
+    output="o",
+    model_id="m",
+    handle="h",
+    validation_data="v",
+    test_data="t",
+    feature_cache=False,
+    image_size=96,
+    max_seq_length=64,
+    checkpoint_dir="ck",
+    checkpoint_steps=5,
+    fresh_start=True,
+    feature_layer="pool",
+    pixel_range="-1,1",
+    registry="r.yaml",
+    cache_dir="c",
+)
 
 
 @pytest.mark.parametrize("command", ["train", "check-data"])
@@ -112,8 +157,15 @@ def test_the_cluster_makes_a_command_line_job_multi_worker(monkeypatch):
 
 
 def _container_env(channels: dict[str, str]) -> container.SageMakerEnv:
-    return container.SageMakerEnv(channels=channels, model_dir="/ml/model", output_data_dir="/ml/output/data",
-                                  output_dir="/ml/output", hosts=("localhost",), current_host="localhost", num_gpus=0)
+    return container.SageMakerEnv(
+        channels=channels,
+        model_dir="/ml/model",
+        output_data_dir="/ml/output/data",
+        output_dir="/ml/output",
+        hosts=("localhost",),
+        current_host="localhost",
+        num_gpus=0,
+    )
 
 
 def _through_sagemaker(job: JobConfig) -> JobConfig:
@@ -124,13 +176,29 @@ def _through_sagemaker(job: JobConfig) -> JobConfig:
     return container.job_config(env, container.parse_job_options(options), hps, "/cache", False)
 
 
-@pytest.mark.parametrize("job", [
-    JobConfig(data="s3://b/train/", output=None, model_id="mobilenet-v2-100-224"),
-    JobConfig(data="s3://b/train/", output=None, model_id="m", handle="s3://b/model/", validation_data="s3://b/v/",
-              test_data="s3://b/t/", hyperparameters={"epochs": "5", "class_weights": [1, 2]}, image_size=96,
-              max_seq_length=64, feature_cache=False, checkpoint_steps=7, fresh_start=True, feature_layer="pool",
-              pixel_range="-1,1"),
-], ids=["defaults", "every-option"])
+@pytest.mark.parametrize(
+    "job",
+    [
+        JobConfig(data="s3://b/train/", output=None, model_id="mobilenet-v2-100-224"),
+        JobConfig(
+            data="s3://b/train/",
+            output=None,
+            model_id="m",
+            handle="s3://b/model/",
+            validation_data="s3://b/v/",
+            test_data="s3://b/t/",
+            hyperparameters={"epochs": "5", "class_weights": [1, 2]},
+            image_size=96,
+            max_seq_length=64,
+            feature_cache=False,
+            checkpoint_steps=7,
+            fresh_start=True,
+            feature_layer="pool",
+            pixel_range="-1,1",
+        ),
+    ],
+    ids=["defaults", "every-option"],
+)
 def test_a_job_round_trips_through_launch_and_the_container(job):
     back = _through_sagemaker(job)
     for option in job_options.OPTIONS:
@@ -138,16 +206,28 @@ def test_a_job_round_trips_through_launch_and_the_container(job):
             assert getattr(back, option.name) == getattr(job, option.name), option.name
     assert hyperparameters.normalize(back.hyperparameters) == hyperparameters.normalize(job.hyperparameters)
     assert (back.output, back.model_dir, back.report_dir, back.tensorboard_dir, back.cache_dir) == (
-        None, "/ml/model", "/ml/output/data", "/ml/output/tensorboard", "/cache")
+        None,
+        "/ml/model",
+        "/ml/output/data",
+        "/ml/output/tensorboard",
+        "/cache",
+    )
 
 
 def test_launch_sends_only_what_differs_from_the_defaults():
     job = JobConfig(data="d", output=None, model_id="m", hyperparameters={"epochs": 5})
     assert job_options.hyperparameters_of(job) == {"epochs": "5", "model_id": "m"}
     assert job_options.hyperparameters_of(dataclasses.replace(job, feature_cache=False, image_size=96)) == {
-        "epochs": "5", "model_id": "m", "feature_cache": "False", "image_size": "96"}
+        "epochs": "5",
+        "model_id": "m",
+        "feature_cache": "False",
+        "image_size": "96",
+    }
     assert list(job_options.channels_of(dataclasses.replace(job, handle="h", test_data="t"))) == [
-        "training", "test", "model"]
+        "training",
+        "test",
+        "model",
+    ]
 
 
 def test_one_cache_folder_default_for_every_door(monkeypatch, tmp_path):
@@ -162,8 +242,7 @@ def test_one_cache_folder_default_for_every_door(monkeypatch, tmp_path):
 
 
 def test_a_command_line_flag_is_not_mistaken_for_a_job_field():
-    config = job_options.job_config({"data": "d", "command": "train", "debug": True, "worker_port": 9000,
-                                     "image_size": None}, {})
+    config = job_options.job_config(
+        {"data": "d", "command": "train", "debug": True, "worker_port": 9000, "image_size": None}, {}
+    )
     assert config == JobConfig(data="d", output=None)
-
-

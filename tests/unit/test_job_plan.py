@@ -1,5 +1,6 @@
 """Planning a job without TensorFlow (tf_finetune.training.job_plan): the backbone, the effective
 hyperparameters and which the user gave, and every contradiction refused before any work."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,19 +12,34 @@ from tf_finetune.job_options import JobConfig
 from tf_finetune.training.job_plan import check_sources, data_task, looks_like_text, plan
 
 ENTRIES = [
-    {"id": "img", "task": "image", "handle": "https://tfhub.dev/google/tiny/1", "image_size": 32,
-     "fine_tunable": True, "license": "Apache-2.0", "description": "an image backbone",
-     "hyperparameters": {"learning_rate": 0.02, "epochs": 7}},
-    {"id": "frozen-text", "task": "text", "handle": "https://tfhub.dev/google/tiny-text/1", "fine_tunable": False,
-     "license": "MIT", "description": "a text backbone that cannot be fine-tuned"},
+    {
+        "id": "img",
+        "task": "image",
+        "handle": "https://tfhub.dev/google/tiny/1",
+        "image_size": 32,
+        "fine_tunable": True,
+        "license": "Apache-2.0",
+        "description": "an image backbone",
+        "hyperparameters": {"learning_rate": 0.02, "epochs": 7},
+    },
+    {
+        "id": "frozen-text",
+        "task": "text",
+        "handle": "https://tfhub.dev/google/tiny-text/1",
+        "fine_tunable": False,
+        "license": "MIT",
+        "description": "a text backbone that cannot be fine-tuned",
+    },
 ]
 
 
 @pytest.fixture
 def registry(tmp_path):
     path = tmp_path / "registry.yaml"
-    path.write_text(yaml.safe_dump({"task_defaults": {"image": {"epochs": 3, "batch_size": 8}, "text": {}},
-                                    "models": ENTRIES}), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump({"task_defaults": {"image": {"epochs": 3, "batch_size": 8}, "text": {}}, "models": ENTRIES}),
+        encoding="utf-8",
+    )
     return str(path)
 
 
@@ -45,17 +61,22 @@ def test_a_backbone_that_cannot_be_fine_tuned_trains_its_head_only(registry):
         plan(job(registry, model_id="frozen-text", hyperparameters={"train_only_top_layer": False}))
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"model_id": "frozen-text", "image_size": 64}, "image_size applies to image models only"),
-    ({"model_id": "frozen-text", "hyperparameters": {"tflite": "int8"}}, "tflite=int8 applies to image models"),
-    ({"model_id": "frozen-text", "hyperparameters": {"augmentation": True}}, "augmentation applies to image"),
-    ({"model_id": "img", "max_seq_length": 64}, "max_seq_length applies to text models"),
-    ({"model_id": "frozen-text", "max_seq_length": 2}, r"max_seq_length=2 is out of range: .*\[3, 512\]"),
-    ({"model_id": "img", "checkpoint_steps": 5}, "checkpoint_steps=5 needs a checkpoint folder"),
-    ({"model_id": "img", "hyperparameters": {"early_stopping": True, "validation_split_ratio": 0}},
-     "early_stopping needs validation data"),
-    ({}, r"give a registry model id \(--model-id\) or a backbone handle"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"model_id": "frozen-text", "image_size": 64}, "image_size applies to image models only"),
+        ({"model_id": "frozen-text", "hyperparameters": {"tflite": "int8"}}, "tflite=int8 applies to image models"),
+        ({"model_id": "frozen-text", "hyperparameters": {"augmentation": True}}, "augmentation applies to image"),
+        ({"model_id": "img", "max_seq_length": 64}, "max_seq_length applies to text models"),
+        ({"model_id": "frozen-text", "max_seq_length": 2}, r"max_seq_length=2 is out of range: .*\[3, 512\]"),
+        ({"model_id": "img", "checkpoint_steps": 5}, "checkpoint_steps=5 needs a checkpoint folder"),
+        (
+            {"model_id": "img", "hyperparameters": {"early_stopping": True, "validation_split_ratio": 0}},
+            "early_stopping needs validation data",
+        ),
+        ({}, r"give a registry model id \(--model-id\) or a backbone handle"),
+    ],
+)
 def test_contradictions_are_refused_before_any_work(registry, fields, message):
     with pytest.raises(HyperparameterError, match=message):
         plan(job(registry, **fields))
@@ -86,13 +107,20 @@ def test_a_local_handle_says_its_task_before_the_data_is_looked_at(registry, tex
     keras_file = SHARED / "models" / "source" / "teachable_machine_keras_model.h5"
     if keras_file.is_file():  # a Keras model file is imported as an image backbone
         assert plan(job(registry, handle=str(keras_file), data=str(tmp_path / "sms.txt"))).spec.task == "image"
-    assert plan(job(registry, model_id="frozen-text", data=str(images))).task_reason == \
-        "model frozen-text is a text model"
+    assert (
+        plan(job(registry, model_id="frozen-text", data=str(images))).task_reason == "model frozen-text is a text model"
+    )
 
 
-@pytest.mark.parametrize("field, flag, error", [
-    ("data", "--data", DataError), ("validation_data", "--validation-data", DataError),
-    ("test_data", "--test-data", DataError), ("handle", "--handle", BackboneError)])
+@pytest.mark.parametrize(
+    "field, flag, error",
+    [
+        ("data", "--data", DataError),
+        ("validation_data", "--validation-data", DataError),
+        ("test_data", "--test-data", DataError),
+        ("handle", "--handle", BackboneError),
+    ],
+)
 def test_every_local_input_is_found_before_anything_is_read(field, flag, error, tmp_path):
     data = tmp_path / "data.csv"
     data.write_text("0,a\n1,b\n", encoding="utf-8")
@@ -119,12 +147,14 @@ def test_the_hyperparameters_are_checked_once_per_job(text_data, text_module, tm
     from tf_finetune.training.job_plan import check_job
 
     given = {"epochs": "1"}
-    config = JobConfig(data=str(text_data), output=None, handle=str(text_module), cache_dir=str(tmp_path / "c"),
-                       hyperparameters=given)
+    config = JobConfig(
+        data=str(text_data), output=None, handle=str(text_module), cache_dir=str(tmp_path / "c"), hyperparameters=given
+    )
     checked = []
     normalize = hyperparameters.normalize
-    monkeypatch.setattr(hyperparameters, "normalize",
-                        lambda values: checked.append(values is given) or normalize(values))
+    monkeypatch.setattr(
+        hyperparameters, "normalize", lambda values: checked.append(values is given) or normalize(values)
+    )
     check_job(config)
     assert checked.count(True) == 1  # check-data
     monkeypatch.setattr(job_module, "_run_local", lambda job, *rest: job)  # stop once planned

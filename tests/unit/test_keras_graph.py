@@ -1,5 +1,6 @@
 """Finding and cutting the feature layer of a Keras classifier (tf_finetune.backbones.keras_graph), on
 small Functional models built here: flat, nested (a base model inside), and malformed ones."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,11 @@ def test_the_head_is_walked_back_to_the_pooling_layer_and_cut_there(nested):
     cut = cut_at(model, layer, SOURCE)
     images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
     # the cut network computes the pooled features of the original, with the same weights
-    expected = (model.get_layer("base")(images) if nested
-                else tf_keras.Model(model.inputs, model.get_layer("pool").output)(images))
+    expected = (
+        model.get_layer("base")(images)
+        if nested
+        else tf_keras.Model(model.inputs, model.get_layer("pool").output)(images)
+    )
     np.testing.assert_allclose(cut(images), expected, atol=1e-6)
     assert cut.output.shape[-1] == 5 and find_layer(model, "conv", SOURCE) in all_layers(model)
     assert {id(w) for w in cut.weights} <= {id(w) for w in model.weights} and all(w.trainable for w in cut.weights)

@@ -4,6 +4,7 @@ input size (any size when the network allows, else the declared or given one, el
 hub.KerasLayer with the network's features, variables and regularization losses, its
 serving signature, the extra files beside it, and nothing half-written when saving fails. Networks are tiny
 tf_keras models built here (the Keras-file import around them is in test_keras_import.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,6 +62,7 @@ def saved_any_size(tmp_path_factory):
 
 # ---- make_module -------------------------------------------------------------------------------
 
+
 def test_a_network_that_takes_any_size_gives_a_module_of_any_size_on_images_in_0_1():
     network = any_size_network()
     module, any_size, size = make_module(network, (0.0, 255.0), 32, 16, SOURCE)
@@ -86,6 +88,7 @@ def test_a_network_of_no_declared_size_that_takes_no_size_asks_for_image_size():
 
 
 # ---- save_module -------------------------------------------------------------------------------
+
 
 def test_the_saved_module_gives_the_networks_features_at_any_size_with_the_files_beside_it(saved_any_size):
     network, target = saved_any_size
@@ -115,8 +118,9 @@ def test_the_saved_module_trains_the_networks_weights_and_not_its_statistics(sav
     for layer in (frozen, trainable):
         layer(images(16))
     assert len(trainable.weights) == len(network.weights)
-    assert sorted(w.shape.as_list() for w in trainable.trainable_weights) == \
-        sorted(w.shape.as_list() for w in network.trainable_weights)  # kernel, bias, gamma, beta; no statistics
+    assert sorted(w.shape.as_list() for w in trainable.trainable_weights) == sorted(
+        w.shape.as_list() for w in network.trainable_weights
+    )  # kernel, bias, gamma, beta; no statistics
     assert len(network.trainable_weights) == 4 < len(network.weights)
     assert frozen.trainable_weights == [] and frozen.losses == []
 
@@ -129,7 +133,7 @@ def test_a_network_with_regularizers_saves_and_the_trainable_module_adds_their_l
     layer(images(16))
     kernel = network.get_layer("conv").kernel.numpy()
     gamma = network.get_layer("bn").gamma.numpy()
-    expected = KERNEL_L2 * np.sum(kernel ** 2) + GAMMA_L2 * np.sum(gamma ** 2)
+    expected = KERNEL_L2 * np.sum(kernel**2) + GAMMA_L2 * np.sum(gamma**2)
     assert len(layer.losses) == 2
     np.testing.assert_allclose(float(tf.add_n(layer.losses)), expected, rtol=1e-5)
 

@@ -1,4 +1,5 @@
 """The pixel range of a Keras network: parsed from the option, read from a Rescaling layer, or assumed."""
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,10 @@ from tf_finetune.backbones.keras_pixels import DEFAULT_RANGE, choose_pixel_range
 from tf_finetune.errors import BackboneError
 
 
-@pytest.mark.parametrize("text, expected", [("0,1", (0.0, 1.0)), ("[-1, 1]", (-1.0, 1.0)), ("0,255", (0.0, 255.0)),
-                                            ("-0.5,0.5", (-0.5, 0.5))])
+@pytest.mark.parametrize(
+    "text, expected",
+    [("0,1", (0.0, 1.0)), ("[-1, 1]", (-1.0, 1.0)), ("0,255", (0.0, 255.0)), ("-0.5,0.5", (-0.5, 0.5))],
+)
 def test_ranges_parse(text, expected):
     assert parse_pixel_range(text) == expected
 
@@ -29,12 +32,15 @@ def _network(first_layer) -> tf_keras.Model:
     return tf_keras.Model(inputs, tf_keras.layers.Conv2D(2, 3)(x))
 
 
-@pytest.mark.parametrize("layer, expected", [
-    # The range the network takes in, before its own rescaling.
-    (tf_keras.layers.Rescaling(1 / 127.5, offset=-1), (0.0, 255.0)),  # [0, 255] -> [-1, 1] inside
-    (tf_keras.layers.Rescaling(1 / 255.0), (0.0, 255.0)),             # [0, 255] -> [0, 1] inside
-    (tf_keras.layers.Rescaling(2.0, offset=-1), (0.0, 1.0)),          # [0, 1] -> [-1, 1] inside
-])
+@pytest.mark.parametrize(
+    "layer, expected",
+    [
+        # The range the network takes in, before its own rescaling.
+        (tf_keras.layers.Rescaling(1 / 127.5, offset=-1), (0.0, 255.0)),  # [0, 255] -> [-1, 1] inside
+        (tf_keras.layers.Rescaling(1 / 255.0), (0.0, 255.0)),  # [0, 255] -> [0, 1] inside
+        (tf_keras.layers.Rescaling(2.0, offset=-1), (0.0, 1.0)),  # [0, 1] -> [-1, 1] inside
+    ],
+)
 def test_a_rescaling_layer_tells_the_range(layer, expected):
     value, source = choose_pixel_range(_network(layer), None, Path("m.h5"))
     assert value == expected and source.startswith("Rescaling layer")

@@ -1,5 +1,6 @@
 """Class indices, names and original labels (tf_finetune.data.labels), and text class names
 from labels.json beside data.csv through to the model, predict, the reports and the endpoint."""
+
 from __future__ import annotations
 
 import json
@@ -39,22 +40,33 @@ NAMES = '{"1": "weather", "2": "sport"}'  # tiny_modules' first topic is weather
 FAST = {"epochs": 6, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
 
 
-@pytest.mark.parametrize("content, expected", [
-    ('{"0": "ham", "1": "spam"', r" is not valid JSON \(Expecting ',' delimiter at line 1 column 25\); "
-                                 r"write one object mapping each integer label to its class name"),
-    ('["ham", "spam"]', r" holds \[\"ham\", \"spam\"\], not an object; write one object"),
-    ('{"ham": 0, "spam": 1}', r": key 'ham' is not an integer label; write one object"),
-    ('{"0": "ham", "00": "spam"}', r" names label 0 twice \('ham' and 'spam'\); keep one"),
-    ('{"0": "ham", "1": ""}', r": the name of label 1 is \"\"; a class name is a non-empty string"),
-    ('{"0": "ham", "1": null}', r": the name of label 1 is null; a class name is a non-empty string"),
-    ('{"0": "ham", "1": "spam "}', r": the name of label 1, 'spam ', has surrounding spaces"),
-    ('{"0": "ham", "1": "sp\\nam"}', r": the name of label 1, 'sp\\nam', has surrounding spaces or a "
-                                    r"control character \(line break, tab\); write the name alone"),
-    ('{"0": "ham", "1": "ham"}', r": labels 0 and 1 are both named 'ham'; each class needs a name of its own"),
-    ('{"num_classes": 2, "class_names": ["ham", "spam"], "original_labels": [0, 1]}',
-     r" is a model's labels.json; beside data.csv, labels.json maps each integer label to its class "
-     r"name: write \{\"0\": \"ham\", \"1\": \"spam\"\}"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (
+            '{"0": "ham", "1": "spam"',
+            r" is not valid JSON \(Expecting ',' delimiter at line 1 column 25\); "
+            r"write one object mapping each integer label to its class name",
+        ),
+        ('["ham", "spam"]', r" holds \[\"ham\", \"spam\"\], not an object; write one object"),
+        ('{"ham": 0, "spam": 1}', r": key 'ham' is not an integer label; write one object"),
+        ('{"0": "ham", "00": "spam"}', r" names label 0 twice \('ham' and 'spam'\); keep one"),
+        ('{"0": "ham", "1": ""}', r": the name of label 1 is \"\"; a class name is a non-empty string"),
+        ('{"0": "ham", "1": null}', r": the name of label 1 is null; a class name is a non-empty string"),
+        ('{"0": "ham", "1": "spam "}', r": the name of label 1, 'spam ', has surrounding spaces"),
+        (
+            '{"0": "ham", "1": "sp\\nam"}',
+            r": the name of label 1, 'sp\\nam', has surrounding spaces or a "
+            r"control character \(line break, tab\); write the name alone",
+        ),
+        ('{"0": "ham", "1": "ham"}', r": labels 0 and 1 are both named 'ham'; each class needs a name of its own"),
+        (
+            '{"num_classes": 2, "class_names": ["ham", "spam"], "original_labels": [0, 1]}',
+            r" is a model's labels.json; beside data.csv, labels.json maps each integer label to its class "
+            r"name: write \{\"0\": \"ham\", \"1\": \"spam\"\}",
+        ),
+    ],
+)
 def test_a_bad_names_file_is_one_error_naming_it_and_what_to_write(tmp_path, content, expected):
     path = tmp_path / "labels.json"
     path.write_text(content, encoding="utf-8")
@@ -83,12 +95,15 @@ def test_continuing_a_model_keeps_the_names_it_answers_with():
     assert unnamed.mismatch(named) == (
         "its classes are named 'ham', 'spam' (labels 0, 1) and the data names none (no labels.json "
         "beside data.csv); put the model's names in labels.json beside data.csv: "
-        '{"0": "ham", "1": "spam"}')
+        '{"0": "ham", "1": "spam"}'
+    )
     assert "and the data names them 'spam', 'ham'; put the model's names" in (
-        LabelMap(("spam", "ham"), (0, 1)).mismatch(named))
+        LabelMap(("spam", "ham"), (0, 1)).mismatch(named)
+    )
     assert LabelMap.from_integer_labels([1, 3]).mismatch(LabelMap.from_integer_labels([1, 2])) == (
         "its classes differ from the data's. Only in the model: ['2']; only in the data: ['3']. "
-        "Train from a backbone instead, or use data with the model's classes.")
+        "Train from a backbone instead, or use data with the model's classes."
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +112,14 @@ def named_model(text_module, cache_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("named")
     tiny_modules.write_text_csv(root / "train" / "data.csv", labels=(1, 2))
     (root / "train" / "labels.json").write_text(NAMES, encoding="utf-8")
-    run(JobConfig(data=str(root / "train"), output=str(root / "out"), handle=str(text_module),
-                  hyperparameters=FAST, cache_dir=str(cache_dir)))
+    run(
+        JobConfig(
+            data=str(root / "train"),
+            output=str(root / "out"),
+            handle=str(text_module),
+            hyperparameters=FAST,
+            cache_dir=str(cache_dir),
+        )
+    )
     extract(root / "out" / "output" / "model.tar.gz", root / "model")
     return root
-
-

@@ -5,6 +5,7 @@ text preprocessor bundled with a backbone, a backbone's extra packages, and the 
 
 Keras model files as handles are tested in test_keras_import.py, concurrent extraction in test_storage.py.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,11 @@ HUB_URL = "https://tfhub.dev/google/imagenet/mobilenet_v2_035_96/feature_vector/
 
 def digests(folder: Path) -> dict[str, str]:
     """Every file under ``folder``, by relative path, to its SHA-256."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file()
+    }
 
 
 def tar_gz(folder: Path, archive: Path, top: str | None = None) -> Path:
@@ -61,8 +65,10 @@ def offline(monkeypatch, hub_cache: Path | None) -> None:
 
 # --- local folders ------------------------------------------------------------------------------
 
-def test_a_saved_model_folder_is_used_where_it_is_as_a_path_a_file_url_or_under_home(image_module, tmp_path,
-                                                                                     monkeypatch):
+
+def test_a_saved_model_folder_is_used_where_it_is_as_a_path_a_file_url_or_under_home(
+    image_module, tmp_path, monkeypatch
+):
     monkeypatch.setenv("HOME", str(image_module.parent))
     cache = tmp_path / "cache"
     for handle in (str(image_module), f"file://{image_module}", f"~/{image_module.name}"):
@@ -73,7 +79,7 @@ def test_a_saved_model_folder_is_used_where_it_is_as_a_path_a_file_url_or_under_
 def test_a_percent_encoded_file_uri_names_the_folder(image_module, tmp_path):
     folder = shutil.copytree(image_module, tmp_path / "my models" / "tiny image")
     assert local_saved_model(folder.as_uri(), tmp_path / "cache") == str(folder)
-    assert local_saved_model(f"file://localhost{folder.as_uri()[len('file://'):]}", tmp_path / "cache") == str(folder)
+    assert local_saved_model(f"file://localhost{folder.as_uri()[len('file://') :]}", tmp_path / "cache") == str(folder)
 
 
 def test_a_folder_whose_one_sub_folder_holds_the_saved_model_resolves_to_it(image_module, tmp_path):
@@ -95,12 +101,15 @@ def test_a_missing_handle_is_named_as_given_with_what_to_pass_instead(form, tmp_
     handle = {"path": str(tmp_path / "nowhere"), "file-url": f"file://{tmp_path}/nowhere", "home": "~/nowhere"}[form]
     with pytest.raises(BackboneError) as error:
         local_saved_model(handle, tmp_path / "cache")
-    assert str(error.value) == (f"backbone {handle}: no such file or folder. Pass a TF-Hub SavedModel folder, "
-                                "a .tar.gz of one, a registry id (--model-id) or a hub URL")
+    assert str(error.value) == (
+        f"backbone {handle}: no such file or folder. Pass a TF-Hub SavedModel folder, "
+        "a .tar.gz of one, a registry id (--model-id) or a hub URL"
+    )
     assert not (tmp_path / "cache").exists()
 
 
 # --- archives -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("top", [None, "tiny_image"], ids=["flat", "one-top-folder"])
 def test_an_archive_is_extracted_once_into_the_cache_and_reused(top, image_module, tmp_path):
@@ -162,6 +171,7 @@ def test_a_folder_holding_two_archives_is_refused_rather_than_one_picked(image_m
 
 # --- built-in, S3 and hub handles ---------------------------------------------------------------
 
+
 def test_a_built_in_backbone_already_in_the_cache_is_used_without_building(text_module, tmp_path):
     # Building wordllama-words256 takes seconds; a finished entry in the cache must be taken as it is.
     cache = tmp_path / "cache"
@@ -179,12 +189,13 @@ def test_an_unknown_built_in_name_lists_the_known_ones(tmp_path):
 def test_an_s3_handle_is_refused_with_how_to_download_it_first(tmp_path):
     with pytest.raises(BackboneError) as error:
         local_saved_model("s3://bucket/backbones/model.tar.gz", tmp_path / "cache")
-    assert str(error.value) == ("backbone s3://bucket/backbones/model.tar.gz: download s3:// handles first "
-                                "(tf_finetune.s3.download_prefix); job.run does this")
+    assert str(error.value) == (
+        "backbone s3://bucket/backbones/model.tar.gz: download s3:// handles first "
+        "(tf_finetune.s3.download_prefix); job.run does this"
+    )
 
 
-def test_a_hub_url_offline_names_the_cache_folder_to_fill_and_filling_it_works(image_module, tmp_path,
-                                                                               monkeypatch):
+def test_a_hub_url_offline_names_the_cache_folder_to_fill_and_filling_it_works(image_module, tmp_path, monkeypatch):
     hub_cache = tmp_path / "hub-cache"
     offline(monkeypatch, hub_cache)
     with pytest.raises(BackboneError) as error:
@@ -192,8 +203,13 @@ def test_a_hub_url_offline_names_the_cache_folder_to_fill_and_filling_it_works(i
     message = str(error.value)
     key = hashlib.sha1(HUB_URL.encode("utf-8")).hexdigest()
     assert message.startswith(f"cannot download backbone {HUB_URL} (")
-    for needle in (f"TFHUB_CACHE_DIR={hub_cache}", f"<cache>/{key}/", "tf-finetune fetch-model", "--handle",
-                   "'model' channel"):
+    for needle in (
+        f"TFHUB_CACHE_DIR={hub_cache}",
+        f"<cache>/{key}/",
+        "tf-finetune fetch-model",
+        "--handle",
+        "'model' channel",
+    ):
         assert needle in message
     assert "\n" not in message and error.value.__cause__ is None  # one line, no chained traceback
     # Doing what it says, still offline:
@@ -209,10 +225,15 @@ def test_a_hub_url_offline_without_a_tfhub_cache_says_it_is_unset(tmp_path, monk
 
 # --- the text preprocessor ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("preprocessor", ["https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3", None],
-                         ids=["entry-names-one", "bare-handle"])
-def test_a_bundled_preprocessor_wins_without_any_download(preprocessor, image_module, text_module, tmp_path,
-                                                          monkeypatch):
+
+@pytest.mark.parametrize(
+    "preprocessor",
+    ["https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3", None],
+    ids=["entry-names-one", "bare-handle"],
+)
+def test_a_bundled_preprocessor_wins_without_any_download(
+    preprocessor, image_module, text_module, tmp_path, monkeypatch
+):
     offline(monkeypatch, tmp_path / "empty-hub-cache")  # a download would fail
     backbone = shutil.copytree(image_module, tmp_path / "backbone")
     shutil.copytree(text_module, backbone / "preprocessor")
@@ -245,16 +266,23 @@ def test_no_bundled_and_no_named_preprocessor_is_none(image_module, tmp_path):
 
 # --- requirements -------------------------------------------------------------------------------
 
+
 def test_installed_requirements_pass_with_dashes_read_as_underscores():
     check_requirements(ModelSpec("tiny", "text", "h"))
     check_requirements(ModelSpec("tiny", "text", "h", requires=("numpy", "typing-extensions")))
 
 
-@pytest.mark.parametrize(("requirement", "how"), [
-    ("tf-finetune-no-such-package", "pip install tf-finetune-no-such-package"),
-    ("tensorflow-text", "pip install '.[bert]' in the tf_finetune clone (or a wheel built from it), "
-                        "or pip install tensorflow-text of your TensorFlow's version"),
-])
+@pytest.mark.parametrize(
+    ("requirement", "how"),
+    [
+        ("tf-finetune-no-such-package", "pip install tf-finetune-no-such-package"),
+        (
+            "tensorflow-text",
+            "pip install '.[bert]' in the tf_finetune clone (or a wheel built from it), "
+            "or pip install tensorflow-text of your TensorFlow's version",
+        ),
+    ],
+)
 def test_a_missing_requirement_names_the_package_and_how_to_install_it(requirement, how, monkeypatch):
     # None in sys.modules makes an import fail as if the package were not installed.
     monkeypatch.setitem(sys.modules, requirement.replace("-", "_"), None)
@@ -266,8 +294,10 @@ def test_a_missing_requirement_names_the_package_and_how_to_install_it(requireme
 
 # --- image size ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("module", "expected"), [("fixed_image_module", 32), ("image_module", None),
-                                                  ("text_module", None)])
+
+@pytest.mark.parametrize(
+    ("module", "expected"), [("fixed_image_module", 32), ("image_module", None), ("text_module", None)]
+)
 def test_the_fixed_image_size_is_read_from_the_module(module, expected, request):
     layer = hub.KerasLayer(str(request.getfixturevalue(module)))
     assert fixed_image_size(layer) == expected
@@ -282,12 +312,16 @@ def test_a_module_with_non_square_inputs_is_refused(tmp_path):
         fixed_image_size(hub.KerasLayer(str(tmp_path / "wide")))
 
 
-@pytest.mark.parametrize(("requested", "fixed", "expected"), [(None, None, 224), (None, 32, 32), (96, None, 96),
-                                                              (32, 32, 32)])
+@pytest.mark.parametrize(
+    ("requested", "fixed", "expected"), [(None, None, 224), (None, 32, 32), (96, None, 96), (32, 32, 32)]
+)
 def test_the_image_size_is_the_requested_one_else_the_modules_else_224(requested, fixed, expected, caplog):
     spec = ModelSpec("tiny", "image", "h", image_size=requested)
     with caplog.at_level(logging.INFO, logger="tf_finetune"):
         assert choose_image_size(spec, fixed) == expected
     said = [r.getMessage() for r in caplog.records if "does not fix its input size" in r.getMessage()]
-    assert said == (["backbone tiny does not fix its input size; using image_size=224 (set --image-size to change)"]
-                    if expected == 224 else [])
+    assert said == (
+        ["backbone tiny does not fix its input size; using image_size=224 (set --image-size to change)"]
+        if expected == 224
+        else []
+    )

@@ -1,5 +1,6 @@
 """The doors' logging: TensorFlow's native start-up lines stay off the terminal unless asked for,
 whenever TensorFlow is first imported; the library door shows its lines once."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,7 @@ print("imported", file=sys.stderr)
 def _stderr(mode: str) -> str:
     # A fresh process: the lines are printed once, when TensorFlow's libraries load.
     env = {"PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=300,
-                          env=env)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     return proc.stderr
 

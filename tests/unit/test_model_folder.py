@@ -1,4 +1,5 @@
 """The model folder's owner: layout, checks and readers, on real SavedModels written here."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,14 @@ from tf_finetune.errors import TfFinetuneError
 def _save_signature(folder: Path, input_name: str) -> None:
     """A SavedModel whose serving_default takes one string input called ``input_name``."""
     module = tf.Module()
-    module.serve = tf.function(lambda x: {"n": tf.strings.length(x)},
-                               input_signature=[tf.TensorSpec([None], tf.string, name=input_name)])
-    tf.saved_model.save(module, str(model_folder.saved_model_dir(folder)),
-                        signatures={"serving_default": module.serve.get_concrete_function()})
+    module.serve = tf.function(
+        lambda x: {"n": tf.strings.length(x)}, input_signature=[tf.TensorSpec([None], tf.string, name=input_name)]
+    )
+    tf.saved_model.save(
+        module,
+        str(model_folder.saved_model_dir(folder)),
+        signatures={"serving_default": module.serve.get_concrete_function()},
+    )
 
 
 @pytest.fixture(scope="module", params=["image_bytes", "text"])

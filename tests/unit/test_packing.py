@@ -3,6 +3,7 @@ pack_backbone's archive (the folder at its root, a preprocessor bundled under pr
 or not at all), fetch_model of a registry entry into a folder or a named archive (a Keras classifier cut
 for an image entry, packed as it is for a text entry; one clear error and nothing written for a bad id or
 a Keras file given for text), and import_to a folder or an archive. S3 destinations are in test_s3.py."""
+
 from __future__ import annotations
 
 import re
@@ -37,7 +38,7 @@ def unpacked(archive: Path, into: Path) -> dict[str, bytes]:
 
 
 def under(files: dict[str, bytes], prefix: str) -> dict[str, bytes]:
-    return {name[len(prefix):]: data for name, data in files.items() if name.startswith(prefix)}
+    return {name[len(prefix) :]: data for name, data in files.items() if name.startswith(prefix)}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,7 @@ def features(model, layer: str, images):
 
 
 # ---- pack_backbone -----------------------------------------------------------------------------
+
 
 def test_pack_backbone_puts_the_folder_at_the_archive_root_and_round_trips(text_module, tmp_path):
     archive = tmp_path / "new" / "staged" / "tiny-text.tar.gz"
@@ -91,10 +93,15 @@ def test_a_pack_that_fails_keeps_the_previous_archive_and_leaves_no_partial_file
 
 # ---- fetch_model -------------------------------------------------------------------------------
 
-def test_fetch_model_stores_an_entry_and_its_preprocessor_as_id_tar_gz_in_a_folder(text_module, image_module,
-                                                                                  tmp_path):
-    registry = write_registry(tmp_path / "registry.yaml", id="tiny-text", task="text", handle=text_module.as_uri(),
-                              preprocessor=image_module.as_uri())
+
+def test_fetch_model_stores_an_entry_and_its_preprocessor_as_id_tar_gz_in_a_folder(text_module, image_module, tmp_path):
+    registry = write_registry(
+        tmp_path / "registry.yaml",
+        id="tiny-text",
+        task="text",
+        handle=text_module.as_uri(),
+        preprocessor=image_module.as_uri(),
+    )
     staged = tmp_path / "staged"
     where = fetch_model("tiny-text", str(staged) + "/", str(tmp_path / "cache"), str(registry))
     assert where == str(staged / "tiny-text.tar.gz")
@@ -108,12 +115,22 @@ def test_fetch_model_stores_an_entry_and_its_preprocessor_as_id_tar_gz_in_a_fold
 
 
 def test_fetch_model_cuts_a_keras_classifier_for_an_image_entry_and_packs_it_as_it_is_for_a_text_entry(
-        classifier, tmp_path):
+    classifier, tmp_path
+):
     model, _, folder = classifier
     common = {"handle": folder.as_uri(), "fine_tunable": True, "license": "MIT", "description": "tiny"}
     registry = tmp_path / "registry.yaml"
-    registry.write_text(yaml.safe_dump({"models": [dict(common, id="keras-image", task="image", image_size=16),
-                                                   dict(common, id="keras-text", task="text")]}), "utf-8")
+    registry.write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    dict(common, id="keras-image", task="image", image_size=16),
+                    dict(common, id="keras-text", task="text"),
+                ]
+            }
+        ),
+        "utf-8",
+    )
     cache = str(tmp_path / "cache")
     image = fetch_model("keras-image", str(tmp_path / "staged"), cache, str(registry))
     extract(image, tmp_path / "image")
@@ -126,8 +143,9 @@ def test_fetch_model_cuts_a_keras_classifier_for_an_image_entry_and_packs_it_as_
 
 
 def test_fetch_model_errors_name_the_problem_and_write_nothing(classifier, tmp_path):
-    registry = write_registry(tmp_path / "registry.yaml", id="keras-for-text", task="text",
-                              handle=classifier[1].as_uri())
+    registry = write_registry(
+        tmp_path / "registry.yaml", id="keras-for-text", task="text", handle=classifier[1].as_uri()
+    )
     staged = tmp_path / "staged"
     with pytest.raises(RegistryError, match="unknown model id 'keras-for-txt'.*Did you mean: keras-for-text"):
         fetch_model("keras-for-txt", str(staged), str(tmp_path / "cache"), str(registry))
@@ -145,6 +163,7 @@ def test_fetching_an_archive_with_a_bundled_preprocessor_keeps_it(text_module, i
 
 
 # ---- import_to ---------------------------------------------------------------------------------
+
 
 def test_import_to_an_archive_packs_the_cut_module_at_its_root(classifier, tmp_path):
     model, h5, _ = classifier

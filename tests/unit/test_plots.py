@@ -1,4 +1,5 @@
 """The PNG figures: written, readable, and quiet about class names the font cannot draw."""
+
 from __future__ import annotations
 
 import warnings

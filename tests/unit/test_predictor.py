@@ -1,5 +1,6 @@
 """What ``predict`` reads and answers, without a model (tf_finetune.serving.predictor): real files checked
 by training's rules; each unusable input is refused alone."""
+
 from __future__ import annotations
 
 import logging
@@ -25,46 +26,71 @@ def test_image_folders_are_read_as_training_reads_them_and_every_image_checked_a
     loose_gif = tiny_modules.write_image(tmp_path / "imageNotFound.gif", tiny_modules.COLOURS["red"], fmt="GIF")
     disguised = tiny_modules.write_image(tmp_path / "really_a_gif.jpg", tiny_modules.COLOURS["red"], fmt="GIF")
     with caplog.at_level(logging.WARNING, logger="tf_finetune"):
-        found = collect_inputs([str(tmp_path / "b"), str(loose_gif), str(disguised), str(tmp_path / "nope.jpg")],
-                               "image")
-    assert found.items == [str(truncated), str(good), str(deep), str(loose_gif), str(disguised),
-                           str(tmp_path / "nope.jpg")]
+        found = collect_inputs(
+            [str(tmp_path / "b"), str(loose_gif), str(disguised), str(tmp_path / "nope.jpg")], "image"
+        )
+    assert found.items == [
+        str(truncated),
+        str(good),
+        str(deep),
+        str(loose_gif),
+        str(disguised),
+        str(tmp_path / "nope.jpg"),
+    ]
     assert found.refused == {
         0: "cannot be decoded (Truncated File Read)",
         3: "not a .jpg/.jpeg/.png file, and training reads only those: convert it to JPEG or PNG",
         4: "a GIF image, not JPEG or PNG",
-        5: "no such image file or folder"}
+        5: "no such image file or folder",
+    }
     assert found.ignored == [str(tmp_path / "b" / "notes.txt"), str(gif)]
-    assert caplog.messages == [f"ignored 2 file(s) that are not .jpg/.jpeg/.png, which training ignores too: "
-                               f"{tmp_path / 'b' / 'notes.txt'}, {gif}"]
+    assert caplog.messages == [
+        f"ignored 2 file(s) that are not .jpg/.jpeg/.png, which training ignores too: "
+        f"{tmp_path / 'b' / 'notes.txt'}, {gif}"
+    ]
 
 
 def test_a_folder_with_nothing_to_predict_on_names_what_it_holds(tmp_path):
     tiny_modules.write_image(tmp_path / "only.gif", tiny_modules.COLOURS["red"], fmt="GIF")
     with pytest.raises(TfFinetuneError) as error:
         collect_inputs([str(tmp_path)], "image")
-    assert str(error.value) == (f"nothing to predict on in {tmp_path}: it holds 1 file(s) that are not "
-                                f".jpg/.jpeg/.png, which training ignores too: {tmp_path / 'only.gif'}")
+    assert str(error.value) == (
+        f"nothing to predict on in {tmp_path}: it holds 1 file(s) that are not "
+        f".jpg/.jpeg/.png, which training ignores too: {tmp_path / 'only.gif'}"
+    )
 
 
 def test_text_arguments_are_texts_csv_columns_txt_lines_and_stdin(tmp_path):
     (tmp_path / "data.csv").write_text('1,first text\n0,"second, with a comma"\n', encoding="utf-8")
     (tmp_path / "more.txt").write_text("\ufeffline one\n\nline two\n", encoding="utf-8")
-    got = collect_inputs(["a plain text", str(tmp_path / "data.csv"), str(tmp_path / "more.txt"), "-"],
-                         "text", ["from stdin\n", "   \n", "last\r\n"])
-    assert got.items == ["a plain text", "first text", "second, with a comma", "line one", "line two",
-                         "from stdin", "last"]
+    got = collect_inputs(
+        ["a plain text", str(tmp_path / "data.csv"), str(tmp_path / "more.txt"), "-"],
+        "text",
+        ["from stdin\n", "   \n", "last\r\n"],
+    )
+    assert got.items == [
+        "a plain text",
+        "first text",
+        "second, with a comma",
+        "line one",
+        "line two",
+        "from stdin",
+        "last",
+    ]
     assert got.refused == {} and got.ignored == []
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda tmp: "   ", "an empty text, nothing to classify"),
-    (lambda tmp: str(tmp), "a folder; a text model takes texts"),
-    (lambda tmp: str(tmp / "cat.jpg"), "an image file, and this model classifies texts"),
-    (lambda tmp: str(tmp / "data.json"), "a text model reads .csv and .txt files only"),
-    (lambda tmp: "reviews.txt", "no such file (to classify these characters as a text"),
-    (lambda tmp: "./draft", "no such file"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: "   ", "an empty text, nothing to classify"),
+        (lambda tmp: str(tmp), "a folder; a text model takes texts"),
+        (lambda tmp: str(tmp / "cat.jpg"), "an image file, and this model classifies texts"),
+        (lambda tmp: str(tmp / "data.json"), "a text model reads .csv and .txt files only"),
+        (lambda tmp: "reviews.txt", "no such file (to classify these characters as a text"),
+        (lambda tmp: "./draft", "no such file"),
+    ],
+)
 def test_text_arguments_that_look_like_mistakes_are_refused_alone(tmp_path, make, message):
     (tmp_path / "cat.jpg").write_bytes(b"x")
     (tmp_path / "data.json").write_text("{}")

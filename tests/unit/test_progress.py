@@ -1,5 +1,6 @@
 """Progress bars: drawn on a terminal (a real pseudo-terminal here) through each epoch and each
 feature-extraction pass, cleared before the epoch's line; never in a pipe, a log or on SageMaker."""
+
 from __future__ import annotations
 
 import fcntl
@@ -49,8 +50,14 @@ def _on_a_terminal(args: list[str], columns: int = 120) -> tuple[int, str]:
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("TRAINING_JOB_NAME", "SM_TRAINING_ENV")}
-    proc = subprocess.Popen([sys.executable, "-m", "tf_finetune", *args], stdin=follower, stdout=follower,
-                            stderr=follower, env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"), cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tf_finetune", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"),
+        cwd=REPO,
+    )
     os.close(follower)
     written = bytearray()
     deadline = time.monotonic() + 300
@@ -68,12 +75,33 @@ def _on_a_terminal(args: list[str], columns: int = 120) -> tuple[int, str]:
 
 
 def test_a_terminal_shows_a_bar_through_each_epoch_and_extraction_pass_cleared_before_its_line(
-        image_module, image_data, tmp_path):
-    code, written = _on_a_terminal([
-        "train", "--handle", str(image_module), "--image-size", "32", "--data", str(image_data),
-        "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--cpu-devices", "1",
-        "--epochs", "2", "--batch-size", "4", "--train-only-top-layer", "True", "--choose-hyperparameters",
-        "False"])
+    image_module, image_data, tmp_path
+):
+    code, written = _on_a_terminal(
+        [
+            "train",
+            "--handle",
+            str(image_module),
+            "--image-size",
+            "32",
+            "--data",
+            str(image_data),
+            "--output",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--cpu-devices",
+            "1",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--train-only-top-layer",
+            "True",
+            "--choose-hyperparameters",
+            "False",
+        ]
+    )
     assert code == 0, written
     # The bars: steps done of the pass, rate and time left.
     assert re.search(r"\rfeatures \(train\): +\d+%\|[^\r]*\| \d+/5 \[", written), written
@@ -84,6 +112,7 @@ def test_a_terminal_shows_a_bar_through_each_epoch_and_extraction_pass_cleared_b
     shown = [line.rsplit("\r", 1)[-1].rstrip() for line in written.split("\r\n")]
     assert not [line for line in shown if "%|" in line], written
     epochs = [line for line in shown if line.startswith("epoch")]
-    assert len(epochs) == 2 and all(re.fullmatch(
-        r"epoch=\d/2 loss=[\d.]+ accuracy=[\d.]+ val_loss=[\d.]+ val_accuracy=[\d.]+ time=[\d.]+s", line)
-        for line in epochs), epochs
+    assert len(epochs) == 2 and all(
+        re.fullmatch(r"epoch=\d/2 loss=[\d.]+ accuracy=[\d.]+ val_loss=[\d.]+ val_accuracy=[\d.]+ time=[\d.]+s", line)
+        for line in epochs
+    ), epochs

@@ -1,6 +1,7 @@
 """The model registry: the packaged hub_models.yaml, validation errors that name the file,
 entry and field, look-ups, the catalogue renderings and the list-models / describe / train
 command-line doors (without training and without importing TensorFlow)."""
+
 from __future__ import annotations
 
 import re
@@ -17,13 +18,21 @@ from tf_finetune.hyperparameters import SCHEMA, normalize, resolve
 from tf_finetune.registry import ModelSpec, Registry, default_registry_path, load_registry
 
 IMAGE_ENTRY = {
-    "id": "tiny-image", "task": "image", "handle": "https://tfhub.dev/google/tiny/1",
-    "image_size": 32, "fine_tunable": True, "license": "Apache-2.0",
+    "id": "tiny-image",
+    "task": "image",
+    "handle": "https://tfhub.dev/google/tiny/1",
+    "image_size": 32,
+    "fine_tunable": True,
+    "license": "Apache-2.0",
     "description": "A tiny image backbone.",
 }
 TEXT_ENTRY = {
-    "id": "tiny-text", "task": "text", "handle": "builtin:tiny-text", "fine_tunable": False,
-    "license": "MIT", "description": "A tiny text backbone.",
+    "id": "tiny-text",
+    "task": "text",
+    "handle": "builtin:tiny-text",
+    "fine_tunable": False,
+    "license": "MIT",
+    "description": "A tiny text backbone.",
 }
 HUB_OR_KAGGLE = re.compile(r"^https://(tfhub\.dev|www\.kaggle\.com)/\S+$")
 
@@ -76,6 +85,7 @@ def with_second_image(tmp_path: Path, **changes) -> Path:
 
 
 # ---- the packaged registry ---------------------------------------------------------------------
+
 
 def test_packaged_registry_loads(packaged):
     assert isinstance(packaged, Registry)
@@ -146,7 +156,7 @@ def test_packaged_overrides_and_task_defaults_take_effect(packaged):
     assert effective("mobilenet-v2-100-224").batch_size == 32
     bert = effective("small-bert-en-uncased-l4-h512")
     assert bert.optimizer == "adamw" and bert.learning_rate == pytest.approx(5e-5) and bert.batch_size == 64
-    assert bert.epochs == 5                          # override beats the text task default
+    assert bert.epochs == 5  # override beats the text task default
     assert effective("nnlm-en-dim50").epochs == packaged.task_defaults["text"]["epochs"]
 
 
@@ -159,11 +169,19 @@ def test_wordllama_is_present(packaged):
 
 
 def test_a_valid_small_registry_loads_every_field(tmp_path):
-    image = dict(IMAGE_ENTRY, pixel_range="0,1", output_dim=64,
-                 kaggle_handle="https://www.kaggle.com/models/x/y/TensorFlow2/z/1",
-                 hyperparameters={"batch-size": 8})
-    text = dict(TEXT_ENTRY, preprocessor="https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3",
-                output_key="pooled_output", requires=["tensorflow-text"])
+    image = dict(
+        IMAGE_ENTRY,
+        pixel_range="0,1",
+        output_dim=64,
+        kaggle_handle="https://www.kaggle.com/models/x/y/TensorFlow2/z/1",
+        hyperparameters={"batch-size": 8},
+    )
+    text = dict(
+        TEXT_ENTRY,
+        preprocessor="https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3",
+        output_key="pooled_output",
+        requires=["tensorflow-text"],
+    )
     path = write_registry(tmp_path, [image, text], task_defaults={"text": {"epochs": 2}})
     registry = load_registry(path)
     assert registry.source == str(path)
@@ -178,48 +196,57 @@ def test_a_valid_small_registry_loads_every_field(tmp_path):
 
 # ---- validation errors -------------------------------------------------------------------------
 
+
 def test_duplicate_id(tmp_path):
     path = write_registry(tmp_path, [IMAGE_ENTRY, TEXT_ENTRY, dict(TEXT_ENTRY)])
     registry_error(path, "models[2]", "'tiny-text'", "id", "models[1]")
 
 
 def test_unknown_task(tmp_path):
-    registry_error(with_second(tmp_path, task="audio"), "models[1]", "'tiny-text'", "task",
-                   "'audio'", "image", "text")
+    registry_error(with_second(tmp_path, task="audio"), "models[1]", "'tiny-text'", "task", "'audio'", "image", "text")
 
 
 @pytest.mark.parametrize("field", ["license", "description", "handle", "fine_tunable", "task"])
 def test_missing_required_field(tmp_path, field):
-    registry_error(with_second(tmp_path, **{field: None}), "models[1]", "'tiny-text'",
-                   f"'{field}'", "missing")
+    registry_error(with_second(tmp_path, **{field: None}), "models[1]", "'tiny-text'", f"'{field}'", "missing")
 
 
 def test_missing_id_still_names_the_index(tmp_path):
     registry_error(with_second(tmp_path, id=None), "models[1]", "'id'", "missing")
 
 
-@pytest.mark.parametrize("handle", ["not a url", "ftp://x", "tfhub.dev/google/x/1", "http://",
-                                    "builtin:Upper Case"])
+@pytest.mark.parametrize("handle", ["not a url", "ftp://x", "tfhub.dev/google/x/1", "http://", "builtin:Upper Case"])
 def test_malformed_handle(tmp_path, handle):
-    registry_error(with_second(tmp_path, handle=handle), "models[1]", "'tiny-text'", "'handle'",
-                   repr(handle))
+    registry_error(with_second(tmp_path, handle=handle), "models[1]", "'tiny-text'", "'handle'", repr(handle))
 
 
 @pytest.mark.parametrize("field", ["preprocessor", "kaggle_handle"])
 def test_malformed_secondary_handle(tmp_path, field):
-    registry_error(with_second(tmp_path, **{field: "bert preprocess"}), "models[1]",
-                   "'tiny-text'", f"'{field}'", "'bert preprocess'")
+    registry_error(
+        with_second(tmp_path, **{field: "bert preprocess"}),
+        "models[1]",
+        "'tiny-text'",
+        f"'{field}'",
+        "'bert preprocess'",
+    )
 
 
 def test_image_entry_without_image_size(tmp_path):
-    registry_error(with_second_image(tmp_path, image_size=None), "models[1]", "'second-image'",
-                   "'image_size'", "8..2048")
+    registry_error(
+        with_second_image(tmp_path, image_size=None), "models[1]", "'second-image'", "'image_size'", "8..2048"
+    )
 
 
 @pytest.mark.parametrize("size", [4, 7, 2049, 4096, -224, "224", 224.0, True])
 def test_image_size_out_of_range_or_wrong_type(tmp_path, size):
-    registry_error(with_second_image(tmp_path, image_size=size), "models[1]", "'second-image'",
-                   "'image_size'", "8..2048", repr(size))
+    registry_error(
+        with_second_image(tmp_path, image_size=size),
+        "models[1]",
+        "'second-image'",
+        "'image_size'",
+        "8..2048",
+        repr(size),
+    )
 
 
 @pytest.mark.parametrize("size", [8, 2048])
@@ -229,24 +256,31 @@ def test_image_size_boundaries_are_allowed(tmp_path, size):
 
 
 def test_text_entry_with_image_size(tmp_path):
-    registry_error(with_second(tmp_path, image_size=224), "models[1]", "'tiny-text'",
-                   "'image_size'", "image models only")
+    registry_error(
+        with_second(tmp_path, image_size=224), "models[1]", "'tiny-text'", "'image_size'", "image models only"
+    )
 
 
 def test_bad_pixel_range(tmp_path):
-    registry_error(with_second_image(tmp_path, pixel_range="0,255"), "models[1]",
-                   "'second-image'", "'pixel_range'", "0,1")
+    registry_error(
+        with_second_image(tmp_path, pixel_range="0,255"), "models[1]", "'second-image'", "'pixel_range'", "0,1"
+    )
 
 
 def test_unknown_field(tmp_path):
-    registry_error(with_second(tmp_path, imagesize=224), "models[1]", "'tiny-text'", "imagesize",
-                   "unknown field")
+    registry_error(with_second(tmp_path, imagesize=224), "models[1]", "'tiny-text'", "imagesize", "unknown field")
 
 
 @pytest.mark.parametrize("value", ["yes", "true", 1, "no"])
 def test_fine_tunable_not_a_bool(tmp_path, value):
-    registry_error(with_second(tmp_path, fine_tunable=value), "models[1]", "'tiny-text'",
-                   "'fine_tunable'", "true or false", repr(value))
+    registry_error(
+        with_second(tmp_path, fine_tunable=value),
+        "models[1]",
+        "'tiny-text'",
+        "'fine_tunable'",
+        "true or false",
+        repr(value),
+    )
 
 
 @pytest.mark.parametrize("model_id", ["Tiny Text", "-tiny", "tiny/text"])
@@ -302,8 +336,9 @@ def test_invalid_yaml(tmp_path):
     registry_error(path, "not valid YAML")
 
 
-@pytest.mark.parametrize("text", ["- id: x\n  task: image\n", "", "just a string\n",
-                                  "models: {id: x}\n", "task_defaults: {}\n"])
+@pytest.mark.parametrize(
+    "text", ["- id: x\n  task: image\n", "", "just a string\n", "models: {id: x}\n", "task_defaults: {}\n"]
+)
 def test_document_that_is_not_a_mapping_with_models(tmp_path, text):
     path = tmp_path / "odd.yaml"
     path.write_text(text, encoding="utf-8")
@@ -319,6 +354,7 @@ def test_a_directory_is_not_a_registry(tmp_path):
 
 
 # ---- Registry.get ------------------------------------------------------------------------------
+
 
 def test_get_known_id(packaged):
     spec = packaged.get("mobilenet-v2-100-224")
@@ -346,6 +382,7 @@ def test_get_unknown_id_without_close_match(packaged):
 
 
 # ---- catalogue renderings ----------------------------------------------------------------------
+
 
 def _rows(text: str) -> list[list[str]]:
     return [line.split() for line in text.splitlines()]
@@ -423,7 +460,6 @@ def test_card_from_another_registry(tmp_path):
 
 # ---- the command line --------------------------------------------------------------------------
 
+
 def _no_traceback(result: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-
-

@@ -1,4 +1,5 @@
 """The stratified, seeded train/validation split (tf_finetune.data.split)."""
+
 from __future__ import annotations
 
 from collections import Counter

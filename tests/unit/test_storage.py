@@ -1,4 +1,5 @@
 """Archive extraction refuses anything that would land outside its target."""
+
 from __future__ import annotations
 
 import io
@@ -28,18 +29,21 @@ def _archive(path, members):
 
 
 def test_a_normal_archive_extracts(tmp_path):
-    archive = _archive(tmp_path / "ok.tar.gz", [("m/saved_model.pb", "file", None),
-                                                ("m/variables/v", "file", None)])
+    archive = _archive(tmp_path / "ok.tar.gz", [("m/saved_model.pb", "file", None), ("m/variables/v", "file", None)])
     target = extract_archive(archive, tmp_path / "out")
     assert (target / "m" / "saved_model.pb").read_bytes() == b"x"
 
 
-@pytest.mark.parametrize("members", [
-    [("../escape.txt", "file", None)],
-    [("/abs/escape.txt", "file", None)],
-    [("m/link", "symlink", "../../outside")],
-    [("m/link", "symlink", "/etc/passwd")],
-], ids=["dotdot", "absolute", "relative-symlink-escape", "absolute-symlink"])
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("../escape.txt", "file", None)],
+        [("/abs/escape.txt", "file", None)],
+        [("m/link", "symlink", "../../outside")],
+        [("m/link", "symlink", "/etc/passwd")],
+    ],
+    ids=["dotdot", "absolute", "relative-symlink-escape", "absolute-symlink"],
+)
 def test_unsafe_members_are_refused_and_nothing_is_left(tmp_path, members):
     archive = _archive(tmp_path / "bad.tar.gz", members)
     with pytest.raises(StorageError, match="unsafe member"):
@@ -99,7 +103,7 @@ def test_local_path_reads_paths_and_file_uris_as_written(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     spaced = tmp_path / "my models" / "ünï"
     assert local_path(spaced.as_uri()) == spaced  # percent-encoded, as Path.as_uri() writes it
-    assert local_path("file://localhost" + spaced.as_uri()[len("file://"):]) == spaced
+    assert local_path("file://localhost" + spaced.as_uri()[len("file://") :]) == spaced
     assert local_path("file://~/m") == local_path("~/m") == tmp_path / "m"
     assert local_path("file://models/m") == Path("models/m")  # relative, as earlier versions read it
     assert local_path("models/50%20off") == Path("models/50%20off")  # a plain path is never decoded

@@ -6,6 +6,7 @@ The tests that call ``fit`` train, so they are marked e2e, as conftest.py marks 
 Validation labels are the training labels swapped, so the better the model learns the training
 data, the worse its validation loss: the best epoch is the first, and keeping it is visible.
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,8 +89,9 @@ def kept_best_run(strategy, tmp_path_factory):
     saved_level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        history = fit(model, training_stream, STEPS, scorer, hp, tracking=Tracking(str(tensorboard)),
-                      keep_best=keep_best)
+        history = fit(
+            model, training_stream, STEPS, scorer, hp, tracking=Tracking(str(tensorboard)), keep_best=keep_best
+        )
     finally:
         logger.removeHandler(lines)
         logger.setLevel(saved_level)
@@ -115,7 +117,8 @@ def test_epoch_line_counts_from_one_out_of_all_epochs_and_leaves_out_the_learnin
     logger.on_epoch_end(1, logs)
     (line,) = caplog.messages
     assert re.fullmatch(r"epoch=2/5 (.*) time=\d+\.\ds", line).group(1) == format_metrics(
-        {"loss": 0.5, "accuracy": 0.25})
+        {"loss": 0.5, "accuracy": 0.25}
+    )
     assert logs["lr"] == 0.001  # the logs the other callbacks read are left alone
 
 
@@ -157,5 +160,3 @@ def test_best_epoch_after_a_resume_chooses_among_the_epochs_run_since():
     best = BestEpoch("loss")
     assert run_epochs(best, [0.7, 0.3, 0.8], first_epoch=4) == 6
     assert best.best_epoch == 6 and best.scores == {5: 0.7, 6: 0.3, 7: 0.8}
-
-

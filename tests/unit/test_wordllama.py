@@ -4,6 +4,7 @@ package's safetensors file and tokenizer JSON, read here independently), the mea
 TextEmbedding (checked with numpy on small hand-made vocabularies, and after a save and reload),
 and building the module into the cache once, atomically (``ensure_module`` / ``ensure_builtin``).
 The full module is built once for the whole file."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,10 +39,10 @@ def _package_rows() -> np.ndarray:
     """The embedding matrix, parsed from the safetensors layout (8-byte header size, JSON header, data)."""
     raw = (PACKAGE / "weights" / "l2_supercat_256.safetensors").read_bytes()
     size = int.from_bytes(raw[:8], "little")
-    (entry,) = [v for k, v in json.loads(raw[8:8 + size]).items() if k != "__metadata__"]
+    (entry,) = [v for k, v in json.loads(raw[8 : 8 + size]).items() if k != "__metadata__"]
     assert entry["dtype"] == "F16"
     start, end = entry["data_offsets"]
-    return np.frombuffer(raw[8 + size + start:8 + size + end], "<f2").reshape(entry["shape"]).astype(np.float32)
+    return np.frombuffer(raw[8 + size + start : 8 + size + end], "<f2").reshape(entry["shape"]).astype(np.float32)
 
 
 def _whole_word(word: str) -> bool:
@@ -138,8 +139,14 @@ def test_tokenize_lower_cases_every_script_and_splits_on_any_run_of_whitespace()
 
 def test_tokenize_makes_each_punctuation_mark_and_symbol_its_own_token():
     texts = ["Hello, world!", "don't", "«Oui»", "a+b=c", "€5...", "e-mail"]
-    assert _tokens(texts) == [["hello", ",", "world", "!"], ["don", "'", "t"], ["«", "oui", "»"],
-                              ["a", "+", "b", "=", "c"], ["€", "5", ".", ".", "."], ["e", "-", "mail"]]
+    assert _tokens(texts) == [
+        ["hello", ",", "world", "!"],
+        ["don", "'", "t"],
+        ["«", "oui", "»"],
+        ["a", "+", "b", "=", "c"],
+        ["€", "5", ".", ".", "."],
+        ["e", "-", "mail"],
+    ]
 
 
 def test_tokenize_keeps_combining_marks_and_digits_inside_their_word():

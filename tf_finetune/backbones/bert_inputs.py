@@ -7,6 +7,7 @@ two steps, ``.tokenize`` and ``.bert_pack_inputs(..., seq_length=)``, which is h
 length is used. Texts with more word pieces than fit are cut; :meth:`Preprocessor.count_long`
 says how many.
 """
+
 from __future__ import annotations
 
 import logging
@@ -89,7 +90,8 @@ class Preprocessor:
             raise BackboneError(
                 f"max_seq_length={requested}: the preprocessor of {self.name} ({self.path}) has no "
                 ".tokenize and .bert_pack_inputs, so its sequence length cannot be changed; leave "
-                "max_seq_length unset")
+                "max_seq_length unset"
+            )
         return requested
 
     def keras_layers(self, requested: int | None) -> KerasLayer:
@@ -114,7 +116,7 @@ class Preprocessor:
         tf = self._tf
         longest, count = 0, 0
         for start in range(0, len(texts), _COUNT_BATCH):
-            tokens = self._module.tokenize(tf.constant(list(texts[start:start + _COUNT_BATCH])))
+            tokens = self._module.tokenize(tf.constant(list(texts[start : start + _COUNT_BATCH])))
             while isinstance(tokens, tf.RaggedTensor) and tokens.ragged_rank > 1:
                 tokens = tokens.merge_dims(1, 2)
             lengths = tokens.row_lengths().numpy() + _SPECIAL_TOKENS
@@ -134,8 +136,7 @@ def _packing_module(module: Any, seq_length: int) -> tf.Module:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def __call__(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
-            return self.preprocessor.bert_pack_inputs([self.preprocessor.tokenize(texts)],
-                                                      seq_length=seq_length)
+            return self.preprocessor.bert_pack_inputs([self.preprocessor.tokenize(texts)], seq_length=seq_length)
 
     return BertPacking()
 
@@ -143,8 +144,9 @@ def _packing_module(module: Any, seq_length: int) -> tf.Module:
 def describe_long(split: str, long: LongTexts) -> str:
     """One log line about truncation in ``split``."""
     if not long.count:
-        return (f"sequence length {long.seq_length}: every {split} text fits (longest "
-                f"{long.longest} word pieces)")
-    return (f"sequence length {long.seq_length}: {long.count} of {long.total} {split} texts are "
-            f"longer and are truncated (longest {long.longest} word pieces); set max_seq_length "
-            f"(up to {MAX_SEQ_LENGTH}) to keep more")
+        return f"sequence length {long.seq_length}: every {split} text fits (longest {long.longest} word pieces)"
+    return (
+        f"sequence length {long.seq_length}: {long.count} of {long.total} {split} texts are "
+        f"longer and are truncated (longest {long.longest} word pieces); set max_seq_length "
+        f"(up to {MAX_SEQ_LENGTH}) to keep more"
+    )

@@ -6,6 +6,7 @@ exist in a process only once ``tensorflow_text`` is imported. Loading such a mod
 them fails deep inside TensorFlow; :func:`register_ops_for` imports ``tensorflow_text`` when
 the model's graph needs it and otherwise names the ops and the pip extra.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,11 +53,13 @@ def register_ops_for(saved_model_dir: str | Path, what: str) -> None:
         raise TfFinetuneError(
             f"{what} uses TensorFlow ops this installation does not have ({listed}); they are "
             f"TensorFlow Text's (BERT-family text preprocessing): "
-            f"{install_extra(TEXT_EXTRA)}") from None
+            f"{install_extra(TEXT_EXTRA)}"
+        ) from None
     still = unknown_ops(saved_model_dir)
     if still:
         import tensorflow as tf
 
         raise TfFinetuneError(
             f"{what} uses ops that neither TensorFlow {tf.__version__} nor TensorFlow Text "
-            f"provide: {', '.join(still[:6])}; it needs the library that defines them")
+            f"provide: {', '.join(still[:6])}; it needs the library that defines them"
+        )

@@ -1,4 +1,5 @@
 """Reading a Keras classifier and cutting it at its feature layer (tf_keras, no TensorFlow at import)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Layers that may form a classification head together with the final Dense.
-_HEAD_LAYER_TYPES = ("Dense", "Dropout", "SpatialDropout1D", "GaussianDropout", "AlphaDropout",
-                     "Activation", "Softmax", "ReLU", "LeakyReLU", "ELU", "PReLU")
+_HEAD_LAYER_TYPES = (
+    "Dense",
+    "Dropout",
+    "SpatialDropout1D",
+    "GaussianDropout",
+    "AlphaDropout",
+    "Activation",
+    "Softmax",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "PReLU",
+)
 
 
 class NoClassificationHead(BackboneError):
@@ -39,15 +51,17 @@ def load_keras_model(source: Path) -> tf_keras.Model:
         raise BackboneError(
             f"cannot read Keras model {source}: it was saved by Keras 3, and tf_finetune reads "
             "Keras 2 / tf_keras models (its backbones run in tf_keras). Load it in tf_keras-"
-            "compatible code and save it again, or pass a TF-Hub SavedModel as --handle")
+            "compatible code and save it again, or pass a TF-Hub SavedModel as --handle"
+        )
     try:
         return tf_keras.models.load_model(str(source), compile=False)
     except Exception as exc:  # h5py, zipfile, json, deserialisation errors
         reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
-        hint = ("; it holds weights only, without the architecture: save the whole model "
-                "(model.save)" if "No model config" in reason or "No model found" in reason
-                else "; expected a Keras 2 / tf_keras .h5 or .keras file, or a SavedModel folder "
-                     "written by Keras")
+        hint = (
+            "; it holds weights only, without the architecture: save the whole model (model.save)"
+            if "No model config" in reason or "No model found" in reason
+            else "; expected a Keras 2 / tf_keras .h5 or .keras file, or a SavedModel folder written by Keras"
+        )
         raise BackboneError(f"cannot read Keras model {source}: {reason}{hint}") from None
 
 
@@ -55,8 +69,7 @@ def _written_by_keras3(source: Path) -> bool:
     try:
         if source.is_file() and zipfile.is_zipfile(source):
             with zipfile.ZipFile(source) as archive:
-                meta = json.loads(archive.read("metadata.json")) if "metadata.json" in \
-                    archive.namelist() else {}
+                meta = json.loads(archive.read("metadata.json")) if "metadata.json" in archive.namelist() else {}
             return str(meta.get("keras_version", "")).startswith("3.")
         if source.is_file() and source.suffix.lower() in (".h5", ".hdf5"):
             import h5py
@@ -79,8 +92,7 @@ def image_input_shape(model: tf_keras.Model, source: Path) -> tuple[int | None, 
     import tensorflow as tf
 
     if len(model.inputs) != 1:
-        raise BackboneError(f"{source} has {len(model.inputs)} inputs; an image backbone takes one "
-                            "batch of images")
+        raise BackboneError(f"{source} has {len(model.inputs)} inputs; an image backbone takes one batch of images")
     tensor = model.inputs[0]
     shape = tuple(tensor.shape)
     if tensor.dtype == tf.string or len(shape) != 4 or shape[-1] != 3:
@@ -88,22 +100,27 @@ def image_input_shape(model: tf_keras.Model, source: Path) -> tuple[int | None, 
         raise BackboneError(
             f"{source} is {kind}: its input is {tensor.dtype.name} {list(shape)}, and an image "
             "backbone takes RGB images [batch, height, width, 3]. Use it with text data through "
-            "a TF-Hub text SavedModel, or give an image classifier")
+            "a TF-Hub text SavedModel, or give an image classifier"
+        )
     return shape[1], shape[2]
 
 
 def _single(tensors: KerasTensor | Sequence[KerasTensor], where: str, source: Path) -> KerasTensor:
     items = tensors if isinstance(tensors, (list, tuple)) else [tensors]
     if len(items) != 1:
-        raise BackboneError(f"{source}: {where} has {len(items)} inputs or outputs; cannot find "
-                            "the feature layer automatically: pass --feature-layer NAME")
+        raise BackboneError(
+            f"{source}: {where} has {len(items)} inputs or outputs; cannot find "
+            "the feature layer automatically: pass --feature-layer NAME"
+        )
     return items[0]
 
 
 def _check_graph(model: tf_keras.Model, source: Path) -> None:
     if not getattr(model, "_is_graph_network", False):
-        raise BackboneError(f"{source}: {model.name} is a subclassed Keras model, whose layers "
-                            "cannot be cut; save a Functional or Sequential model")
+        raise BackboneError(
+            f"{source}: {model.name} is a subclassed Keras model, whose layers "
+            "cannot be cut; save a Functional or Sequential model"
+        )
 
 
 def default_feature_layer(model: tf_keras.Model, source: Path) -> tf_keras.layers.Layer:
@@ -130,10 +147,10 @@ def default_feature_layer(model: tf_keras.Model, source: Path) -> tf_keras.layer
                 raise BackboneError(
                     f"{source}: no layer to cut at: the model is only a classification head "
                     f"({' <- '.join(head) or 'nothing'}) on its input. Give a classifier with a "
-                    "feature extractor before its Dense head, or a TF-Hub SavedModel")
+                    "feature extractor before its Dense head, or a TF-Hub SavedModel"
+                )
             container, container_node = stack.pop()
-            tensor = _single(container._inbound_nodes[container_node].input_tensors,
-                             f"layer {container.name}", source)
+            tensor = _single(container._inbound_nodes[container_node].input_tensors, f"layer {container.name}", source)
         elif isinstance(layer, tf_keras.Model):
             _check_graph(layer, source)
             stack.append((layer, node_index))
@@ -141,16 +158,15 @@ def default_feature_layer(model: tf_keras.Model, source: Path) -> tf_keras.layer
         elif kind in _HEAD_LAYER_TYPES:
             head.append(layer.name)
             seen_dense = seen_dense or kind == "Dense"
-            tensor = _single(layer._inbound_nodes[node_index].input_tensors,
-                             f"layer {layer.name}", source)
+            tensor = _single(layer._inbound_nodes[node_index].input_tensors, f"layer {layer.name}", source)
         elif not seen_dense:
             raise NoClassificationHead(
                 f"{source}: no classification head to cut: the model ends in layer "
                 f"{layer.name} ({kind}), not a Dense layer. Pass --feature-layer NAME to choose "
-                "the feature layer")
+                "the feature layer"
+            )
         else:
-            log.info("%s: classification head %s; feature layer %s", source,
-                     " <- ".join(head), layer.name)
+            log.info("%s: classification head %s; feature layer %s", source, " <- ".join(head), layer.name)
             return layer
 
 
@@ -177,10 +193,13 @@ def find_layer(model: tf_keras.Model, name: str, source: Path) -> tf_keras.layer
     for layer in all_layers(model):
         if layer.name == name:
             return layer
-    vectors = [layer.name for layer in all_layers(model)
-               if _rank(layer) == 2 and type(layer).__name__ not in ("InputLayer",)]
-    raise BackboneError(f"{source} has no layer named {name!r}; layers with a feature-vector "
-                        f"output: {', '.join(vectors[-12:]) or 'none'}")
+    vectors = [
+        layer.name for layer in all_layers(model) if _rank(layer) == 2 and type(layer).__name__ not in ("InputLayer",)
+    ]
+    raise BackboneError(
+        f"{source} has no layer named {name!r}; layers with a feature-vector "
+        f"output: {', '.join(vectors[-12:]) or 'none'}"
+    )
 
 
 def _rank(layer: tf_keras.layers.Layer) -> int | None:
@@ -228,11 +247,15 @@ def cut_at(model: tf_keras.Model, layer: tf_keras.layers.Layer, source: Path) ->
     if len(output.shape) != 2:
         raise BackboneError(
             f"{source}: layer {layer.name} outputs {list(output.shape)}, not a feature vector "
-            "[batch, features]; choose a layer after the pooling or flattening (--feature-layer)")
+            "[batch, features]; choose a layer after the pooling or flattening (--feature-layer)"
+        )
     network = tf_keras.Model(model.inputs, output, name="backbone")
     frozen = [w.name for w in network.weights if not w.trainable and "moving_" not in w.name]
     if frozen:
-        log.info("%s: %d frozen weights in the file are made trainable (train_only_top_layer "
-                 "freezes the whole backbone)", source, len(frozen))
+        log.info(
+            "%s: %d frozen weights in the file are made trainable (train_only_top_layer freezes the whole backbone)",
+            source,
+            len(frozen),
+        )
     network.trainable = True
     return network

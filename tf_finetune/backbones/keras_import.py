@@ -17,6 +17,7 @@ network was trained on), of any size the network allows; ``training=True`` runs 
 batch mode and updates its moving statistics. It has ``variables``, ``trainable_variables``
 and ``regularization_losses``, so ``hub.KerasLayer`` loads it frozen or trainable.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,19 @@ from tf_finetune.errors import BackboneError
 if TYPE_CHECKING:
     from tf_finetune.registry import ModelSpec
 
-__all__ = ["KerasOptions", "BackboneInfo", "NoClassificationHead", "is_keras_model", "keras_file_in", "import_if_keras",
-           "ensure_imported", "import_backbone", "with_declared_size", "read_info", "content_sha256"]
+__all__ = [
+    "KerasOptions",
+    "BackboneInfo",
+    "NoClassificationHead",
+    "is_keras_model",
+    "keras_file_in",
+    "import_if_keras",
+    "ensure_imported",
+    "import_backbone",
+    "with_declared_size",
+    "read_info",
+    "content_sha256",
+]
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +158,7 @@ def import_if_keras(path: Path, cache_dir: Path, options: KerasOptions | None = 
     except NoClassificationHead:
         if options.feature_layer:
             raise
-        log.info("%s: a Keras SavedModel without a Dense classification head; loading it as a "
-                 "TF-Hub module", path)
+        log.info("%s: a Keras SavedModel without a Dense classification head; loading it as a TF-Hub module", path)
         return None
 
 
@@ -176,16 +187,23 @@ def ensure_imported(source: Path, cache_dir: Path, options: KerasOptions | None 
     target = cache_dir / "keras_backbones" / key
     if (target / "saved_model.pb").is_file() and (target / INFO_FILE).is_file():
         info = read_info(target) or {}
-        log.info("Keras backbone %s: cached module %s (feature layer %s, %d features, pixel "
-                 "range %s from %s)", source, target, info["feature_layer"], info["feature_dim"],
-                 range_text(info["pixel_range"]), info["pixel_range_from"])
+        log.info(
+            "Keras backbone %s: cached module %s (feature layer %s, %d features, pixel range %s from %s)",
+            source,
+            target,
+            info["feature_layer"],
+            info["feature_dim"],
+            range_text(info["pixel_range"]),
+            info["pixel_range_from"],
+        )
         return target
     import_backbone(source, target, options, digest=digest)
     return target
 
 
-def import_backbone(source: str | Path, target: str | Path, options: KerasOptions | None = None,
-                    digest: str | None = None) -> BackboneInfo:
+def import_backbone(
+    source: str | Path, target: str | Path, options: KerasOptions | None = None, digest: str | None = None
+) -> BackboneInfo:
     """Cut Keras model ``source`` at its feature layer and save it at ``target`` in TF-Hub format.
 
     The folder appears complete or not at all (written beside it, then renamed).
@@ -210,21 +228,36 @@ def import_backbone(source: str | Path, target: str | Path, options: KerasOption
         raise BackboneError(f"{target} already exists and is not empty: choose a new folder")
     model = load_keras_model(source)
     input_shape = image_input_shape(model, source)
-    layer = find_layer(model, options.feature_layer, source) if options.feature_layer \
+    layer = (
+        find_layer(model, options.feature_layer, source)
+        if options.feature_layer
         else default_feature_layer(model, source)
+    )
     network = cut_at(model, layer, source)
     pixel_range, range_from = choose_pixel_range(model, options.pixel_range, source)
-    declared = input_shape[0] if input_shape[0] is not None and input_shape[0] == input_shape[1] \
-        else None
-    module, any_size, size = make_module(network, pixel_range, declared, options.image_size,
-                                          source)
-    info = BackboneInfo(str(source), digest or content_sha256(source), layer.name,
-                        int(network.output.shape[-1]), pixel_range, range_from,
-                        declared, any_size)
+    declared = input_shape[0] if input_shape[0] is not None and input_shape[0] == input_shape[1] else None
+    module, any_size, size = make_module(network, pixel_range, declared, options.image_size, source)
+    info = BackboneInfo(
+        str(source),
+        digest or content_sha256(source),
+        layer.name,
+        int(network.output.shape[-1]),
+        pixel_range,
+        range_from,
+        declared,
+        any_size,
+    )
     save_module(module, target, any_size, size, {INFO_FILE: json.dumps(asdict(info), indent=2) + "\n"})
-    log.info("Keras backbone %s cut at layer %s (%d features); pixel range %s (%s); input %s; "
-             "saved to %s", source, layer.name, info.feature_dim, range_text(pixel_range),
-             range_from, "any size" if any_size else f"{size}x{size} only", target)
+    log.info(
+        "Keras backbone %s cut at layer %s (%d features); pixel range %s (%s); input %s; saved to %s",
+        source,
+        layer.name,
+        info.feature_dim,
+        range_text(pixel_range),
+        range_from,
+        "any size" if any_size else f"{size}x{size} only",
+        target,
+    )
     return info
 
 
@@ -242,11 +275,15 @@ def with_declared_size(spec: ModelSpec, module_dir: str | Path) -> ModelSpec:
     import dataclasses
 
     info = read_info(module_dir)
-    if (info is None or spec.task != "image" or spec.image_size or not info.get("any_size")
-            or not info.get("input_size")):
+    if (
+        info is None
+        or spec.task != "image"
+        or spec.image_size
+        or not info.get("any_size")
+        or not info.get("input_size")
+    ):
         return spec
-    log.info("image size %d, the Keras model's input size (--image-size changes it)",
-             info["input_size"])
+    log.info("image size %d, the Keras model's input size (--image-size changes it)", info["input_size"])
     return dataclasses.replace(spec, image_size=int(info["input_size"]))
 
 
@@ -271,6 +308,8 @@ def content_sha256(path: Path) -> str:
 
 def _check_task(source: Path, options: KerasOptions) -> None:
     if options.task != "image":
-        raise BackboneError(f"backbone {source}: a Keras model file is used as an image backbone "
-                            f"only, and the data is {options.task} data. For text, pass a TF-Hub "
-                            "text embedding SavedModel as --handle or a registry --model-id")
+        raise BackboneError(
+            f"backbone {source}: a Keras model file is used as an image backbone "
+            f"only, and the data is {options.task} data. For text, pass a TF-Hub "
+            "text embedding SavedModel as --handle or a registry --model-id"
+        )

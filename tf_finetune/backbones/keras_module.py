@@ -1,4 +1,5 @@
 """The cut Keras network as a TF-Hub image feature-vector module, saved whole or not at all."""
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,14 @@ if TYPE_CHECKING:  # TensorFlow only when a module is made
 
 log = logging.getLogger(__name__)
 
-def make_module(network: tf_keras.Model, pixel_range: tuple[float, float], declared: int | None, image_size: int | None,
-                source: Path) -> tuple[tf.train.Checkpoint, bool, int | None]:
+
+def make_module(
+    network: tf_keras.Model,
+    pixel_range: tuple[float, float],
+    declared: int | None,
+    image_size: int | None,
+    source: Path,
+) -> tuple[tf.train.Checkpoint, bool, int | None]:
     """The module object and the input size it takes (any size when the network allows)."""
     import tensorflow as tf
 
@@ -37,10 +44,12 @@ def make_module(network: tf_keras.Model, pixel_range: tuple[float, float], decla
     except (ValueError, TypeError, tf.errors.OpError) as exc:
         size = declared or image_size
         if size is None:
-            raise BackboneError(f"{source}: the network takes neither any image size nor a "
-                                "declared one; pass --image-size") from None
-        log.info("%s takes %dx%d images only (%s)", source, size, size,
-                 (str(exc).strip().splitlines() or [""])[0][:120])
+            raise BackboneError(
+                f"{source}: the network takes neither any image size nor a declared one; pass --image-size"
+            ) from None
+        log.info(
+            "%s takes %dx%d images only (%s)", source, size, size, (str(exc).strip().splitlines() or [""])[0][:120]
+        )
         module = _HubImageModule(network, pixel_range)
         spec = tf.TensorSpec([None, size, size, 3], tf.float32, name="inputs")
         for training in (False, True):
@@ -48,19 +57,22 @@ def make_module(network: tf_keras.Model, pixel_range: tuple[float, float], decla
         return module, False, size
 
 
-def save_module(module: tf.train.Checkpoint, target: Path, any_size: bool, size: int | None,
-                extra_files: dict[str, str]) -> None:
+def save_module(
+    module: tf.train.Checkpoint, target: Path, any_size: bool, size: int | None, extra_files: dict[str, str]
+) -> None:
     """Save ``module`` at ``target`` with ``extra_files`` (name -> text) beside it, atomically:
     written into a hidden folder next to ``target``, then renamed."""
     import tensorflow as tf
 
-    spec = tf.TensorSpec([None, None if any_size else size, None if any_size else size, 3],
-                         tf.float32, name="inputs")
+    spec = tf.TensorSpec([None, None if any_size else size, None if any_size else size, 3], tf.float32, name="inputs")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="." + target.name + ".", dir=target.parent))
     try:
-        tf.saved_model.save(module, str(staging), signatures={
-            "serving_default": module.__call__.get_concrete_function(spec, training=False)})
+        tf.saved_model.save(
+            module,
+            str(staging),
+            signatures={"serving_default": module.__call__.get_concrete_function(spec, training=False)},
+        )
         for name, text in extra_files.items():
             (staging / name).write_text(text, "utf-8")
         storage.move_into_place(staging, target)  # or keep another process's finished copy
@@ -86,11 +98,15 @@ def _penalty(regularizer: tf_keras.regularizers.Regularizer, weight: tf.Variable
     return lambda: regularizer(weight)
 
 
-_REGULARIZED = {"kernel": "kernel_regularizer", "bias": "bias_regularizer",
-                "depthwise_kernel": "depthwise_regularizer",
-                "pointwise_kernel": "pointwise_regularizer",
-                "embeddings": "embeddings_regularizer", "gamma": "gamma_regularizer",
-                "beta": "beta_regularizer"}
+_REGULARIZED = {
+    "kernel": "kernel_regularizer",
+    "bias": "bias_regularizer",
+    "depthwise_kernel": "depthwise_regularizer",
+    "pointwise_kernel": "pointwise_regularizer",
+    "embeddings": "embeddings_regularizer",
+    "gamma": "gamma_regularizer",
+    "beta": "beta_regularizer",
+}
 
 
 def _tracked_module_class() -> type[tf.train.Checkpoint]:
@@ -104,8 +120,7 @@ def _tracked_module_class() -> type[tf.train.Checkpoint]:
             low, high = (float(v) for v in pixel_range)
             # A closure, not a tracked attribute: the SavedModel holds this object's own
             # functions and variables, not a Keras model.
-            self._features = lambda x, training: network(low + x * (high - low),
-                                                         training=training)
+            self._features = lambda x, training: network(low + x * (high - low), training=training)
             self.variables = list(network.variables)
             self.trainable_variables = list(network.trainable_variables)
             self.regularization_losses = _regularizer_functions(network)

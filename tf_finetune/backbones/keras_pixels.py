@@ -1,4 +1,5 @@
 """The pixel range a Keras network was trained on: given, detected, or assumed."""
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,9 @@ def parse_pixel_range(text: str) -> tuple[float, float]:
     except ValueError:
         low = high = float("nan")  # compares False: refused below
     if not low < high:
-        raise BackboneError(f"pixel range {text!r} is invalid: give LOW,HIGH with LOW < HIGH, "
-                            "e.g. 0,1 or -1,1 or 0,255")
+        raise BackboneError(
+            f"pixel range {text!r} is invalid: give LOW,HIGH with LOW < HIGH, e.g. 0,1 or -1,1 or 0,255"
+        )
     return low, high
 
 
@@ -54,14 +56,23 @@ def choose_pixel_range(model: tf_keras.Model, option: str | None, source: Path) 
     if option:
         chosen = parse_pixel_range(option)
         if detected and detected[0] != chosen:
-            log.warning("%s: pixel range %s given, although the model suggests %s (%s)", source,
-                        range_text(chosen), range_text(detected[0]), detected[1])
+            log.warning(
+                "%s: pixel range %s given, although the model suggests %s (%s)",
+                source,
+                range_text(chosen),
+                range_text(detected[0]),
+                detected[1],
+            )
         return chosen, "option"
     if detected:
         return detected
-    log.warning("%s: the pixel range the network was trained on cannot be read from the model: "
-                "assuming %s; pass --pixel-range (e.g. -1,1 or 0,255) if it was trained on other "
-                "values", source, range_text(DEFAULT_RANGE))
+    log.warning(
+        "%s: the pixel range the network was trained on cannot be read from the model: "
+        "assuming %s; pass --pixel-range (e.g. -1,1 or 0,255) if it was trained on other "
+        "values",
+        source,
+        range_text(DEFAULT_RANGE),
+    )
     return DEFAULT_RANGE, "assumed"
 
 

@@ -4,6 +4,7 @@ Handles: a registry id's tfhub.dev/Kaggle URL (through tensorflow_hub and its ca
 local SavedModel folder, ``file://`` path, a ``.tar.gz`` of a SavedModel, or
 ``builtin:NAME`` (built from a pip package). ``s3://`` handles are downloaded by the job first.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,14 +54,17 @@ def local_saved_model(handle: str, cache_dir: Path, keras: keras_import.KerasOpt
     if handle.startswith("builtin:"):
         return str(ensure_builtin(handle.split(":", 1)[1], cache_dir))
     if storage.is_s3(handle):
-        raise BackboneError(f"backbone {handle}: download s3:// handles first "
-                            "(tf_finetune.s3.download_prefix); job.run does this")
+        raise BackboneError(
+            f"backbone {handle}: download s3:// handles first (tf_finetune.s3.download_prefix); job.run does this"
+        )
     if handle.startswith(_REMOTE):
         return _hub_download(handle)
     path = storage.local_path(handle)
     if not path.exists():
-        raise BackboneError(f"backbone {handle}: no such file or folder. Pass a TF-Hub SavedModel "
-                            "folder, a .tar.gz of one, a registry id (--model-id) or a hub URL")
+        raise BackboneError(
+            f"backbone {handle}: no such file or folder. Pass a TF-Hub SavedModel "
+            "folder, a .tar.gz of one, a registry id (--model-id) or a hub URL"
+        )
     if path.is_dir() and not (path / "saved_model.pb").exists():
         archives = [p for p in path.iterdir() if p.is_file() and storage.is_archive(p)]
         if len(archives) == 1:  # a channel or folder holding one model.tar.gz
@@ -102,7 +106,8 @@ def _hub_download(handle: str) -> str:
             f"cache (TFHUB_CACHE_DIR={cache}) by extracting the model into <cache>/{key}/ on a "
             "machine that can download it; or run `tf-finetune fetch-model` on such a machine and "
             "train with the .tar.gz it writes (--handle); or, in SageMaker, give the model as the "
-            "'model' channel.") from None
+            "'model' channel."
+        ) from None
 
 
 def _extract_cached(archive: Path, cache_dir: Path) -> Path:
@@ -120,8 +125,9 @@ def _saved_model_folder(path: Path, handle: str) -> Path:
     children = [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
     if len(children) == 1 and (children[0] / "saved_model.pb").is_file():
         return children[0]  # an archive with one top-level folder
-    raise BackboneError(f"backbone {handle}: no saved_model.pb in {path}; a backbone must be a "
-                        "TF2 SavedModel in TF-Hub format")
+    raise BackboneError(
+        f"backbone {handle}: no saved_model.pb in {path}; a backbone must be a TF2 SavedModel in TF-Hub format"
+    )
 
 
 def check_requirements(spec: ModelSpec) -> None:
@@ -137,10 +143,14 @@ def check_requirements(spec: ModelSpec) -> None:
             importlib.import_module(requirement.replace("-", "_"))
         except ImportError:
             extra = EXTRAS.get(requirement)
-            how = (f"{install_extra(extra)}, or pip install {requirement} of your TensorFlow's version"
-                   if extra else f"pip install {requirement}")
-            raise BackboneError(f"backbone {spec.id} needs the package {requirement}, which is "
-                                f"not installed: {how}") from None
+            how = (
+                f"{install_extra(extra)}, or pip install {requirement} of your TensorFlow's version"
+                if extra
+                else f"pip install {requirement}"
+            )
+            raise BackboneError(
+                f"backbone {spec.id} needs the package {requirement}, which is not installed: {how}"
+            ) from None
 
 
 def fixed_image_size(layer: KerasLayer) -> int | None:
@@ -158,8 +168,7 @@ def fixed_image_size(layer: KerasLayer) -> int | None:
     for height, width in shapes:
         if height is not None and width is not None:
             if height != width:
-                raise BackboneError(f"backbone input is {height}x{width}; only square inputs "
-                                    "are supported")
+                raise BackboneError(f"backbone input is {height}x{width}; only square inputs are supported")
             return int(height)
     return None
 
@@ -171,11 +180,15 @@ def choose_image_size(spec: ModelSpec, fixed: int | None) -> int:
         BackboneError: the requested size conflicts with a size the module fixes.
     """
     if fixed and spec.image_size and fixed != spec.image_size:
-        raise BackboneError(f"backbone {spec.id} takes {fixed}x{fixed} images only; "
-                            f"image_size {spec.image_size} cannot be used")
+        raise BackboneError(
+            f"backbone {spec.id} takes {fixed}x{fixed} images only; image_size {spec.image_size} cannot be used"
+        )
     chosen = spec.image_size or fixed
     if chosen:
         return chosen
-    log.info("backbone %s does not fix its input size; using image_size=%d (set --image-size "
-             "to change)", spec.id, DEFAULT_IMAGE_SIZE)
+    log.info(
+        "backbone %s does not fix its input size; using image_size=%d (set --image-size to change)",
+        spec.id,
+        DEFAULT_IMAGE_SIZE,
+    )
     return DEFAULT_IMAGE_SIZE

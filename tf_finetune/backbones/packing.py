@@ -6,6 +6,7 @@ model through a ``model`` channel instead. This resolves an entry through tensor
 cache (where the machine can download) and packs it, with its text preprocessor bundled under
 ``preprocessor/``, into one archive that ``--handle`` and the ``model`` channel accept.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,13 @@ def fetch_model(model_id: str, to: str, cache_dir: str, registry: str | None = N
         return storage.publish(archive, name)
 
 
-def import_to(model_file: str, to: str, feature_layer: str | None = None,
-              pixel_range: str | None = None, image_size: int | None = None) -> str:
+def import_to(
+    model_file: str,
+    to: str,
+    feature_layer: str | None = None,
+    pixel_range: str | None = None,
+    image_size: int | None = None,
+) -> str:
     """``import-backbone``: write the cut backbone of ``model_file`` to a folder, archive or S3.
 
     Args:
@@ -90,8 +96,10 @@ def import_to(model_file: str, to: str, feature_layer: str | None = None,
     """
     source = storage.local_path(model_file)
     if not is_keras_model(source):
-        raise BackboneError(f"{model_file} is not a Keras model: give a .h5 or .keras file or a "
-                            "SavedModel folder written by Keras (with keras_metadata.pb)")
+        raise BackboneError(
+            f"{model_file} is not a Keras model: give a .h5 or .keras file or a "
+            "SavedModel folder written by Keras (with keras_metadata.pb)"
+        )
     options = KerasOptions(feature_layer, pixel_range, image_size)
     if not storage.is_s3(to) and not storage.is_archive(to):
         import_backbone(source, Path(to), options)

@@ -6,6 +6,7 @@ backbone; a model folder written by tf_finetune records its task in ``metrics.js
 SavedModel's ``serving_default`` signature declares its input types in ``saved_model.pb``
 (read here as raw protocol-buffer fields, about 30 ms, instead of importing TensorFlow).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -9,6 +9,7 @@ while tensorflow_hub is imported a stand-in ``pkg_resources`` with just that is 
 
 Import the library from here: ``from tf_finetune.backbones.tfhub import hub``.
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Text renderings of the registry for ``list-models`` and ``describe`` (no TensorFlow)."""
+
 from __future__ import annotations
 
 import textwrap
@@ -31,20 +32,19 @@ def table(registry_path: str | None = None, task: str | None = None) -> str:
     """
     models = [m for m in load_registry(registry_path).models if task in (None, m.task)]
     rows = [("ID", "TASK", "FINE-TUNABLE", "INPUT", "DIM", "DESCRIPTION")]
-    rows += [(m.id, m.task, "yes" if m.fine_tunable else "no", _input(m),
-              str(m.output_dim or "?"), m.description) for m in models]
+    rows += [
+        (m.id, m.task, "yes" if m.fine_tunable else "no", _input(m), str(m.output_dim or "?"), m.description)
+        for m in models
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5]
-                     for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows)
 
 
 def card(registry_path: str | None, model_id: str) -> str:
     """Every field of one backbone, one per line."""
     registry = load_registry(registry_path)
     spec = registry.get(model_id)
-    lines = [f"{spec.id}: {spec.description}",
-             f"  task:            {spec.task}",
-             f"  handle:          {spec.handle}"]
+    lines = [f"{spec.id}: {spec.description}", f"  task:            {spec.task}", f"  handle:          {spec.handle}"]
     if spec.kaggle_handle:
         lines.append(f"  kaggle handle:   {spec.kaggle_handle}")
     if spec.preprocessor:
@@ -57,28 +57,39 @@ def card(registry_path: str | None, model_id: str) -> str:
     lines.append(f"  licence:         {spec.license}")
     if spec.requires:
         lines.append(f"  requires:        {', '.join(spec.requires)}")
-    lines.extend(_default_hyperparameters(registry.task_defaults.get(spec.task) or {},
-                                          spec.hyperparameters, spec.task))
+    lines.extend(_default_hyperparameters(registry.task_defaults.get(spec.task) or {}, spec.hyperparameters, spec.task))
     return "\n".join(lines)
 
 
-def _default_hyperparameters(task_defaults: Mapping[str, Any], entry: Mapping[str, Any],
-                             task: str) -> list[str]:
+def _default_hyperparameters(task_defaults: Mapping[str, Any], entry: Mapping[str, Any], task: str) -> list[str]:
     """The hyperparameters a job with this entry starts from, marked by where they come from."""
     task_defaults, entry = normalize(task_defaults), normalize(entry)
     values = resolve(task_defaults, entry)
-    words = [f"{name}={value}" + ("*" if name in entry else "+" if name in task_defaults else "")
-             for name, value in values.items() if task == "image" or name not in IMAGE_ONLY]
-    head = (f"  hyperparameters: the defaults of a job with this backbone; a value you pass wins "
-            f"(* this entry's, + the {task} task's)")
-    lines = [head, *textwrap.wrap("  ".join(words), width=100, initial_indent="    ",
-                                  subsequent_indent="    ", break_on_hyphens=False)]
+    words = [
+        f"{name}={value}" + ("*" if name in entry else "+" if name in task_defaults else "")
+        for name, value in values.items()
+        if task == "image" or name not in IMAGE_ONLY
+    ]
+    head = (
+        f"  hyperparameters: the defaults of a job with this backbone; a value you pass wins "
+        f"(* this entry's, + the {task} task's)"
+    )
+    lines = [
+        head,
+        *textwrap.wrap(
+            "  ".join(words), width=100, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False
+        ),
+    ]
     if not values.choose_hyperparameters:
         lines.append("  chosen by the job: nothing (choose_hyperparameters=False)")
     elif values.train_only_top_layer:
-        lines.append(f"  chosen by the job when you leave them unset: {', '.join(CHOOSABLE)} (by validation "
-                     "loss, on cached features; metrics.json 'choices' has the evidence)")
+        lines.append(
+            f"  chosen by the job when you leave them unset: {', '.join(CHOOSABLE)} (by validation "
+            "loss, on cached features; metrics.json 'choices' has the evidence)"
+        )
     else:
-        lines.append("  chosen by the job when you leave it unset: epochs (all run; the weights of the one "
-                     "with the lowest validation loss are kept)")
+        lines.append(
+            "  chosen by the job when you leave it unset: epochs (all run; the weights of the one "
+            "with the lowest validation loss are kept)"
+        )
     return lines

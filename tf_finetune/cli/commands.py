@@ -3,6 +3,7 @@
 TensorFlow is imported only by the commands that train, so ``--help``, ``list-models`` and
 ``describe`` answer at once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``argv``; a usage error exits 2 with one line (an unknown flag's with the closest known
     flags) and a pointer to the command's --help (cli_parser's parser class).
@@ -34,7 +36,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     if name is not None:
         command = commands[name]
         known = {flag for action in (*parser._actions, *command._actions) for flag in action.option_strings}
-        flags = argv[:list(argv).index("--")] if "--" in argv else argv  # after "--", inputs only
+        flags = argv[: list(argv).index("--")] if "--" in argv else argv  # after "--", inputs only
         misspelt = [word for word in flags if word.startswith("--") and word.partition("=")[0] not in known]
         if misspelt:
             command.error(_unrecognized(command, misspelt))
@@ -49,8 +51,14 @@ def _unrecognized(command: argparse.ArgumentParser, unknown: Sequence[str]) -> s
     import difflib
 
     # --snake_case and --kebab-case are the same flag: suggest the kebab-case spelling once.
-    known = sorted({flag.replace("_", "-") for action in command._actions for flag in action.option_strings
-                    if flag.startswith("--")})
+    known = sorted(
+        {
+            flag.replace("_", "-")
+            for action in command._actions
+            for flag in action.option_strings
+            if flag.startswith("--")
+        }
+    )
     hints = []
     for word in unknown:
         close = difflib.get_close_matches(word.partition("=")[0].replace("_", "-"), known, n=2, cutoff=0.6)
@@ -96,18 +104,30 @@ def _interrupted(args: argparse.Namespace) -> str:
     if folder and (Path(folder) / TRAINING_STATE_DIR).is_dir():
         return f"interrupted; the last checkpoint in {folder} is kept: run the same command again to resume"
     if folder:
-        return (f"interrupted before the first checkpoint was saved in {folder}: nothing was kept; run the "
-                "same command again to start over")
-    return ("interrupted: nothing was kept (the model is written when training ends); to make the next "
-            "run resumable, add --checkpoint-dir DIR (a checkpoint is saved at every epoch's end)")
+        return (
+            f"interrupted before the first checkpoint was saved in {folder}: nothing was kept; run the "
+            "same command again to start over"
+        )
+    return (
+        "interrupted: nothing was kept (the model is written when training ends); to make the next "
+        "run resumable, add --checkpoint-dir DIR (a checkpoint is saved at every epoch's end)"
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
-        "train": _train, "demo": _demo, "launch": _launch, "check-data": _check_data,
-        "list-models": _list_models, "describe": _describe, "fetch-model": _fetch_model,
-        "predict": _predict, "evaluate": _evaluate, "import-backbone": _import_backbone,
-        "export-tflite": _export_tflite}
+        "train": _train,
+        "demo": _demo,
+        "launch": _launch,
+        "check-data": _check_data,
+        "list-models": _list_models,
+        "describe": _describe,
+        "fetch-model": _fetch_model,
+        "predict": _predict,
+        "evaluate": _evaluate,
+        "import-backbone": _import_backbone,
+        "export-tflite": _export_tflite,
+    }
     return handlers[args.command](args)
 
 
@@ -202,10 +222,21 @@ def _launch(args: argparse.Namespace) -> int:
 
     # --output is where the SageMaker job writes, not the job's own output; the cluster is SageMaker's.
     job = _job_config(args, output=None, multi_worker=False)
-    plan = launch.plan(launch.LaunchConfig(
-        job=job, name=args.name, output=args.output, role=args.role, instance_type=args.instance_type,
-        instance_count=args.instance_count, gpus=args.gpus, spot=args.spot, max_run=args.max_run,
-        image_uri=args.image_uri, region=args.region))
+    plan = launch.plan(
+        launch.LaunchConfig(
+            job=job,
+            name=args.name,
+            output=args.output,
+            role=args.role,
+            instance_type=args.instance_type,
+            instance_count=args.instance_count,
+            gpus=args.gpus,
+            spot=args.spot,
+            max_run=args.max_run,
+            image_uri=args.image_uri,
+            region=args.region,
+        )
+    )
     print(plan.describe())
     if args.dry_run:
         print(json.dumps(plan.request(), indent=2))
@@ -239,8 +270,15 @@ def _predict(args: argparse.Namespace) -> int:
     # The inputs that could be used are answered; the others are named with why, and exit 1.
     for item, ranked in zip(answers.inputs, best):
         if args.json:
-            print(json.dumps({"input": item, "predictions": [
-                {"label": label, "probability": round(p, 6)} for label, p in ranked]}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "input": item,
+                        "predictions": [{"label": label, "probability": round(p, 6)} for label, p in ranked],
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             shown = "  ".join(f"{label} {p:.1%}" for label, p in ranked)
             print(f"{item}\t{shown}")
@@ -263,8 +301,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         report = classification_report(examples.labels, probabilities.argmax(axis=1), names)
         report["model"], report["data"] = args.model, args.data
         print(format_report(report))
-        written = write_report(report, Path(args.output), f"{Path(args.data).name}: "
-                               f"accuracy {report['accuracy']:.3f}")
+        written = write_report(report, Path(args.output), f"{Path(args.data).name}: accuracy {report['accuracy']:.3f}")
         found = gallery.mistakes(examples.inputs, examples.labels, probabilities, names)
         written += gallery.write_gallery(model.task, found, format_report(report), Path(args.output))
     for path in written:

@@ -4,6 +4,7 @@ The sample (``sample_data/topics.csv``, the project's own sentences) has three t
 ``sample_data/labels.json``; the demo trains, then reloads the exported SavedModel and classifies
 unseen sentences.
 """
+
 from __future__ import annotations
 
 import importlib.resources
@@ -18,9 +19,14 @@ from tf_finetune.training.job import run
 
 log = logging.getLogger(__name__)
 
-DEMO_HYPERPARAMETERS = {"epochs": 30, "batch_size": 16, "learning_rate": 0.05,
-                        "train_only_top_layer": True, "label_smoothing": 0.0,
-                        "validation_split_ratio": 0.25}
+DEMO_HYPERPARAMETERS = {
+    "epochs": 30,
+    "batch_size": 16,
+    "learning_rate": 0.05,
+    "train_only_top_layer": True,
+    "label_smoothing": 0.0,
+    "validation_split_ratio": 0.25,
+}
 # The model stays where the user can open it (a temporary folder would be gone by the last line).
 DEFAULT_OUTPUT = "tf-finetune-demo"
 
@@ -40,21 +46,32 @@ def run_demo(output: str | None, cache_dir: str, epochs: int | None = None) -> d
         epochs: override the demo's number of epochs.
     """
     hps = dict(DEMO_HYPERPARAMETERS, **({"epochs": epochs} if epochs else {}))
-    result = run(JobConfig(data=str(sample_path("topics.csv")), output=output or DEFAULT_OUTPUT,
-                           model_id="wordllama-words256", hyperparameters=hps, cache_dir=cache_dir))
+    result = run(
+        JobConfig(
+            data=str(sample_path("topics.csv")),
+            output=output or DEFAULT_OUTPUT,
+            model_id="wordllama-words256",
+            hyperparameters=hps,
+            cache_dir=cache_dir,
+        )
+    )
     examples = sample_path("topics_examples.txt").read_text("utf-8").split("\n")
     assert result.archive is not None  # a local single-worker run always writes one
     predictions = predict_texts(Path(result.archive), [e for e in examples if e.strip()])
     final = result.metrics["final"]
-    print(f"\nvalidation accuracy: {final.get('val_accuracy', float('nan')):.3f} "
-          f"({result.metrics['num_validation_examples']} held-out sentences, "
-          f"{result.metrics['epochs_run']} epochs, {result.metrics['train_seconds']:.1f}s training)")
+    print(
+        f"\nvalidation accuracy: {final.get('val_accuracy', float('nan')):.3f} "
+        f"({result.metrics['num_validation_examples']} held-out sentences, "
+        f"{result.metrics['epochs_run']} epochs, {result.metrics['train_seconds']:.1f}s training)"
+    )
     print("predictions of the exported model on new sentences:")
     for text, (label, probability) in predictions:
         print(f"  {label:>8} {probability:5.1%}  {text}")
     print(f"model: {result.archive}")
-    print(f"try it: {cli_command()} predict --model {shlex.quote(str(Path(result.archive).absolute()))} "
-          "\"a bowl of soup with fresh bread\"")
+    print(
+        f"try it: {cli_command()} predict --model {shlex.quote(str(Path(result.archive).absolute()))} "
+        '"a bowl of soup with fresh bread"'
+    )
     return result.metrics
 
 

@@ -1,4 +1,5 @@
 """The command line's parsers: every command, its flags and their help (no behaviour here)."""
+
 from __future__ import annotations
 
 import argparse
@@ -61,14 +62,21 @@ def _default_help(param: Param) -> str:
 
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "hyperparameters", "JumpStart names; --snake_case and --kebab-case both work; "
+        "hyperparameters",
+        "JumpStart names; --snake_case and --kebab-case both work; "
         "booleans as True/False. Defaults: the task's (as shown), then the model entry's own "
-        "('tf-finetune describe ID' lists a model's).")
+        "('tf-finetune describe ID' lists a model's).",
+    )
     for param in SCHEMA:
         flags = {f"--{n}" for name in (param.name, *param.aliases) for n in (name, name.replace("_", "-"))}
         # Kebab-case first: argparse shows the first flag in the usage line.
-        group.add_argument(*sorted(flags, key=lambda f: (len(f), "_" in f, f)), dest=HYPERPARAMETER_DEST + param.name,
-                           default=None, metavar="V", help=f"{param.help} ({param.allowed()}; {_default_help(param)})")
+        group.add_argument(
+            *sorted(flags, key=lambda f: (len(f), "_" in f, f)),
+            dest=HYPERPARAMETER_DEST + param.name,
+            default=None,
+            metavar="V",
+            help=f"{param.help} ({param.allowed()}; {_default_help(param)})",
+        )
 
 
 def hyperparameters_given(args: argparse.Namespace) -> dict[str, str]:
@@ -81,7 +89,7 @@ def hyperparameters_given(args: argparse.Namespace) -> dict[str, str]:
         schema name -> the text given (the schema checks it once, when the job is planned).
     """
     prefix = HYPERPARAMETER_DEST
-    return {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+    return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
 
 
 def _add_job_flags(parser: argparse.ArgumentParser) -> None:
@@ -91,17 +99,22 @@ def _add_job_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_cpu_devices_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cpu-devices", type=int, default=0, metavar="N",
-                        help="split the CPU into N logical devices (N replicas), to try "
-                             "distribution without GPUs")
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=0,
+        metavar="N",
+        help="split the CPU into N logical devices (N replicas), to try distribution without GPUs",
+    )
 
 
 KERAS_OPTIONS = ("feature_layer", "pixel_range")
 
 
 def _add_keras_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("a Keras model file as the backbone (.h5, .keras, Keras "
-                                      "SavedModel of a whole classifier)")
+    group = parser.add_argument_group(
+        "a Keras model file as the backbone (.h5, .keras, Keras SavedModel of a whole classifier)"
+    )
     job_options.add_flags(group, KERAS_OPTIONS)
 
 
@@ -125,42 +138,59 @@ def _add_train_command(commands: _Commands) -> None:
 
 def _add_launch_command(commands: _Commands) -> None:
     launch = commands.add_parser("launch", help="run the same job as a SageMaker training job")
-    launch.add_argument("--name", required=True, help="the model name; the job name is it plus a "
-                        "timestamp")
+    launch.add_argument("--name", required=True, help="the model name; the job name is it plus a timestamp")
     # The job options a launch sends (--output is the launch's own: the S3 folder of its jobs);
     # --registry, read here only, after the launch's own flags.
     sent = [option.name for option in job_options.OPTIONS if option.launch and option.name != "registry"]
     job_options.add_flags(launch, sent, launch=True)
-    launch.add_argument("--output", required=True, metavar="S3", help="s3://bucket/[prefix/]: the "
-                        "model lands at <output><job-name>/output/model.tar.gz")
+    launch.add_argument(
+        "--output",
+        required=True,
+        metavar="S3",
+        help="s3://bucket/[prefix/]: the model lands at <output><job-name>/output/model.tar.gz",
+    )
     launch.add_argument("--role", required=True, help="IAM role ARN the job runs as")
-    launch.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE,
-                        help=f"training instance (default {DEFAULT_INSTANCE_TYPE})")
+    launch.add_argument(
+        "--instance-type", default=DEFAULT_INSTANCE_TYPE, help=f"training instance (default {DEFAULT_INSTANCE_TYPE})"
+    )
     launch.add_argument("--instance-count", type=int, default=1, metavar="N")
-    launch.add_argument("--gpus", type=int, metavar="N", help="GPUs per instance, for a type "
-                        "tf-finetune does not know")
-    launch.add_argument("--spot", action="store_true", help="managed spot training; checkpoints "
-                        "go to <output><name>/checkpoints/ so an interrupted job resumes")
-    launch.add_argument("--max-run", type=int, default=24 * 3600, metavar="SECONDS",
-                        help="stop the job after this long (default one day)")
-    launch.add_argument("--image-uri", help="training image (default: AWS's TensorFlow 2.21 "
-                        "training image, Python 3.12)")
+    launch.add_argument("--gpus", type=int, metavar="N", help="GPUs per instance, for a type tf-finetune does not know")
+    launch.add_argument(
+        "--spot",
+        action="store_true",
+        help="managed spot training; checkpoints go to <output><name>/checkpoints/ so an interrupted job resumes",
+    )
+    launch.add_argument(
+        "--max-run",
+        type=int,
+        default=24 * 3600,
+        metavar="SECONDS",
+        help="stop the job after this long (default one day)",
+    )
+    launch.add_argument(
+        "--image-uri", help="training image (default: AWS's TensorFlow 2.21 training image, Python 3.12)"
+    )
     launch.add_argument("--region", help="AWS region (default: boto3's)")
-    launch.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
-                        help="wait for the job, streaming its log (default: wait)")
-    launch.add_argument("--dry-run", action="store_true",
-                        help="print the request that would be sent; send nothing")
+    launch.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wait for the job, streaming its log (default: wait)",
+    )
+    launch.add_argument("--dry-run", action="store_true", help="print the request that would be sent; send nothing")
     job_options.add_flags(launch, ["registry"], launch=True)
     _add_hyperparameter_flags(launch)
 
 
 def _add_check_data_command(commands: _Commands) -> None:
     check = commands.add_parser(
-        "check-data", help="report on training data before training: counts, classes, unusable files, "
+        "check-data",
+        help="report on training data before training: counts, classes, unusable files, "
         "duplicates and leakage across splits",
         description="Takes train's flags: put check-data in place of train to check a training command's data "
         "as train reads it (the task from --model-id or --handle, else from the data; the hold-out, batch and "
-        "steps train would use). Flags of the output and checkpoints are accepted and unused.")
+        "steps train would use). Flags of the output and checkpoints are accepted and unused.",
+    )
     _add_training_job_flags(check, output_required=False)
     check.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -178,67 +208,107 @@ def _add_describe_command(commands: _Commands) -> None:
 
 
 def _add_fetch_model_command(commands: _Commands) -> None:
-    fetch = commands.add_parser("fetch-model", help="store a registry backbone as a .tar.gz for "
-                                "the SageMaker 'model' channel or --handle (network isolation)")
+    fetch = commands.add_parser(
+        "fetch-model",
+        help="store a registry backbone as a .tar.gz for the SageMaker 'model' channel or --handle (network isolation)",
+    )
     fetch.add_argument("model_id")
-    fetch.add_argument("--output", required=True, metavar="DIR_OR_S3",
-                       help="local folder or s3://bucket/prefix/; writes <output>/<model_id>.tar.gz")
+    fetch.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR_OR_S3",
+        help="local folder or s3://bucket/prefix/; writes <output>/<model_id>.tar.gz",
+    )
     fetch.add_argument("--registry", default=None, metavar="YAML")
     fetch.add_argument("--cache-dir", default=job_options.default_cache_dir(), metavar="DIR")
 
 
 def _add_predict_command(commands: _Commands) -> None:
     predict = commands.add_parser("predict", help="classify images or texts with a fine-tuned model")
-    predict.add_argument("--model", required=True, metavar="PATH",
-                         help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
-    predict.add_argument("inputs", nargs="+", metavar="INPUT",
-                         help="image files/folders; or texts, a data.csv, a .txt file; - for stdin")
+    predict.add_argument(
+        "--model", required=True, metavar="PATH", help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz"
+    )
+    predict.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files/folders; or texts, a data.csv, a .txt file; - for stdin"
+    )
     predict.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="labels to show (default 3)")
     predict.add_argument("--json", action="store_true", help="one JSON object per input")
 
 
 def _add_evaluate_command(commands: _Commands) -> None:
     evaluate = commands.add_parser("evaluate", help="accuracy, F1 and confusion matrix on labelled data")
-    evaluate.add_argument("--model", required=True, metavar="PATH",
-                          help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
-    evaluate.add_argument("--data", required=True, metavar="PATH",
-                          help="labelled data in the training format (class folders or data.csv)")
-    evaluate.add_argument("--output", default="evaluation", metavar="DIR",
-                          help="where evaluation.json, confusion_matrix.png, per_class.txt and the "
-                               "misclassified examples (misclassified.png / .csv) go (default ./evaluation)")
+    evaluate.add_argument(
+        "--model", required=True, metavar="PATH", help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz"
+    )
+    evaluate.add_argument(
+        "--data", required=True, metavar="PATH", help="labelled data in the training format (class folders or data.csv)"
+    )
+    evaluate.add_argument(
+        "--output",
+        default="evaluation",
+        metavar="DIR",
+        help="where evaluation.json, confusion_matrix.png, per_class.txt and the "
+        "misclassified examples (misclassified.png / .csv) go (default ./evaluation)",
+    )
 
 
 def _add_import_backbone_command(commands: _Commands) -> None:
     imported = commands.add_parser(
-        "import-backbone", help="cut a Keras classifier (.h5, .keras, Keras SavedModel) at its "
-        "feature layer and save it as a TF-Hub image feature-vector SavedModel")
+        "import-backbone",
+        help="cut a Keras classifier (.h5, .keras, Keras SavedModel) at its "
+        "feature layer and save it as a TF-Hub image feature-vector SavedModel",
+    )
     imported.add_argument("model_file", metavar="MODEL_FILE")
-    imported.add_argument("--output", required=True, metavar="DIR",
-                          help="new folder for the SavedModel; DIR.tar.gz or s3://… for an archive")
-    imported.add_argument("--image-size", type=job_options.argparse_type("image_size"), metavar="PX",
-                          help="input size, for a network that declares none and cannot take any")
+    imported.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="new folder for the SavedModel; DIR.tar.gz or s3://… for an archive",
+    )
+    imported.add_argument(
+        "--image-size",
+        type=job_options.argparse_type("image_size"),
+        metavar="PX",
+        help="input size, for a network that declares none and cannot take any",
+    )
     _add_keras_flags(imported)
 
 
 def _add_export_tflite_command(commands: _Commands) -> None:
-    lite = commands.add_parser("export-tflite", help="convert a fine-tuned model to TensorFlow "
-                               "Lite and check its accuracy against the SavedModel")
-    lite.add_argument("--model", required=True, metavar="PATH_OR_TAR",
-                      help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz")
-    lite.add_argument("--quantize", choices=("none", "float16", "dynamic", "int8"), default="none",
-                      help="none (float32), float16 weights, dynamic (int8 weights) or int8 "
-                           "(weights and activations; needs --data)")
-    lite.add_argument("--data", metavar="PATH", help="training images: int8 calibrates on a "
-                      "sample of them")
-    lite.add_argument("--validation-data", metavar="PATH", help="held-out labelled data to "
-                      "check the TFLite model's accuracy against the SavedModel's")
-    lite.add_argument("--output", metavar="DIR", help="where model.tflite, labels.txt and "
-                      "tflite_report.json go (default: beside model.tar.gz, or in the model folder)")
+    lite = commands.add_parser(
+        "export-tflite",
+        help="convert a fine-tuned model to TensorFlow Lite and check its accuracy against the SavedModel",
+    )
+    lite.add_argument(
+        "--model",
+        required=True,
+        metavar="PATH_OR_TAR",
+        help="model.tar.gz, its unpacked folder, or s3://…/model.tar.gz",
+    )
+    lite.add_argument(
+        "--quantize",
+        choices=("none", "float16", "dynamic", "int8"),
+        default="none",
+        help="none (float32), float16 weights, dynamic (int8 weights) or int8 (weights and activations; needs --data)",
+    )
+    lite.add_argument("--data", metavar="PATH", help="training images: int8 calibrates on a sample of them")
+    lite.add_argument(
+        "--validation-data",
+        metavar="PATH",
+        help="held-out labelled data to check the TFLite model's accuracy against the SavedModel's",
+    )
+    lite.add_argument(
+        "--output",
+        metavar="DIR",
+        help="where model.tflite, labels.txt and "
+        "tflite_report.json go (default: beside model.tar.gz, or in the model folder)",
+    )
 
 
 def _add_demo_command(commands: _Commands) -> None:
-    demo = commands.add_parser("demo", help="fine-tune the built-in text backbone on the bundled "
-                               "sample data and show predictions (offline)")
+    demo = commands.add_parser(
+        "demo", help="fine-tune the built-in text backbone on the bundled sample data and show predictions (offline)"
+    )
     _add_job_flags(demo)
     demo.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
 
@@ -258,8 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
 def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The argument parser, and each sub-command's parser by name."""
     parser = _Parser(  # the sub-commands' parsers are of its class too
-        prog=PROG, allow_abbrev=False, description="Fine-tune TensorFlow Hub backbones for image and text "
-        "classification, locally or as a SageMaker job.")
+        prog=PROG,
+        allow_abbrev=False,
+        description="Fine-tune TensorFlow Hub backbones for image and text "
+        "classification, locally or as a SageMaker job.",
+    )
     parser.add_argument("--version", action="version", version=f"tf_finetune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -278,6 +351,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         command.allow_abbrev = False  # no silent prefix matching of flags
         _mark_required(command)
         # --debug after the command too, where users put it (SUPPRESS: absent leaves the top's value).
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="show tracebacks and TensorFlow logs")
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and TensorFlow logs"
+        )
     return parser, dict(commands.choices)

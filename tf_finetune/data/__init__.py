@@ -3,6 +3,7 @@
 :func:`load_data` is the one entry: it reads text (``data.csv``) or image (class folders)
 data, maps labels to class indices, and returns the train and validation examples.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,11 @@ class Examples:
 
     def subset(self, indices: Sequence[int]) -> Examples:
         """The examples at ``indices``, in that order."""
-        return Examples(tuple(self.inputs[i] for i in indices), tuple(self.labels[i] for i in indices),
-                        tuple(self.lines[i] for i in indices) if self.lines else ())
+        return Examples(
+            tuple(self.inputs[i] for i in indices),
+            tuple(self.labels[i] for i in indices),
+            tuple(self.lines[i] for i in indices) if self.lines else (),
+        )
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,14 @@ class DataSplit:
     details: dict[str, dict] | None = None
 
 
-def load_data(task: str, train_path: str | Path, validation_path: str | Path | None = None,
-              validation_split_ratio: float = 0.2, seed: int = 0,
-              inspect: Callable[[str], dict] | None = None) -> DataSplit:
+def load_data(
+    task: str,
+    train_path: str | Path,
+    validation_path: str | Path | None = None,
+    validation_split_ratio: float = 0.2,
+    seed: int = 0,
+    inspect: Callable[[str], dict] | None = None,
+) -> DataSplit:
     """Read training (and optional validation) data for ``task`` and split it.
 
     Args:
@@ -95,21 +104,30 @@ def load_data(task: str, train_path: str | Path, validation_path: str | Path | N
     details: dict[str, dict] | None = {} if inspect and task == "image" else None
     if task == "image":
         train, label_map = _image_examples(train_path, None, inspect, details)
-        validation = (_image_examples(validation_path, label_map, inspect, details)[0]
-                      if validation_path else None)
+        validation = _image_examples(validation_path, label_map, inspect, details)[0] if validation_path else None
     if validation is None and validation_split_ratio > 0:
         train_idx, val_idx = stratified_split(train.labels, validation_split_ratio, seed)
         train, validation = train.subset(train_idx), train.subset(val_idx)
         if not len(validation):
-            log.warning("validation_split_ratio=%g holds out no example of %s (%d examples, too few "
-                        "per class): training runs without validation metrics; give validation data "
-                        "or more examples", validation_split_ratio, train_path, len(train))
+            log.warning(
+                "validation_split_ratio=%g holds out no example of %s (%d examples, too few "
+                "per class): training runs without validation metrics; give validation data "
+                "or more examples",
+                validation_split_ratio,
+                train_path,
+                len(train),
+            )
             validation = None
     return DataSplit(task, train, validation, label_map, details)
 
 
-def load_examples(task: str, path: str | Path, label_map: LabelMap,
-                  inspect: Callable[[str], dict] | None = None, details: dict | None = None) -> Examples:
+def load_examples(
+    task: str,
+    path: str | Path,
+    label_map: LabelMap,
+    inspect: Callable[[str], dict] | None = None,
+    details: dict | None = None,
+) -> Examples:
     """Read held-out data (e.g. a test channel) with the classes of a training set.
 
     ``inspect`` and ``details`` are as in :func:`load_data` (``details`` is filled in).
@@ -130,18 +148,25 @@ def check_kind(task: str, path: Path) -> None:
     Raises:
         DataError: what the data is and which kind of model reads it.
     """
-    is_text = path.suffix.lower() == ".csv" or (path.is_dir() and any(
-        p.name.lower() == "data.csv" for p in csv_files(path)))
+    is_text = path.suffix.lower() == ".csv" or (
+        path.is_dir() and any(p.name.lower() == "data.csv" for p in csv_files(path))
+    )
     if task == "image" and is_text:
-        raise DataError(f"{path} holds text data (a .csv) but the model is an image model; "
-                        "choose a text model (tf-finetune list-models --task text)")
+        raise DataError(
+            f"{path} holds text data (a .csv) but the model is an image model; "
+            "choose a text model (tf-finetune list-models --task text)"
+        )
     if task == "image" and path.is_file():
-        raise DataError(f"{path} is a file, but the model is an image model, which reads a folder with one "
-                        "sub-folder per class; for text data (label,text rows) choose a text model "
-                        "(tf-finetune list-models --task text)")
+        raise DataError(
+            f"{path} is a file, but the model is an image model, which reads a folder with one "
+            "sub-folder per class; for text data (label,text rows) choose a text model "
+            "(tf-finetune list-models --task text)"
+        )
     if task == "text" and path.is_dir() and not is_text and not csv_files(path):
-        raise DataError(f"{path} holds no data.csv but the model is a text model; for image "
-                        "folders choose an image model (tf-finetune list-models --task image)")
+        raise DataError(
+            f"{path} holds no data.csv but the model is a text model; for image "
+            "folders choose an image model (tf-finetune list-models --task image)"
+        )
 
 
 def _text_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple[Examples, LabelMap]:
@@ -157,8 +182,7 @@ def _text_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple
     if label_map is None:
         label_map = LabelMap.from_integer_labels(rows.labels, names.names if names else None)
         if label_map.num_classes < 2:
-            raise DataError(f"{rows.path} has only one class (label {rows.labels[0]}); "
-                            "at least 2 classes are needed")
+            raise DataError(f"{rows.path} has only one class (label {rows.labels[0]}); at least 2 classes are needed")
     index = {label: i for i, label in enumerate(label_map.original_labels or ())}
     log.info("read %d rows, %d classes from %s", len(rows.texts), label_map.num_classes, rows.path)
     examples = Examples(rows.texts, tuple(index[v] for v in rows.labels), rows.lines)
@@ -166,8 +190,12 @@ def _text_examples(path: str | Path, label_map: LabelMap | None = None) -> tuple
     return examples, label_map
 
 
-def _image_examples(path: str | Path, label_map: LabelMap | None = None, inspect: Callable[[str], dict] | None = None,
-                    details: dict | None = None) -> tuple[Examples, LabelMap]:
+def _image_examples(
+    path: str | Path,
+    label_map: LabelMap | None = None,
+    inspect: Callable[[str], dict] | None = None,
+    details: dict | None = None,
+) -> tuple[Examples, LabelMap]:
     files = list_images(path, label_map.class_names if label_map else None, inspect=inspect)
     if details is not None and files.details:
         details.update(zip(files.paths, files.details))
@@ -184,5 +212,10 @@ def _warn_absent_classes(path: str | Path, examples: Examples, label_map: LabelM
     present = set(examples.labels)
     absent = [name for index, name in enumerate(label_map.class_names) if index not in present]
     if absent:
-        log.warning("%s has no examples of %d of the %d classes (%s): their recall is not measured",
-                    path, len(absent), label_map.num_classes, ", ".join(absent))
+        log.warning(
+            "%s has no examples of %d of the %d classes (%s): their recall is not measured",
+            path,
+            len(absent),
+            label_map.num_classes,
+            ", ".join(absent),
+        )

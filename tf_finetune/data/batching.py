@@ -3,6 +3,7 @@
 ``train`` (before the backbone is loaded) and ``check-data`` both read it from :func:`fit_batch`, so
 they report the same batch and steps. No TensorFlow.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,11 +44,13 @@ class Batches:
         """What was changed and why, when the asked batch was larger than the data; else None."""
         if self.batch_size == self.asked:
             return None
-        return (f"batch_size={self.asked} x {self.replicas} replica(s) = global batch "
-                f"{self.asked * self.replicas} is larger than the {self.examples} training example(s): "
-                f"training with batch_size={self.batch_size} (global batch {self.global_batch}, "
-                f"{self.steps} step per epoch, one pass over the data); set batch_size to "
-                f"{self.batch_size} or less to choose the batch yourself")
+        return (
+            f"batch_size={self.asked} x {self.replicas} replica(s) = global batch "
+            f"{self.asked * self.replicas} is larger than the {self.examples} training example(s): "
+            f"training with batch_size={self.batch_size} (global batch {self.global_batch}, "
+            f"{self.steps} step per epoch, one pass over the data); set batch_size to "
+            f"{self.batch_size} or less to choose the batch yourself"
+        )
 
 
 def fit_batch(batch_size: int, replicas: int, examples: int) -> Batches:

@@ -1,4 +1,5 @@
 """Image classification data: one sub-folder per class holding JPEG or PNG files."""
+
 from __future__ import annotations
 
 import logging
@@ -22,9 +23,18 @@ _FORMATS = {"JPEG", "PNG", "MPO"}  # MPO: multi-picture JPEG from cameras; decod
 _JPEG_END = b"\xff\xd9"
 _PNG_END = b"IEND\xaeB`\x82"
 # Folder names of data splits, and the flag each split goes to.
-SPLIT_FLAGS = {"train": "--data", "training": "--data", "val": "--validation-data", "valid": "--validation-data",
-               "validation": "--validation-data", "dev": "--validation-data", "eval": "--validation-data",
-               "evaluation": "--validation-data", "test": "--test-data", "testing": "--test-data"}
+SPLIT_FLAGS = {
+    "train": "--data",
+    "training": "--data",
+    "val": "--validation-data",
+    "valid": "--validation-data",
+    "validation": "--validation-data",
+    "dev": "--validation-data",
+    "eval": "--validation-data",
+    "evaluation": "--validation-data",
+    "test": "--test-data",
+    "testing": "--test-data",
+}
 
 
 @dataclass(frozen=True)
@@ -61,19 +71,30 @@ def list_class_folders(root: str | Path) -> list[Path]:
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     for folder in folders:
         if folder.is_symlink() and folder.resolve() in (root.resolve(), *root.resolve().parents):
-            raise DataError(f"class folder {folder} is a symbolic link to {folder.resolve()}, which "
-                            f"contains it (a loop): remove the link {folder}")
+            raise DataError(
+                f"class folder {folder} is a symbolic link to {folder.resolve()}, which "
+                f"contains it (a loop): remove the link {folder}"
+            )
     if not folders:
         loose = [p.name for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
-        hint = (f"; it holds {len(loose)} image file(s) directly: move each into a folder "
-                "named after its class") if loose else ""
-        raise DataError(f"image data folder {root} has no class sub-folders{hint}. "
-                        "Expected one sub-folder per class, e.g. train/cats/*.jpg, train/dogs/*.jpg")
+        hint = (
+            (f"; it holds {len(loose)} image file(s) directly: move each into a folder named after its class")
+            if loose
+            else ""
+        )
+        raise DataError(
+            f"image data folder {root} has no class sub-folders{hint}. "
+            "Expected one sub-folder per class, e.g. train/cats/*.jpg, train/dogs/*.jpg"
+        )
     return folders
 
 
-def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
-                workers: int = 8, inspect: Callable[[str], dict] | None = None) -> ImageFiles:
+def list_images(
+    root: str | Path,
+    class_names: tuple[str, ...] | None = None,
+    workers: int = 8,
+    inspect: Callable[[str], dict] | None = None,
+) -> ImageFiles:
     """Find and check every image under ``root``; unusable files are skipped with one warning.
 
     Files in nested folders of a class count for that class; hidden files and folders are
@@ -126,10 +147,11 @@ def list_images(root: str | Path, class_names: tuple[str, ...] | None = None,
     labelled = set(labels)
     for folder in folders:
         if index_of[folder.name] not in labelled:
-            raise DataError(f"class folder {folder} has no usable image "
-                            f"({'/'.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
-    return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped),
-                      tuple(details) if inspect else None)
+            raise DataError(
+                f"class folder {folder} has no usable image "
+                f"({'/'.join(IMAGE_EXTENSIONS)}); add images or remove the folder"
+            )
+    return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped), tuple(details) if inspect else None)
 
 
 def _log_left_out(root: Path, skipped: list[tuple[str, str]], ignored: int) -> None:
@@ -170,27 +192,37 @@ def check_layout(root: Path, folders: Sequence[Path], image_paths: Iterable[str]
             nested.setdefault(parts[0], Counter())[parts[1]] += 1
     holders = {name: sorted(subs) for name, subs in nested.items() if direct[name] * 10 <= sum(subs.values())}
     splits = [folder.name for folder in folders if folder.name in holders and folder.name.lower() in SPLIT_FLAGS]
-    trained = (f"a {' vs '.join(folder.name for folder in folders)} classifier" if len(folders) > 1
-               else f"a classifier of one class ({folders[0].name})")
+    trained = (
+        f"a {' vs '.join(folder.name for folder in folders)} classifier"
+        if len(folders) > 1
+        else f"a classifier of one class ({folders[0].name})"
+    )
     if splits:
         roles: dict[str, str] = {}
         for name in splits:
             roles.setdefault(SPLIT_FLAGS[name.lower()], name)
         if "--data" not in roles:  # no training split: the first one is the data to train on
             roles = {"--data": splits[0]}
-        command = " ".join(f"{flag} {shlex.quote(str(root / roles[flag]))}"
-                           for flag in ("--data", "--validation-data", "--test-data") if flag in roles)
-        raise DataError(f"image data folder {root} holds data sets, not classes: its folder(s) {', '.join(splits)} "
-                        f"are data splits holding class folders ({', '.join(holders[splits[0]])}), so it would "
-                        f"train {trained}; did you mean {command}?")
+        command = " ".join(
+            f"{flag} {shlex.quote(str(root / roles[flag]))}"
+            for flag in ("--data", "--validation-data", "--test-data")
+            if flag in roles
+        )
+        raise DataError(
+            f"image data folder {root} holds data sets, not classes: its folder(s) {', '.join(splits)} "
+            f"are data splits holding class folders ({', '.join(holders[splits[0]])}), so it would "
+            f"train {trained}; did you mean {command}?"
+        )
     shared = sorted(set.intersection(*(set(subs) for subs in holders.values()))) if holders else []
     if len(folders) >= 2 and len(holders) == len(folders) and len(shared) >= 2:
         names = ", ".join(folder.name for folder in folders)
-        raise DataError(f"image data folder {root} holds data sets, not classes: each of its folders ({names}) "
-                        f"holds the same class folders ({', '.join(shared)}) rather than images, so it would "
-                        f"train {trained}; pass one data set, e.g. --data "
-                        f"{shlex.quote(str(folders[0]))} (if {names} are the classes, give their sub-folders "
-                        "different names)")
+        raise DataError(
+            f"image data folder {root} holds data sets, not classes: each of its folders ({names}) "
+            f"holds the same class folders ({', '.join(shared)}) rather than images, so it would "
+            f"train {trained}; pass one data set, e.g. --data "
+            f"{shlex.quote(str(folders[0]))} (if {names} are the classes, give their sub-folders "
+            "different names)"
+        )
 
 
 def _check_class_names(root: Path, folders: list[Path], class_names: tuple[str, ...] | None) -> None:
@@ -199,11 +231,15 @@ def _check_class_names(root: Path, folders: list[Path], class_names: tuple[str, 
         # Held-out data may lack a class (the caller says so); a class the model never saw is an error.
         unexpected = sorted(set(names) - set(class_names))
         if unexpected:
-            raise DataError(f"{root} has class folder(s) that the training data does not have: "
-                            f"{unexpected} (its classes: {', '.join(class_names)}); rename or remove them")
+            raise DataError(
+                f"{root} has class folder(s) that the training data does not have: "
+                f"{unexpected} (its classes: {', '.join(class_names)}); rename or remove them"
+            )
     elif len(folders) < 2:
-        raise DataError(f"image data folder {root} has {len(folders)} class folder(s) "
-                        f"({', '.join(names)}); at least 2 classes are needed")
+        raise DataError(
+            f"image data folder {root} has {len(folders)} class folder(s) "
+            f"({', '.join(names)}); at least 2 classes are needed"
+        )
 
 
 def _candidates(folders: list[Path]) -> tuple[list[tuple[str, Path]], int]:

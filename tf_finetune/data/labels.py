@@ -4,6 +4,7 @@ Text data names its classes with an optional ``labels.json`` beside ``data.csv``
 mapping each integer label to its name (``{"0": "ham", "1": "spam"}``); without it a class is
 named by its label.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,7 @@ class LabelMap:
 
     def names_json(self) -> str:
         """The ``labels.json`` to put beside ``data.csv`` for these text classes."""
-        return json.dumps({str(v): n for v, n in zip(self.original_labels or (), self.class_names)},
-                          ensure_ascii=False)
+        return json.dumps({str(v): n for v, n in zip(self.original_labels or (), self.class_names)}, ensure_ascii=False)
 
     def mismatch(self, model: LabelMap) -> str | None:
         """Why data with these classes cannot continue training a model with ``model``'s, or None.
@@ -68,16 +68,23 @@ class LabelMap:
         if self.original_labels is not None and self.original_labels == model.original_labels:
             if not model.named:
                 return None
-            given = ("names them " + ", ".join(map(repr, self.class_names)) if self.named
-                     else f"names none (no {NAMES_FILE} beside data.csv)")
-            return (f"its classes are named {', '.join(map(repr, model.class_names))} (labels "
-                    f"{', '.join(map(str, model.original_labels or ()))}) and the data {given}; "
-                    f"put the model's names in {NAMES_FILE} beside data.csv: {model.names_json()}")
+            given = (
+                "names them " + ", ".join(map(repr, self.class_names))
+                if self.named
+                else f"names none (no {NAMES_FILE} beside data.csv)"
+            )
+            return (
+                f"its classes are named {', '.join(map(repr, model.class_names))} (labels "
+                f"{', '.join(map(str, model.original_labels or ()))}) and the data {given}; "
+                f"put the model's names in {NAMES_FILE} beside data.csv: {model.names_json()}"
+            )
         old, new = set(model.class_names), set(self.class_names)
-        return (f"its classes differ from the data's. Only in the model: {sorted(old - new) or 'none'}; "
-                f"only in the data: {sorted(new - old) or 'none'}"
-                + ("; same classes in another order" if old == new else "")
-                + ". Train from a backbone instead, or use data with the model's classes.")
+        return (
+            f"its classes differ from the data's. Only in the model: {sorted(old - new) or 'none'}; "
+            f"only in the data: {sorted(new - old) or 'none'}"
+            + ("; same classes in another order" if old == new else "")
+            + ". Train from a backbone instead, or use data with the model's classes."
+        )
 
     def to_json(self) -> str:
         """The label-mapping file written next to the SavedModel."""
@@ -88,8 +95,7 @@ class LabelMap:
         }
         if self.original_labels is not None:
             document["original_labels"] = list(self.original_labels)
-            document["index_to_original_label"] = {
-                str(i): v for i, v in enumerate(self.original_labels)}
+            document["index_to_original_label"] = {str(i): v for i, v in enumerate(self.original_labels)}
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -130,25 +136,34 @@ class ClassNames:
         """
         missing = sorted(set(labels) - set(self.names))
         if missing:
-            raise DataError(f"{self.path} has no name for label(s) {_listing(missing)}, which {data_file} "
-                            f"has; give every label of the data a name, e.g. {NAMES_EXAMPLE}")
+            raise DataError(
+                f"{self.path} has no name for label(s) {_listing(missing)}, which {data_file} "
+                f"has; give every label of the data a name, e.g. {NAMES_EXAMPLE}"
+            )
         if training is None:
             extra = sorted(set(self.names) - set(labels))
             if extra:
-                raise DataError(f"{self.path} names label(s) {_listing(extra)}, which {data_file} does not "
-                                "have; remove them, or add rows of those classes")
+                raise DataError(
+                    f"{self.path} names label(s) {_listing(extra)}, which {data_file} does not "
+                    "have; remove them, or add rows of those classes"
+                )
             return
         known = dict(zip(training.original_labels or (), training.class_names))
-        conflicts = [f"label {label} is {name!r} here and "
-                     + (f"{known[label]!r} in training" if label in known else "not a training class")
-                     for label, name in sorted(self.names.items()) if known.get(label) != name]
+        conflicts = [
+            f"label {label} is {name!r} here and "
+            + (f"{known[label]!r} in training" if label in known else "not a training class")
+            for label, name in sorted(self.names.items())
+            if known.get(label) != name
+        ]
         if not conflicts:
             return
-        fix = (f"give this data the training data's {NAMES_FILE}, or none: {training.names_json()}"
-               if training.named else f"the training classes have no names (no {NAMES_FILE} beside "
-               f"the training data): put this {NAMES_FILE} beside the training data too, or remove it")
-        raise DataError(f"{self.path} contradicts the training data's class names "
-                        f"({'; '.join(conflicts)}); {fix}")
+        fix = (
+            f"give this data the training data's {NAMES_FILE}, or none: {training.names_json()}"
+            if training.named
+            else f"the training classes have no names (no {NAMES_FILE} beside "
+            f"the training data): put this {NAMES_FILE} beside the training data too, or remove it"
+        )
+        raise DataError(f"{self.path} contradicts the training data's class names ({'; '.join(conflicts)}); {fix}")
 
 
 def read_class_names(path: Path) -> ClassNames:
@@ -166,14 +181,17 @@ def read_class_names(path: Path) -> ClassNames:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                        f"{what}") from None
+        raise DataError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {what}"
+        ) from None
     if not isinstance(document, _Pairs):
         raise DataError(f"{path} holds {json.dumps(document, ensure_ascii=False)[:60]}, not an object; {what}")
     if "class_names" in dict(document):  # a model's labels.json, copied here
         model = LabelMap.from_json(text)
-        raise DataError(f"{path} is a model's labels.json; beside data.csv, {NAMES_FILE} maps each integer "
-                        f"label to its class name: write {model.names_json() if model.named else NAMES_EXAMPLE}")
+        raise DataError(
+            f"{path} is a model's labels.json; beside data.csv, {NAMES_FILE} maps each integer "
+            f"label to its class name: write {model.names_json() if model.named else NAMES_EXAMPLE}"
+        )
     names: dict[int, str] = {}
     for key, name in document:
         label = parse_label(key)
@@ -182,15 +200,20 @@ def read_class_names(path: Path) -> ClassNames:
         if label in names:
             raise DataError(f"{path} names label {label} twice ({names[label]!r} and {name!r}); keep one")
         if not isinstance(name, str) or not name.strip():
-            raise DataError(f"{path}: the name of label {label} is {json.dumps(name, ensure_ascii=False)}; "
-                            "a class name is a non-empty string")
+            raise DataError(
+                f"{path}: the name of label {label} is {json.dumps(name, ensure_ascii=False)}; "
+                "a class name is a non-empty string"
+            )
         if name != name.strip() or not name.isprintable():
-            raise DataError(f"{path}: the name of label {label}, {name!r}, has surrounding spaces or a "
-                            "control character (line break, tab); write the name alone")
+            raise DataError(
+                f"{path}: the name of label {label}, {name!r}, has surrounding spaces or a "
+                "control character (line break, tab); write the name alone"
+            )
         twin = next((other for other, existing in names.items() if existing == name), None)
         if twin is not None:
-            raise DataError(f"{path}: labels {twin} and {label} are both named {name!r}; each class "
-                            "needs a name of its own")
+            raise DataError(
+                f"{path}: labels {twin} and {label} are both named {name!r}; each class needs a name of its own"
+            )
         names[label] = name
     return ClassNames(path, names)
 

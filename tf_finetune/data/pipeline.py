@@ -1,4 +1,5 @@
 """``tf.data`` input pipelines: streamed, parallel decoding, prefetching."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -52,11 +53,15 @@ def decode_image_uint8(data: tf.Tensor, image_size: int, interpolation: str) -> 
     than decoding every pixel) while staying at or above the target size, then resized as usual.
     """
     # 8 bits per channel until resized: a 10000x10000 PNG takes 300 MB, not 1.2 GB as floats.
-    image = tf.cond(tf.io.is_jpeg(data), lambda: _decode_jpeg_scaled(data, image_size),
-                    lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+    image = tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: _decode_jpeg_scaled(data, image_size),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+    )
     image.set_shape([None, None, 3])
-    resized = tf.cast(tf.image.resize(image, [image_size, image_size], method=interpolation),
-                      tf.float32)  # "nearest" keeps uint8; bicubic and lanczos overshoot [0, 255]
+    resized = tf.cast(
+        tf.image.resize(image, [image_size, image_size], method=interpolation), tf.float32
+    )  # "nearest" keeps uint8; bicubic and lanczos overshoot [0, 255]
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
@@ -78,8 +83,7 @@ def _decode_jpeg_scaled(data: tf.Tensor, image_size: int) -> tf.Tensor:
     shape = tf.io.extract_jpeg_shape(data)
     index = jpeg_ratio(shape[0], shape[1], image_size)
     # ``ratio`` is an attribute, not an input, hence one branch per value.
-    branches = [lambda ratio=ratio: tf.io.decode_jpeg(data, channels=3, ratio=ratio)
-                for ratio in JPEG_RATIOS]
+    branches = [lambda ratio=ratio: tf.io.decode_jpeg(data, channels=3, ratio=ratio) for ratio in JPEG_RATIOS]
     return tf.switch_case(index, branches)
 
 
@@ -95,9 +99,19 @@ def make_augmenter(flip: str, rotation: float, zoom: float, seed: int) -> tf_ker
     return tf_keras.Sequential(layers) if layers else None
 
 
-def training_batches(examples: Examples, task: str, num_classes: int, global_batch: int, *,
-                     shuffle_seed: int, decoding: Decoding = Decoding(), augmenter: tf_keras.Model | None = None,
-                     cache_file: str | None = None, deterministic: bool = True, first_step: int = 0) -> tf.data.Dataset:
+def training_batches(
+    examples: Examples,
+    task: str,
+    num_classes: int,
+    global_batch: int,
+    *,
+    shuffle_seed: int,
+    decoding: Decoding = Decoding(),
+    augmenter: tf_keras.Model | None = None,
+    cache_file: str | None = None,
+    deterministic: bool = True,
+    first_step: int = 0,
+) -> tf.data.Dataset:
     """An endless, shuffled stream of full batches of (inputs, one-hot labels) for ``fit``.
 
     Every batch holds exactly ``global_batch`` examples, so every replica gets ``batch_size``
@@ -142,23 +156,31 @@ def training_batches(examples: Examples, task: str, num_classes: int, global_bat
             dataset = dataset.map(read, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
             if cache_file is not None:
                 dataset = dataset.cache(cache_file)  # 8-bit images: a quarter of float32's size
-            dataset = dataset.map(lambda x, y: (image_to_float(x), y), num_parallel_calls=AUTOTUNE,
-                                  deterministic=deterministic)
+            dataset = dataset.map(
+                lambda x, y: (image_to_float(x), y), num_parallel_calls=AUTOTUNE, deterministic=deterministic
+            )
         return dataset
 
     dataset = shuffle_for_epochs(dataset, len(examples), shuffle_seed, task, decode, first_step * global_batch)
     dataset = dataset.batch(global_batch, drop_remainder=True)
     if augmenter is not None:
-        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE,
-                              deterministic=deterministic)
+        dataset = dataset.map(
+            lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE, deterministic=deterministic
+        )
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = deterministic
     return dataset.with_options(options).prefetch(AUTOTUNE)
 
 
-def inference_batches(inputs: Sequence[str] | np.ndarray | tf.Tensor, task: str, batch: int, *,
-                      decoding: Decoding = Decoding(), cache_file: str | None = None) -> tf.data.Dataset:
+def inference_batches(
+    inputs: Sequence[str] | np.ndarray | tf.Tensor,
+    task: str,
+    batch: int,
+    *,
+    decoding: Decoding = Decoding(),
+    cache_file: str | None = None,
+) -> tf.data.Dataset:
     """Batches of model inputs in the order given, every batch full, for ``predict``.
 
     The last batch is padded to ``batch`` by repeating the last input, so that under a
@@ -182,16 +204,18 @@ def inference_batches(inputs: Sequence[str] | np.ndarray | tf.Tensor, task: str,
     if count == 0:
         raise ValueError("no inputs to predict on")
     pad = -count % batch
-    values = tf.constant(inputs if task == "index" else list(inputs),
-                         dtype=tf.int64 if task == "index" else tf.string)
+    values = tf.constant(inputs if task == "index" else list(inputs), dtype=tf.int64 if task == "index" else tf.string)
     values = tf.concat([values, tf.repeat(values[-1:], pad)], axis=0)
     dataset = tf.data.Dataset.from_tensor_slices(values)
     if task == "image":
         if not decoding.image_size:
             raise ValueError("image inputs need image_size")
         size, interpolation = decoding.image_size, decoding.interpolation
-        dataset = dataset.map(lambda p: decode_image_uint8(tf.io.read_file(p), size, interpolation),
-                              num_parallel_calls=AUTOTUNE, deterministic=True)
+        dataset = dataset.map(
+            lambda p: decode_image_uint8(tf.io.read_file(p), size, interpolation),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
         if cache_file is not None:
             dataset = dataset.cache(cache_file)
         dataset = dataset.map(image_to_float, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -205,9 +229,14 @@ def inference_batches(inputs: Sequence[str] | np.ndarray | tf.Tensor, task: str,
 SHUFFLE_WINDOW = 256  # decoded images reshuffled per epoch: bounded memory whatever the dataset
 
 
-def shuffle_for_epochs(dataset: tf.data.Dataset, count: int, seed: int, task: str,
-                       between: Callable[[tf.data.Dataset], tf.data.Dataset] = lambda dataset: dataset,
-                       start: int = 0) -> tf.data.Dataset:
+def shuffle_for_epochs(
+    dataset: tf.data.Dataset,
+    count: int,
+    seed: int,
+    task: str,
+    between: Callable[[tf.data.Dataset], tf.data.Dataset] = lambda dataset: dataset,
+    start: int = 0,
+) -> tf.data.Dataset:
     """The training order, endless: one full seeded shuffle, ``between`` (decoding, caching),
     then a reshuffle at every pass over the ``count`` examples.
 
@@ -223,8 +252,9 @@ def shuffle_for_epochs(dataset: tf.data.Dataset, count: int, seed: int, task: st
     ordered = between(dataset.shuffle(count, seed=seed, reshuffle_each_iteration=False))
 
     def one_pass(index: tf.Tensor) -> tf.data.Dataset:
-        pass_seed = tf.random.stateless_uniform([], tf.stack([tf.constant(seed, tf.int64), index]),
-                                                minval=None, maxval=None, dtype=tf.int64)
+        pass_seed = tf.random.stateless_uniform(
+            [], tf.stack([tf.constant(seed, tf.int64), index]), minval=None, maxval=None, dtype=tf.int64
+        )
         return ordered.shuffle(window, seed=pass_seed)
 
     first_pass, offset = divmod(start, count)

@@ -1,4 +1,5 @@
 """Stratified, seeded train/validation split."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """Text classification data: a headerless ``data.csv`` of ``label,text`` rows."""
+
 from __future__ import annotations
 
 import codecs
@@ -48,8 +49,9 @@ def find_csv(path: str | Path) -> Path:
     if path.is_file():
         return path
     if path.exists() and not path.is_dir():
-        raise DataError(f"text data {path} is not a regular file (a device or a pipe); pass a data.csv "
-                        "file or its folder")
+        raise DataError(
+            f"text data {path} is not a regular file (a device or a pipe); pass a data.csv file or its folder"
+        )
     if not path.is_dir():
         raise DataError(f"text data {path} does not exist; pass a data.csv file or its folder")
     candidates = csv_files(path)
@@ -75,11 +77,14 @@ def find_names_file(csv_path: Path) -> Path | None:
     """
     found = sorted(p for p in csv_path.parent.iterdir() if p.name.lower() == NAMES_FILE)
     if len(found) > 1:
-        raise DataError(f"{csv_path.parent} holds {len(found)} class names files "
-                        f"({', '.join(p.name for p in found)}); keep one {NAMES_FILE}")
+        raise DataError(
+            f"{csv_path.parent} holds {len(found)} class names files "
+            f"({', '.join(p.name for p in found)}); keep one {NAMES_FILE}"
+        )
     if found and not found[0].is_file():
-        raise DataError(f"{found[0]} is not a file; the class names of {csv_path.name} go in a JSON "
-                        f"file {NAMES_FILE} beside it")
+        raise DataError(
+            f"{found[0]} is not a file; the class names of {csv_path.name} go in a JSON file {NAMES_FILE} beside it"
+        )
     return found[0] if found else None
 
 
@@ -110,10 +115,10 @@ def read_text_csv(path: str | Path) -> TextRows:
     except UnicodeDecodeError as exc:
         start = exc.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)
         line = raw[:start].count(b"\n") + 1
-        utf16 = (" (it looks like UTF-16)"
-                 if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "")
-        raise DataError(f"{path} line {line}: not valid UTF-8 (byte 0x{raw[start]:02x}){utf16}; "
-                        "save the file as UTF-8") from None
+        utf16 = " (it looks like UTF-16)" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else ""
+        raise DataError(
+            f"{path} line {line}: not valid UTF-8 (byte 0x{raw[start]:02x}){utf16}; save the file as UTF-8"
+        ) from None
     texts: list[str] = []
     labels: list[int] = []
     lines: list[int] = []
@@ -125,11 +130,15 @@ def read_text_csv(path: str | Path) -> TextRows:
             lines.append(line)
     except _CsvError as error:
         if "field limit" in error.reason:
-            raise DataError(f"{path} line {error.line}: a field is longer than the field limit of "
-                            f"{csv.field_size_limit()} characters; shorten that text, or close "
-                            "the quote it starts with if it is left open") from None
-        raise DataError(f"{path} line {error.line}: malformed CSV ({error.reason}); close every quoted field "
-                        "and double any quote inside quoted text (\"\")") from None
+            raise DataError(
+                f"{path} line {error.line}: a field is longer than the field limit of "
+                f"{csv.field_size_limit()} characters; shorten that text, or close "
+                "the quote it starts with if it is left open"
+            ) from None
+        raise DataError(
+            f"{path} line {error.line}: malformed CSV ({error.reason}); close every quoted field "
+            'and double any quote inside quoted text ("")'
+        ) from None
     if not labels:
         raise DataError(f"{path} is empty; expected rows of label,text with no header")
     return TextRows(path, tuple(texts), tuple(labels), tuple(lines))
@@ -173,15 +182,20 @@ def _check_row(path: Path, line: int, row: list[str], content: str) -> tuple[int
             name = "a tab" if other.group(1) == "\t" else "a semicolon"
             words = _label_words([(n, fields[0].strip()) for n, fields in separated])
             also = f"; column 1 also holds words, not integer labels: {words}" if words else ""
-            raise DataError(f"{where} uses {name} between label and text; data.csv is comma-separated "
-                            f"(label,text): save the file as comma-separated CSV{also}")
+            raise DataError(
+                f"{where} uses {name} between label and text; data.csv is comma-separated "
+                f"(label,text): save the file as comma-separated CSV{also}"
+            )
     if len(row) != 2:
-        raise DataError(f"{where} has {len(row)} column(s); expected 2 (label,text). "
-                        "Put text that contains commas in double quotes")
+        raise DataError(
+            f"{where} has {len(row)} column(s); expected 2 (label,text). Put text that contains commas in double quotes"
+        )
     text = row[1]
     if label is None:
-        raise DataError(f"{where}: label {row[0].strip()!r} is not an integer; "
-                        + _why_not_integer(line, [(n, fields[0].strip()) for n, fields in _readable_rows(content)]))
+        raise DataError(
+            f"{where}: label {row[0].strip()!r} is not an integer; "
+            + _why_not_integer(line, [(n, fields[0].strip()) for n, fields in _readable_rows(content)])
+        )
     if not text.strip():
         raise DataError(f"{where}: the text (column 2) is empty; remove the row or add its text")
     return label, text
@@ -191,8 +205,9 @@ def _readable_rows(content: str, delimiter: str = ",") -> Iterator[tuple[int, li
     """The rows of ``content`` as far as they can be read, leniently (for diagnoses); quotes are
     text in a tab- or semicolon-separated file."""
     try:
-        yield from _rows(content, delimiter=delimiter,
-                         quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+        yield from _rows(
+            content, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+        )
     except _CsvError:
         return
 
@@ -205,8 +220,11 @@ def _why_not_integer(line: int, column: list[tuple[int, str]]) -> str:
     if words:
         return f"column 1 holds words, not integer labels: {words}"
     rest = column[1:]
-    header = (column[0][0] == line and not _is_number(column[0][1])
-              and 2 * sum(parse_label(value) is None for _, value in rest) <= len(rest))  # the rest: integers
+    header = (
+        column[0][0] == line
+        and not _is_number(column[0][1])
+        and 2 * sum(parse_label(value) is None for _, value in rest) <= len(rest)
+    )  # the rest: integers
     if header:
         return "this looks like a header row, and data.csv must have none: delete the first line"
     return "column 1 must be an integer class label"
@@ -219,15 +237,14 @@ def _label_words(column: list[tuple[int, str]]) -> str | None:
     ``column`` is (line, label as written) of every row.
     """
     header = column[:1] if column and sum(value == column[0][1] for _, value in column) == 1 else []
-    body = column[len(header):]
+    body = column[len(header) :]
     words = Counter(value for _, value in body if not _is_number(value))
     rows = sum(words.values())
     if not words or len(words) > WORD_CLASSES or rows <= len(words) or 2 * rows < len(body):
         return None  # no words, too many to be classes, none repeated, or on a few rows only
     mapping = ", ".join(f"{word}={index}" for index, word in enumerate(sorted(words)))
     counts = ", ".join(f"{word} on {count} row{'s' if count > 1 else ''}" for word, count in sorted(words.items()))
-    advice = (f"{counts}; data.csv needs integer class labels: replace each word with a number, "
-              f"e.g. {mapping}")
+    advice = f"{counts}; data.csv needs integer class labels: replace each word with a number, e.g. {mapping}"
     if header and not _is_number(header[0][1]):
         advice += f", and delete line {header[0][0]} ({header[0][1]!r}), which looks like a header row"
     names = json.dumps({str(index): word for index, word in enumerate(sorted(words))}, ensure_ascii=False)

@@ -8,6 +8,7 @@ duplicates and label conflicts. No TensorFlow. Each finding is graded ``error`` 
 would fail), ``warning`` (training runs, the result may mislead) or ``note``, in one line that
 says what to do.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,18 @@ IMBALANCE_WARNING = 10.0  # largest / smallest class
 IMBALANCE_NOTE = 3.0
 FEW_EXAMPLES = 5
 SHOWN = 5  # examples listed per finding
-_MODES = {"L": "grayscale", "LA": "grayscale+alpha", "1": "black-and-white", "CMYK": "CMYK", "RGBA": "alpha",
-          "P": "palette", "I;16": "16-bit", "I;16B": "16-bit", "I": "32-bit integer", "F": "32-bit float"}
+_MODES = {
+    "L": "grayscale",
+    "LA": "grayscale+alpha",
+    "1": "black-and-white",
+    "CMYK": "CMYK",
+    "RGBA": "alpha",
+    "P": "palette",
+    "I;16": "16-bit",
+    "I;16B": "16-bit",
+    "I": "32-bit integer",
+    "F": "32-bit float",
+}
 
 
 @dataclass(frozen=True)
@@ -74,8 +85,14 @@ class SplitReport:
         counts: list[int] = list(self.classes.values())
         smallest = min(counts, default=0)
         imbalance = round(max(counts) / smallest, 2) if smallest else None
-        return {"path": self.path, "examples": self.examples, "classes": len(self.classes),
-                "per_class": dict(self.classes), "imbalance": imbalance, **self.details}
+        return {
+            "path": self.path,
+            "examples": self.examples,
+            "classes": len(self.classes),
+            "per_class": dict(self.classes),
+            "imbalance": imbalance,
+            **self.details,
+        }
 
 
 @dataclass
@@ -101,18 +118,22 @@ class DataReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (``--json``, ``reports/data_report.json``)."""
-        return {"task": self.task, "read_as": self.read_as, "ok": self.ok,
-                "splits": {s.name: s.summary() for s in self.splits},
-                "duplicates": self.duplicates, "training": self.training,
-                "findings": [{"level": f.level, "message": f.message} for f in self.findings]}
+        return {
+            "task": self.task,
+            "read_as": self.read_as,
+            "ok": self.ok,
+            "splits": {s.name: s.summary() for s in self.splits},
+            "duplicates": self.duplicates,
+            "training": self.training,
+            "findings": [{"level": f.level, "message": f.message} for f in self.findings],
+        }
 
     def format(self) -> str:
         """The report for the terminal."""
         lines = [f"data report ({self.task}): read as {self.read_as}"]
         for split in self.splits:
             summary = split.summary()
-            lines.append(f"  {split.name}: {split.examples} examples, {len(split.classes)} classes "
-                         f"({split.path})")
+            lines.append(f"  {split.name}: {split.examples} examples, {len(split.classes)} classes ({split.path})")
             if split.classes:
                 per_class = ", ".join(f"{k} {v}" for k, v in split.classes.items())
                 lines.append(f"    per class: {per_class}; imbalance {summary['imbalance']}x")
@@ -123,16 +144,25 @@ class DataReport:
         for key, value in self.training.items():
             lines.append(f"  {key.replace('_', ' ')}: {value}")
         counts = Counter(f.level for f in self.findings)
-        lines.append(f"findings: {counts['error']} error(s), {counts['warning']} warning(s), "
-                     f"{counts['note']} note(s)")
+        lines.append(f"findings: {counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s)")
         lines += [f"  {f.level}: {f.message}" for f in self.findings]
         return "\n".join(lines)
 
 
-def check_data(task: str, data: str | Path, *, validation: str | Path | None = None,
-               test: str | Path | None = None, image_size: int | None = None, batch_size: int = 32,
-               replicas: int = 1, validation_split_ratio: float = 0.2, max_text_words: int | None = None,
-               workers: int = 8, task_reason: str = "") -> DataReport:
+def check_data(
+    task: str,
+    data: str | Path,
+    *,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    image_size: int | None = None,
+    batch_size: int = 32,
+    replicas: int = 1,
+    validation_split_ratio: float = 0.2,
+    max_text_words: int | None = None,
+    workers: int = 8,
+    task_reason: str = "",
+) -> DataReport:
     """Read every split and report on it, as ``train`` would read it.
 
     Args:
@@ -169,8 +199,9 @@ def check_data(task: str, data: str | Path, *, validation: str | Path | None = N
     return DataReport(task, splits, training, duplicates, _graded(findings), task_reason)
 
 
-def from_loaded(data: DataSplit, test: Examples | None = None, held_out: float = 0.0,
-                paths: Mapping[str, str | None] | None = None) -> DataReport:
+def from_loaded(
+    data: DataSplit, test: Examples | None = None, held_out: float = 0.0, paths: Mapping[str, str | None] | None = None
+) -> DataReport:
     """The report of data ``train`` has already read (``load_data`` with ``inspect=inspect_image``
     for images), without reading any file again.
 
@@ -186,8 +217,9 @@ def from_loaded(data: DataSplit, test: Examples | None = None, held_out: float =
     for name, examples in (("training", data.train), ("validation", data.validation), ("test", test)):
         if examples is None:
             continue
-        split = SplitReport(name, "held out of training" if name == "validation" and held_out else
-                            str((paths or {}).get(name, "")))
+        split = SplitReport(
+            name, "held out of training" if name == "validation" and held_out else str((paths or {}).get(name, ""))
+        )
         split.examples = len(examples)
         counts = Counter(examples.labels)
         split.classes = {names[i]: counts.get(i, 0) for i in range(len(names))}
@@ -197,13 +229,17 @@ def from_loaded(data: DataSplit, test: Examples | None = None, held_out: float =
                 if digest:
                     split.keys.setdefault(digest, []).append(item)
             else:
-                split.add_text(f"line {examples.lines[index]}" if examples.lines else f"text {index + 1}",
-                               item, label)
+                split.add_text(f"line {examples.lines[index]}" if examples.lines else f"text {index + 1}", item, label)
         splits.append(split)
     _check_classes(splits, data.task, findings)
     duplicates = _duplicates(splits, data.task, findings, held_out=bool(held_out))
-    training = {"validation": f"{held_out:g} of the training data held out" if held_out else
-                "the validation split" if data.validation is not None else "none"}
+    training = {
+        "validation": f"{held_out:g} of the training data held out"
+        if held_out
+        else "the validation split"
+        if data.validation is not None
+        else "none"
+    }
     return DataReport(data.task, splits, training, duplicates, _graded(findings))
 
 
@@ -212,8 +248,10 @@ def summary(report: DataReport) -> str:
     lines = []
     for split in report.splits:
         figures = split.summary()
-        lines.append(f"data {split.name}: {split.examples} examples, {len(split.classes)} classes, "
-                     f"imbalance {figures['imbalance']}x")
+        lines.append(
+            f"data {split.name}: {split.examples} examples, {len(split.classes)} classes, "
+            f"imbalance {figures['imbalance']}x"
+        )
     across = {k: v["count"] for k, v in report.duplicates.items() if k.startswith("across")}
     if across:
         lines.append("data duplicates " + ", ".join(f"{k}: {v}" for k, v in across.items()))
@@ -228,12 +266,16 @@ def _mixed_extensions(where: str, paths: list[str]) -> list[Finding]:
         return []
     usual = extensions.most_common(1)[0][0]
     others = [p for p in paths if Path(p).suffix.lower() != usual]
-    return [Finding("note", f"{where}: {len(others)} image(s) have another extension than the usual {usual}: "
-                    f"{_list(others)}")]
+    return [
+        Finding(
+            "note", f"{where}: {len(others)} image(s) have another extension than the usual {usual}: {_list(others)}"
+        )
+    ]
 
 
-def _walk_class_folders(root: Path, folders: list[Path]
-                        ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+def _walk_class_folders(
+    root: Path, folders: list[Path]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
     """(image file, class) pairs, (other file, class) pairs and hidden entries under the folders."""
     from tf_finetune.data.images import IMAGE_EXTENSIONS
 
@@ -250,8 +292,7 @@ def _walk_class_folders(root: Path, folders: list[Path]
     return files, ignored, hidden
 
 
-def _read_images(split: SplitReport, root: Path, image_size: int | None, findings: list[Finding],
-                 workers: int) -> None:
+def _read_images(split: SplitReport, root: Path, image_size: int | None, findings: list[Finding], workers: int) -> None:
     from tf_finetune.data.images import IMAGE_EXTENSIONS, check_layout, list_class_folders
 
     folders = list_class_folders(root)
@@ -279,34 +320,62 @@ def _read_images(split: SplitReport, root: Path, image_size: int | None, finding
     split.examples = sum(classes.values())
     split.details = {
         "extensions": dict(Counter(Path(p).suffix.lower() for p, _ in files + ignored)),
-        "width": _spread(widths), "height": _spread(heights), "non_rgb": dict(modes),
-        "skipped": len(skipped), "ignored_files": len(ignored), "hidden": len(hidden)}
+        "width": _spread(widths),
+        "height": _spread(heights),
+        "non_rgb": dict(modes),
+        "skipped": len(skipped),
+        "ignored_files": len(ignored),
+        "hidden": len(hidden),
+    }
     if image_size:
         split.details[f"smaller_than_{image_size}"] = small
     where = split.name
     if skipped:
-        findings.append(Finding("warning", f"{where}: {len(skipped)} image file(s) cannot be used and will be "
-                                f"skipped: {_list(skipped)}; fix or remove them"))
+        findings.append(
+            Finding(
+                "warning",
+                f"{where}: {len(skipped)} image file(s) cannot be used and will be "
+                f"skipped: {_list(skipped)}; fix or remove them",
+            )
+        )
     if ignored:
-        findings.append(Finding("note", f"{where}: {len(ignored)} file(s) are not {'/'.join(IMAGE_EXTENSIONS)} "
-                                f"and are ignored: {_list(p for p, _ in ignored)}"))
+        findings.append(
+            Finding(
+                "note",
+                f"{where}: {len(ignored)} file(s) are not {'/'.join(IMAGE_EXTENSIONS)} "
+                f"and are ignored: {_list(p for p, _ in ignored)}",
+            )
+        )
     findings.extend(_mixed_extensions(where, [p for p, _ in files]))
     if misnamed:
-        findings.append(Finding("note", f"{where}: {len(misnamed)} image(s) are named for another format than "
-                                f"their content (they still train): {_list(misnamed)}; rename them"))
+        findings.append(
+            Finding(
+                "note",
+                f"{where}: {len(misnamed)} image(s) are named for another format than "
+                f"their content (they still train): {_list(misnamed)}; rename them",
+            )
+        )
     if hidden:
-        findings.append(Finding("note", f"{where}: {len(hidden)} hidden file(s)/folder(s) are ignored: "
-                                f"{_list(hidden)}"))
+        findings.append(
+            Finding("note", f"{where}: {len(hidden)} hidden file(s)/folder(s) are ignored: {_list(hidden)}")
+        )
     if small:
-        findings.append(Finding("note", f"{where}: {small} image(s) have a side shorter than the model's "
-                                f"{image_size} px and are enlarged"))
+        findings.append(
+            Finding(
+                "note",
+                f"{where}: {small} image(s) have a side shorter than the model's {image_size} px and are enlarged",
+            )
+        )
     if modes:
         described = ", ".join(f"{n} {m}" for m, n in modes.items())
         findings.append(Finding("note", f"{where}: {described} image(s) are converted to RGB"))
     for name, count in classes.items():
         if count == 0:
-            findings.append(Finding("error", f"{where}: class folder {root / name} has no usable image; add "
-                                    "images or remove the folder"))
+            findings.append(
+                Finding(
+                    "error", f"{where}: class folder {root / name} has no usable image; add images or remove the folder"
+                )
+            )
 
 
 def _inspect_all(paths: list[str], workers: int) -> list[dict[str, Any]]:
@@ -343,18 +412,31 @@ def _read_text(split: SplitReport, path: Path, long_words: int, findings: list[F
     split.classes = {str(k): v for k, v in sorted(Counter(rows.labels).items())}
     words = [len(text.split()) for text in rows.texts]
     long_rows = [i for i, n in enumerate(words) if n > long_words]
-    split.details = {"label_to_index": {str(v): i for i, v in enumerate(sorted(set(rows.labels)))},
-                     "words": _spread(words), f"longer_than_{long_words}_words": len(long_rows)}
+    split.details = {
+        "label_to_index": {str(v): i for i, v in enumerate(sorted(set(rows.labels)))},
+        "words": _spread(words),
+        f"longer_than_{long_words}_words": len(long_rows),
+    }
     for text, label, line in zip(rows.texts, rows.labels, rows.lines):
         split.add_text(f"line {line}", text, label)
     if long_rows:
-        findings.append(Finding("note", f"{split.name}: {len(long_rows)} text(s) are longer than {long_words} "
-                                f"words ({_list(f'line {rows.lines[i]}' for i in long_rows)})"))
+        findings.append(
+            Finding(
+                "note",
+                f"{split.name}: {len(long_rows)} text(s) are longer than {long_words} "
+                f"words ({_list(f'line {rows.lines[i]}' for i in long_rows)})",
+            )
+        )
     conflicts = [rows_ for rows_ in split.normalised.values() if len({label for _, label in rows_}) > 1]
     if conflicts:
         shown = _list(" / ".join(f"{w} label {label}" for w, label in rows_) for rows_ in conflicts)
-        findings.append(Finding("warning", f"{split.name}: {len(conflicts)} text(s) appear with different labels "
-                                f"(label conflicts): {shown}; keep one label per text"))
+        findings.append(
+            Finding(
+                "warning",
+                f"{split.name}: {len(conflicts)} text(s) appear with different labels "
+                f"(label conflicts): {shown}; keep one label per text",
+            )
+        )
 
 
 def _digest(content: bytes) -> str:
@@ -376,25 +458,43 @@ def _check_classes(splits: list[SplitReport], task: str, findings: list[Finding]
         ratio = max(counts) / min(counts)
         if ratio >= IMBALANCE_NOTE:
             level = "warning" if ratio >= IMBALANCE_WARNING else "note"
-            findings.append(Finding(level, f"training: classes are imbalanced {ratio:.1f}x (largest / smallest); "
-                                    "consider class_weights=auto or more examples of the small classes"))
+            findings.append(
+                Finding(
+                    level,
+                    f"training: classes are imbalanced {ratio:.1f}x (largest / smallest); "
+                    "consider class_weights=auto or more examples of the small classes",
+                )
+            )
     few = [name for name, n in splits[0].classes.items() if 0 < n < FEW_EXAMPLES]
     if few:
-        findings.append(Finding("warning", f"training: class(es) with fewer than {FEW_EXAMPLES} examples: "
-                                f"{_list(few)}; add examples"))
+        findings.append(
+            Finding(
+                "warning", f"training: class(es) with fewer than {FEW_EXAMPLES} examples: {_list(few)}; add examples"
+            )
+        )
     for split in splits[1:]:
         if not split.classes:
             continue
         unknown = sorted(set(split.classes) - training)
         missing = sorted(training - set(split.classes))
         if unknown:
-            findings.append(Finding("error", f"{split.name}: class(es) {_list(unknown)} are not in the training "
-                                    "data; training would stop on them: add them to training or remove them"))
+            findings.append(
+                Finding(
+                    "error",
+                    f"{split.name}: class(es) {_list(unknown)} are not in the training "
+                    "data; training would stop on them: add them to training or remove them",
+                )
+            )
         if missing:
             level = "error" if task == "image" else "warning"  # image splits must have the same folders
-            findings.append(Finding(level, f"{split.name}: class(es) {_list(missing)} of the training data are "
-                                    "missing here" + ("; add their folders" if task == "image" else
-                                                      "; their scores will not be measured")))
+            findings.append(
+                Finding(
+                    level,
+                    f"{split.name}: class(es) {_list(missing)} of the training data are "
+                    "missing here"
+                    + ("; add their folders" if task == "image" else "; their scores will not be measured"),
+                )
+            )
 
 
 def _duplicates(splits: list[SplitReport], task: str, findings: list[Finding], held_out: bool) -> dict[str, Any]:
@@ -403,28 +503,41 @@ def _duplicates(splits: list[SplitReport], task: str, findings: list[Finding], h
     training data at random, so the copies are to be removed from the training data."""
     found: dict[str, Any] = {}
     splitting = held_out and all(split.name != "validation" for split in splits)  # check-data: not split yet
-    dedupe = (f"deduplicate the training data {splits[0].path} (keep one row per text)" if task == "text"
-              else "delete the copies from the training data") + " or give separate --validation-data"
+    dedupe = (
+        f"deduplicate the training data {splits[0].path} (keep one row per text)"
+        if task == "text"
+        else "delete the copies from the training data"
+    ) + " or give separate --validation-data"
     for split in splits:
         groups = [places for places in split.keys.values() if len(places) > 1]
         extra = sum(len(places) - 1 for places in groups)
         found[f"within {split.name}"] = {"count": extra, "examples": [places[:3] for places in groups[:SHOWN]]}
         if extra and split.name == "training" and splitting:
-            findings.append(Finding("warning", f"training: {extra} exact duplicate(s) "
-                                    f"({_list(' = '.join(places[:2]) for places in groups)}); validation is "
-                                    "held out of this data at random, so copies land on both sides and inflate "
-                                    f"the validation score: {dedupe}"))
+            findings.append(
+                Finding(
+                    "warning",
+                    f"training: {extra} exact duplicate(s) "
+                    f"({_list(' = '.join(places[:2]) for places in groups)}); validation is "
+                    "held out of this data at random, so copies land on both sides and inflate "
+                    f"the validation score: {dedupe}",
+                )
+            )
         elif extra:
-            findings.append(Finding("note", f"{split.name}: {extra} exact duplicate(s): "
-                                    f"{_list(' = '.join(places[:2]) for places in groups)}"))
+            findings.append(
+                Finding(
+                    "note",
+                    f"{split.name}: {extra} exact duplicate(s): {_list(' = '.join(places[:2]) for places in groups)}",
+                )
+            )
         if task == "text":
             loose = sum(len(rows) - 1 for rows in split.normalised.values() if len(rows) > 1) - extra
             found[f"within {split.name}, ignoring case and whitespace"] = {"count": extra + loose}
             if loose > 0:
-                findings.append(Finding("note", f"{split.name}: {loose} more duplicate(s) when case and "
-                                        "whitespace are ignored"))
+                findings.append(
+                    Finding("note", f"{split.name}: {loose} more duplicate(s) when case and whitespace are ignored")
+                )
     for i, first in enumerate(splits):
-        for second in splits[i + 1:]:
+        for second in splits[i + 1 :]:
             # A text's "line N" is in its split's CSV: the split names the file.
             a, b = (f"{first.name} ", f"{second.name} ") if task == "text" else ("", "")
             shared = sorted(set(first.keys) & set(second.keys))
@@ -432,23 +545,31 @@ def _duplicates(splits: list[SplitReport], task: str, findings: list[Finding], h
             if task == "text":
                 same = sorted(set(first.normalised) & set(second.normalised))
                 exact_rows = {second.keys[k][0] for k in shared}
-                pairs += [f"{a}{first.normalised[t][0][0]} ~ {b}{second.normalised[t][0][0]}" for t in same
-                          if second.normalised[t][0][0] not in exact_rows]
+                pairs += [
+                    f"{a}{first.normalised[t][0][0]} ~ {b}{second.normalised[t][0][0]}"
+                    for t in same
+                    if second.normalised[t][0][0] not in exact_rows
+                ]
             found[f"across {first.name} and {second.name}"] = {"count": len(pairs), "examples": pairs[:SHOWN]}
             if not pairs:
                 continue
             if held_out and first.name == "training" and second.name == "validation":
-                fix = (f"validation is held out of the training data at random, so copies land on both sides: "
-                       f"{dedupe}")
+                fix = f"validation is held out of the training data at random, so copies land on both sides: {dedupe}"
             else:
                 fix = f"remove them from one of the two{' files' if task == 'text' else ''}"
-            findings.append(Finding("warning", f"{len(pairs)} example(s) of {second.name} also occur in "
-                                    f"{first.name} ({_list(pairs)}): they inflate the {second.name} score; {fix}"))
+            findings.append(
+                Finding(
+                    "warning",
+                    f"{len(pairs)} example(s) of {second.name} also occur in "
+                    f"{first.name} ({_list(pairs)}): they inflate the {second.name} score; {fix}",
+                )
+            )
     return found
 
 
-def _training(splits: list[SplitReport], batch_size: int, replicas: int, ratio: float,
-              findings: list[Finding]) -> dict[str, Any]:
+def _training(
+    splits: list[SplitReport], batch_size: int, replicas: int, ratio: float, findings: list[Finding]
+) -> dict[str, Any]:
     """What ``train`` would do with the training split: the validation it holds out, the batch
     and the steps an epoch, by the functions ``train`` uses (per-class hold-out, batch fitting)."""
     from tf_finetune.data.batching import fit_batch
@@ -464,13 +585,17 @@ def _training(splits: list[SplitReport], batch_size: int, replicas: int, ratio: 
         validation = f"{ratio:g} of the training data held out ({held} examples)"
         train -= held
     else:
-        validation = "none" + (f" (validation_split_ratio={ratio:g} holds out no example: too few per class)"
-                               if ratio > 0 else "")
+        validation = "none" + (
+            f" (validation_split_ratio={ratio:g} holds out no example: too few per class)" if ratio > 0 else ""
+        )
     batches = fit_batch(batch_size, replicas, train)
     if batches.warning():
         findings.append(Finding("warning", f"training: {batches.warning()}"))
-    return {"validation": validation, "global_batch": f"{batches.global_batch} ({batches.batch_size} x "
-            f"{replicas} replica(s))", "steps_per_epoch": batches.steps}
+    return {
+        "validation": validation,
+        "global_batch": f"{batches.global_batch} ({batches.batch_size} x {replicas} replica(s))",
+        "steps_per_epoch": batches.steps,
+    }
 
 
 def _graded(findings: list[Finding]) -> list[Finding]:
@@ -495,4 +620,3 @@ def _short(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
     return "none" if value is None else str(value)
-

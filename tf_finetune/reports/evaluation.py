@@ -1,4 +1,5 @@
 """Classification metrics: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,7 @@ EVALUATION_FILE = "evaluation.json"
 CONFUSION_PNG = "confusion_matrix.png"
 
 
-def classification_report(truth: Sequence[int], predicted: Sequence[int],
-                          class_names: Sequence[str]) -> dict[str, Any]:
+def classification_report(truth: Sequence[int], predicted: Sequence[int], class_names: Sequence[str]) -> dict[str, Any]:
     """Metrics of ``predicted`` class indices against ``truth``.
 
     Args:
@@ -44,9 +44,15 @@ def classification_report(truth: Sequence[int], predicted: Sequence[int],
         "num_examples": int(len(truth)),
         "accuracy": float(hits.sum() / max(len(truth), 1)),
         "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
-        "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]),
-                             "f1": float(f1[i]), "support": int(true_count[i])}
-                      for i, name in enumerate(class_names)},
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(true_count[i]),
+            }
+            for i, name in enumerate(class_names)
+        },
         "class_names": list(class_names),
         "confusion_matrix": matrix.tolist(),
         "absent_classes": [name for i, name in enumerate(class_names) if true_count[i] == 0],
@@ -59,10 +65,13 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"{'class':<{width}}  precision  recall      f1  support"]
     for name, row in report["per_class"].items():
         absent = "  (not in the test data)" if name in report.get("absent_classes", ()) else ""
-        lines.append(f"{name:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  "
-                     f"{row['f1']:6.4f}  {row['support']:7d}{absent}")
-    lines.append(f"accuracy={report['accuracy']:.4f} macro_f1={report['macro_f1']:.4f} "
-                 f"examples={report['num_examples']}")
+        lines.append(
+            f"{name:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  "
+            f"{row['f1']:6.4f}  {row['support']:7d}{absent}"
+        )
+    lines.append(
+        f"accuracy={report['accuracy']:.4f} macro_f1={report['macro_f1']:.4f} examples={report['num_examples']}"
+    )
     return "\n".join(lines)
 
 
@@ -77,6 +86,5 @@ def write_report(report: dict[str, Any], directory: Path, title: str = "") -> li
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / EVALUATION_FILE
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    png = plots.confusion_matrix(report["confusion_matrix"], report["class_names"],
-                                 directory / CONFUSION_PNG, title)
+    png = plots.confusion_matrix(report["confusion_matrix"], report["class_names"], directory / CONFUSION_PNG, title)
     return [json_path, png]

@@ -3,6 +3,7 @@
 (``misclassified.png``), and the per-class table (``per_class.txt``). Written after training
 (validation data) and by ``evaluate``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -39,8 +40,9 @@ class Mistake:
     probability: float
 
 
-def mistakes(inputs: Sequence[str], truth: Sequence[int], probabilities: np.ndarray,
-             class_names: Sequence[str]) -> list[Mistake]:
+def mistakes(
+    inputs: Sequence[str], truth: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str]
+) -> list[Mistake]:
     """The wrongly classified examples, most confident first (ties in input order).
 
     Args:
@@ -52,8 +54,10 @@ def mistakes(inputs: Sequence[str], truth: Sequence[int], probabilities: np.ndar
     predicted = probabilities.argmax(axis=1)
     wrong = [i for i in range(len(inputs)) if predicted[i] != truth[i]]
     wrong.sort(key=lambda i: -float(probabilities[i, predicted[i]]))
-    return [Mistake(str(inputs[i]), class_names[truth[i]], class_names[predicted[i]],
-                    float(probabilities[i, predicted[i]])) for i in wrong]
+    return [
+        Mistake(str(inputs[i]), class_names[truth[i]], class_names[predicted[i]], float(probabilities[i, predicted[i]]))
+        for i in wrong
+    ]
 
 
 def write_gallery(task: str, found: Sequence[Mistake], report_table: str, directory: Path) -> list[Path]:
@@ -76,13 +80,21 @@ def write_gallery(task: str, found: Sequence[Mistake], report_table: str, direct
         from tf_finetune.reports.plots import image_grid
 
         shown = found[:MAX_TILES]
-        title = (f"misclassified, most confident first ({len(shown)} of {len(found)})" if found
-                 else "no misclassified examples")
+        title = (
+            f"misclassified, most confident first ({len(shown)} of {len(found)})"
+            if found
+            else "no misclassified examples"
+        )
         written.append(image_grid([(m.input, tile_caption(m)) for m in shown], directory / GALLERY_PNG, title))
     else:
         for mistake in found[:LOGGED]:
-            log.info("mistake: %r is %s, predicted %s (%.2f)", _clip(mistake.input), mistake.true,
-                     mistake.predicted, mistake.probability)
+            log.info(
+                "mistake: %r is %s, predicted %s (%.2f)",
+                _clip(mistake.input),
+                mistake.true,
+                mistake.predicted,
+                mistake.probability,
+            )
     return written
 
 
@@ -90,8 +102,10 @@ def tile_caption(mistake: Mistake) -> str:
     """The caption of an image's tile: the file (its folder and name, so it can be found and
     fixed), the true class and the predicted one with its probability."""
     path = Path(mistake.input)
-    return (f"{path.parent.name}/{path.name}\ntrue: {mistake.true}\n"
-            f"predicted: {mistake.predicted} ({mistake.probability:.2f})")
+    return (
+        f"{path.parent.name}/{path.name}\ntrue: {mistake.true}\n"
+        f"predicted: {mistake.predicted} ({mistake.probability:.2f})"
+    )
 
 
 def _write_csv(task: str, found: Sequence[Mistake], path: Path) -> Path:
@@ -103,4 +117,4 @@ def _write_csv(task: str, found: Sequence[Mistake], path: Path) -> Path:
 
 
 def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

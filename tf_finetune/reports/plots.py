@@ -1,4 +1,5 @@
 """PNG figures: confusion matrix, training curves, image grids (matplotlib, no display needed)."""
+
 from __future__ import annotations
 
 import functools
@@ -21,11 +22,13 @@ F = TypeVar("F", bound=Callable)
 def _quiet_glyphs(draw: F) -> F:
     """Class names in scripts the font lacks (CJK, ...) are drawn as boxes; the text reports
     have them. matplotlib's per-glyph UserWarning would only clutter the job's log."""
+
     @functools.wraps(draw)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from", category=UserWarning)
             return draw(*args, **kwargs)
+
     return cast(F, wrapper)
 
 
@@ -39,8 +42,7 @@ def _pyplot() -> ModuleType:
 
 
 @_quiet_glyphs
-def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path,
-                     title: str = "") -> Path:
+def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path, title: str = "") -> Path:
     """Draw ``matrix`` (rows: true class, columns: predicted) to ``path``; returns ``path``."""
     plt = _pyplot()
     n = len(class_names)
@@ -57,8 +59,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
         peak = max((max(row) for row in matrix), default=0)
         for i, row in enumerate(matrix):
             for j, count in enumerate(row):
-                axes.text(j, i, str(count), ha="center", va="center",
-                          color="white" if count > peak / 2 else "black")
+                axes.text(j, i, str(count), ha="center", va="center", color="white" if count > peak / 2 else "black")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -112,8 +113,9 @@ def image_grid(tiles: Sequence[tuple[str, str]], path: Path, title: str) -> Path
             image.draft("RGB", (TILE_PX, TILE_PX))  # JPEGs decode at a reduced scale
             image = image.convert("RGB")
             image.thumbnail((TILE_PX - 8, TILE_PX - 8))
-            canvas.paste(image, (left + (TILE_PX - image.width) // 2,
-                                 top + CAPTION_PX + (TILE_PX - 8 - image.height) // 2))
+            canvas.paste(
+                image, (left + (TILE_PX - image.width) // 2, top + CAPTION_PX + (TILE_PX - 8 - image.height) // 2)
+            )
     canvas.save(path)
     return path
 
@@ -134,7 +136,7 @@ def fit_width(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, wid
         return text
     for keep in range(len(text) - 1, 0, -1):
         head, tail = (keep + 1) // 2, keep // 2
-        short = text[:head] + "…" + text[len(text) - tail:]
+        short = text[:head] + "…" + text[len(text) - tail :]
         if font.getlength(short) <= width:
             return short
     return "…"

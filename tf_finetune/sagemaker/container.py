@@ -8,6 +8,7 @@ module reads both once, builds a :class:`~tf_finetune.job_options.JobConfig` (th
 failure writes the reason to ``<output>/failure`` (what SageMaker shows as the job's
 FailureReason) and returns a non-zero exit code.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,19 +70,22 @@ class SageMakerEnv:
             TfFinetuneError: the required ``training`` channel is missing.
         """
         base = Path(environ.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR))
-        channels = {k[len("SM_CHANNEL_"):].lower(): v for k, v in environ.items()
-                    if k.startswith("SM_CHANNEL_")}
+        channels = {k[len("SM_CHANNEL_") :].lower(): v for k, v in environ.items() if k.startswith("SM_CHANNEL_")}
         if "training" not in channels:
-            raise TfFinetuneError("no 'training' channel (SM_CHANNEL_TRAINING is not set): pass "
-                                  "fit({'training': 's3://bucket/prefix/'})")
+            raise TfFinetuneError(
+                "no 'training' channel (SM_CHANNEL_TRAINING is not set): pass fit({'training': 's3://bucket/prefix/'})"
+            )
         hosts, current = _hosts(environ, base)
-        return cls(channels=channels,
-                   model_dir=environ.get("SM_MODEL_DIR", str(base / "model")),
-                   output_data_dir=environ.get("SM_OUTPUT_DATA_DIR", str(base / "output" / "data")),
-                   output_dir=output_dir(environ),
-                   hosts=hosts, current_host=current,
-                   num_gpus=int(environ.get("SM_NUM_GPUS", "0") or 0),
-                   checkpoint_dir=str(base / "checkpoints") if (base / "checkpoints").is_dir() else None)
+        return cls(
+            channels=channels,
+            model_dir=environ.get("SM_MODEL_DIR", str(base / "model")),
+            output_data_dir=environ.get("SM_OUTPUT_DATA_DIR", str(base / "output" / "data")),
+            output_dir=output_dir(environ),
+            hosts=hosts,
+            current_host=current,
+            num_gpus=int(environ.get("SM_NUM_GPUS", "0") or 0),
+            checkpoint_dir=str(base / "checkpoints") if (base / "checkpoints").is_dir() else None,
+        )
 
     def job_values(self) -> dict[str, Any]:
         """The JobConfig fields this environment gives: the inputs from the channels, the model,
@@ -90,9 +94,14 @@ class SageMakerEnv:
         Returns:
             JobConfig field -> value, for :func:`tf_finetune.job_options.job_config`.
         """
-        return {**job_options.from_channels(self.channels), "output": None, "model_dir": self.model_dir,
-                "report_dir": self.output_data_dir, "tensorboard_dir": os.path.join(self.output_dir, "tensorboard"),
-                "checkpoint_dir": self.checkpoint_dir}
+        return {
+            **job_options.from_channels(self.channels),
+            "output": None,
+            "model_dir": self.model_dir,
+            "report_dir": self.output_data_dir,
+            "tensorboard_dir": os.path.join(self.output_dir, "tensorboard"),
+            "checkpoint_dir": self.checkpoint_dir,
+        }
 
 
 def output_dir(environ: Mapping[str, str]) -> str:
@@ -130,8 +139,7 @@ def parse_arguments(argv: Sequence[str]) -> tuple[dict[str, str], dict[str, str]
     while tokens:
         token = tokens.pop(0)
         if not token.startswith("-") or token.strip("-") == "":
-            raise HyperparameterError(f"unexpected argument {token!r}: hyperparameters come as "
-                                      "--name value")
+            raise HyperparameterError(f"unexpected argument {token!r}: hyperparameters come as --name value")
         key, has_value, value = token.lstrip("-").partition("=")
         if not has_value:
             if not tokens:
@@ -156,8 +164,9 @@ def parse_job_options(options: Mapping[str, str]) -> dict[str, Any]:
     return job_options.parse_options(options)
 
 
-def job_config(env: SageMakerEnv, parsed: Mapping[str, Any], hyperparameters: Mapping[str, str],
-               cache_dir: str, multi_worker: bool) -> JobConfig:
+def job_config(
+    env: SageMakerEnv, parsed: Mapping[str, Any], hyperparameters: Mapping[str, str], cache_dir: str, multi_worker: bool
+) -> JobConfig:
     """The job described by the SageMaker environment and arguments.
 
     The base model is the ``model`` channel when there is one (network isolation), else the
@@ -177,14 +186,14 @@ def job_config(env: SageMakerEnv, parsed: Mapping[str, Any], hyperparameters: Ma
         HyperparameterError: neither ``model_id`` nor a ``model`` channel.
     """
     if not parsed.get("model_id") and not env.channels.get("model"):
-        raise HyperparameterError("no backbone: set the model_id hyperparameter (see "
-                                  "tf-finetune list-models) or give a 'model' channel")
+        raise HyperparameterError(
+            "no backbone: set the model_id hyperparameter (see tf-finetune list-models) or give a 'model' channel"
+        )
     values = {**env.job_values(), **parsed, "cache_dir": cache_dir, "multi_worker": multi_worker}
     return job_options.job_config(values, hyperparameters)
 
 
-def configure_cluster(env: SageMakerEnv, parsed: Mapping[str, Any],
-                      environ: MutableMapping[str, str]) -> bool:
+def configure_cluster(env: SageMakerEnv, parsed: Mapping[str, Any], environ: MutableMapping[str, str]) -> bool:
     """Set ``TF_CONFIG`` from the host list when there are several hosts and it is not set.
 
     Returns:
@@ -228,8 +237,13 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
         parsed = parse_job_options(options)
         multi_worker = configure_cluster(env, parsed, environ)
         config = job_config(env, parsed, hyperparameters, job_options.default_cache_dir(environ), multi_worker)
-        log.info("host %s of %s, %d GPU(s); channels: %s", env.current_host, list(env.hosts),
-                 env.num_gpus, ", ".join(f"{k}={v}" for k, v in sorted(env.channels.items())))
+        log.info(
+            "host %s of %s, %d GPU(s); channels: %s",
+            env.current_host,
+            list(env.hosts),
+            env.num_gpus,
+            ", ".join(f"{k}={v}" for k, v in sorted(env.channels.items())),
+        )
         from tf_finetune.training.job import run
 
         if config.checkpoint_dir:  # spot interruption: save, then stop

@@ -16,6 +16,7 @@ Responses (``Accept``):
 A request the model cannot use raises ValueError with what was wrong and what to send; the
 container returns it as the error response.
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,8 +43,7 @@ _LABELS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardi
 _IMAGE_TYPES = ("application/x-image", "image/jpeg", "image/png")
 _TEXT_TYPES = ("application/x-text", "text/plain")
 _ACCEPTED = "send application/x-image, application/x-text or application/json"
-_JSON_SHAPES = ('JSON: a text, a list of texts, a list of {"b64": "<base64 image>"}, or '
-                '{"instances": [...]}')
+_JSON_SHAPES = 'JSON: a text, a list of texts, a list of {"b64": "<base64 image>"}, or {"instances": [...]}'
 # What the model decodes (tf.io.decode_image), by the file's first bytes.
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 _labels: list[str] | None = None
@@ -99,16 +99,16 @@ def _utf8(body: bytes) -> str:
 
 def _check_image(data: bytes, where: str) -> None:
     if not data.startswith(_IMAGE_MAGIC):
-        raise ValueError(f"{where} is not a JPEG, PNG, GIF or BMP image ({len(data)} bytes starting "
-                         f"{data[:8]!r})")
+        raise ValueError(f"{where} is not a JPEG, PNG, GIF or BMP image ({len(data)} bytes starting {data[:8]!r})")
 
 
 def _json(body: bytes) -> Any:
     try:
         return json.loads(_utf8(body))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                         f"send {_JSON_SHAPES}") from None
+        raise ValueError(
+            f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); send {_JSON_SHAPES}"
+        ) from None
 
 
 def _instances(payload: Any) -> list[Any]:
@@ -126,22 +126,22 @@ def _instances(payload: Any) -> list[Any]:
             try:
                 data = base64.b64decode(instance["b64"], validate=True)
             except ValueError:
-                raise ValueError(f"instance {index}: its \"b64\" field is not base64") from None
+                raise ValueError(f'instance {index}: its "b64" field is not base64') from None
             _check_image(data, f"instance {index}")
             kinds.add("image")
         else:
             raise ValueError(f"instance {index} is {json.dumps(instance)[:60]}: send {_JSON_SHAPES}")
     if len(kinds) > 1:
-        raise ValueError("the request mixes texts and images; a model takes one kind: send them "
-                         "in separate requests")
+        raise ValueError("the request mixes texts and images; a model takes one kind: send them in separate requests")
     return instances
 
 
 def output_handler(data: _Reply, context: object) -> tuple[str, str]:
     """Turn TF Serving's response into JumpStart-style JSON; returns (body, content type)."""
     if data.status_code != 200:
-        raise ValueError(f"the model could not use the request ({data.status_code}): "
-                         f"{data.content.decode('utf-8', 'replace')[:500]}")
+        raise ValueError(
+            f"the model could not use the request ({data.status_code}): {data.content.decode('utf-8', 'replace')[:500]}"
+        )
     predictions = json.loads(data.content.decode("utf-8"))["predictions"]
     verbose = "verbose" in (getattr(context, "accept_header", None) or "")
     answers = []

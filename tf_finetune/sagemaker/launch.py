@@ -11,6 +11,7 @@ at ``s3://bucket/<job-name>/output/model.tar.gz`` (the job name is ``--name`` pl
 timestamp, so every launch is unique), local inputs staged under
 ``s3://bucket/<name>/<job-name>/input/<channel>/``.
 """
+
 from __future__ import annotations
 
 import json
@@ -109,18 +110,20 @@ class LaunchPlan:
 
     def request(self) -> dict[str, Any]:
         """The essential CreateTrainingJob fields, as ``--dry-run`` prints them."""
-        channels = {name: source if is_s3(source) else
-                    f"{source} -> uploaded to {self.staging}{self.job_name}/input/{name}/"
-                    for name, source in self.channels.items()}
+        channels = {
+            name: source if is_s3(source) else f"{source} -> uploaded to {self.staging}{self.job_name}/input/{name}/"
+            for name, source in self.channels.items()
+        }
         request: dict[str, Any] = {
             "TrainingJobName": self.job_name,
             "RoleArn": self.config.role,
-            "AlgorithmSpecification": {"TrainingImage": self.image_uri,
-                                       "MetricDefinitions": self.metric_definitions},
+            "AlgorithmSpecification": {"TrainingImage": self.image_uri, "MetricDefinitions": self.metric_definitions},
             "HyperParameters": self.hyperparameters,
             "InputDataConfig": channels,
-            "ResourceConfig": {"InstanceType": self.deployment.instance_type,
-                               "InstanceCount": self.deployment.instance_count},
+            "ResourceConfig": {
+                "InstanceType": self.deployment.instance_type,
+                "InstanceCount": self.deployment.instance_count,
+            },
             "StoppingCondition": {"MaxRuntimeInSeconds": self.config.max_run},
             "OutputDataConfig": {"S3OutputPath": self.output_path},
             "EnableManagedSpotTraining": self.config.spot,
@@ -132,10 +135,12 @@ class LaunchPlan:
 
     def describe(self) -> str:
         """The deployment configuration and where the model goes, for the terminal."""
-        return (f"{self.deployment.describe()}\n"
-                f"training image    {self.image_uri}\n"
-                f"region            {self.region}\n"
-                f"model             {self.model_path}")
+        return (
+            f"{self.deployment.describe()}\n"
+            f"training image    {self.image_uri}\n"
+            f"region            {self.region}\n"
+            f"model             {self.model_path}"
+        )
 
 
 def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
@@ -165,14 +170,20 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
     region = config.region or _default_region()
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
     return LaunchPlan(
-        config=config, job_name=f"{config.name}-{stamp}",
-        deployment=Deployment(config.instance_type, config.instance_count,
-                              gpus_of(config.instance_type, config.gpus), hp.batch_size),
-        channels=channels, hyperparameters=sent,
+        config=config,
+        job_name=f"{config.name}-{stamp}",
+        deployment=Deployment(
+            config.instance_type, config.instance_count, gpus_of(config.instance_type, config.gpus), hp.batch_size
+        ),
+        channels=channels,
+        hyperparameters=sent,
         metric_definitions=metric_definitions(hp.eval_metric),
-        output_path=output_path, staging=f"{output_path}{config.name}/",
+        output_path=output_path,
+        staging=f"{output_path}{config.name}/",
         image_uri=config.image_uri or training_image(region, config.instance_type, config.gpus),
-        region=region, parent_model=job.model_id or job.handle or "")
+        region=region,
+        parent_model=job.model_id or job.handle or "",
+    )
 
 
 def _checked_output_path(config: LaunchConfig) -> str:
@@ -180,19 +191,25 @@ def _checked_output_path(config: LaunchConfig) -> str:
     from tf_finetune.s3 import S3Uri
 
     if not NAME_PATTERN.match(config.name or ""):
-        raise UsageError(f"--name {config.name!r}: use 1-48 letters, digits and hyphens, "
-                         "starting and ending with a letter or digit (the job name adds a "
-                         "timestamp)")
+        raise UsageError(
+            f"--name {config.name!r}: use 1-48 letters, digits and hyphens, "
+            "starting and ending with a letter or digit (the job name adds a "
+            "timestamp)"
+        )
     check_s3_spelling(config.output, "--output")
     if not config.output.startswith("s3://"):
-        raise UsageError(f"--output {config.output!r}: a SageMaker job writes to S3; pass "
-                         "s3://bucket/ or s3://bucket/prefix/")
+        raise UsageError(
+            f"--output {config.output!r}: a SageMaker job writes to S3; pass s3://bucket/ or s3://bucket/prefix/"
+        )
     if not config.role:
-        raise UsageError("--role is required: the ARN of the IAM role the job runs as "
-                         "(arn:aws:iam::<account>:role/<name>, with SageMaker and S3 access)")
+        raise UsageError(
+            "--role is required: the ARN of the IAM role the job runs as "
+            "(arn:aws:iam::<account>:role/<name>, with SageMaker and S3 access)"
+        )
     if not ROLE_PATTERN.match(config.role):
-        raise UsageError(f"--role {config.role!r} is not an IAM role ARN: expected "
-                         "arn:aws:iam::<12-digit account>:role/<name>")
+        raise UsageError(
+            f"--role {config.role!r} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name>"
+        )
     if config.instance_count < 1:
         raise UsageError(f"--instance-count {config.instance_count}: expected 1 or more")
     if config.max_run < 1:
@@ -227,10 +244,14 @@ def training_image(region: str, instance_type: str, gpus: int | None = None) -> 
     try:
         from sagemaker.core import image_uris
 
-        return image_uris.retrieve("tensorflow", region=region, version=TF_VERSION, py_version=PY_VERSION,
-                                   instance_type=instance_type if gpus is None else
-                                   ("ml.p3.2xlarge" if device == "gpu" else "ml.m5.xlarge"),
-                                   image_scope="training")
+        return image_uris.retrieve(
+            "tensorflow",
+            region=region,
+            version=TF_VERSION,
+            py_version=PY_VERSION,
+            instance_type=instance_type if gpus is None else ("ml.p3.2xlarge" if device == "gpu" else "ml.m5.xlarge"),
+            image_scope="training",
+        )
     except ImportError:
         return f"763104351884.dkr.ecr.{region}.amazonaws.com/tensorflow-training:{TF_VERSION}-{device}-{PY_VERSION}"
 
@@ -243,8 +264,7 @@ def _check_source(channel: str, source: str) -> None:
     if is_s3(source):
         S3Uri.parse(source)
     elif "://" in source:
-        raise UsageError(f"{flag} {source}: a SageMaker channel is a local path (uploaded) "
-                         "or s3://bucket/prefix")
+        raise UsageError(f"{flag} {source}: a SageMaker channel is a local path (uploaded) or s3://bucket/prefix")
     elif not Path(source).exists():
         raise UsageError(f"{flag} {source}: no such file or folder")
 
@@ -254,8 +274,7 @@ def _default_region() -> str:
 
     region = boto3.session.Session().region_name
     if not region:
-        raise TfFinetuneError("no AWS region: pass --region, or set AWS_DEFAULT_REGION or 'region' in "
-                              "~/.aws/config")
+        raise TfFinetuneError("no AWS region: pass --region, or set AWS_DEFAULT_REGION or 'region' in ~/.aws/config")
     return region
 
 
@@ -276,10 +295,16 @@ def training_output(description: Mapping[str, Any], parent_model: str) -> dict[s
 
 def format_training_output(record: Mapping[str, Any]) -> str:
     """The training output block, one ``name  value`` line per field that has a value."""
-    labels = {"parent_model": "parent model", "training_job_name": "training job name",
-              "training_job_arn": "training job ARN", "status": "status",
-              "training_time_seconds": "training time (s)", "billable_time_seconds": "billable time (s)",
-              "output_path": "output path", "failure_reason": "failure reason"}
+    labels = {
+        "parent_model": "parent model",
+        "training_job_name": "training job name",
+        "training_job_arn": "training job ARN",
+        "status": "status",
+        "training_time_seconds": "training time (s)",
+        "billable_time_seconds": "billable time (s)",
+        "output_path": "output path",
+        "failure_reason": "failure reason",
+    }
     lines = ["training output"]
     lines += [f"  {labels[k]:<18} {record[k]}" for k in labels if record.get(k) not in (None, "")]
     return "\n".join(lines)
@@ -292,9 +317,16 @@ def training_output_json(record: Mapping[str, Any]) -> bytes:
 
 def local_training_output(output: str, archive: str, parent_model: str, seconds: float) -> dict[str, Any]:
     """The training output of a local ``train``: the job is named after its output folder; no ARN."""
-    return {"parent_model": parent_model, "training_job_name": output.rstrip("/").rsplit("/", 1)[-1],
-            "training_job_arn": None, "status": "Completed", "training_time_seconds": round(seconds),
-            "billable_time_seconds": None, "output_path": str(archive), "failure_reason": None}
+    return {
+        "parent_model": parent_model,
+        "training_job_name": output.rstrip("/").rsplit("/", 1)[-1],
+        "training_job_arn": None,
+        "status": "Completed",
+        "training_time_seconds": round(seconds),
+        "billable_time_seconds": None,
+        "output_path": str(archive),
+        "failure_reason": None,
+    }
 
 
 def write_training_output(record: Mapping[str, Any]) -> str:

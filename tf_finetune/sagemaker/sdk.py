@@ -11,6 +11,7 @@ telemetry is always turned off. Before anything is uploaded, every bucket involv
 to be in the job's region (SageMaker refuses cross-region requests); if the submission fails,
 what this launch uploaded is deleted again.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,8 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = (f"{install_extra('sagemaker')} for the SageMaker Python SDK v3 (sagemaker-train), or "
-                "pip install 'sagemaker>=2.257,<3' for the v2 TensorFlow estimator")
+INSTALL_HINT = (
+    f"{install_extra('sagemaker')} for the SageMaker Python SDK v3 (sagemaker-train), or "
+    "pip install 'sagemaker>=2.257,<3' for the v2 TensorFlow estimator"
+)
 TELEMETRY_OFF = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 ENTRY_SCRIPT = "train.py"
 REQUIREMENTS = "requirements.txt"
@@ -52,8 +55,9 @@ def sdk_major() -> int:
         return 3
     if _installed("sagemaker.tensorflow"):
         return 2
-    raise TfFinetuneError(f"the installed 'sagemaker' package has neither ModelTrainer nor the TensorFlow "
-                          f"estimator: {INSTALL_HINT}")
+    raise TfFinetuneError(
+        f"the installed 'sagemaker' package has neither ModelTrainer nor the TensorFlow estimator: {INSTALL_HINT}"
+    )
 
 
 def _installed(module: str) -> bool:
@@ -79,22 +83,29 @@ def check_buckets(plan: LaunchPlan, s3: BaseClient) -> None:
         try:
             location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
         except NoCredentialsError:
-            raise StorageError("no AWS credentials: run 'aws configure' (or 'aws sso login'), or set "
-                               "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
+            raise StorageError(
+                "no AWS credentials: run 'aws configure' (or 'aws sso login'), or set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ) from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "NoSuchBucket":
-                raise StorageError(f"bucket {bucket!r} ({used_by}) does not exist: create it in "
-                                   f"{plan.region} or name another") from None
-            raise StorageError(f"cannot read the location of bucket {bucket!r} ({used_by}): {code} "
-                               f"{exc.response.get('Error', {}).get('Message', '')}".rstrip()) from None
+                raise StorageError(
+                    f"bucket {bucket!r} ({used_by}) does not exist: create it in {plan.region} or name another"
+                ) from None
+            raise StorageError(
+                f"cannot read the location of bucket {bucket!r} ({used_by}): {code} "
+                f"{exc.response.get('Error', {}).get('Message', '')}".rstrip()
+            ) from None
         except BotoCoreError as exc:
             raise StorageError(f"cannot reach S3 to check bucket {bucket!r}: {exc}") from None
         region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
         if region != plan.region:
-            raise StorageError(f"bucket {bucket!r} ({used_by}) is in {region} and the job would run "
-                               f"in {plan.region}; SageMaker does not allow cross-region requests: "
-                               f"pass --region {region} or use a bucket in {plan.region}")
+            raise StorageError(
+                f"bucket {bucket!r} ({used_by}) is in {region} and the job would run "
+                f"in {plan.region}; SageMaker does not allow cross-region requests: "
+                f"pass --region {region} or use a bucket in {plan.region}"
+            )
 
 
 def source_folder(target: Path) -> Path:
@@ -102,8 +113,11 @@ def source_folder(target: Path) -> Path:
     import tf_finetune
 
     package = Path(tf_finetune.__file__).resolve().parent
-    shutil.copytree(package, target / "tf_finetune",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "entrypoint"))
+    shutil.copytree(
+        package,
+        target / "tf_finetune",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "entrypoint"),
+    )
     for name in (ENTRY_SCRIPT, REQUIREMENTS):
         shutil.copyfile(package / "sagemaker" / "entrypoint" / name, target / name)
     return target
@@ -145,8 +159,9 @@ def submit(plan: LaunchPlan, wait: bool, boto_session: boto3.Session | None = No
         raise TfFinetuneError(f"SageMaker did not accept the training job: {exc}") from None
     sagemaker = boto_session.client("sagemaker")
     description = sagemaker.describe_training_job(TrainingJobName=name)
-    log.info("training job %s created (%s) with SageMaker Python SDK v%d", name,
-             description.get("TrainingJobArn"), major)
+    log.info(
+        "training job %s created (%s) with SageMaker Python SDK v%d", name, description.get("TrainingJobArn"), major
+    )
     if wait:
         wait_for_job()  # the SDK's own wait, printing the job's log lines as they come
         description = sagemaker.describe_training_job(TrainingJobName=name)
@@ -190,18 +205,34 @@ def _submit_v2(plan: LaunchPlan, boto_session: boto3.Session, code: Path) -> tup
     staging = S3Uri.parse(plan.staging).join(job, "input")
     inputs = {}
     for name, source in plan.channels.items():
-        inputs[name] = source if is_s3(source) else session.upload_data(
-            str(Path(source).resolve()), bucket=staging.bucket, key_prefix=f"{staging.key}/{name}")
+        inputs[name] = (
+            source
+            if is_s3(source)
+            else session.upload_data(
+                str(Path(source).resolve()), bucket=staging.bucket, key_prefix=f"{staging.key}/{name}"
+            )
+        )
     config = plan.config
     estimator = TensorFlow(
-        entry_point=ENTRY_SCRIPT, source_dir=str(code), image_uri=plan.image_uri, role=config.role,
-        instance_type=config.instance_type, instance_count=config.instance_count,
-        hyperparameters=dict(plan.hyperparameters), output_path=plan.output_path,
-        code_location=str(S3Uri.parse(plan.staging)).rstrip("/"), base_job_name=config.name,
-        max_run=config.max_run, use_spot_instances=config.spot,
-        max_wait=2 * config.max_run if config.spot else None, checkpoint_s3_uri=plan.checkpoint_uri,
-        metric_definitions=plan.metric_definitions, disable_profiler=True, debugger_hook_config=False,
-        sagemaker_session=session)
+        entry_point=ENTRY_SCRIPT,
+        source_dir=str(code),
+        image_uri=plan.image_uri,
+        role=config.role,
+        instance_type=config.instance_type,
+        instance_count=config.instance_count,
+        hyperparameters=dict(plan.hyperparameters),
+        output_path=plan.output_path,
+        code_location=str(S3Uri.parse(plan.staging)).rstrip("/"),
+        base_job_name=config.name,
+        max_run=config.max_run,
+        use_spot_instances=config.spot,
+        max_wait=2 * config.max_run if config.spot else None,
+        checkpoint_s3_uri=plan.checkpoint_uri,
+        metric_definitions=plan.metric_definitions,
+        disable_profiler=True,
+        debugger_hook_config=False,
+        sagemaker_session=session,
+    )
     estimator.fit(inputs=inputs, job_name=job, wait=False, logs=False)
 
     def wait_for_job() -> None:
@@ -217,28 +248,42 @@ def _trainer(plan: LaunchPlan, boto_session: boto3.Session, output: S3Uri) -> An
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import CheckpointConfig, Compute, OutputDataConfig, StoppingCondition
 
-    session = Session(boto_session=boto_session, default_bucket=output.bucket,
-                      default_bucket_prefix=output.key.strip("/") or None, sagemaker_config=TELEMETRY_OFF)
+    session = Session(
+        boto_session=boto_session,
+        default_bucket=output.bucket,
+        default_bucket_prefix=output.key.strip("/") or None,
+        sagemaker_config=TELEMETRY_OFF,
+    )
     config = plan.config
     trainer = ModelTrainer(
-        sagemaker_session=session, role=config.role, base_job_name=config.name,
+        sagemaker_session=session,
+        role=config.role,
+        base_job_name=config.name,
         training_image=plan.image_uri,
-        compute=Compute(instance_type=config.instance_type, instance_count=config.instance_count,
-                        enable_managed_spot_training=config.spot or None),
-        stopping_condition=StoppingCondition(max_runtime_in_seconds=config.max_run,
-                                             max_wait_time_in_seconds=2 * config.max_run if config.spot else None),
+        compute=Compute(
+            instance_type=config.instance_type,
+            instance_count=config.instance_count,
+            enable_managed_spot_training=config.spot or None,
+        ),
+        stopping_condition=StoppingCondition(
+            max_runtime_in_seconds=config.max_run, max_wait_time_in_seconds=2 * config.max_run if config.spot else None
+        ),
         output_data_config=OutputDataConfig(s3_output_path=plan.output_path),
         checkpoint_config=CheckpointConfig(s3_uri=plan.checkpoint_uri) if config.spot else None,
-        hyperparameters=dict(plan.hyperparameters))
+        hyperparameters=dict(plan.hyperparameters),
+    )
     return trainer.with_metric_definitions(
-        [MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in plan.metric_definitions])
+        [MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in plan.metric_definitions]
+    )
 
 
 def _channels(plan: LaunchPlan) -> list:
     from sagemaker.train.configs import InputData
 
-    return [InputData(channel_name=name, data_source=source if is_s3(source) else str(Path(source).resolve()))
-            for name, source in plan.channels.items()]
+    return [
+        InputData(channel_name=name, data_source=source if is_s3(source) else str(Path(source).resolve()))
+        for name, source in plan.channels.items()
+    ]
 
 
 def _delete_new(s3: BaseClient, location: S3Uri, before: set[str]) -> None:
@@ -246,11 +291,17 @@ def _delete_new(s3: BaseClient, location: S3Uri, before: set[str]) -> None:
     try:
         new = sorted(set(list_keys(s3, location)) - before)
         for start in range(0, len(new), 1000):
-            s3.delete_objects(Bucket=location.bucket,
-                              Delete={"Objects": [{"Key": k} for k in new[start:start + 1000]]})
+            s3.delete_objects(
+                Bucket=location.bucket, Delete={"Objects": [{"Key": k} for k in new[start : start + 1000]]}
+            )
         if new:
-            log.info("deleted the %d object(s) this launch had uploaded to s3://%s/%s", len(new),
-                     location.bucket, location.key)
+            log.info(
+                "deleted the %d object(s) this launch had uploaded to s3://%s/%s",
+                len(new),
+                location.bucket,
+                location.key,
+            )
     except Exception as exc:  # cleanup must not hide the real error
-        log.warning("could not delete what this launch uploaded under s3://%s/%s: %s",
-                    location.bucket, location.key, exc)
+        log.warning(
+            "could not delete what this launch uploaded under s3://%s/%s: %s", location.bucket, location.key, exc
+        )

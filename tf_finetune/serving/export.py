@@ -1,4 +1,5 @@
 """Writing the trained model: versioned SavedModel, label and metrics files, ``model.tar.gz``."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,13 @@ from tf_finetune.model_folder import ARCHIVE_NAME, CODE_DIR, HANDLERS_FILE, LABE
 __all__ = ["ARCHIVE_NAME", "write_model_folder", "pack_archive", "export_archive"]
 
 
-def write_model_folder(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
-                    folder: Path, signatures: Mapping[str, Any] | None = None) -> Path:
+def write_model_folder(
+    model: tf_keras.Model,
+    label_map: LabelMap,
+    metrics: Mapping[str, Any],
+    folder: Path,
+    signatures: Mapping[str, Any] | None = None,
+) -> Path:
     """Write the deployable model folder.
 
     ``1/`` is the SavedModel (TensorFlow Serving looks for numbered versions), ``labels.json``
@@ -37,8 +43,9 @@ def write_model_folder(model: tf_keras.Model, label_map: LabelMap, metrics: Mapp
         ``folder``.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / VERSION, include_optimizer=False, save_format="tf",
-               signatures=dict(signatures) if signatures else None)
+    model.save(
+        folder / VERSION, include_optimizer=False, save_format="tf", signatures=dict(signatures) if signatures else None
+    )
     (folder / LABELS_FILE).write_text(label_map.to_json(), encoding="utf-8")
     code = folder / CODE_DIR
     code.mkdir(exist_ok=True)
@@ -52,8 +59,13 @@ def pack_archive(folder: Path, archive: Path) -> Path:
     return storage.pack_archive(((c, c.name) for c in sorted(folder.iterdir())), archive)
 
 
-def export_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
-                   archive: Path, signatures: Mapping[str, Any] | None = None) -> Path:
+def export_archive(
+    model: tf_keras.Model,
+    label_map: LabelMap,
+    metrics: Mapping[str, Any],
+    archive: Path,
+    signatures: Mapping[str, Any] | None = None,
+) -> Path:
     """Write the model folder in a temporary place and pack it as ``archive`` (atomically)."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     storage.remove_stale_staging(archive.parent)  # what killed runs left

@@ -3,6 +3,7 @@
 Predictions go through the SavedModel's ``serving_default`` signature, the one deployed
 endpoints use, so what ``predict`` and ``evaluate`` report is what a deployment will answer.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,9 +67,11 @@ class FineTunedModel:
         probabilities, failed = self.predict_each([inputs.items[i] for i in usable])
         failures = {**inputs.refused, **{usable[j]: why for j, why in failed.items()}}
         answered = [inputs.items[i] for j, i in enumerate(usable) if j not in failed]
-        return Answers(answered, probabilities,
-                       describe_failures(inputs.items, dict(sorted(failures.items())), self.task)
-                       if failures else None)
+        return Answers(
+            answered,
+            probabilities,
+            describe_failures(inputs.items, dict(sorted(failures.items())), self.task) if failures else None,
+        )
 
     def predict_each(self, inputs: Sequence[str]) -> tuple[np.ndarray, dict[int, str]]:
         """Like :meth:`predict`, but an unreadable input fails alone.
@@ -83,11 +86,11 @@ class FineTunedModel:
         failed: dict[int, str] = {}
         for start in range(0, len(inputs), BATCH):
             try:
-                rows.append(self._serve(inputs[start:start + BATCH]))
+                rows.append(self._serve(inputs[start : start + BATCH]))
             except (OSError, tf.errors.InvalidArgumentError):
                 for index in range(start, min(start + BATCH, len(inputs))):  # find the culprit(s)
                     try:
-                        rows.append(self._serve(inputs[index:index + 1]))
+                        rows.append(self._serve(inputs[index : index + 1]))
                     except (OSError, tf.errors.InvalidArgumentError) as exc:
                         failed[index] = _cause(exc)
         width = self.label_map.num_classes
@@ -261,11 +264,14 @@ def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[st
                     add(line)
         else:
             add(argument, _text_problem(argument))
-    not_images = (f"{len(ignored)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)}, which training ignores "
-                  f"too: {', '.join(ignored[:10])}{' …' if len(ignored) > 10 else ''}")
+    not_images = (
+        f"{len(ignored)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)}, which training ignores "
+        f"too: {', '.join(ignored[:10])}{' …' if len(ignored) > 10 else ''}"
+    )
     if not items:
-        raise TfFinetuneError(f"nothing to predict on in {' '.join(arguments)}"
-                              + (f": it holds {not_images}" if ignored else ""))
+        raise TfFinetuneError(
+            f"nothing to predict on in {' '.join(arguments)}" + (f": it holds {not_images}" if ignored else "")
+        )
     if ignored:
         log.warning("ignored %s", not_images)
     return Inputs(items, refused, ignored)
@@ -287,8 +293,7 @@ def _image_problem(item: str) -> str | None:
     if not path.is_file():
         return "no such image file or folder"
     if not item.lower().endswith(IMAGE_EXTENSIONS):
-        return (f"not a {'/'.join(IMAGE_EXTENSIONS)} file, and training reads only those: convert it to "
-                "JPEG or PNG")
+        return f"not a {'/'.join(IMAGE_EXTENSIONS)} file, and training reads only those: convert it to JPEG or PNG"
     return check_image(item)
 
 
@@ -302,10 +307,10 @@ def _text_problem(argument: str) -> str | None:
     if path.is_file() and path.suffix.lower() in _IMAGE_SUFFIXES:
         return "an image file, and this model classifies texts"
     if path.is_file():
-        return ("a text model reads .csv and .txt files only; give the texts in a .txt file (one per "
-                "line) or a data.csv")
-    if " " not in argument.strip() and (path.suffix.lower() in _FILE_SUFFIXES
-                                        or argument.startswith(("/", "./", "../", "~"))):
+        return "a text model reads .csv and .txt files only; give the texts in a .txt file (one per line) or a data.csv"
+    if " " not in argument.strip() and (
+        path.suffix.lower() in _FILE_SUFFIXES or argument.startswith(("/", "./", "../", "~"))
+    ):
         return "no such file (to classify these characters as a text, pass them on standard input with -)"
     return None
 

@@ -5,6 +5,7 @@ strings (text models), preprocesses them with the training code's own functions,
 ``probabilities``, the predicted class name (``label``) and its index (``class_index``).
 Image models also keep ``serving_images`` for batches of already-decoded float images.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -18,9 +19,13 @@ DEFAULT_SIGNATURE = "serving_default"
 IMAGES_SIGNATURE = "serving_images"
 
 
-def make_signatures(model: tf_keras.Model, task: str, class_names: Sequence[str],
-                    image_size: int | None = None, interpolation: str = "bilinear"
-                    ) -> dict[str, tf.types.experimental.ConcreteFunction]:
+def make_signatures(
+    model: tf_keras.Model,
+    task: str,
+    class_names: Sequence[str],
+    image_size: int | None = None,
+    interpolation: str = "bilinear",
+) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Concrete functions to save with ``model`` as its signatures.
 
     Args:
@@ -40,6 +45,7 @@ def make_signatures(model: tf_keras.Model, task: str, class_names: Sequence[str]
         return {"probabilities": probabilities, "label": tf.gather(names, index), "class_index": index}
 
     if task == "text":
+
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve_text(text: tf.Tensor) -> dict[str, tf.Tensor]:
             return answer(model(text, training=False))
@@ -51,14 +57,16 @@ def make_signatures(model: tf_keras.Model, task: str, class_names: Sequence[str]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        images = tf.map_fn(lambda data: decode_image_bytes(data, image_size, interpolation),
-                           image_bytes, fn_output_signature=decoded)
+        images = tf.map_fn(
+            lambda data: decode_image_bytes(data, image_size, interpolation), image_bytes, fn_output_signature=decoded
+        )
         return answer(model(images, training=False))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32,
-                                                name="image")])
+    @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="image")])
     def serve_images(image: tf.Tensor) -> dict[str, tf.Tensor]:
         return answer(model(image, training=False))
 
-    return {DEFAULT_SIGNATURE: serve_bytes.get_concrete_function(),
-            IMAGES_SIGNATURE: serve_images.get_concrete_function()}
+    return {
+        DEFAULT_SIGNATURE: serve_bytes.get_concrete_function(),
+        IMAGES_SIGNATURE: serve_images.get_concrete_function(),
+    }

@@ -14,6 +14,7 @@ The export checks itself: on held-out data it runs the model in LiteRT (``ai-edg
 TFLite runtime that replaces ``tf.lite.Interpreter``) and the SavedModel, and reports both
 accuracies and the runtime (``tflite_report.json``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,8 +49,13 @@ REPRESENTATIVE_EXAMPLES = 100
 BATCH = 32
 
 
-def export_tflite(folder: str | Path, out_dir: str | Path, quantize: str = "none",
-                  representative: Examples | None = None, heldout: Examples | None = None) -> dict[str, Any]:
+def export_tflite(
+    folder: str | Path,
+    out_dir: str | Path,
+    quantize: str = "none",
+    representative: Examples | None = None,
+    heldout: Examples | None = None,
+) -> dict[str, Any]:
     """Convert the model in ``folder`` and write ``model.tflite``, ``labels.txt`` and
     ``tflite_report.json`` into ``out_dir``.
 
@@ -73,8 +79,7 @@ def export_tflite(folder: str | Path, out_dir: str | Path, quantize: str = "none
     """
     folder, out_dir = Path(folder), Path(out_dir)
     if quantize not in QUANTIZATIONS:
-        raise TfFinetuneError(f"quantize={quantize!r} is not supported: choose one of "
-                              f"{', '.join(QUANTIZATIONS)}")
+        raise TfFinetuneError(f"quantize={quantize!r} is not supported: choose one of {', '.join(QUANTIZATIONS)}")
     model_folder.check(folder, str(folder))
     label_map = model_folder.read_labels(folder)
     interpolation = _interpolation(folder)
@@ -83,28 +88,44 @@ def export_tflite(folder: str | Path, out_dir: str | Path, quantize: str = "none
     storage.write_atomically(out_dir / TFLITE_FILE, content)
     storage.write_atomically(out_dir / LABELS_TXT, ("\n".join(label_map.class_names) + "\n").encode("utf-8"))
     report: dict[str, Any] = {
-        "quantize": quantize, "task": task, "tflite_bytes": len(content),
+        "quantize": quantize,
+        "task": task,
+        "tflite_bytes": len(content),
         "savedmodel_bytes": _folder_bytes(model_folder.saved_model_dir(folder)),
-        "input": ({"name": "image", "dtype": "float32", "shape": [-1, image_size, image_size, 3],
-                   "range": [0.0, 1.0], "interpolation": interpolation}
-                  if task == "image" else {"name": "text", "dtype": "string", "shape": [-1]}),
+        "input": (
+            {
+                "name": "image",
+                "dtype": "float32",
+                "shape": [-1, image_size, image_size, 3],
+                "range": [0.0, 1.0],
+                "interpolation": interpolation,
+            }
+            if task == "image"
+            else {"name": "text", "dtype": "string", "shape": [-1]}
+        ),
         "output": {"name": "probabilities", "dtype": "float32", "shape": [-1, label_map.num_classes]},
         "class_names": list(label_map.class_names),
     }
     if heldout is not None and len(heldout):
         report.update(check_accuracy(content, function, heldout, task, image_size, interpolation))
-        log.info("tflite %s: %d bytes; accuracy on %d held-out examples: TFLite %.4f, "
-                 "SavedModel %.4f (agreement %.4f)", quantize, len(content),
-                 report["num_examples"], report["accuracy_tflite"], report["accuracy_savedmodel"],
-                 report["agreement"])
+        log.info(
+            "tflite %s: %d bytes; accuracy on %d held-out examples: TFLite %.4f, SavedModel %.4f (agreement %.4f)",
+            quantize,
+            len(content),
+            report["num_examples"],
+            report["accuracy_tflite"],
+            report["accuracy_savedmodel"],
+            report["agreement"],
+        )
     else:
         log.info("tflite %s: %d bytes; no held-out data, accuracy not checked", quantize, len(content))
     storage.write_atomically(out_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return report
 
 
-def _converted(folder: Path, quantize: str, representative: Examples | None, interpolation: str
-               ) -> tuple[str, PolymorphicFunction, int | None, bytes]:
+def _converted(
+    folder: Path, quantize: str, representative: Examples | None, interpolation: str
+) -> tuple[str, PolymorphicFunction, int | None, bytes]:
     """(task, the SavedModel function converted, its image size, the ``.tflite`` bytes)."""
     import tensorflow as tf
 
@@ -117,16 +138,24 @@ def _converted(folder: Path, quantize: str, representative: Examples | None, int
         function = _text_function(loaded)
         return task, function, None, _convert_text(function, loaded, quantize)
     if quantize == "int8" and (representative is None or not len(representative)):
-        raise TfFinetuneError("int8 quantization needs a representative sample of the "
-                              "training data: give the training images (--data)")
+        raise TfFinetuneError(
+            "int8 quantization needs a representative sample of the training data: give the training images (--data)"
+        )
     function, image_size = _image_function(loaded)
-    samples = (_sample(representative, REPRESENTATIVE_EXAMPLES)
-               if quantize == "int8" and representative is not None else None)
+    samples = (
+        _sample(representative, REPRESENTATIVE_EXAMPLES) if quantize == "int8" and representative is not None else None
+    )
     return task, function, image_size, _convert(function, loaded, quantize, samples, image_size, interpolation)
 
 
-def check_accuracy(content: bytes, function: PolymorphicFunction, examples: Examples, task: str,
-                   image_size: int | None, interpolation: str = "bilinear") -> dict[str, Any]:
+def check_accuracy(
+    content: bytes,
+    function: PolymorphicFunction,
+    examples: Examples,
+    task: str,
+    image_size: int | None,
+    interpolation: str = "bilinear",
+) -> dict[str, Any]:
     """Accuracy of the TFLite model and of the SavedModel function on the same examples.
 
     Args:
@@ -149,9 +178,8 @@ def check_accuracy(content: bytes, function: PolymorphicFunction, examples: Exam
     output_index = interpreter.get_output_details()[0]["index"]
     lite_rows, saved_rows = [], []
     for start in range(0, len(examples), BATCH):
-        chunk = list(examples.inputs[start:start + BATCH])
-        batch = (_decode(chunk, image_size, interpolation) if task == "image"
-                 else tf.constant(chunk, dtype=tf.string))
+        chunk = list(examples.inputs[start : start + BATCH])
+        batch = _decode(chunk, image_size, interpolation) if task == "image" else tf.constant(chunk, dtype=tf.string)
         saved_rows.append(function(batch).numpy())
         value = batch.numpy()
         interpreter.resize_tensor_input(input_index, list(value.shape))
@@ -161,11 +189,14 @@ def check_accuracy(content: bytes, function: PolymorphicFunction, examples: Exam
         lite_rows.append(np.array(interpreter.get_tensor(output_index)))
     lite, saved = np.concatenate(lite_rows), np.concatenate(saved_rows)
     labels = np.asarray(examples.labels)
-    return {"num_examples": int(len(labels)),
-            "accuracy_tflite": float((lite.argmax(1) == labels).mean()),
-            "accuracy_savedmodel": float((saved.argmax(1) == labels).mean()),
-            "agreement": float((lite.argmax(1) == saved.argmax(1)).mean()),
-            "max_abs_diff": float(np.abs(lite - saved).max()), "runtime": runtime}
+    return {
+        "num_examples": int(len(labels)),
+        "accuracy_tflite": float((lite.argmax(1) == labels).mean()),
+        "accuracy_savedmodel": float((saved.argmax(1) == labels).mean()),
+        "agreement": float((lite.argmax(1) == saved.argmax(1)).mean()),
+        "max_abs_diff": float(np.abs(lite - saved).max()),
+        "runtime": runtime,
+    }
 
 
 def _interpreter(content: bytes) -> tuple[Any, str]:
@@ -180,8 +211,10 @@ def _interpreter(content: bytes) -> tuple[Any, str]:
     except ImportError:
         import tensorflow as tf
 
-        log.warning("ai-edge-litert is not installed: checking the TFLite model with TensorFlow's "
-                    "deprecated tf.lite.Interpreter (pip install ai-edge-litert)")
+        log.warning(
+            "ai-edge-litert is not installed: checking the TFLite model with TensorFlow's "
+            "deprecated tf.lite.Interpreter (pip install ai-edge-litert)"
+        )
         Interpreter, runtime = tf.lite.Interpreter, f"tf.lite {tf.__version__}"
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
         warnings.simplefilter("ignore")
@@ -194,14 +227,15 @@ def _image_function(loaded: Any) -> tuple[PolymorphicFunction, int]:
     from tf_finetune.serving.signatures import IMAGES_SIGNATURE
 
     if IMAGES_SIGNATURE not in loaded.signatures:
-        raise TfFinetuneError(f"the model has no {IMAGES_SIGNATURE} signature (written by an "
-                              "older tf_finetune?): train it again to export TFLite")
+        raise TfFinetuneError(
+            f"the model has no {IMAGES_SIGNATURE} signature (written by an "
+            "older tf_finetune?): train it again to export TFLite"
+        )
     serve = loaded.signatures[IMAGES_SIGNATURE]
     spec = serve.structured_input_signature[1]["image"]
     image_size = int(spec.shape[1])
 
-    @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32,
-                                                name="image")])
+    @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="image")])
     def probabilities(image: tf.Tensor) -> tf.Tensor:
         return serve(image=image)["probabilities"]
 
@@ -223,8 +257,7 @@ def _text_function(loaded: Any) -> PolymorphicFunction:
 def _converter(function: PolymorphicFunction, loaded: Any, quantize: str) -> tf.lite.TFLiteConverter:
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [function.get_concrete_function()], loaded)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], loaded)
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
@@ -232,8 +265,14 @@ def _converter(function: PolymorphicFunction, loaded: Any, quantize: str) -> tf.
     return converter
 
 
-def _convert(function: PolymorphicFunction, loaded: Any, quantize: str, samples: Sequence[str] | None,
-             image_size: int, interpolation: str) -> bytes:
+def _convert(
+    function: PolymorphicFunction,
+    loaded: Any,
+    quantize: str,
+    samples: Sequence[str] | None,
+    image_size: int,
+    interpolation: str,
+) -> bytes:
     import tensorflow as tf
 
     converter = _converter(function, loaded, quantize)
@@ -250,8 +289,7 @@ def _convert(function: PolymorphicFunction, loaded: Any, quantize: str, samples:
         with _quiet_absl():
             return converter.convert()
     except Exception as exc:  # the converter raises ConverterError and plain exceptions
-        raise TfFinetuneError(f"TFLite conversion ({quantize}) failed: "
-                              f"{first_line(exc)}") from None
+        raise TfFinetuneError(f"TFLite conversion ({quantize}) failed: {first_line(exc)}") from None
 
 
 def _convert_text(function: PolymorphicFunction, loaded: Any, quantize: str) -> bytes:
@@ -273,12 +311,27 @@ def _refuse_text(detail: str) -> NoReturn:
     raise TfFinetuneError(
         "this text model cannot be exported to TFLite: its text processing needs TensorFlow ops "
         f"that TFLite has no builtins for ({detail}). TFLite export supports image models; "
-        "serve a text model as the SavedModel (model.tar.gz)")
+        "serve a text model as the SavedModel (model.tar.gz)"
+    )
 
 
-_PLUMBING = {"Placeholder", "Identity", "IdentityN", "Const", "NoOp", "StatefulPartitionedCall",
-             "PartitionedCall", "Pack", "GatherV2", "Reshape", "Shape", "If", "StatelessIf",
-             "While", "StatelessWhile"}
+_PLUMBING = {
+    "Placeholder",
+    "Identity",
+    "IdentityN",
+    "Const",
+    "NoOp",
+    "StatefulPartitionedCall",
+    "PartitionedCall",
+    "Pack",
+    "GatherV2",
+    "Reshape",
+    "Shape",
+    "If",
+    "StatelessIf",
+    "While",
+    "StatelessWhile",
+}
 
 
 def _string_ops(graph: tf.Graph) -> list[str]:
@@ -296,8 +349,9 @@ def _string_ops(graph: tf.Graph) -> list[str]:
             found.add(node.op)
     for node in nodes:  # ops whose definition declares string inputs or outputs (TF Text's too)
         op_def = op_def_registry.get(node.op)
-        if op_def is not None and any(arg.type == tf.string.as_datatype_enum
-                                      for arg in (*op_def.input_arg, *op_def.output_arg)):
+        if op_def is not None and any(
+            arg.type == tf.string.as_datatype_enum for arg in (*op_def.input_arg, *op_def.output_arg)
+        ):
             found.add(node.op)
     return sorted(found)
 
@@ -339,8 +393,9 @@ def _quiet_absl() -> Iterator[None]:
         absl.setLevel(level)
 
 
-def export_after_training(quantize: str, folder: Path, data: DataSplit, workdir: Path,
-                          targets: Sequence[str]) -> dict[str, Any]:
+def export_after_training(
+    quantize: str, folder: Path, data: DataSplit, workdir: Path, targets: Sequence[str]
+) -> dict[str, Any]:
     """The ``tflite`` hyperparameter: export the just-trained model and put the files in place.
 
     Args:
@@ -366,8 +421,13 @@ def export_after_training(quantize: str, folder: Path, data: DataSplit, workdir:
     return report
 
 
-def export_model(model: str, quantize: str = "none", data: str | None = None,
-                 validation_data: str | None = None, output_dir: str | None = None) -> dict[str, Any]:
+def export_model(
+    model: str,
+    quantize: str = "none",
+    data: str | None = None,
+    validation_data: str | None = None,
+    output_dir: str | None = None,
+) -> dict[str, Any]:
     """``export-tflite``: convert a model folder, ``model.tar.gz`` or ``s3://`` archive.
 
     Args:

@@ -6,6 +6,7 @@ instance). Beside it, ``job.json`` holds a fingerprint of what the job trains (d
 hyperparameters, global batch) and the metrics of the epochs done, so a restart only resumes
 the same job and still reports the whole history.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "job.json"
 TRAINING_STATE_DIR = "training_state"
-_NEVER = 2 ** 62  # BackupAndRestore's step-count mode without periodic step saves
+_NEVER = 2**62  # BackupAndRestore's step-count mode without periodic step saves
 _KERAS_READ_DIR = "chief"  # where BackupAndRestore keeps the checkpoint that every worker restores
 
 _stop_requested = threading.Event()
@@ -130,8 +131,10 @@ class Checkpoints:
         if saved is None:
             return 0
         reader = tf.train.load_checkpoint(saved)
-        epoch, step = (int(reader.get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
-                       for name in ("ckpt_saved_epoch", "ckpt_saved_batch"))
+        epoch, step = (
+            int(reader.get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+            for name in ("ckpt_saved_epoch", "ckpt_saved_batch")
+        )
         return epoch * steps_per_epoch + step + 1 if epoch >= 0 else 0
 
     def clear(self) -> None:
@@ -140,8 +143,9 @@ class Checkpoints:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
-def open_checkpoints(directory: str | Path, job: Mapping[str, Any], steps: int = 0,
-                     fresh_start: bool = False) -> tuple[Checkpoints, bool]:
+def open_checkpoints(
+    directory: str | Path, job: Mapping[str, Any], steps: int = 0, fresh_start: bool = False
+) -> tuple[Checkpoints, bool]:
     """Bind ``directory`` to ``job``, checking what is already there.
 
     Args:
@@ -174,7 +178,8 @@ def open_checkpoints(directory: str | Path, job: Mapping[str, Any], steps: int =
         raise CheckpointError(
             f"the checkpoint folder {directory} holds a checkpoint of another job ({differences}). "
             "Run with the same data, backbone and hyperparameters to resume it, use another "
-            "checkpoint folder, or pass --fresh-start (SageMaker: fresh_start=True) to discard it")
+            "checkpoint folder, or pass --fresh-start (SageMaker: fresh_start=True) to discard it"
+        )
     log.warning("discarding the checkpoint in %s (%s): fresh start", directory, differences)
     checkpoints.clear()
     _write_state(directory, {"job": checkpoints.job, "epochs": {}})
@@ -188,8 +193,11 @@ def _differences(previous: Mapping | None, current: Mapping) -> str:
     for key in sorted(set(previous) | set(current)):
         old, new = previous.get(key), current.get(key)
         if isinstance(old, Mapping) and isinstance(new, Mapping):
-            changed += [f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
-                        for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+            changed += [
+                f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)
+            ]
         elif old != new:
             changed.append(f"{key}: {old!r} -> {new!r}")
     return "; ".join(changed[:6]) + ("; …" if len(changed) > 6 else "")
@@ -218,8 +226,9 @@ def make_callback(checkpoints: Checkpoints) -> tf_keras.callbacks.Callback:
         def __init__(self) -> None:
             # Step-count mode (even without periodic step saves) so a save in the middle of an
             # epoch resumes at the next step rather than at the next epoch.
-            super().__init__(str(checkpoints.training_state), save_freq=checkpoints.steps or _NEVER,
-                             delete_checkpoint=False)
+            super().__init__(
+                str(checkpoints.training_state), save_freq=checkpoints.steps or _NEVER, delete_checkpoint=False
+            )
             self._carried: dict[str, list] | None = None
 
         def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -227,8 +236,12 @@ def make_callback(checkpoints: Checkpoints) -> tf_keras.callbacks.Callback:
             epoch = int(self._training_state._ckpt_saved_epoch.numpy())
             step = int(self._training_state._ckpt_saved_batch.numpy())
             if epoch >= 0:
-                log.info("resuming from the checkpoint in %s (saved at epoch %d, step %d)",
-                         checkpoints.directory, epoch + 1, step + 1)
+                log.info(
+                    "resuming from the checkpoint in %s (saved at epoch %d, step %d)",
+                    checkpoints.directory,
+                    epoch + 1,
+                    step + 1,
+                )
                 if step + 1 < self.params["steps"]:  # inside the epoch: it continues
                     self._carried = checkpoints.partial_epoch(epoch, step)
 
@@ -269,15 +282,18 @@ def make_callback(checkpoints: Checkpoints) -> tf_keras.callbacks.Callback:
 def _stopped(checkpoints: Checkpoints, epoch: int, step: int) -> TrainingInterrupted:
     return TrainingInterrupted(
         f"stopped on request (SIGTERM) at epoch {epoch + 1}, step {step + 1}; the checkpoint is in "
-        f"{checkpoints.directory}: run the same job again to resume")
+        f"{checkpoints.directory}: run the same job again to resume"
+    )
 
 
 def _metric_sums(model: tf_keras.Model) -> dict[str, list]:
     """The training metrics' state (running sums and counts): metric name -> per variable, the
     values of each replica's copy (JSON-able)."""
     local = model.distribute_strategy.experimental_local_results
-    return {metric.name: [[np.asarray(copy).tolist() for copy in local(variable)] for variable in metric.variables]
-            for metric in model.metrics}
+    return {
+        metric.name: [[np.asarray(copy).tolist() for copy in local(variable)] for variable in metric.variables]
+        for metric in model.metrics
+    }
 
 
 def _add_metric_sums(model: tf_keras.Model, sums: Mapping[str, list]) -> None:

@@ -1,4 +1,5 @@
 """The classifier: backbone, dropout and a dense softmax layer; optimizer and loss."""
+
 from __future__ import annotations
 
 import contextlib
@@ -77,20 +78,27 @@ def _cannot_take(spec: ModelSpec, image_size: int | None, exc: Exception) -> Bac
     """The error for a backbone that fails on the model's inputs: too small an image, or the
     wrong task (naming the input the backbone takes)."""
     if image_size and "Negative dimension size" in str(exc):  # pooling/strides shrink it below 1
-        return BackboneError(f"image_size {image_size} is too small for backbone {spec.id}: its strides "
-                             "and pooling shrink the image below one pixel; use a larger --image-size "
-                             "(224 is usual)")
-    expected = (f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
-                if spec.task == "image" else "a batch of strings")
+        return BackboneError(
+            f"image_size {image_size} is too small for backbone {spec.id}: its strides "
+            "and pooling shrink the image below one pixel; use a larger --image-size "
+            "(224 is usual)"
+        )
+    expected = (
+        f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
+        if spec.task == "image"
+        else "a batch of strings"
+    )
     takes = re.search(r"Option 1:\s+Positional arguments \(\d+ total\):\s+\* (TensorSpec\(.*\))", str(exc))
     cause = f"it takes {takes.group(1)}" if takes else first_line(exc)
     article = "an" if spec.task == "image" else "a"
-    return BackboneError(f"backbone {spec.id} cannot take {expected} ({article} {spec.task} feature "
-                         f"extractor is needed): {cause}")
+    return BackboneError(
+        f"backbone {spec.id} cannot take {expected} ({article} {spec.task} feature extractor is needed): {cause}"
+    )
 
 
-def build_classifier(spec: ModelSpec, backbone_path: str, preprocessor: Preprocessor | None,
-                     num_classes: int, hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
+def build_classifier(
+    spec: ModelSpec, backbone_path: str, preprocessor: Preprocessor | None, num_classes: int, hp: Hyperparameters
+) -> tuple[tf_keras.Model, int | None]:
     """Backbone -> Dropout -> Dense(num_classes, L2, softmax) (see :func:`head_layers`). Call
     inside ``strategy.scope()``.
 
@@ -111,12 +119,13 @@ def build_classifier(spec: ModelSpec, backbone_path: str, preprocessor: Preproce
     """
     trainable = spec.fine_tunable and not hp.train_only_top_layer
     try:
-        layer = hub.KerasLayer(backbone_path, trainable=trainable, output_key=spec.output_key,
-                               name="backbone")
+        layer = hub.KerasLayer(backbone_path, trainable=trainable, output_key=spec.output_key, name="backbone")
     except (ValueError, TypeError) as exc:  # e.g. a SavedModel with signatures but no __call__
-        raise BackboneError(f"backbone {spec.id} is not a TF-Hub reusable SavedModel (no callable "
-                            f"model: {first_line(exc)}); export it with tf.saved_model.save of a "
-                            "Keras model or tf.Module that has __call__") from None
+        raise BackboneError(
+            f"backbone {spec.id} is not a TF-Hub reusable SavedModel (no callable "
+            f"model: {first_line(exc)}); export it with tf.saved_model.save of a "
+            "Keras model or tf.Module that has __call__"
+        ) from None
     image_size = None
     if spec.task == "image":
         image_size = choose_image_size(spec, fixed_image_size(layer))
@@ -132,18 +141,25 @@ def build_classifier(spec: ModelSpec, backbone_path: str, preprocessor: Preproce
         raise _cannot_take(spec, image_size, exc) from None
     if isinstance(features, dict) or len(features.shape) != 2:
         shape = sorted(features) if isinstance(features, dict) else features.shape
-        raise BackboneError(f"backbone {spec.id} does not return a feature vector "
-                            f"[batch, dim] (got {shape}); is it a TF-Hub feature-vector model?")
-    model = tf_keras.Model(inputs, apply_layers(head_layers(num_classes, hp), features),
-                           name="tf_finetune_classifier")
-    log.info("model: backbone %s (%s, %d features) -> dropout %.2f -> dense %s",
-             spec.id, "trainable" if trainable else "frozen", features.shape[-1],
-             hp.dropout_rate, "1 (sigmoid, binary_mode)" if hp.binary_mode else num_classes)
+        raise BackboneError(
+            f"backbone {spec.id} does not return a feature vector "
+            f"[batch, dim] (got {shape}); is it a TF-Hub feature-vector model?"
+        )
+    model = tf_keras.Model(inputs, apply_layers(head_layers(num_classes, hp), features), name="tf_finetune_classifier")
+    log.info(
+        "model: backbone %s (%s, %d features) -> dropout %.2f -> dense %s",
+        spec.id,
+        "trainable" if trainable else "frozen",
+        features.shape[-1],
+        hp.dropout_rate,
+        "1 (sigmoid, binary_mode)" if hp.binary_mode else num_classes,
+    )
     return model, image_size
 
 
-def head_layers(num_classes: int, hp: Hyperparameters,
-                regularizers_l2: float | None = None) -> list[tf_keras.layers.Layer]:
+def head_layers(
+    num_classes: int, hp: Hyperparameters, regularizers_l2: float | None = None
+) -> list[tf_keras.layers.Layer]:
     """The new classification head, seeded: Dropout, then Dense(num_classes, L2, softmax).
 
     With ``binary_mode`` (two classes) the dense layer has one output ``z`` instead, and a
@@ -162,17 +178,24 @@ def head_layers(num_classes: int, hp: Hyperparameters,
     l2 = hp.regularizers_l2 if regularizers_l2 is None else regularizers_l2
     # A tf.random.Generator ("stateful"), which train.DropoutSeeds seeds at every step (a resumed run
     # draws the masks of the uninterrupted one); Keras's default kernel-held state cannot be set.
-    dropout = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name=DROPOUT_LAYER,
-                                      rng_type="stateful")
+    dropout = tf_keras.layers.Dropout(hp.dropout_rate, seed=hp.random_seed, name=DROPOUT_LAYER, rng_type="stateful")
     classifier = tf_keras.layers.Dense(
-        1 if hp.binary_mode else num_classes, activation=None if hp.binary_mode else "softmax",
-        name=CLASSIFIER_LAYER, kernel_regularizer=tf_keras.regularizers.l2(l2),
-        kernel_initializer=tf_keras.initializers.GlorotUniform(seed=hp.random_seed))
+        1 if hp.binary_mode else num_classes,
+        activation=None if hp.binary_mode else "softmax",
+        name=CLASSIFIER_LAYER,
+        kernel_regularizer=tf_keras.regularizers.l2(l2),
+        kernel_initializer=tf_keras.initializers.GlorotUniform(seed=hp.random_seed),
+    )
     if not hp.binary_mode:
         return [dropout, classifier]
     two_columns = tf_keras.layers.Dense(
-        2, activation="softmax", name=BINARY_LAYER, trainable=False,
-        kernel_initializer=tf_keras.initializers.Constant([[0.0, 1.0]]), bias_initializer="zeros")
+        2,
+        activation="softmax",
+        name=BINARY_LAYER,
+        trainable=False,
+        kernel_initializer=tf_keras.initializers.Constant([[0.0, 1.0]]),
+        bias_initializer="zeros",
+    )
     return [dropout, classifier, two_columns]
 
 
@@ -203,8 +226,9 @@ def set_head_l2(model: tf_keras.Model, factor: float) -> None:
     model.get_layer(CLASSIFIER_LAYER).kernel_regularizer.l2 = tf_keras.backend.cast_to_floatx(factor)
 
 
-def load_classifier(previous_model: str, spec: ModelSpec, label_map: LabelMap, previous_labels: LabelMap,
-                    hp: Hyperparameters) -> tuple[tf_keras.Model, int | None]:
+def load_classifier(
+    previous_model: str, spec: ModelSpec, label_map: LabelMap, previous_labels: LabelMap, hp: Hyperparameters
+) -> tuple[tf_keras.Model, int | None]:
     """A previously fine-tuned model (incremental training). Call inside ``strategy.scope()``.
 
     ``reinitialize_top_layer`` Auto or False keeps its trained classification layer; True draws
@@ -223,19 +247,22 @@ def load_classifier(previous_model: str, spec: ModelSpec, label_map: LabelMap, p
     Raises:
         BackboneError: the classes differ (listed) or are named otherwise, or the model does not fit the task.
     """
-    model = tf_keras.models.load_model(str(model_folder.saved_model_dir(previous_model)), compile=False,
-                                       custom_objects={"KerasLayer": hub.KerasLayer})
+    model = tf_keras.models.load_model(
+        str(model_folder.saved_model_dir(previous_model)), compile=False, custom_objects={"KerasLayer": hub.KerasLayer}
+    )
     task = "text" if model.inputs[0].dtype == tf.string else "image"
     if task != spec.task:
-        raise BackboneError(f"cannot continue training {spec.id}: it is a {task} model and the "
-                            f"data is {spec.task} data")
+        raise BackboneError(
+            f"cannot continue training {spec.id}: it is a {task} model and the data is {spec.task} data"
+        )
     mismatch = label_map.mismatch(previous_labels)
     if mismatch:
         raise BackboneError(f"cannot continue training {spec.id}: {mismatch}")
     if has_binary_head(model) != hp.binary_mode:
         raise HyperparameterError(
             f"binary_mode={hp.binary_mode} does not match the previous model {spec.id}, which was "
-            f"trained with binary_mode={not hp.binary_mode}; pass binary_mode={not hp.binary_mode}")
+            f"trained with binary_mode={not hp.binary_mode}; pass binary_mode={not hp.binary_mode}"
+        )
     model.get_layer("backbone").trainable = spec.fine_tunable and not hp.train_only_top_layer
     head = model.get_layer(CLASSIFIER_LAYER)
     if hp.reinitialize_top_layer == "True":
@@ -243,9 +270,12 @@ def load_classifier(previous_model: str, spec: ModelSpec, label_map: LabelMap, p
         head.kernel.assign(initializer(head.kernel.shape))
         head.bias.assign(tf.zeros_like(head.bias))
     image_size = int(model.inputs[0].shape[1]) if task == "image" else None
-    log.info("continuing from %s (%s classification layer, backbone %s)", spec.id,
-             "new" if hp.reinitialize_top_layer == "True" else "trained",
-             "trainable" if model.get_layer("backbone").trainable else "frozen")
+    log.info(
+        "continuing from %s (%s classification layer, backbone %s)",
+        spec.id,
+        "new" if hp.reinitialize_top_layer == "True" else "trained",
+        "trainable" if model.get_layer("backbone").trainable else "frozen",
+    )
     return model, image_size
 
 
@@ -259,8 +289,9 @@ class WarmupLinearDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
         step = tf.cast(step, tf.float32)
         warmup = tf.constant(float(max(self.warmup_steps, 1)))
         rise = self.peak * step / warmup
-        fall = self.peak * tf.maximum(0.0, (self.total_steps - step)
-                                      / float(max(self.total_steps - self.warmup_steps, 1)))
+        fall = self.peak * tf.maximum(
+            0.0, (self.total_steps - step) / float(max(self.total_steps - self.warmup_steps, 1))
+        )
         return tf.where(step < self.warmup_steps, rise, fall)
 
     def get_config(self) -> dict[str, Any]:
@@ -285,8 +316,10 @@ def make_optimizer(hp: Hyperparameters, total_steps: int) -> tf_keras.optimizers
     elif name == "rmsprop":
         optimizer, kwargs = opt.RMSprop, {"rho": hp.rho, "momentum": hp.momentum, "epsilon": hp.epsilon}
     elif name == "adagrad":
-        optimizer, kwargs = opt.Adagrad, {"initial_accumulator_value": hp.initial_accumulator_value,
-                                          "epsilon": hp.epsilon}
+        optimizer, kwargs = (
+            opt.Adagrad,
+            {"initial_accumulator_value": hp.initial_accumulator_value, "epsilon": hp.epsilon},
+        )
     elif name == "adadelta":
         optimizer, kwargs = opt.Adadelta, {"rho": hp.rho, "epsilon": hp.epsilon}
     else:
@@ -311,8 +344,9 @@ class _NeverEmptySparseGradients(_Optimizer):
     unchanged (a scatter-add of zeros).
     """
 
-    def aggregate_gradients(self, grads_and_vars: list[tuple[tf.Tensor | tf.IndexedSlices, tf.Variable]]
-                            ) -> list[tuple[tf.Tensor | tf.IndexedSlices, tf.Variable]]:
+    def aggregate_gradients(
+        self, grads_and_vars: list[tuple[tf.Tensor | tf.IndexedSlices, tf.Variable]]
+    ) -> list[tuple[tf.Tensor | tf.IndexedSlices, tf.Variable]]:
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:
             grads_and_vars = [(_with_zero_row(g), v) for g, v in grads_and_vars]
         return super().aggregate_gradients(grads_and_vars)
@@ -323,9 +357,11 @@ def _with_zero_row(gradient: tf.Tensor | tf.IndexedSlices) -> tf.Tensor | tf.Ind
         return gradient
     values = gradient.values
     zero_row = tf.zeros(tf.concat([[1], tf.shape(values)[1:]], 0), values.dtype)
-    return tf.IndexedSlices(tf.concat([values, zero_row], 0),
-                            tf.concat([gradient.indices, tf.zeros([1], gradient.indices.dtype)], 0),
-                            gradient.dense_shape)
+    return tf.IndexedSlices(
+        tf.concat([values, zero_row], 0),
+        tf.concat([gradient.indices, tf.zeros([1], gradient.indices.dtype)], 0),
+        gradient.dense_shape,
+    )
 
 
 @functools.cache
@@ -381,11 +417,13 @@ def check_jit_compile(hp: Hyperparameters, strategy: tf.distribute.Strategy) -> 
         raise HyperparameterError(
             f"jit_compile=True cannot run on {strategy.num_replicas_in_sync} logical CPU devices "
             "(XLA cannot reach variables placed on another CPU device): drop --cpu-devices or "
-            "jit_compile")
+            "jit_compile"
+        )
 
 
-def compile_classifier(model: tf_keras.Model, hp: Hyperparameters, total_steps: int,
-                       loss_scaling: bool = False) -> None:
+def compile_classifier(
+    model: tf_keras.Model, hp: Hyperparameters, total_steps: int, loss_scaling: bool = False
+) -> None:
     """Attach optimizer, label-smoothed cross-entropy and accuracy. Call inside the strategy scope.
 
     Args:
@@ -401,7 +439,8 @@ def compile_classifier(model: tf_keras.Model, hp: Hyperparameters, total_steps: 
         optimizer=optimizer,
         loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
         metrics=[tf_keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=hp.jit_compile)
+        jit_compile=hp.jit_compile,
+    )
     # The optimizer's slots exist before fit: otherwise the first call of the train function
     # creates them, tf.function traces it twice, and each trace takes the seeded dropout's next
     # seed, so a run would differ with and without a checkpoint (whose restore builds them).

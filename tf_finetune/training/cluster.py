@@ -1,4 +1,5 @@
 """Several hosts: the ``TF_CONFIG`` that MultiWorkerMirroredStrategy reads (no TensorFlow here)."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ def cluster_config(hosts: Sequence[str], current_host: str, port: int = DEFAULT_
     ordered = sorted(hosts)
     if current_host not in ordered:
         raise ValueError(f"current host {current_host!r} is not in the host list {ordered}")
-    return {"cluster": {"worker": [f"{h}:{port}" for h in ordered]},
-            "task": {"type": "worker", "index": ordered.index(current_host)}}
+    return {
+        "cluster": {"worker": [f"{h}:{port}" for h in ordered]},
+        "task": {"type": "worker", "index": ordered.index(current_host)},
+    }
 
 
 def worker_count(tf_config: str | Mapping[str, Any] | None) -> int:

@@ -1,4 +1,5 @@
 """Choosing the distribution strategy, and the replica count and global batch that follow."""
+
 from __future__ import annotations
 
 import functools
@@ -41,7 +42,8 @@ def split_cpu(num_devices: int) -> None:
     """
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
+    )
 
 
 def create_strategy(multi_worker: bool = False) -> tf.distribute.Strategy:

@@ -3,6 +3,7 @@
 With two classes they are those of class 1 (the positive class, as JumpStart's binary
 classifiers report them); with more, the mean over classes, each class against the rest.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,7 +13,6 @@ if TYPE_CHECKING:  # numpy only where a metric is computed: the registry command
     import numpy as np
 
     from tf_finetune.hyperparameters import Hyperparameters
-
 
 
 def lower_is_better(metric: str) -> bool:

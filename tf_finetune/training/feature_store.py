@@ -7,6 +7,7 @@ interpolation, and the content of every input in order (the bytes of each image 
 each text). Change any of them and the key changes, so a stale entry is never read; it just
 stays unused. Entries are written atomically and are plain ``.npy`` files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,12 +65,25 @@ class FeatureStore:
     identity: str
 
     @classmethod
-    def open(cls, cache_dir: str | Path, backbone_path: str, preprocessor_path: str | None, task: str,
-             image_size: int | None, interpolation: str, seq_length: int | None = None) -> FeatureStore:
+    def open(
+        cls,
+        cache_dir: str | Path,
+        backbone_path: str,
+        preprocessor_path: str | None,
+        task: str,
+        image_size: int | None,
+        interpolation: str,
+        seq_length: int | None = None,
+    ) -> FeatureStore:
         """The store of features of this backbone, read this way, under ``cache_dir``
         (``seq_length``: what a BERT-style preprocessor packs texts to)."""
-        parts = [savedmodel_digest(backbone_path), savedmodel_digest(preprocessor_path), task,
-                 str(image_size if task == "image" else None), interpolation if task == "image" else "-"]
+        parts = [
+            savedmodel_digest(backbone_path),
+            savedmodel_digest(preprocessor_path),
+            task,
+            str(image_size if task == "image" else None),
+            interpolation if task == "image" else "-",
+        ]
         identity = "|".join(parts + ([f"seq{seq_length}"] if seq_length else []))
         return cls(Path(cache_dir) / "features", identity)
 
@@ -99,8 +113,12 @@ class FeatureStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.directory).free
         if features.nbytes * 2 > free:
-            log.info("features (%.1f MiB) are not kept: %.1f MiB free in %s", features.nbytes / 2**20,
-                     free / 2**20, self.directory)
+            log.info(
+                "features (%.1f MiB) are not kept: %.1f MiB free in %s",
+                features.nbytes / 2**20,
+                free / 2**20,
+                self.directory,
+            )
             return None
         path = self.directory / f"{key}.npy"
         staging = self.directory / f".{key}.{os.getpid()}.npy"

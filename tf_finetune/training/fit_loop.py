@@ -1,5 +1,6 @@
 """Running ``fit``: per-epoch metric lines (and a bar through each epoch on a terminal), early
 stopping, final validation metrics."""
+
 from __future__ import annotations
 
 import logging
@@ -50,8 +51,13 @@ class EpochMetricsLogger(tf_keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         values = {k: v for k, v in (logs or {}).items() if k != "lr"}
-        log.info("epoch=%d/%d %s time=%.1fs", epoch + 1, self.epochs, format_metrics(values),
-                 time.perf_counter() - self._start)
+        log.info(
+            "epoch=%d/%d %s time=%.1fs",
+            epoch + 1,
+            self.epochs,
+            format_metrics(values),
+            time.perf_counter() - self._start,
+        )
 
 
 class BestEpoch(tf_keras.callbacks.Callback):
@@ -105,9 +111,12 @@ class DropoutSeeds(tf_keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # Keras keeps a layer's generator in this private attribute (None unless "stateful").
-        self._generators = [layer._random_generator._generator for layer in self.model.layers
-                            if isinstance(layer, tf_keras.layers.Dropout)
-                            and getattr(layer._random_generator, "_generator", None) is not None]
+        self._generators = [
+            layer._random_generator._generator
+            for layer in self.model.layers
+            if isinstance(layer, tf_keras.layers.Dropout)
+            and getattr(layer._random_generator, "_generator", None) is not None
+        ]
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
@@ -119,9 +128,17 @@ class DropoutSeeds(tf_keras.callbacks.Callback):
             generator.reset_from_seed(state)
 
 
-def fit(model: tf_keras.Model, batches: Callable[..., tf.data.Dataset], steps_per_epoch: int,
-        validation: Scorer | None, hp: Hyperparameters, *, tracking: Tracking | None = None,
-        class_weight: dict[int, float] | None = None, keep_best: BestEpoch | None = None) -> dict[str, list[float]]:
+def fit(
+    model: tf_keras.Model,
+    batches: Callable[..., tf.data.Dataset],
+    steps_per_epoch: int,
+    validation: Scorer | None,
+    hp: Hyperparameters,
+    *,
+    tracking: Tracking | None = None,
+    class_weight: dict[int, float] | None = None,
+    keep_best: BestEpoch | None = None,
+) -> dict[str, list[float]]:
     """Train for ``hp.epochs`` (fewer with early stopping, which restores the best weights).
 
     A run resumed from its checkpoints continues exactly as the uninterrupted run would have:
@@ -163,16 +180,28 @@ def fit(model: tf_keras.Model, batches: Callable[..., tf.data.Dataset], steps_pe
     if validation is not None:
         callbacks.insert(0, ValidationCallback(validation))  # first: the others read its val_ metrics
     if tensorboard_dir:
-        callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), histogram_freq=0,
-                                                        write_graph=False, profile_batch=0))
+        callbacks.append(
+            tf_keras.callbacks.TensorBoard(str(tensorboard_dir), histogram_freq=0, write_graph=False, profile_batch=0)
+        )
     if keep_best is not None:
         callbacks.append(keep_best)
     if hp.early_stopping:
-        callbacks.append(tf_keras.callbacks.EarlyStopping(
-            monitor=f"val_{hp.eval_metric}", mode=eval_metrics.mode(hp.eval_metric),
-            patience=hp.early_stopping_patience, min_delta=hp.early_stopping_min_delta,
-            restore_best_weights=True))
+        callbacks.append(
+            tf_keras.callbacks.EarlyStopping(
+                monitor=f"val_{hp.eval_metric}",
+                mode=eval_metrics.mode(hp.eval_metric),
+                patience=hp.early_stopping_patience,
+                min_delta=hp.early_stopping_min_delta,
+                restore_best_weights=True,
+            )
+        )
     first_step = checkpoints.resume_step(steps_per_epoch) if checkpoints is not None else 0
-    history = model.fit(batches(first_step=first_step), epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks, verbose=0, class_weight=class_weight)
+    history = model.fit(
+        batches(first_step=first_step),
+        epochs=hp.epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=0,
+        class_weight=class_weight,
+    )
     return checkpoints.history() if checkpoints is not None else history.history

@@ -7,6 +7,7 @@ memory (or in a file-backed array when large), and the classification head is tr
 for all epochs. The head shares its layers with the full model, so exporting the full model
 afterwards gives the same predictions as training it end to end.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,8 +51,14 @@ def can_cache(hp: Hyperparameters, task: str, multi_worker: bool) -> tuple[bool,
     return True, ""
 
 
-def extract_features(extractor: tf_keras.Model, batches: tf.data.Dataset, count: int,
-                     strategy: tf.distribute.Strategy, directory: Path, description: str = "features") -> np.ndarray:
+def extract_features(
+    extractor: tf_keras.Model,
+    batches: tf.data.Dataset,
+    count: int,
+    strategy: tf.distribute.Strategy,
+    directory: Path,
+    description: str = "features",
+) -> np.ndarray:
     """The extractor's output for the first ``count`` inputs of ``batches``, in order, as
     float32 ``[count, dim]``.
 
@@ -70,15 +77,16 @@ def extract_features(extractor: tf_keras.Model, batches: tf.data.Dataset, count:
     row = 0
     steps = int(batches.cardinality())
     for batch in progress.iterate(batches, steps if steps >= 0 else None, description):
-        values = np.asarray(extractor.predict_on_batch(batch))[:count - row]
-        features[row:row + len(values)] = values
+        values = np.asarray(extractor.predict_on_batch(batch))[: count - row]
+        features[row : row + len(values)] = values
         row += len(values)
     features.flush()
     return features
 
 
-def _features(compute: Callable[[], np.ndarray], examples: Examples, store: FeatureStore | None,
-              task: str) -> tuple[np.ndarray, str]:
+def _features(
+    compute: Callable[[], np.ndarray], examples: Examples, store: FeatureStore | None, task: str
+) -> tuple[np.ndarray, str]:
     """One split's features, read from ``store`` when it has them; else computed once by
     ``compute`` (:func:`extract_features`) and kept in ``store``. Returns them and where they
     came from, in words."""
@@ -105,13 +113,21 @@ def _feature_lookup(features: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:
         def read(indices: tf.Tensor) -> tf.Tensor:
             rows = tf.numpy_function(lambda i: np.asarray(features[i]), [indices], tf.float32)
             return tf.ensure_shape(rows, [None, dim])
+
         return read
     table = tf.constant(features)
     return lambda indices: tf.gather(table, indices)
 
 
-def _training_batches(features: np.ndarray, labels: Sequence[int] | np.ndarray, num_classes: int, global_batch: int,
-                      shuffle_seed: int, task: str, first_step: int = 0) -> tf.data.Dataset:
+def _training_batches(
+    features: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    num_classes: int,
+    global_batch: int,
+    shuffle_seed: int,
+    task: str,
+    first_step: int = 0,
+) -> tf.data.Dataset:
     """The endless stream of full batches of (features, one-hot labels) from batch
     ``first_step``, in the order :func:`~tf_finetune.data.pipeline.training_batches` gives the
     inputs (example indices are shuffled with the same function, then batched the same way)."""
@@ -120,8 +136,9 @@ def _training_batches(features: np.ndarray, labels: Sequence[int] | np.ndarray, 
     dataset = tf.data.Dataset.from_tensor_slices(tf.range(len(features), dtype=tf.int64))
     dataset = shuffle_for_epochs(dataset, len(features), shuffle_seed, task, start=first_step * global_batch)
     dataset = dataset.batch(global_batch, drop_remainder=True)
-    return dataset.map(lambda i: (lookup(i), tf.gather(onehot, i)), num_parallel_calls=tf.data.AUTOTUNE,
-                       deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return dataset.map(
+        lambda i: (lookup(i), tf.gather(onehot, i)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def _inference_batches(features: np.ndarray, global_batch: int) -> tf.data.Dataset:
@@ -148,9 +165,17 @@ class HeadFit:
     choices: list[head_search.Choice]
 
 
-def fit_head(built: Built, data: DataSplit, inputs: Mapping[str, tf.data.Dataset | None], hp: Hyperparameters,
-             workdir: Path, task: str, *,
-             tracking: fit_loop.Tracking | None = None, store: FeatureStore | None = None) -> HeadFit:
+def fit_head(
+    built: Built,
+    data: DataSplit,
+    inputs: Mapping[str, tf.data.Dataset | None],
+    hp: Hyperparameters,
+    workdir: Path,
+    task: str,
+    *,
+    tracking: fit_loop.Tracking | None = None,
+    store: FeatureStore | None = None,
+) -> HeadFit:
     """Train the classifier's head on cached backbone features.
 
     The hyperparameters of :data:`~tf_finetune.training.head_search.CHOOSABLE` that are not in ``built.given``
@@ -178,45 +203,63 @@ def fit_head(built: Built, data: DataSplit, inputs: Mapping[str, tf.data.Dataset
     num_classes = data.label_map.num_classes
     steps = steps_per_epoch(len(data.train), global_batch)
     search = _Search(data, train_features, val_features, hp, built, task)
-    hp, chosen = head_search.choose_head(search.run, data.train.labels, val_features is not None, hp,
-                                     head_search.unset(hp, set(built.given)), steps)
+    hp, chosen = head_search.choose_head(
+        search.run, data.train.labels, val_features is not None, hp, head_search.unset(hp, set(built.given)), steps
+    )
     classifier.set_head_l2(model, hp.regularizers_l2)
     with strategy.scope():
         features_in = tf_keras.Input([train_features.shape[1]], dtype=tf.float32, name="features")
         head_out = classifier.apply_layers(classifier.head_of(model), features_in)
         head = tf_keras.Model(features_in, head_out, name="head")
         classifier.compile_classifier(head, hp, steps * hp.epochs, built.loss_scaling)
-    train_batches = functools.partial(_training_batches, train_features, data.train.labels, num_classes,
-                                      global_batch, hp.random_seed, task)
+    train_batches = functools.partial(
+        _training_batches, train_features, data.train.labels, num_classes, global_batch, hp.random_seed, task
+    )
     scorer = None
     if val_features is not None:
         assert data.validation is not None  # validation features are only computed for a validation split
-        scorer = _FeatureScorer(head, _inference_batches(val_features, global_batch),
-                                data.validation.labels, strategy, hp.label_smoothing, extra_metrics(hp),
-                                val_features)
+        scorer = _FeatureScorer(
+            head,
+            _inference_batches(val_features, global_batch),
+            data.validation.labels,
+            strategy,
+            hp.label_smoothing,
+            extra_metrics(hp),
+            val_features,
+        )
     class_weight = class_weight_map(hp.class_weights, data.train.labels, num_classes)
     history = fit_loop.fit(head, train_batches, steps, scorer, hp, tracking=tracking, class_weight=class_weight)
     return HeadFit(history, scorer, hp, chosen)
 
 
-def _all_features(built: Built, data: DataSplit, inputs: Mapping[str, tf.data.Dataset | None], workdir: Path,
-                  store: FeatureStore | None, task: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _all_features(
+    built: Built,
+    data: DataSplit,
+    inputs: Mapping[str, tf.data.Dataset | None],
+    workdir: Path,
+    store: FeatureStore | None,
+    task: str,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The backbone's features of the training and (when given) validation examples."""
     started = time.perf_counter()
     model, strategy = built.model, built.layout.strategy
     with strategy.scope():  # so that predict spreads the batches over the replicas
-        extractor = tf_keras.Model(model.inputs, model.get_layer("backbone").output,
-                                   name="feature_extractor")
+        extractor = tf_keras.Model(model.inputs, model.get_layer("backbone").output, name="feature_extractor")
     splits = {"train": data.train, "validation": data.validation if inputs.get("validation") is not None else None}
     features, sources = {}, {}
     for name, examples in splits.items():
         if examples is not None:
-            compute = functools.partial(extract_features, extractor, inputs[name], len(examples), strategy,
-                                        workdir, f"features ({name})")
+            compute = functools.partial(
+                extract_features, extractor, inputs[name], len(examples), strategy, workdir, f"features ({name})"
+            )
             features[name], sources[name] = _features(compute, examples, store, task)
-    log.info("features: %s (%d x %d, %.1fs); training the head on them",
-             ", ".join(f"{name} {source}" for name, source in sources.items()),
-             sum(len(f) for f in features.values()), features["train"].shape[1], time.perf_counter() - started)
+    log.info(
+        "features: %s (%d x %d, %.1fs); training the head on them",
+        ", ".join(f"{name} {source}" for name, source in sources.items()),
+        sum(len(f) for f in features.values()),
+        features["train"].shape[1],
+        time.perf_counter() - started,
+    )
     return features["train"], features.get("validation")
 
 
@@ -236,8 +279,9 @@ class _FeatureScorer(Scorer):
 
 def _call_in_chunks(model: tf_keras.Model, features: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """``model``'s outputs (inference mode) for in-memory ``features``, in order."""
-    return np.concatenate([np.asarray(model(features[i:i + chunk], training=False), np.float32)
-                           for i in range(0, len(features), chunk)])
+    return np.concatenate(
+        [np.asarray(model(features[i : i + chunk], training=False), np.float32) for i in range(0, len(features), chunk)]
+    )
 
 
 class _Search:
@@ -245,8 +289,15 @@ class _Search:
     the final head, on the same batches, on one device (a head is small), scored on the
     validation features after every epoch and stopped early."""
 
-    def __init__(self, data: DataSplit, features: np.ndarray, val_features: np.ndarray | None, hp: Hyperparameters,
-                 built: Built, task: str) -> None:
+    def __init__(
+        self,
+        data: DataSplit,
+        features: np.ndarray,
+        val_features: np.ndarray | None,
+        hp: Hyperparameters,
+        built: Built,
+        task: str,
+    ) -> None:
         """Candidates on ``features`` (and ``val_features``, None without validation) of ``data``'s
         splits, with ``built``'s global batch and loss scaling."""
         self.features, self.labels = features, np.asarray(data.train.labels)
@@ -259,8 +310,9 @@ class _Search:
         self.global_batch = built.layout.global_batch
         self.loss_scaling = built.loss_scaling  # mixed precision rewrites these graphs too
 
-    def run(self, l2: float, epochs: int, train_rows: Sequence[int] | None = None,
-            holdout_rows: Sequence[int] | None = None) -> list[float]:
+    def run(
+        self, l2: float, epochs: int, train_rows: Sequence[int] | None = None, holdout_rows: Sequence[int] | None = None
+    ) -> list[float]:
         """The validation ``eval_metric`` after each epoch of a head with L2 factor ``l2``
         (fewer than ``epochs`` when it stopped early)."""
         from tf_finetune.training import classifier
@@ -275,17 +327,26 @@ class _Search:
         steps = steps_per_epoch(len(features), self.global_batch)
         tf_keras.utils.set_random_seed(self.hp.random_seed)
         features_in = tf_keras.Input([features.shape[1]], dtype=tf.float32)
-        head = tf_keras.Model(features_in, classifier.apply_layers(
-            classifier.head_layers(self.num_classes, self.hp, l2), features_in))
+        head = tf_keras.Model(
+            features_in, classifier.apply_layers(classifier.head_layers(self.num_classes, self.hp, l2), features_in)
+        )
         classifier.compile_classifier(head, self.hp, steps * epochs, self.loss_scaling)
         metric = self.hp.eval_metric
         scoring = _ValidationScore(val_features, val_labels, metric)
-        stop = tf_keras.callbacks.EarlyStopping(monitor="val_score", mode=eval_metrics.mode(metric),
-                                                patience=head_search.PATIENCE)
-        batches = _training_batches(features, labels, self.num_classes, self.global_batch,
-                                    self.hp.random_seed, self.task)
-        head.fit(batches, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[scoring, stop],
-                 class_weight=class_weight_map(self.hp.class_weights, labels, self.num_classes))
+        stop = tf_keras.callbacks.EarlyStopping(
+            monitor="val_score", mode=eval_metrics.mode(metric), patience=head_search.PATIENCE
+        )
+        batches = _training_batches(
+            features, labels, self.num_classes, self.global_batch, self.hp.random_seed, self.task
+        )
+        head.fit(
+            batches,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            verbose=0,
+            callbacks=[scoring, stop],
+            class_weight=class_weight_map(self.hp.class_weights, labels, self.num_classes),
+        )
         return scoring.scores
 
 

@@ -12,6 +12,7 @@ Nothing here looks at test data: the choice uses the validation split, or a stra
 part of the training data when there is none. Each choice keeps its evidence (every
 candidate's score and the time taken) for the log and ``metrics.json``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -76,9 +77,14 @@ def search_epochs(steps_per_epoch: int) -> int:
     return max(MIN_EPOCHS, min(MAX_EPOCHS, math.ceil(STEP_BUDGET / max(steps_per_epoch, 1))))
 
 
-def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], has_validation: bool,
-                hp: hyperparameters.Hyperparameters, names: Sequence[str],
-                steps_per_epoch: int) -> tuple[hyperparameters.Hyperparameters, list[Choice]]:
+def choose_head(
+    train_head: Callable[..., list[float]],
+    labels: Sequence[int],
+    has_validation: bool,
+    hp: hyperparameters.Hyperparameters,
+    names: Sequence[str],
+    steps_per_epoch: int,
+) -> tuple[hyperparameters.Hyperparameters, list[Choice]]:
     """Choose ``names`` (of :data:`CHOOSABLE`) for a head trained on cached features.
 
     Args:
@@ -111,8 +117,9 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     epochs = search_epochs(steps_per_epoch) if choose_epochs else hp.epochs
     sign = 1 if lower_is_better(hp.eval_metric) else -1  # what is minimised: the loss, or minus the metric
     started = time.perf_counter()
-    results = {l2: _best_epoch(train_head(l2, epochs, train_rows, holdout_rows), choose_epochs, sign)
-               for l2 in candidates}
+    results = {
+        l2: _best_epoch(train_head(l2, epochs, train_rows, holdout_rows), choose_epochs, sign) for l2 in candidates
+    }
     seconds = time.perf_counter() - started
     l2 = min(results, key=lambda value: (sign * results[value][0], value))
     best_epoch = results[l2][1]
@@ -122,25 +129,38 @@ def choose_head(train_head: Callable[..., list[float]], labels: Sequence[int], h
     if "regularizers_l2" in names:
         chosen["regularizers_l2"] = l2
         when = f"each at its best epoch of up to {epochs}" if choose_epochs else f"after {epochs} epochs"
-        choices.append(Choice("regularizers_l2", l2, f"of {len(candidates)} candidates by {on} on cached "
-                              f"features, {when}",
-                              {f"{value:g}": round(score, 5) for value, (score, _) in results.items()},
-                              round(seconds, 2)))
+        choices.append(
+            Choice(
+                "regularizers_l2",
+                l2,
+                f"of {len(candidates)} candidates by {on} on cached features, {when}",
+                {f"{value:g}": round(score, 5) for value, (score, _) in results.items()},
+                round(seconds, 2),
+            )
+        )
     if choose_epochs:
         chosen["epochs"] = best_epoch
         best = "lowest" if sign == 1 else "highest"
-        choices.append(Choice("epochs", best_epoch, f"of up to {epochs}: the epoch with the {best} {on} "
-                              f"(early stopping, patience {PATIENCE})",
-                              {f"{value:g}": results[value][1] for value in candidates},
-                              round(seconds, 2)))
+        choices.append(
+            Choice(
+                "epochs",
+                best_epoch,
+                f"of up to {epochs}: the epoch with the {best} {on} (early stopping, patience {PATIENCE})",
+                {f"{value:g}": results[value][1] for value in candidates},
+                round(seconds, 2),
+            )
+        )
     for choice in choices:
         log.info("%s", choice.describe())
     return hyperparameters.resolve(hp, chosen), choices
 
 
 def _judged_on(metric: str, has_validation: bool) -> str:
-    return (f"validation {metric}" if has_validation
-            else f"the {metric} on {HOLDOUT_RATIO:.0%} of the training data held out")
+    return (
+        f"validation {metric}"
+        if has_validation
+        else f"the {metric} on {HOLDOUT_RATIO:.0%} of the training data held out"
+    )
 
 
 def _best_epoch(scores: list[float], choose_epochs: bool, sign: int) -> tuple[float, int]:
@@ -159,8 +179,13 @@ def kept_epoch(best_epoch: int, scores: dict[int, float], metric: str = "loss") 
         scores: epoch -> its validation ``metric``.
         metric: the ``eval_metric``.
     """
-    return Choice("epochs", best_epoch, f"of {max(scores)} run: the epoch with the {_best(metric)} "
-                  "(its weights are kept)", {str(e): round(v, 5) for e, v in scores.items()}, 0.0)
+    return Choice(
+        "epochs",
+        best_epoch,
+        f"of {max(scores)} run: the epoch with the {_best(metric)} (its weights are kept)",
+        {str(e): round(v, 5) for e, v in scores.items()},
+        0.0,
+    )
 
 
 def _best(metric: str) -> str:

@@ -3,6 +3,7 @@
 Both doors (``python -m tf_finetune`` and the SageMaker entry point) build a JobConfig and
 call :func:`run`; nothing below this reads the environment.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -127,26 +128,28 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
 
     tf_keras.utils.set_random_seed(job.hyperparameters.random_seed)
     layout = _layout(strategy, job.hyperparameters, inputs.data)  # a batch too large is cut before any work
-    job = dataclasses.replace(job, hyperparameters=hyperparameters.resolve(
-        job.hyperparameters, {"batch_size": layout.batch_size}))  # what metrics.json records is what ran
+    job = dataclasses.replace(
+        job, hyperparameters=hyperparameters.resolve(job.hyperparameters, {"batch_size": layout.batch_size})
+    )  # what metrics.json records is what ran
     backbone = _load_backbone(job, inputs.data)
     _check_free_space(job, backbone)
-    checkpoints = _open_checkpoints(job.config, backbone.spec, job.hyperparameters, inputs.data,
-                                    layout.global_batch)
+    checkpoints = _open_checkpoints(job.config, backbone.spec, job.hyperparameters, inputs.data, layout.global_batch)
     built = _build_model(job, backbone, inputs.data, layout, job_scope)
     from tf_finetune.training.fit_loop import Tracking
 
     chief = distribute.is_chief(strategy)
     tracking = Tracking(job_outputs.tensorboard_dir(job.config, job_scope) if chief else None, checkpoints)
-    fitted = _final_metrics(_fit(job, backbone, inputs, built, workdir, tracking), inputs.test, built,
-                            backbone.spec.task)
-    metrics = job_outputs.metrics_record(job.config, backbone, inputs, built, fitted,
-                                         time.perf_counter() - started)
-    result = job_outputs.write_outputs(job.config, built, inputs.data, metrics, fitted.hyperparameters, workdir,
-                                       chief=chief)
+    fitted = _final_metrics(
+        _fit(job, backbone, inputs, built, workdir, tracking), inputs.test, built, backbone.spec.task
+    )
+    metrics = job_outputs.metrics_record(job.config, backbone, inputs, built, fitted, time.perf_counter() - started)
+    result = job_outputs.write_outputs(
+        job.config, built, inputs.data, metrics, fitted.hyperparameters, workdir, chief=chief
+    )
     if result.chief:
-        job_outputs.write_reports(job.config, inputs.data, fitted.val_probabilities, fitted.history, workdir,
-                                  inputs.report)
+        job_outputs.write_reports(
+            job.config, inputs.data, fitted.val_probabilities, fitted.history, workdir, inputs.report
+        )
         if checkpoints is not None:
             checkpoints.clear()  # done: a rerun starts afresh
     return JobResult(result.archive, metrics, inputs.data.label_map, chief=result.chief)
@@ -157,23 +160,37 @@ def _prepare_data(job: JobPlan) -> job_outputs.Inputs:
     from tf_finetune.reports import data_check
 
     config, spec, hp = job.config, job.spec, job.hyperparameters
-    data = load_data(spec.task, config.data, config.validation_data, hp.validation_split_ratio,
-                     hp.random_seed, inspect=data_check.inspect_image)
-    test = (load_examples(spec.task, config.test_data, data.label_map, data_check.inspect_image, data.details)
-            if config.test_data else None)
-    report = data_check.from_loaded(data, test, 0.0 if config.validation_data else hp.validation_split_ratio,
-                                     {"training": config.data, "validation": config.validation_data,
-                                      "test": config.test_data})
+    data = load_data(
+        spec.task,
+        config.data,
+        config.validation_data,
+        hp.validation_split_ratio,
+        hp.random_seed,
+        inspect=data_check.inspect_image,
+    )
+    test = (
+        load_examples(spec.task, config.test_data, data.label_map, data_check.inspect_image, data.details)
+        if config.test_data
+        else None
+    )
+    report = data_check.from_loaded(
+        data,
+        test,
+        0.0 if config.validation_data else hp.validation_split_ratio,
+        {"training": config.data, "validation": config.validation_data, "test": config.test_data},
+    )
     for line in data_check.summary(report).splitlines():
         log.info("%s", line)
     if hp.binary_mode and data.label_map.num_classes != 2:
-        raise HyperparameterError(f"binary_mode=True needs exactly two classes; the data has "
-                                  f"{data.label_map.num_classes}: {', '.join(data.label_map.class_names)}")
-    class_weight = hyperparameters.class_weight_map(hp.class_weights, data.train.labels,
-                                                    data.label_map.num_classes)
+        raise HyperparameterError(
+            f"binary_mode=True needs exactly two classes; the data has "
+            f"{data.label_map.num_classes}: {', '.join(data.label_map.class_names)}"
+        )
+    class_weight = hyperparameters.class_weight_map(hp.class_weights, data.train.labels, data.label_map.num_classes)
     if class_weight:
-        log.info("class weights: %s", ", ".join(f"{data.label_map.class_names[c]}={w:.3g}"
-                                                for c, w in class_weight.items()))
+        log.info(
+            "class weights: %s", ", ".join(f"{data.label_map.class_names[c]}={w:.3g}" for c, w in class_weight.items())
+        )
     return job_outputs.Inputs(data, test, report, class_weight)
 
 
@@ -186,8 +203,11 @@ def _load_backbone(job: JobPlan, data: DataSplit) -> Backbone:
     config, spec = job.config, job.spec
     check_requirements(spec)
     cache = Path(config.cache_dir)
-    path = local_saved_model(spec.handle, cache, keras_import.KerasOptions(
-        config.feature_layer, config.pixel_range, config.image_size, spec.task))
+    path = local_saved_model(
+        spec.handle,
+        cache,
+        keras_import.KerasOptions(config.feature_layer, config.pixel_range, config.image_size, spec.task),
+    )
     check_backbone_task(job, path)
     spec = keras_import.with_declared_size(spec, path)
     continuing = model_folder.is_model_folder(path)  # from a previous model
@@ -207,9 +227,11 @@ def _check_free_space(job: JobPlan, backbone: Backbone) -> None:
     saved_model = model_folder.saved_model_dir(backbone.path) if backbone.continuing else Path(backbone.path)
     weights = storage.folder_bytes(saved_model / "variables")
     config, copy = job.config, int(weights * (1 + _TFLITE_SHARE[job.hyperparameters.tflite]))
-    destinations = [(config.output and job_outputs.output_folder(config.output), "--output", copy),
-                    (config.model_dir, "the model folder (SM_MODEL_DIR)", copy),
-                    (config.checkpoint_dir, "--checkpoint-dir", weights)]
+    destinations = [
+        (config.output and job_outputs.output_folder(config.output), "--output", copy),
+        (config.model_dir, "the model folder (SM_MODEL_DIR)", copy),
+        (config.checkpoint_dir, "--checkpoint-dir", weights),
+    ]
     storage.check_free_space([(folder, name, size) for folder, name, size in destinations if folder])
 
 
@@ -222,20 +244,35 @@ def _layout(strategy: tf.distribute.Strategy, hp: hyperparameters.Hyperparameter
     batches = fit_batch(hp.batch_size, strategy.num_replicas_in_sync, len(data.train))
     if batches.warning():
         log.warning("%s", batches.warning())
-    layout = distribute.Layout(strategy, batches.replicas, distribute.worker_count(strategy), batches.batch_size,
-                               batches.global_batch, batches.steps)
+    layout = distribute.Layout(
+        strategy,
+        batches.replicas,
+        distribute.worker_count(strategy),
+        batches.batch_size,
+        batches.global_batch,
+        batches.steps,
+    )
     # Every step is one full global batch (see training_batches): steps x global_batch
     # examples an epoch, with the data reshuffled at every pass and nothing dropped.
-    log.info("workers=%d replicas=%d batch_size=%d global_batch=%d steps_per_epoch=%d train=%d "
-             "validation=%d examples_per_epoch=%d (full batches: a pass that ends inside a batch "
-             "fills it from the next pass)", layout.workers, layout.replicas, layout.batch_size,
-             layout.global_batch, layout.steps, len(data.train),
-             len(data.validation) if data.validation else 0, layout.steps * layout.global_batch)
+    log.info(
+        "workers=%d replicas=%d batch_size=%d global_batch=%d steps_per_epoch=%d train=%d "
+        "validation=%d examples_per_epoch=%d (full batches: a pass that ends inside a batch "
+        "fills it from the next pass)",
+        layout.workers,
+        layout.replicas,
+        layout.batch_size,
+        layout.global_batch,
+        layout.steps,
+        len(data.train),
+        len(data.validation) if data.validation else 0,
+        layout.steps * layout.global_batch,
+    )
     return layout
 
 
-def _build_model(job: JobPlan, backbone: Backbone, data: DataSplit, layout: Layout,
-                 job_scope: contextlib.ExitStack) -> Built:
+def _build_model(
+    job: JobPlan, backbone: Backbone, data: DataSplit, layout: Layout, job_scope: contextlib.ExitStack
+) -> Built:
     """The compiled classifier under ``layout`` and its image size; and the hyperparameters the
     tool may not choose (the user's, and all of them when continuing from a previous model)."""
     from tf_finetune.training import classifier
@@ -250,17 +287,18 @@ def _build_model(job: JobPlan, backbone: Backbone, data: DataSplit, layout: Layo
                 log.info("hyperparameters are not chosen when continuing from a previous model")
                 given |= set(head_search.CHOOSABLE)
             previous = model_folder.read_labels(backbone.path)
-            model, image_size = classifier.load_classifier(backbone.path, backbone.spec, data.label_map,
-                                                          previous, hp)
+            model, image_size = classifier.load_classifier(backbone.path, backbone.spec, data.label_map, previous, hp)
         else:
             model, image_size = classifier.build_classifier(
-                backbone.spec, backbone.path, backbone.preprocessor, data.label_map.num_classes, hp)
+                backbone.spec, backbone.path, backbone.preprocessor, data.label_map.num_classes, hp
+            )
         classifier.compile_classifier(model, hp, layout.steps * hp.epochs, loss_scaling)
     return classifier.Built(model, layout, image_size, loss_scaling, frozenset(given))
 
 
-def _fit(job: JobPlan, backbone: Backbone, inputs: job_outputs.Inputs, built: Built, workdir: Path,
-         tracking: Tracking) -> job_outputs.Fitted:
+def _fit(
+    job: JobPlan, backbone: Backbone, inputs: job_outputs.Inputs, built: Built, workdir: Path, tracking: Tracking
+) -> job_outputs.Fitted:
     """Train: the head on cached features when the backbone is frozen and that is allowed,
     else the whole model through the backbone every epoch."""
     from tf_finetune.data.pipeline import Decoding, inference_batches
@@ -273,25 +311,47 @@ def _fit(job: JobPlan, backbone: Backbone, inputs: job_outputs.Inputs, built: Bu
         cache, why_not = False, "the feature cache is turned off"
     decoding = Decoding(image_size, hp.image_resize_interpolation)
     decoded = _decoded_image_cache(task, data, image_size, workdir) if not cache else {}
-    val_inputs = inference_batches(data.validation.inputs, task, layout.global_batch, decoding=decoding,
-                                   cache_file=decoded.get("validation")) if data.validation else None
+    val_inputs = (
+        inference_batches(
+            data.validation.inputs, task, layout.global_batch, decoding=decoding, cache_file=decoded.get("validation")
+        )
+        if data.validation
+        else None
+    )
     streams = _Streams(task, decoding, decoded, val_inputs)
     if cache:
         from tf_finetune.training.feature_store import FeatureStore
 
         started = time.perf_counter()
         train_inputs = inference_batches(data.train.inputs, task, layout.global_batch, decoding=decoding)
-        store = FeatureStore.open(config.cache_dir, backbone.path, backbone.preprocessor_path, task, image_size,
-                                  hp.image_resize_interpolation, backbone.text_lengths.get("max_seq_length"))
-        head = head_only.fit_head(built, data, {"train": train_inputs, "validation": val_inputs}, hp, workdir,
-                                  task, tracking=tracking, store=store)
-        return job_outputs.Fitted(head.history, head.scorer, head.hyperparameters, head.choices,
-                                  time.perf_counter() - started)
+        store = FeatureStore.open(
+            config.cache_dir,
+            backbone.path,
+            backbone.preprocessor_path,
+            task,
+            image_size,
+            hp.image_resize_interpolation,
+            backbone.text_lengths.get("max_seq_length"),
+        )
+        head = head_only.fit_head(
+            built,
+            data,
+            {"train": train_inputs, "validation": val_inputs},
+            hp,
+            workdir,
+            task,
+            tracking=tracking,
+            store=store,
+        )
+        return job_outputs.Fitted(
+            head.history, head.scorer, head.hyperparameters, head.choices, time.perf_counter() - started
+        )
     return _fit_through_backbone(job, inputs, built, streams, why_not, tracking)
 
 
-def _fit_through_backbone(job: JobPlan, inputs: job_outputs.Inputs, built: Built, streams: _Streams,
-                          why_not: str, tracking: Tracking) -> job_outputs.Fitted:
+def _fit_through_backbone(
+    job: JobPlan, inputs: job_outputs.Inputs, built: Built, streams: _Streams, why_not: str, tracking: Tracking
+) -> job_outputs.Fitted:
     """Train the whole model (the backbone every epoch), on ``streams``; ``why_not`` says why
     not on cached features when only the head trains."""
     from tf_finetune.data.pipeline import make_augmenter, training_batches
@@ -306,26 +366,50 @@ def _fit_through_backbone(job: JobPlan, inputs: job_outputs.Inputs, built: Built
     if hp.train_only_top_layer:
         log.info("head-only training through the backbone every epoch: %s", why_not)
         if unset:
-            log.info("%s not chosen (that needs cached features): using %s", ", ".join(unset),
-                     ", ".join(f"{name}={hp[name]}" for name in unset))
+            log.info(
+                "%s not chosen (that needs cached features): using %s",
+                ", ".join(unset),
+                ", ".join(f"{name}={hp[name]}" for name in unset),
+            )
     augmenter = None
     if task == "image" and hp.augmentation:
-        augmenter = make_augmenter(hp.augmentation_random_flip, hp.augmentation_random_rotation,
-                                   hp.augmentation_random_zoom, hp.random_seed)
+        augmenter = make_augmenter(
+            hp.augmentation_random_flip, hp.augmentation_random_rotation, hp.augmentation_random_zoom, hp.random_seed
+        )
     # An explicit seed asks for a repeatable run; otherwise parallel decoding may reorder the
     # training stream. Everything predicted on keeps its order whatever the seed.
-    train_batches = functools.partial(training_batches, data.train, task, data.label_map.num_classes,
-                                      layout.global_batch, shuffle_seed=hp.random_seed, augmenter=augmenter,
-                                      cache_file=streams.decoded.get("train"),
-                                      deterministic="random_seed" in given,
-                                      decoding=streams.decoding)  # fit_loop.fit picks the first step (a resume)
-    val_scorer = Scorer(model, streams.validation, data.validation.labels, layout.strategy, hp.label_smoothing,
-                        extra_metrics(hp)) if streams.validation is not None and data.validation else None
+    train_batches = functools.partial(
+        training_batches,
+        data.train,
+        task,
+        data.label_map.num_classes,
+        layout.global_batch,
+        shuffle_seed=hp.random_seed,
+        augmenter=augmenter,
+        cache_file=streams.decoded.get("train"),
+        deterministic="random_seed" in given,
+        decoding=streams.decoding,
+    )  # fit_loop.fit picks the first step (a resume)
+    val_scorer = (
+        Scorer(
+            model, streams.validation, data.validation.labels, layout.strategy, hp.label_smoothing, extra_metrics(hp)
+        )
+        if streams.validation is not None and data.validation
+        else None
+    )
     keep_best = None
     if "epochs" in head_search.unset(hp, given) and val_scorer is not None and not hp.early_stopping:
         keep_best = fit_loop.BestEpoch(hp.eval_metric)
-    history = fit_loop.fit(model, train_batches, layout.steps, val_scorer, hp, tracking=tracking,
-                           class_weight=inputs.class_weight, keep_best=keep_best)
+    history = fit_loop.fit(
+        model,
+        train_batches,
+        layout.steps,
+        val_scorer,
+        hp,
+        tracking=tracking,
+        class_weight=inputs.class_weight,
+        keep_best=keep_best,
+    )
     chosen = []
     if keep_best is not None and keep_best.best_epoch is not None:
         choice = head_search.kept_epoch(keep_best.best_epoch, keep_best.scores, hp.eval_metric)
@@ -352,19 +436,23 @@ def _final_metrics(fitted: job_outputs.Fitted, test: Examples | None, built: Bui
         final.update(val_final)
         log.info("final %s", fit_loop.format_metrics(val_final))
     if test is not None:
-        batches = inference_batches(test.inputs, task, layout.global_batch,
-                                    decoding=Decoding(built.image_size, hp.image_resize_interpolation))
-        test_scorer = Scorer(model, batches, test.labels, layout.strategy, hp.label_smoothing,
-                             extra_metrics(hp))
+        batches = inference_batches(
+            test.inputs, task, layout.global_batch, decoding=Decoding(built.image_size, hp.image_resize_interpolation)
+        )
+        test_scorer = Scorer(model, batches, test.labels, layout.strategy, hp.label_smoothing, extra_metrics(hp))
         final.update({"test_" + k: v for k, v in test_scorer.metrics().items()})
-        log.info("%s test_examples=%d", fit_loop.format_metrics(
-            {k: v for k, v in final.items() if k.startswith("test_")}), len(test))
+        log.info(
+            "%s test_examples=%d",
+            fit_loop.format_metrics({k: v for k, v in final.items() if k.startswith("test_")}),
+            len(test),
+        )
     log.info("weights_digest=%s", classifier.weights_digest(model))
     return dataclasses.replace(fitted, final=final, val_probabilities=val_probabilities)
 
 
-def _text_preprocessor(spec: ModelSpec, backbone_path: str, preprocessor_path: str | None,
-                       data: DataSplit) -> tuple[Preprocessor | None, dict[str, Any]]:
+def _text_preprocessor(
+    spec: ModelSpec, backbone_path: str, preprocessor_path: str | None, data: DataSplit
+) -> tuple[Preprocessor | None, dict[str, Any]]:
     """The loaded BERT-style preprocessor (or None), and the sequence length with how many
     training and validation texts it cuts (for ``metrics.json``'s backbone record).
 
@@ -374,11 +462,12 @@ def _text_preprocessor(spec: ModelSpec, backbone_path: str, preprocessor_path: s
     from tf_finetune.backbones import bert_inputs
 
     if spec.max_seq_length and not preprocessor_path:
-        why = ("this job continues from a previous model, whose text preprocessing is part of it"
-               if model_folder.is_model_folder(backbone_path) else
-               f"{spec.id} takes whole strings (it has no BERT-style preprocessor)")
-        raise HyperparameterError(f"max_seq_length={spec.max_seq_length} cannot be used: {why}; "
-                                  "remove it")
+        why = (
+            "this job continues from a previous model, whose text preprocessing is part of it"
+            if model_folder.is_model_folder(backbone_path)
+            else f"{spec.id} takes whole strings (it has no BERT-style preprocessor)"
+        )
+        raise HyperparameterError(f"max_seq_length={spec.max_seq_length} cannot be used: {why}; remove it")
     if not preprocessor_path:
         return None, {}
     preprocessor = bert_inputs.Preprocessor(preprocessor_path, spec.id)
@@ -392,30 +481,36 @@ def _text_preprocessor(spec: ModelSpec, backbone_path: str, preprocessor_path: s
     return preprocessor, record
 
 
-def _open_checkpoints(config: JobConfig, spec: ModelSpec, hp: hyperparameters.Hyperparameters, data: DataSplit,
-                      global_batch: int) -> checkpoint.Checkpoints | None:
+def _open_checkpoints(
+    config: JobConfig, spec: ModelSpec, hp: hyperparameters.Hyperparameters, data: DataSplit, global_batch: int
+) -> checkpoint.Checkpoints | None:
     """The job's checkpoints, when ``checkpoint_dir`` is set (checked against what it holds)."""
     if not config.checkpoint_dir:
         return None
 
     identity = {
-        "backbone": config.model_id or config.handle, "handle": config.handle if config.model_id else None,
-        "task": spec.task, "image_size": config.image_size, "hyperparameters": dict(hp),
+        "backbone": config.model_id or config.handle,
+        "handle": config.handle if config.model_id else None,
+        "task": spec.task,
+        "image_size": config.image_size,
+        "hyperparameters": dict(hp),
         **({"max_seq_length": spec.max_seq_length} if spec.max_seq_length else {}),
-        "global_batch": global_batch, "feature_cache": config.feature_cache,
+        "global_batch": global_batch,
+        "feature_cache": config.feature_cache,
         "train": checkpoint.fingerprint_examples(data.train, config.data),
         "validation": checkpoint.fingerprint_examples(data.validation, config.validation_data or config.data)
-        if data.validation else None,
-        "classes": list(data.label_map.class_names)}
-    checkpoints, resuming = checkpoint.open_checkpoints(config.checkpoint_dir, identity,
-                                                        config.checkpoint_steps, config.fresh_start)
-    log.info("checkpoints: %s (%s)", checkpoints.directory,
-             "resuming this job" if resuming else "new job")
+        if data.validation
+        else None,
+        "classes": list(data.label_map.class_names),
+    }
+    checkpoints, resuming = checkpoint.open_checkpoints(
+        config.checkpoint_dir, identity, config.checkpoint_steps, config.fresh_start
+    )
+    log.info("checkpoints: %s (%s)", checkpoints.directory, "resuming this job" if resuming else "new job")
     return checkpoints
 
 
-def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None,
-                         workdir: Path) -> dict[str, str]:
+def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None, workdir: Path) -> dict[str, str]:
     """Cache files for decoded training and validation images, when the disk has room for them.
 
     Decoding is then paid once instead of every epoch; the files live in the job's temporary
@@ -429,9 +524,7 @@ def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None,
     needed = sum(decoded_size(len(examples), image_size) for examples in splits.values() if examples)
     free = shutil.disk_usage(workdir).free
     if needed * 2 > free:  # leave room for the export and everything else
-        log.info("decoded images (%.1f GiB) are not cached: %.1f GiB free in %s", needed / 2**30,
-                 free / 2**30, workdir)
+        log.info("decoded images (%.1f GiB) are not cached: %.1f GiB free in %s", needed / 2**30, free / 2**30, workdir)
         return {}
-    log.info("decoded images are cached as 8-bit RGB after the first epoch (%.2f GiB in %s)",
-             needed / 2**30, workdir)
+    log.info("decoded images are cached as 8-bit RGB after the first epoch (%.2f GiB in %s)", needed / 2**30, workdir)
     return {name: str(workdir / f"decoded-{name}") for name, examples in splits.items() if examples}

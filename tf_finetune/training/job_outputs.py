@@ -1,5 +1,6 @@
 """The outputs of a trained job: ``metrics.json``'s record, the model folder, the TFLite files,
 ``model.tar.gz`` (local or S3), the reports and the TensorBoard logs, each written whole or not at all."""
+
 from __future__ import annotations
 
 import contextlib
@@ -85,8 +86,16 @@ class Written:
     chief: bool
 
 
-def write_outputs(config: JobConfig, built: Built, data: DataSplit, metrics: dict[str, Any], hp: Hyperparameters,
-                  workdir: Path, *, chief: bool = True) -> Written:
+def write_outputs(
+    config: JobConfig,
+    built: Built,
+    data: DataSplit,
+    metrics: dict[str, Any],
+    hp: Hyperparameters,
+    workdir: Path,
+    *,
+    chief: bool = True,
+) -> Written:
     """Write the model: the model folder (``config.model_dir``), the TFLite files (the ``tflite``
     hyperparameter) and ``<output>/output/model.tar.gz``.
 
@@ -108,8 +117,9 @@ def write_outputs(config: JobConfig, built: Built, data: DataSplit, metrics: dic
     from tf_finetune.serving import export, signatures
 
     model = built.model
-    served = signatures.make_signatures(model, data.task, data.label_map.class_names, built.image_size,
-                                        hp.image_resize_interpolation)
+    served = signatures.make_signatures(
+        model, data.task, data.label_map.class_names, built.image_size, hp.image_resize_interpolation
+    )
     if not chief:
         export.write_model_folder(model, data.label_map, metrics, workdir / "worker-model", served)
         return Written(None, chief=False)
@@ -121,8 +131,11 @@ def write_outputs(config: JobConfig, built: Built, data: DataSplit, metrics: dic
 
         targets = [t for t in (config.model_dir, config.output and output_folder(config.output)) if t]
         with writing(f"the TFLite model (working folder {workdir}; to {', '.join(map(str, targets))})"):
-            source = Path(config.model_dir) if config.model_dir else export.write_model_folder(
-                model, data.label_map, metrics, workdir / "tflite-model", served)
+            source = (
+                Path(config.model_dir)
+                if config.model_dir
+                else export.write_model_folder(model, data.label_map, metrics, workdir / "tflite-model", served)
+            )
             tflite.export_after_training(hp.tflite, source, data, workdir, targets)
     archive = None
     if config.output:
@@ -165,8 +178,9 @@ def tensorboard_dir(config: JobConfig, job_scope: contextlib.ExitStack) -> str |
     return str(folder)
 
 
-def metrics_record(config: JobConfig, backbone: Backbone, inputs: Inputs, built: Built, fitted: Fitted,
-                   total_seconds: float) -> dict[str, Any]:
+def metrics_record(
+    config: JobConfig, backbone: Backbone, inputs: Inputs, built: Built, fitted: Fitted, total_seconds: float
+) -> dict[str, Any]:
     """What ``metrics.json`` records of a run (the doors and the benchmarks read it), whole.
 
     Args:
@@ -182,8 +196,14 @@ def metrics_record(config: JobConfig, backbone: Backbone, inputs: Inputs, built:
     """
     data, layout, spec, history = inputs.data, built.layout, backbone.spec, fitted.history
     return {
-        "backbone": {"id": config.model_id, "handle": spec.handle, "task": spec.task,
-                     "image_size": built.image_size, "preprocessor": spec.preprocessor, **backbone.text_lengths},
+        "backbone": {
+            "id": config.model_id,
+            "handle": spec.handle,
+            "task": spec.task,
+            "image_size": built.image_size,
+            "preprocessor": spec.preprocessor,
+            **backbone.text_lengths,
+        },
         "final": fitted.final,
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "epochs_run": len(next(iter(history.values()), [])),
@@ -202,8 +222,14 @@ def metrics_record(config: JobConfig, backbone: Backbone, inputs: Inputs, built:
     }
 
 
-def write_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[str, Any],
-                  signatures: Mapping[str, Any], output: str, workdir: Path) -> Path | str:
+def write_archive(
+    model: tf_keras.Model,
+    label_map: LabelMap,
+    metrics: Mapping[str, Any],
+    signatures: Mapping[str, Any],
+    output: str,
+    workdir: Path,
+) -> Path | str:
     """Pack the model as ``<output>/output/model.tar.gz``, locally or on S3, atomically."""
     from tf_finetune.serving import export
 
@@ -215,13 +241,21 @@ def write_archive(model: tf_keras.Model, label_map: LabelMap, metrics: Mapping[s
     from tf_finetune import s3
 
     local = export.export_archive(model, label_map, metrics, workdir / model_folder.ARCHIVE_NAME, signatures)
-    uri = storage.publish(local, str(s3.S3Uri.parse(output).join(model_folder.OUTPUT_SUBDIR, model_folder.ARCHIVE_NAME)))
+    uri = storage.publish(
+        local, str(s3.S3Uri.parse(output).join(model_folder.OUTPUT_SUBDIR, model_folder.ARCHIVE_NAME))
+    )
     log.info("model written to %s", uri)
     return uri
 
 
-def write_reports(config: JobConfig, data: DataSplit, val_probabilities: np.ndarray | None,
-                  history: Mapping[str, Sequence[float]], workdir: Path, report: DataReport) -> None:
+def write_reports(
+    config: JobConfig,
+    data: DataSplit,
+    val_probabilities: np.ndarray | None,
+    history: Mapping[str, Sequence[float]],
+    workdir: Path,
+    report: DataReport,
+) -> None:
     """The data report, training curves, and the validation confusion matrix with per-class
     metrics and the misclassified examples (from the same predictions as the final validation
     metrics).
@@ -254,8 +288,13 @@ def write_reports(config: JobConfig, data: DataSplit, val_probabilities: np.ndar
     log.info("reports written to %s", destination)
 
 
-def _draw_reports(directory: Path, data: DataSplit, val_probabilities: np.ndarray | None,
-                  history: Mapping[str, Sequence[float]], report: DataReport) -> None:
+def _draw_reports(
+    directory: Path,
+    data: DataSplit,
+    val_probabilities: np.ndarray | None,
+    history: Mapping[str, Sequence[float]],
+    report: DataReport,
+) -> None:
     """Write the reports into ``directory``."""
     from tf_finetune.reports import evaluation, plots
 

@@ -6,6 +6,7 @@
 or trained, and :func:`plan_local` does so once its ``s3://`` data is downloaded (``train`` and
 ``check-data`` alike).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +30,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobConfig", "JobPlan", "JobResult", "plan", "plan_local", "check_job", "check_sources",
-           "require_backbone", "data_task", "check_backbone_task", "looks_like_text"]
+__all__ = [
+    "JobConfig",
+    "JobPlan",
+    "JobResult",
+    "plan",
+    "plan_local",
+    "check_job",
+    "check_sources",
+    "require_backbone",
+    "data_task",
+    "check_backbone_task",
+    "looks_like_text",
+]
 
 
 @dataclass(frozen=True)
@@ -111,10 +123,16 @@ def plan_local(config: JobConfig, workdir: Path, user: Mapping[str, Any]) -> Job
     Raises:
         TfFinetuneError: as :func:`plan`; a download that fails.
     """
-    channels = {option.name: option.channel for option in job_options.OPTIONS
-                if option.channel and option.name != "handle"}  # the backbone is localised once planned
-    local = dataclasses.replace(config, **{name: storage.localize_channel(getattr(config, name), workdir / str(channel))
-                                           for name, channel in channels.items()})
+    channels = {
+        option.name: option.channel for option in job_options.OPTIONS if option.channel and option.name != "handle"
+    }  # the backbone is localised once planned
+    local = dataclasses.replace(
+        config,
+        **{
+            name: storage.localize_channel(getattr(config, name), workdir / str(channel))
+            for name, channel in channels.items()
+        },
+    )
     return _plan(local, user)
 
 
@@ -123,8 +141,9 @@ def _plan(config: JobConfig, user: Mapping[str, Any]) -> JobPlan:
     registry = load_registry(config.registry)
     if config.model_id:
         model = registry.get(config.model_id)
-        spec = dataclasses.replace(model, image_size=config.image_size or model.image_size,
-                                   max_seq_length=config.max_seq_length)
+        spec = dataclasses.replace(
+            model, image_size=config.image_size or model.image_size, max_seq_length=config.max_seq_length
+        )
         if config.handle:  # the entry's weights from elsewhere: a fetched copy, the model channel
             spec = dataclasses.replace(spec, handle=config.handle)
         overrides = model.hyperparameters
@@ -133,32 +152,38 @@ def _plan(config: JobConfig, user: Mapping[str, Any]) -> JobPlan:
         handle = config.handle or ""  # no backbone: check-data's plan of the data alone
         known = handle_task(handle) if handle else None
         task, reason = (known, f"backbone {handle} takes {_INPUTS[known]}") if known else data_task(config.data)
-        spec = ModelSpec(id=handle, task=task, handle=handle, image_size=config.image_size,
-                         max_seq_length=config.max_seq_length)
+        spec = ModelSpec(
+            id=handle, task=task, handle=handle, image_size=config.image_size, max_seq_length=config.max_seq_length
+        )
         overrides = {}
     if config.checkpoint_steps and not config.checkpoint_dir:
-        raise HyperparameterError(f"checkpoint_steps={config.checkpoint_steps} needs a checkpoint folder: "
-                                  "add --checkpoint-dir DIR (on SageMaker, the estimator's "
-                                  "checkpoint_s3_uri, or launch --spot)")
+        raise HyperparameterError(
+            f"checkpoint_steps={config.checkpoint_steps} needs a checkpoint folder: "
+            "add --checkpoint-dir DIR (on SageMaker, the estimator's "
+            "checkpoint_s3_uri, or launch --spot)"
+        )
     if spec.task == "text" and config.image_size:
         raise HyperparameterError("image_size applies to image models only")
     _check_max_seq_length(spec)
     if spec.task == "text" and user.get("augmentation"):
-        raise HyperparameterError("augmentation applies to image models only; remove "
-                                  "augmentation=True for this text model")
+        raise HyperparameterError(
+            "augmentation applies to image models only; remove augmentation=True for this text model"
+        )
     hp = hyperparameters.resolve(registry.task_defaults.get(spec.task), overrides, user)
     if not spec.fine_tunable and not hp.train_only_top_layer:
         if "train_only_top_layer" in user:
-            raise HyperparameterError(f"backbone {spec.id} is not fine-tunable; "
-                                      "train_only_top_layer must be True")
+            raise HyperparameterError(f"backbone {spec.id} is not fine-tunable; train_only_top_layer must be True")
         hp = hyperparameters.resolve(hp, {"train_only_top_layer": True})
         log.info("backbone %s is not fine-tunable: training the top layer only", spec.id)
     if hp.tflite != "none" and spec.task == "text":
-        raise HyperparameterError(f"tflite={hp.tflite} applies to image models: a text model's "
-                                  "string ops have no TFLite builtins; leave tflite at none")
+        raise HyperparameterError(
+            f"tflite={hp.tflite} applies to image models: a text model's "
+            "string ops have no TFLite builtins; leave tflite at none"
+        )
     if hp.early_stopping and not config.validation_data and hp.validation_split_ratio == 0:
-        raise HyperparameterError("early_stopping needs validation data: give validation data "
-                                  "or set validation_split_ratio above 0")
+        raise HyperparameterError(
+            "early_stopping needs validation data: give validation data or set validation_split_ratio above 0"
+        )
     return JobPlan(config, spec, hp, frozenset(user), reason)
 
 
@@ -169,19 +194,21 @@ def _check_max_seq_length(spec: ModelSpec) -> None:
     if length is None:
         return
     if spec.task != "text":
-        raise HyperparameterError("max_seq_length applies to text models with a BERT-style "
-                                  "preprocessor only; remove it for this image model")
+        raise HyperparameterError(
+            "max_seq_length applies to text models with a BERT-style preprocessor only; remove it for this image model"
+        )
     if not 3 <= length <= MAX_SEQ_LENGTH:
-        raise HyperparameterError(f"max_seq_length={length} is out of range: expected an integer "
-                                  f"in [3, {MAX_SEQ_LENGTH}] ([CLS], one word piece, [SEP] at least; "
-                                  f"BERT encoders have {MAX_SEQ_LENGTH} positions)")
+        raise HyperparameterError(
+            f"max_seq_length={length} is out of range: expected an integer "
+            f"in [3, {MAX_SEQ_LENGTH}] ([CLS], one word piece, [SEP] at least; "
+            f"BERT encoders have {MAX_SEQ_LENGTH} positions)"
+        )
 
 
 def require_backbone(config: JobConfig) -> None:
     """Raise unless the job names a backbone: a registry id the registry has, or a handle."""
     if not config.model_id and not config.handle:
-        raise HyperparameterError("give a registry model id (--model-id) or a backbone handle "
-                                  "(--handle)")
+        raise HyperparameterError("give a registry model id (--model-id) or a backbone handle (--handle)")
     if config.model_id:
         load_registry(config.registry).get(config.model_id)  # an unknown id is a RegistryError
 
@@ -224,9 +251,11 @@ def check_backbone_task(job: JobPlan, backbone_path: str) -> None:
     """
     actual = None if job.config.model_id else saved_model_task(backbone_path)
     if actual and actual != job.spec.task:
-        raise BackboneError(f"backbone {job.spec.id} takes {_INPUTS[actual]}, but the data was read as "
-                            f"{DATA_FORMS[job.spec.task]} because {job.task_reason}; give {DATA_FORMS[actual]} as "
-                            f"--data, or a backbone that takes {_INPUTS[job.spec.task]}")
+        raise BackboneError(
+            f"backbone {job.spec.id} takes {_INPUTS[actual]}, but the data was read as "
+            f"{DATA_FORMS[job.spec.task]} because {job.task_reason}; give {DATA_FORMS[actual]} as "
+            f"--data, or a backbone that takes {_INPUTS[job.spec.task]}"
+        )
 
 
 def looks_like_text(data: str) -> bool:
@@ -238,11 +267,13 @@ def looks_like_text(data: str) -> bool:
 
 
 # The local inputs a job reads: JobConfig field -> what to pass instead (named by its flag).
-_SOURCES = {"data": "a folder of image class folders, or a label,text CSV file (or its folder)",
-            "validation_data": "data in the same form as --data",
-            "test_data": "data in the same form as --data",
-            "handle": "a TF-Hub SavedModel folder, a .tar.gz of one, a Keras model file, "
-                      "a registry id (--model-id) or a hub URL"}
+_SOURCES = {
+    "data": "a folder of image class folders, or a label,text CSV file (or its folder)",
+    "validation_data": "data in the same form as --data",
+    "test_data": "data in the same form as --data",
+    "handle": "a TF-Hub SavedModel folder, a .tar.gz of one, a Keras model file, "
+    "a registry id (--model-id) or a hub URL",
+}
 
 
 def check_sources(config: JobConfig) -> None:
@@ -292,7 +323,15 @@ def check_job(config: JobConfig, replicas: int = 1) -> data_check.DataReport:
         job = plan_local(config, Path(folder), user)
         config, spec, hp = job.config, job.spec, job.hyperparameters
         image_size = (spec.image_size or DEFAULT_IMAGE_SIZE) if spec.task == "image" else None
-        return data_check.check_data(spec.task, config.data, validation=config.validation_data, test=config.test_data,
-                                      image_size=image_size, batch_size=hp.batch_size, replicas=replicas,
-                                      validation_split_ratio=hp.validation_split_ratio,
-                                      max_text_words=spec.max_seq_length, task_reason=job.task_reason)
+        return data_check.check_data(
+            spec.task,
+            config.data,
+            validation=config.validation_data,
+            test=config.test_data,
+            image_size=image_size,
+            batch_size=hp.batch_size,
+            replicas=replicas,
+            validation_split_ratio=hp.validation_split_ratio,
+            max_text_words=spec.max_seq_length,
+            task_reason=job.task_reason,
+        )

@@ -6,6 +6,7 @@ come from those outputs paired with the labels by position. So the ``val_accurac
 prints, the one it stores, the report's confusion matrix and ``tf-finetune evaluate`` on the
 exported model count the same examples.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,8 +21,13 @@ from tf_finetune.progress import bars
 from tf_finetune.training import distribute, eval_metrics
 
 
-def predict_in_order(model: tf_keras.Model, batches: tf.data.Dataset, count: int,
-                     strategy: tf.distribute.Strategy, progress: str | None = None) -> np.ndarray:
+def predict_in_order(
+    model: tf_keras.Model,
+    batches: tf.data.Dataset,
+    count: int,
+    strategy: tf.distribute.Strategy,
+    progress: str | None = None,
+) -> np.ndarray:
     """The model's outputs for the first ``count`` inputs of ``batches``, in input order.
 
     Args:
@@ -52,8 +58,9 @@ def predict_in_order(model: tf_keras.Model, batches: tf.data.Dataset, count: int
     return np.asarray(outputs[:count], dtype=np.float32)
 
 
-def classification_metrics(probabilities: np.ndarray, labels: Sequence[int] | np.ndarray, label_smoothing: float,
-                           regularization: float = 0.0) -> dict[str, float]:
+def classification_metrics(
+    probabilities: np.ndarray, labels: Sequence[int] | np.ndarray, label_smoothing: float, regularization: float = 0.0
+) -> dict[str, float]:
     """``loss`` and ``accuracy`` as Keras computes them for the compiled classifier.
 
     Args:
@@ -64,10 +71,11 @@ def classification_metrics(probabilities: np.ndarray, labels: Sequence[int] | np
     """
     labels = np.asarray(labels, dtype=np.int64)
     onehot = tf.one_hot(labels, probabilities.shape[1])
-    losses = tf_keras.losses.categorical_crossentropy(onehot, probabilities,
-                                                      label_smoothing=label_smoothing)
-    return {"loss": float(np.mean(losses.numpy())) + regularization,
-            "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels))}
+    losses = tf_keras.losses.categorical_crossentropy(onehot, probabilities, label_smoothing=label_smoothing)
+    return {
+        "loss": float(np.mean(losses.numpy())) + regularization,
+        "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
+    }
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 They need no download at run time: the weights ship inside a PyPI package.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ module keeps the pieces that are whole words, lower-cased, and embeds a sentence
 mean of its known words' vectors (zeros when no word is known), using core TF ops only, so
 the SavedModel loads anywhere TensorFlow does. Trainable: fine-tuning updates the vectors.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,8 +39,9 @@ def tokenize(texts: tf.Tensor) -> tf.RaggedTensor:
 def _package_dir() -> Path:
     spec = importlib.util.find_spec("wordllama")  # located, never imported
     if spec is None or not spec.submodule_search_locations:
-        raise BackboneError("the built-in backbone wordllama-words256 needs the 'wordllama' "
-                            "package: pip install wordllama")
+        raise BackboneError(
+            "the built-in backbone wordllama-words256 needs the 'wordllama' package: pip install wordllama"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -47,8 +49,7 @@ def _is_word(piece: str) -> bool:
     categories = [unicodedata.category(c)[0] for c in piece]
     if all(c in "LMN" for c in categories):
         return True
-    return (len(piece) == 1 and categories[0] not in "LMNZC"
-            and piece != _WORD_START and not piece.isspace())
+    return len(piece) == 1 and categories[0] not in "LMNZC" and piece != _WORD_START and not piece.isspace()
 
 
 def read_word_vectors(package: Path) -> tuple[list[str], np.ndarray]:
@@ -57,8 +58,7 @@ def read_word_vectors(package: Path) -> tuple[list[str], np.ndarray]:
 
     (matrix,) = load((package / _WEIGHTS).read_bytes()).values()
     vocab = json.loads((package / _TOKENIZER).read_text("utf-8"))["model"]["vocab"]
-    pieces = [(p[1:], i) for p, i in vocab.items()
-              if p.startswith(_WORD_START) and len(p) > 1 and _is_word(p[1:])]
+    pieces = [(p[1:], i) for p, i in vocab.items() if p.startswith(_WORD_START) and len(p) > 1 and _is_word(p[1:])]
     tokens = tokenize(tf.constant([w for w, _ in pieces])).to_list()
     best: dict[str, tuple[int, int]] = {}
     for (word, piece_id), toks in zip(pieces, tokens):
@@ -80,8 +80,8 @@ class TextEmbedding(tf.train.Checkpoint):
         super().__init__()
         self._vocab = tf.saved_model.Asset(vocab_file)
         initializer = tf.lookup.TextFileInitializer(
-            self._vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
+            self._vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER
+        )
         self._table = tf.lookup.StaticHashTable(initializer, default_value=-1)
         self.embeddings = tf.Variable(vectors, trainable=True, name="embeddings")
         self.variables = [self.embeddings]
@@ -117,7 +117,8 @@ def build_module(out_dir: Path) -> None:
         vocab_file.write_text("\n".join(words) + "\n", encoding="utf-8")
         save_module(TextEmbedding(str(vocab_file), vectors), out_dir)
     licence = next(package.parent.glob("wordllama-*.dist-info/licenses/LICENSE"), None) or next(
-        package.parent.glob("wordllama-*.dist-info/LICENSE*"), None)
+        package.parent.glob("wordllama-*.dist-info/LICENSE*"), None
+    )
     if licence:
         shutil.copy(licence, out_dir / "LICENSE")
     log.info("built wordllama-words256: %d words x %d dims -> %s", len(words), vectors.shape[1], out_dir)
@@ -128,8 +129,9 @@ def ensure_module(target: Path) -> Path:
     if (target / "saved_model.pb").is_file():
         return target
     if target.is_dir() and any(target.iterdir()):  # modules arrive whole (a rename): this one was damaged
-        raise BackboneError(f"{target} holds no saved_model.pb (a damaged cache entry): delete that "
-                            "folder and run again")
+        raise BackboneError(
+            f"{target} holds no saved_model.pb (a damaged cache entry): delete that folder and run again"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:

@@ -6,6 +6,7 @@ ModelTrainer and v2's TensorFlow estimator). In the container, SDK v3's drivers 
 ``sagemaker-training`` toolkit run this file with the hyperparameters as arguments and the
 SM_* variables set; everything else is in tf_finetune.sagemaker.container.
 """
+
 import sys
 
 from tf_finetune.sagemaker.container import main
