@@ -33,7 +33,7 @@ def archive_location(output: str) -> str:
 
 
 # The serving_default input that tells an image model from a text model.
-_IMAGE_INPUT = "image_bytes"
+IMAGE_INPUT = "image_bytes"
 
 
 def saved_model_dir(folder: str | Path) -> Path:
@@ -70,15 +70,3 @@ def read_metrics(folder: str | Path) -> dict[str, Any]:
     """``metrics.json`` of a model folder, or an empty dict when there is none."""
     path = Path(folder) / METRICS_FILE
     return json.loads(path.read_text("utf-8")) if path.is_file() else {}
-
-
-def task_of_signature(serving_default: Any) -> str:
-    """``"image"`` or ``"text"``, read from a loaded ``serving_default`` signature's inputs."""
-    return "image" if _IMAGE_INPUT in serving_default.structured_input_signature[1] else "text"
-
-
-def task_of(folder: str | Path) -> str:
-    """``"image"`` or ``"text"``: the task of the model in ``folder`` (loads its SavedModel)."""
-    import tensorflow as tf  # only readers that need the task pay for TensorFlow
-
-    return task_of_signature(tf.saved_model.load(str(saved_model_dir(folder))).signatures["serving_default"])

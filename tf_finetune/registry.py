@@ -18,8 +18,8 @@ import yaml
 
 from tf_finetune import hyperparameters
 from tf_finetune.errors import HyperparameterError, RegistryError
+from tf_finetune.tasks import TASK_NAMES, Task
 
-TASKS = ("image", "text")
 PIXEL_RANGES = ("0,1",)
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # Handles the registry accepts: hub and Kaggle URLs, buckets, local folders, built-ins.
@@ -65,7 +65,7 @@ class ModelSpec:
     """
 
     id: str
-    task: str
+    task: Task
     handle: str
     fine_tunable: bool = True
     license: str = ""
@@ -138,7 +138,7 @@ def load_registry(path: str | Path | None = None) -> Registry:
     if not isinstance(task_defaults, dict):
         raise RegistryError(f"registry {path}: 'task_defaults' must be a mapping of task to hyperparameters")
     for task, values in task_defaults.items():
-        if task not in TASKS:
+        if task not in TASK_NAMES:
             raise RegistryError(f"registry {path}: task_defaults has unknown task {task!r}")
         _check_hyperparameters(path, f"registry {path}, task_defaults.{task}", values)
     models: list[ModelSpec] = []
@@ -169,15 +169,15 @@ def _parse_entry(path: Path, index: int, entry: Any) -> ModelSpec:
         raise RegistryError(f"{where}: unknown field(s) {', '.join(unknown)}")
     if not isinstance(entry["id"], str) or not _ID.match(entry["id"]):
         raise RegistryError(f"{where}: field 'id' must be lower-case letters, digits, '.', '_', '-'")
-    if entry["task"] not in TASKS:
-        raise RegistryError(f"{where}: field 'task' is {entry['task']!r}; expected one of {TASKS}")
+    if entry["task"] not in TASK_NAMES:
+        raise RegistryError(f"{where}: field 'task' is {entry['task']!r}; expected one of {TASK_NAMES}")
     for name in ("handle", "preprocessor", "kaggle_handle"):
         value = entry.get(name)
         if value is not None and not (isinstance(value, str) and _HANDLE.match(value)):
             raise RegistryError(f"{where}: field {name!r} is not a well-formed handle: {value!r}")
     if not isinstance(entry["fine_tunable"], bool):
         raise RegistryError(f"{where}: field 'fine_tunable' must be true or false; got {entry['fine_tunable']!r}")
-    if entry["task"] == "image":
+    if entry["task"] == Task.IMAGE:
         size = entry.get("image_size")
         if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 2048:
             raise RegistryError(f"{where}: image models need 'image_size', an integer 8..2048; got {size!r}")
@@ -189,7 +189,7 @@ def _parse_entry(path: Path, index: int, entry: Any) -> ModelSpec:
     _check_hyperparameters(path, where, overrides)
     return ModelSpec(
         id=entry["id"],
-        task=entry["task"],
+        task=Task(entry["task"]),
         handle=entry["handle"],
         fine_tunable=entry["fine_tunable"],
         license=str(entry["license"]),

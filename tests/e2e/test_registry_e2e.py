@@ -178,7 +178,7 @@ def test_cli_train_rejects_kebab_case_flag_value(tmp_path):
         "2",
     )
     assert result.returncode == 1
-    assert "learning_rate" in result.stderr and "[0, 1]" in result.stderr
+    assert "learning_rate" in result.stderr and "(0, 1]" in result.stderr
     _no_traceback(result)
 
 

@@ -144,6 +144,7 @@ LAYERS = [
         "registry",
         "model_folder",
         "data",
+        "tasks",
     },  # the shared leaves
     {"backbones"},
     {"reports"},

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tf_finetune import model_folder
+from tf_finetune.backbones.peek import task_of_model
 from tf_finetune.data import LabelMap
 from tf_finetune.errors import TfFinetuneError
 
@@ -41,7 +42,7 @@ def test_a_written_folder_is_recognised_and_read(written):
     assert model_folder.is_model_folder(folder)
     model_folder.check(folder, "m")  # no error
     assert model_folder.read_labels(folder) == LabelMap(("1", "3"), (1, 3))
-    assert model_folder.task_of(folder) == task
+    assert task_of_model(folder) == task  # read from its saved_model.pb, no metrics.json here
     assert model_folder.read_metrics(folder) == {}
 
 

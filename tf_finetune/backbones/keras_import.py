@@ -39,6 +39,7 @@ from tf_finetune.backbones.keras_graph import (
 from tf_finetune.backbones.keras_module import make_module, save_module
 from tf_finetune.backbones.keras_pixels import choose_pixel_range, range_text
 from tf_finetune.errors import BackboneError
+from tf_finetune.tasks import Task
 
 if TYPE_CHECKING:
     from tf_finetune.registry import ModelSpec
@@ -79,7 +80,7 @@ class KerasOptions:
     feature_layer: str | None = None
     pixel_range: str | None = None
     image_size: int | None = None
-    task: str = "image"
+    task: Task = Task.IMAGE
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def import_if_keras(path: Path, cache_dir: Path, options: KerasOptions | None = 
         return None
     if path.is_file():
         return ensure_imported(path, cache_dir, options)
-    if options.task != "image":
+    if options.task != Task.IMAGE:
         return None
     try:
         return ensure_imported(path, cache_dir, options)
@@ -277,7 +278,7 @@ def with_declared_size(spec: ModelSpec, module_dir: str | Path) -> ModelSpec:
     info = read_info(module_dir)
     if (
         info is None
-        or spec.task != "image"
+        or spec.task != Task.IMAGE
         or spec.image_size
         or not info.get("any_size")
         or not info.get("input_size")
@@ -307,7 +308,7 @@ def content_sha256(path: Path) -> str:
 
 
 def _check_task(source: Path, options: KerasOptions) -> None:
-    if options.task != "image":
+    if options.task != Task.IMAGE:
         raise BackboneError(
             f"backbone {source}: a Keras model file is used as an image backbone "
             f"only, and the data is {options.task} data. For text, pass a TF-Hub "

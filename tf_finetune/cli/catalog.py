@@ -8,19 +8,20 @@ from typing import Any
 
 from tf_finetune.hyperparameters import SCHEMA, normalize, resolve
 from tf_finetune.registry import ModelSpec, load_registry
+from tf_finetune.tasks import Task
 from tf_finetune.training.head_search import CHOOSABLE
 
 # Refused for text models (see job_plan), so a text card does not show them.
-IMAGE_ONLY = frozenset(p.name for p in SCHEMA if p.task == "image")
+IMAGE_ONLY = frozenset(p.name for p in SCHEMA if p.task == Task.IMAGE)
 
 
 def _input(spec: ModelSpec) -> str:
-    if spec.task == "image":
+    if spec.task == Task.IMAGE:
         return f"{spec.image_size}px [{spec.pixel_range or '0,1'}]"
     return "strings" + (" +preproc" if spec.preprocessor else "")
 
 
-def table(registry_path: str | None = None, task: str | None = None) -> str:
+def table(registry_path: str | None = None, task: Task | None = None) -> str:
     """One row per backbone: id, task, fine-tunable, input, output width, description.
 
     Args:
@@ -61,14 +62,14 @@ def card(registry_path: str | None, model_id: str) -> str:
     return "\n".join(lines)
 
 
-def _default_hyperparameters(task_defaults: Mapping[str, Any], entry: Mapping[str, Any], task: str) -> list[str]:
+def _default_hyperparameters(task_defaults: Mapping[str, Any], entry: Mapping[str, Any], task: Task) -> list[str]:
     """The hyperparameters a job with this entry starts from, marked by where they come from."""
     task_defaults, entry = normalize(task_defaults), normalize(entry)
     values = resolve(task_defaults, entry)
     words = [
         f"{name}={value}" + ("*" if name in entry else "+" if name in task_defaults else "")
         for name, value in values.items()
-        if task == "image" or name not in IMAGE_ONLY
+        if task == Task.IMAGE or name not in IMAGE_ONLY
     ]
     head = (
         f"  hyperparameters: the defaults of a job with this backbone; a value you pass wins "

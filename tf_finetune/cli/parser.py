@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 from tf_finetune import __version__, job_options
 from tf_finetune.hyperparameters import SCHEMA, Hyperparameters, Param, resolve
-from tf_finetune.registry import TASKS, load_registry
+from tf_finetune.registry import load_registry
 from tf_finetune.sagemaker.instances import DEFAULT_INSTANCE_TYPE
+from tf_finetune.tasks import TASK_NAMES, Task
 
 PROG = "tf-finetune"
 HYPERPARAMETER_DEST = "hp_"  # a hyperparameter flag's dest: hp_<schema name>
@@ -42,7 +43,7 @@ def _positive_int(text: str) -> int:
 def _defaults_by_task() -> dict[str, Hyperparameters]:
     """Each task's hyperparameter defaults: the schema's, under the built-in registry's task_defaults."""
     task_defaults = load_registry().task_defaults
-    return {task: resolve(task_defaults.get(task)) for task in TASKS}
+    return {task: resolve(task_defaults.get(task)) for task in Task}
 
 
 def _default_help(param: Param) -> str:
@@ -197,7 +198,7 @@ def _add_check_data_command(commands: _Commands) -> None:
 
 def _add_list_models_command(commands: _Commands) -> None:
     listing = commands.add_parser("list-models", help="list the registry's backbones")
-    listing.add_argument("--task", choices=("image", "text"))
+    listing.add_argument("--task", choices=TASK_NAMES)
     listing.add_argument("--registry", default=None, metavar="YAML")
 
 

@@ -16,12 +16,13 @@ from tf_finetune.data.labels import LabelMap, read_class_names
 from tf_finetune.data.split import stratified_split
 from tf_finetune.data.text import csv_files, find_names_file, read_text_csv
 from tf_finetune.errors import DataError
+from tf_finetune.tasks import Task
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Examples", "DataSplit", "LabelMap", "load_data", "load_examples", "check_kind", "DATA_FORMS"]
 
-DATA_FORMS = {"image": "image class folders", "text": "a label,text CSV"}  # what each task's data is
+DATA_FORMS = {Task.IMAGE: "image class folders", Task.TEXT: "a label,text CSV"}  # what each task's data is
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class DataSplit:
         details: image path -> what ``load_data``'s ``inspect`` found reading it, when given.
     """
 
-    task: str
+    task: Task
     train: Examples
     validation: Examples | None
     label_map: LabelMap
@@ -70,7 +71,7 @@ class DataSplit:
 
 
 def load_data(
-    task: str,
+    task: Task,
     train_path: str | Path,
     validation_path: str | Path | None = None,
     validation_split_ratio: float = 0.2,
@@ -98,11 +99,11 @@ def load_data(
     """
     train_path = Path(train_path)
     check_kind(task, train_path)
-    if task == "text":
+    if task == Task.TEXT:
         train, label_map = _text_examples(train_path)
         validation = _text_examples(validation_path, label_map)[0] if validation_path else None
-    details: dict[str, dict] | None = {} if inspect and task == "image" else None
-    if task == "image":
+    details: dict[str, dict] | None = {} if inspect and task == Task.IMAGE else None
+    if task == Task.IMAGE:
         train, label_map = _image_examples(train_path, None, inspect, details)
         validation = _image_examples(validation_path, label_map, inspect, details)[0] if validation_path else None
     if validation is None and validation_split_ratio > 0:
@@ -122,7 +123,7 @@ def load_data(
 
 
 def load_examples(
-    task: str,
+    task: Task,
     path: str | Path,
     label_map: LabelMap,
     inspect: Callable[[str], dict] | None = None,
@@ -136,12 +137,12 @@ def load_examples(
         DataError: malformed data, or a label / class folder the training data does not have.
     """
     check_kind(task, Path(path))
-    if task == "text":
+    if task == Task.TEXT:
         return _text_examples(path, label_map)[0]
     return _image_examples(path, label_map, inspect, details)[0]
 
 
-def check_kind(task: str, path: Path) -> None:
+def check_kind(task: Task, path: Path) -> None:
     """Raise when ``path`` is clearly the other task's data (a .csv or a file for an image model, a
     folder without a .csv for a text model), before anything is read.
 
@@ -151,18 +152,18 @@ def check_kind(task: str, path: Path) -> None:
     is_text = path.suffix.lower() == ".csv" or (
         path.is_dir() and any(p.name.lower() == "data.csv" for p in csv_files(path))
     )
-    if task == "image" and is_text:
+    if task == Task.IMAGE and is_text:
         raise DataError(
             f"{path} holds text data (a .csv) but the model is an image model; "
             "choose a text model (tf-finetune list-models --task text)"
         )
-    if task == "image" and path.is_file():
+    if task == Task.IMAGE and path.is_file():
         raise DataError(
             f"{path} is a file, but the model is an image model, which reads a folder with one "
             "sub-folder per class; for text data (label,text rows) choose a text model "
             "(tf-finetune list-models --task text)"
         )
-    if task == "text" and path.is_dir() and not is_text and not csv_files(path):
+    if task == Task.TEXT and path.is_dir() and not is_text and not csv_files(path):
         raise DataError(
             f"{path} holds no data.csv but the model is a text model; for image "
             "folders choose an image model (tf-finetune list-models --task image)"

@@ -126,11 +126,7 @@ def list_images(
     names = tuple(class_names) if class_names is not None else tuple(p.name for p in folders)
     index_of = {name: index for index, name in enumerate(names)}
     candidates = [(path, index_of[folder.name]) for path, folder in found_files]
-    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
-        # Pillow warns about images above ~89 M pixels; decoding is scaled, and check_image
-        # itself reports the ones too large to open (DecompressionBombError).
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        found = list(pool.map(inspect or check_image, [p for p, _ in candidates]))
+    found = _inspect_files([p for p, _ in candidates], workers, inspect or check_image)
     paths: list[str] = []
     labels: list[int] = []
     skipped: list[tuple[str, str]] = []
@@ -144,6 +140,23 @@ def list_images(
             labels.append(index)
             details.append(result)  # type: ignore[arg-type]  # a dict when inspecting
     _log_left_out(root, skipped, ignored)
+    _check_every_class_has_images(folders, index_of, labels)
+    return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped), tuple(details) if inspect else None)
+
+
+def _inspect_files(
+    paths: list[str], workers: int, inspect: Callable[[str], str | dict | None]
+) -> list[str | dict | None]:
+    """``inspect`` of each of ``paths``, in order, on ``workers`` threads."""
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
+        # Pillow warns about images above ~89 M pixels; decoding is scaled, and check_image
+        # itself reports the ones too large to open (DecompressionBombError).
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return list(pool.map(inspect, paths))
+
+
+def _check_every_class_has_images(folders: Sequence[Path], index_of: dict[str, int], labels: list[int]) -> None:
+    """Raise DataError for the first class folder none of whose files is usable."""
     labelled = set(labels)
     for folder in folders:
         if index_of[folder.name] not in labelled:
@@ -151,7 +164,6 @@ def list_images(
                 f"class folder {folder} has no usable image "
                 f"({'/'.join(IMAGE_EXTENSIONS)}); add images or remove the folder"
             )
-    return ImageFiles(root, tuple(paths), tuple(labels), names, tuple(skipped), tuple(details) if inspect else None)
 
 
 def _log_left_out(root: Path, skipped: list[tuple[str, str]], ignored: int) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import tensorflow as tf
 import tf_keras
 
 from tf_finetune.data import Examples
 from tf_finetune.data.batching import steps_per_epoch as steps_per_epoch  # the steps of training_batches
+from tf_finetune.tasks import Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,7 +102,7 @@ def make_augmenter(flip: str, rotation: float, zoom: float, seed: int) -> tf_ker
 
 def training_batches(
     examples: Examples,
-    task: str,
+    task: Task,
     num_classes: int,
     global_batch: int,
     *,
@@ -144,22 +145,10 @@ def training_batches(
     Returns:
         A prefetched, endless dataset of full batches.
     """
-    inputs = tf.constant(list(examples.inputs), dtype=tf.string)
-    labels = tf.one_hot(tf.constant(list(examples.labels), dtype=tf.int32), num_classes)
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
-    image_size, interpolation = decoding.image_size, decoding.interpolation
+    dataset = _labelled_pairs(examples, num_classes)
 
     def decode(dataset: tf.data.Dataset) -> tf.data.Dataset:
-        if task == "image":
-            assert image_size is not None, "image inputs need image_size"  # an image model's Decoding has it
-            read = lambda p, y: (decode_image_uint8(tf.io.read_file(p), image_size, interpolation), y)  # noqa: E731
-            dataset = dataset.map(read, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-            if cache_file is not None:
-                dataset = dataset.cache(cache_file)  # 8-bit images: a quarter of float32's size
-            dataset = dataset.map(
-                lambda x, y: (image_to_float(x), y), num_parallel_calls=AUTOTUNE, deterministic=deterministic
-            )
-        return dataset
+        return _decode_for_training(dataset, task, decoding, cache_file, deterministic)
 
     dataset = shuffle_for_epochs(dataset, len(examples), shuffle_seed, task, decode, first_step * global_batch)
     dataset = dataset.batch(global_batch, drop_remainder=True)
@@ -167,15 +156,45 @@ def training_batches(
         dataset = dataset.map(
             lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE, deterministic=deterministic
         )
+    return dataset.with_options(_training_options(deterministic)).prefetch(AUTOTUNE)
+
+
+def _labelled_pairs(examples: Examples, num_classes: int) -> tf.data.Dataset:
+    """The (input, one-hot label) pairs of ``examples``, in their order."""
+    inputs = tf.constant(list(examples.inputs), dtype=tf.string)
+    labels = tf.one_hot(tf.constant(list(examples.labels), dtype=tf.int32), num_classes)
+    return tf.data.Dataset.from_tensor_slices((inputs, labels))
+
+
+def _decode_for_training(
+    dataset: tf.data.Dataset, task: Task, decoding: Decoding, cache_file: str | None, deterministic: bool
+) -> tf.data.Dataset:
+    """(path, label) pairs as (float32 image, label) for the image task, the 8-bit images kept in
+    ``cache_file`` when given; other tasks' pairs unchanged."""
+    if task == Task.IMAGE:
+        image_size, interpolation = decoding.image_size, decoding.interpolation
+        assert image_size is not None, "image inputs need image_size"  # an image model's Decoding has it
+        read = lambda p, y: (decode_image_uint8(tf.io.read_file(p), image_size, interpolation), y)  # noqa: E731
+        dataset = dataset.map(read, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        if cache_file is not None:
+            dataset = dataset.cache(cache_file)  # 8-bit images: a quarter of float32's size
+        dataset = dataset.map(
+            lambda x, y: (image_to_float(x), y), num_parallel_calls=AUTOTUNE, deterministic=deterministic
+        )
+    return dataset
+
+
+def _training_options(deterministic: bool) -> tf.data.Options:
+    """Sharded by example across workers; the element order fixed when ``deterministic``."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = deterministic
-    return dataset.with_options(options).prefetch(AUTOTUNE)
+    return options
 
 
 def inference_batches(
     inputs: Sequence[str] | np.ndarray | tf.Tensor,
-    task: str,
+    task: Task | Literal["index"],
     batch: int,
     *,
     decoding: Decoding = Decoding(),
@@ -207,7 +226,7 @@ def inference_batches(
     values = tf.constant(inputs if task == "index" else list(inputs), dtype=tf.int64 if task == "index" else tf.string)
     values = tf.concat([values, tf.repeat(values[-1:], pad)], axis=0)
     dataset = tf.data.Dataset.from_tensor_slices(values)
-    if task == "image":
+    if task == Task.IMAGE:
         if not decoding.image_size:
             raise ValueError("image inputs need image_size")
         size, interpolation = decoding.image_size, decoding.interpolation
@@ -233,7 +252,7 @@ def shuffle_for_epochs(
     dataset: tf.data.Dataset,
     count: int,
     seed: int,
-    task: str,
+    task: Task,
     between: Callable[[tf.data.Dataset], tf.data.Dataset] = lambda dataset: dataset,
     start: int = 0,
 ) -> tf.data.Dataset:
@@ -248,7 +267,7 @@ def shuffle_for_epochs(
     same batches), and the stream can begin anywhere: at example ``start`` of the endless
     order (a resumed run; only the part of its first pass before ``start`` is read and skipped).
     """
-    window = count if task == "text" else min(count, SHUFFLE_WINDOW)
+    window = count if task == Task.TEXT else min(count, SHUFFLE_WINDOW)
     ordered = between(dataset.shuffle(count, seed=seed, reshuffle_each_iteration=False))
 
     def one_pass(index: tf.Tensor) -> tf.data.Dataset:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_finetune.tasks import Task
+
 log = logging.getLogger(__name__)
 
 GALLERY_PNG = "misclassified.png"
@@ -60,7 +62,7 @@ def mistakes(
     ]
 
 
-def write_gallery(task: str, found: Sequence[Mistake], report_table: str, directory: Path) -> list[Path]:
+def write_gallery(task: Task, found: Sequence[Mistake], report_table: str, directory: Path) -> list[Path]:
     """Write the per-class table, the mistakes as a CSV and, for images, as a PNG grid.
 
     Args:
@@ -76,7 +78,7 @@ def write_gallery(task: str, found: Sequence[Mistake], report_table: str, direct
     table = directory / PER_CLASS_TXT
     table.write_text(report_table + "\n", encoding="utf-8")
     written = [table, _write_csv(task, found, directory / MISTAKES_CSV)]
-    if task == "image":
+    if task == Task.IMAGE:
         from tf_finetune.reports.plots import image_grid
 
         shown = found[:MAX_TILES]
@@ -108,10 +110,10 @@ def tile_caption(mistake: Mistake) -> str:
     )
 
 
-def _write_csv(task: str, found: Sequence[Mistake], path: Path) -> Path:
+def _write_csv(task: Task, found: Sequence[Mistake], path: Path) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path" if task == "image" else "text", "true", "predicted", "probability"])
+        writer.writerow(["path" if task == Task.IMAGE else "text", "true", "predicted", "probability"])
         writer.writerows([m.input, m.true, m.predicted, f"{m.probability:.4f}"] for m in found)
     return path
 

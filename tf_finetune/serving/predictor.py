@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from tf_finetune import model_folder, storage
+from tf_finetune.backbones.peek import task_of_model
 from tf_finetune.data import LabelMap
 from tf_finetune.errors import TfFinetuneError, first_line
+from tf_finetune.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class FineTunedModel:
 
     directory: Path
     label_map: LabelMap
-    task: str
+    task: Task
     serve: Any
 
     def predict(self, inputs: Sequence[str]) -> np.ndarray:
@@ -99,7 +101,7 @@ class FineTunedModel:
     def _serve(self, chunk: Sequence[str]) -> np.ndarray:
         import tensorflow as tf
 
-        if self.task == "image":
+        if self.task == Task.IMAGE:
             out = self.serve(image_bytes=tf.constant([Path(p).read_bytes() for p in chunk]))
         else:
             out = self.serve(text=tf.constant(list(chunk)))
@@ -138,7 +140,7 @@ class Answers:
     failures: str | None
 
 
-def describe_failures(inputs: Sequence[str], failed: dict[int, str], task: str) -> str:
+def describe_failures(inputs: Sequence[str], failed: dict[int, str], task: Task) -> str:
     """One message naming each input that could not be used, with why (at most ten shown).
 
     Args:
@@ -151,10 +153,10 @@ def describe_failures(inputs: Sequence[str], failed: dict[int, str], task: str) 
     return f"cannot predict on {len(failed)} input(s): {shown}{more}"
 
 
-def _name(item: str, task: str) -> str:
+def _name(item: str, task: Task) -> str:
     """An input as a message names it: an image file as given, a text quoted (an empty one shows),
     shortened unless it names a file or folder (refused as a path: the user needs all of it)."""
-    if task == "image":
+    if task == Task.IMAGE:
         return item
     return repr(item if len(item) <= 60 or os.path.exists(item) else item[:59] + "…")
 
@@ -209,10 +211,18 @@ def open_model(source: str) -> Iterator[FineTunedModel]:
         label_map = model_folder.read_labels(path)
         register_ops_for(model_folder.saved_model_dir(path), f"the model {source}")
         serve = tf.saved_model.load(str(model_folder.saved_model_dir(path))).signatures["serving_default"]
-        yield FineTunedModel(path, label_map, model_folder.task_of_signature(serve), serve)
+        yield FineTunedModel(path, label_map, _task(path, source), serve)
 
 
-def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[str] = ()) -> Inputs:
+def _task(folder: Path, source: str) -> Task:
+    """What the model in ``folder`` takes (:func:`~tf_finetune.backbones.peek.task_of_model`)."""
+    task = task_of_model(folder)
+    if task is None:
+        raise TfFinetuneError(f"{source}: cannot tell whether the model takes images or text (its saved_model.pb)")
+    return task
+
+
+def collect_inputs(arguments: Sequence[str], task: Task, stdin_lines: Sequence[str] = ()) -> Inputs:
     """What to predict on, from ``predict``'s arguments, checked by training's rules.
 
     Image models: image files, and folders (read as training reads a class folder: hidden files
@@ -246,14 +256,14 @@ def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[st
         path = Path(argument)
         if argument == "-":
             for line in (line.rstrip("\r\n") for line in stdin_lines if line.strip()):
-                add(line, _image_problem(line) if task == "image" else None)
-        elif task == "image" and path.is_dir():
+                add(line, _image_problem(line) if task == Task.IMAGE else None)
+        elif task == Task.IMAGE and path.is_dir():
             for file in walk_files(path):
                 if file.lower().endswith(IMAGE_EXTENSIONS):
                     add(file, check_image(file))
                 else:
                     ignored.append(file)
-        elif task == "image":
+        elif task == Task.IMAGE:
             add(argument, _image_problem(argument))
         elif path.is_file() and path.suffix.lower() == ".csv":
             for text in read_text_csv(path).texts:
@@ -264,6 +274,15 @@ def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[st
                     add(line)
         else:
             add(argument, _text_problem(argument))
+    _check_something_found(arguments, items, ignored)
+    return Inputs(items, refused, ignored)
+
+
+def _check_something_found(arguments: Sequence[str], items: list[str], ignored: list[str]) -> None:
+    """Raise TfFinetuneError when the arguments gave no input at all (naming the files ignored),
+    else log the ignored files, if any."""
+    from tf_finetune.data.images import IMAGE_EXTENSIONS
+
     not_images = (
         f"{len(ignored)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)}, which training ignores "
         f"too: {', '.join(ignored[:10])}{' …' if len(ignored) > 10 else ''}"
@@ -274,7 +293,6 @@ def collect_inputs(arguments: Sequence[str], task: str, stdin_lines: Sequence[st
         )
     if ignored:
         log.warning("ignored %s", not_images)
-    return Inputs(items, refused, ignored)
 
 
 # Image files a text model refuses; and suffixes of files a text argument is taken for, when it

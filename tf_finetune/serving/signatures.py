@@ -14,6 +14,7 @@ import tensorflow as tf
 import tf_keras
 
 from tf_finetune.data.pipeline import decode_image_bytes
+from tf_finetune.tasks import Task
 
 DEFAULT_SIGNATURE = "serving_default"
 IMAGES_SIGNATURE = "serving_images"
@@ -21,7 +22,7 @@ IMAGES_SIGNATURE = "serving_images"
 
 def make_signatures(
     model: tf_keras.Model,
-    task: str,
+    task: Task,
     class_names: Sequence[str],
     image_size: int | None = None,
     interpolation: str = "bilinear",
@@ -44,7 +45,7 @@ def make_signatures(
         index = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {"probabilities": probabilities, "label": tf.gather(names, index), "class_index": index}
 
-    if task == "text":
+    if task == Task.TEXT:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve_text(text: tf.Tensor) -> dict[str, tf.Tensor]:

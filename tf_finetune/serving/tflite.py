@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from tf_finetune import model_folder, storage
+from tf_finetune.backbones.peek import task_of_model
 from tf_finetune.errors import TfFinetuneError, first_line
 from tf_finetune.hyperparameters import QUANTIZATIONS
+from tf_finetune.tasks import Task
 
 if TYPE_CHECKING:  # TensorFlow only when a model is converted
     import tensorflow as tf
@@ -92,40 +94,49 @@ def export_tflite(
         "task": task,
         "tflite_bytes": len(content),
         "savedmodel_bytes": _folder_bytes(model_folder.saved_model_dir(folder)),
-        "input": (
-            {
-                "name": "image",
-                "dtype": "float32",
-                "shape": [-1, image_size, image_size, 3],
-                "range": [0.0, 1.0],
-                "interpolation": interpolation,
-            }
-            if task == "image"
-            else {"name": "text", "dtype": "string", "shape": [-1]}
-        ),
+        "input": _input_description(task, image_size, interpolation),
         "output": {"name": "probabilities", "dtype": "float32", "shape": [-1, label_map.num_classes]},
         "class_names": list(label_map.class_names),
     }
     if heldout is not None and len(heldout):
         report.update(check_accuracy(content, function, heldout, task, image_size, interpolation))
-        log.info(
-            "tflite %s: %d bytes; accuracy on %d held-out examples: TFLite %.4f, SavedModel %.4f (agreement %.4f)",
-            quantize,
-            len(content),
-            report["num_examples"],
-            report["accuracy_tflite"],
-            report["accuracy_savedmodel"],
-            report["agreement"],
-        )
+        _log_accuracy(quantize, len(content), report)
     else:
         log.info("tflite %s: %d bytes; no held-out data, accuracy not checked", quantize, len(content))
     storage.write_atomically(out_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return report
 
 
+def _input_description(task: Task, image_size: int | None, interpolation: str) -> dict[str, Any]:
+    """The report's ``input``: what the TFLite model takes (name, dtype, shape; for images, the
+    value range and the resize method training used)."""
+    if task == Task.IMAGE:
+        return {
+            "name": "image",
+            "dtype": "float32",
+            "shape": [-1, image_size, image_size, 3],
+            "range": [0.0, 1.0],
+            "interpolation": interpolation,
+        }
+    return {"name": "text", "dtype": "string", "shape": [-1]}
+
+
+def _log_accuracy(quantize: str, size: int, report: dict[str, Any]) -> None:
+    """One line: the TFLite model's size and both accuracies on the held-out examples."""
+    log.info(
+        "tflite %s: %d bytes; accuracy on %d held-out examples: TFLite %.4f, SavedModel %.4f (agreement %.4f)",
+        quantize,
+        size,
+        report["num_examples"],
+        report["accuracy_tflite"],
+        report["accuracy_savedmodel"],
+        report["agreement"],
+    )
+
+
 def _converted(
     folder: Path, quantize: str, representative: Examples | None, interpolation: str
-) -> tuple[str, PolymorphicFunction, int | None, bytes]:
+) -> tuple[Task, PolymorphicFunction, int | None, bytes]:
     """(task, the SavedModel function converted, its image size, the ``.tflite`` bytes)."""
     import tensorflow as tf
 
@@ -133,8 +144,8 @@ def _converted(
 
     register_ops_for(model_folder.saved_model_dir(folder), f"the model {folder}")
     loaded = tf.saved_model.load(str(model_folder.saved_model_dir(folder)))
-    task = model_folder.task_of_signature(loaded.signatures["serving_default"])
-    if task != "image":
+    task = Task.IMAGE if _is_image_model(folder) else Task.TEXT
+    if task != Task.IMAGE:
         function = _text_function(loaded)
         return task, function, None, _convert_text(function, loaded, quantize)
     if quantize == "int8" and (representative is None or not len(representative)):
@@ -152,7 +163,7 @@ def check_accuracy(
     content: bytes,
     function: PolymorphicFunction,
     examples: Examples,
-    task: str,
+    task: Task,
     image_size: int | None,
     interpolation: str = "bilinear",
 ) -> dict[str, Any]:
@@ -179,7 +190,7 @@ def check_accuracy(
     lite_rows, saved_rows = [], []
     for start in range(0, len(examples), BATCH):
         chunk = list(examples.inputs[start : start + BATCH])
-        batch = _decode(chunk, image_size, interpolation) if task == "image" else tf.constant(chunk, dtype=tf.string)
+        batch = _decode(chunk, image_size, interpolation) if task == Task.IMAGE else tf.constant(chunk, dtype=tf.string)
         saved_rows.append(function(batch).numpy())
         value = batch.numpy()
         interpreter.resize_tensor_input(input_index, list(value.shape))
@@ -454,8 +465,8 @@ def export_model(
         default_out = Path(model).parent if Path(model).is_file() else Path(model)
         path = unpack_model(model, Path(tmp))
         label_map = model_folder.read_labels(path)
-        task = "image" if _is_image_model(path) else "text"
-        representative = load_examples(task, data, label_map) if data and task == "image" else None
+        task = Task.IMAGE if _is_image_model(path) else Task.TEXT
+        representative = load_examples(task, data, label_map) if data and task == Task.IMAGE else None
         heldout = load_examples(task, validation_data, label_map) if validation_data else None
         out = Path(output_dir) if output_dir else default_out
         report = export_tflite(path, out, quantize, representative, heldout)
@@ -464,5 +475,4 @@ def export_model(
 
 
 def _is_image_model(folder: Path) -> bool:
-    task = model_folder.read_metrics(folder).get("backbone", {}).get("task")
-    return (task or model_folder.task_of(folder)) == "image"
+    return task_of_model(folder) == Task.IMAGE

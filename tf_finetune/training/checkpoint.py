@@ -236,17 +236,12 @@ def make_callback(checkpoints: Checkpoints) -> tf_keras.callbacks.Callback:
             epoch = int(self._training_state._ckpt_saved_epoch.numpy())
             step = int(self._training_state._ckpt_saved_batch.numpy())
             if epoch >= 0:
-                log.info(
-                    "resuming from the checkpoint in %s (saved at epoch %d, step %d)",
-                    checkpoints.directory,
-                    epoch + 1,
-                    step + 1,
-                )
+                _log_resume(checkpoints, epoch, step)
                 if step + 1 < self.params["steps"]:  # inside the epoch: it continues
                     self._carried = checkpoints.partial_epoch(epoch, step)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            with self._writing():
+            with _writing(checkpoints):
                 checkpoints.record_epoch(epoch, logs or {})  # first: a kill in between reruns the epoch
             step = int(self._training_state._ckpt_saved_batch.numpy())
             self._backup(epoch=epoch, batch=step)
@@ -256,14 +251,10 @@ def make_callback(checkpoints: Checkpoints) -> tf_keras.callbacks.Callback:
 
         # Every save: epoch ends, every `steps`, on a stop request.
         def _backup(self, epoch: int, batch: int = 0) -> None:
-            with self._writing():
+            with _writing(checkpoints):
                 if batch + 1 < self.params["steps"]:
                     checkpoints.record_partial_epoch(epoch, batch, _metric_sums(self.model))
                 super()._backup(epoch, batch)
-
-        @staticmethod
-        def _writing() -> AbstractContextManager[None]:
-            return writing(f"the checkpoint in {checkpoints.directory}", "--checkpoint-dir")
 
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             if self._carried is not None:  # the metrics exist from the first step on
@@ -277,6 +268,18 @@ def make_callback(checkpoints: Checkpoints) -> tf_keras.callbacks.Callback:
                 raise _stopped(checkpoints, self._current_epoch, batch)
 
     return Checkpointer()
+
+
+def _log_resume(checkpoints: Checkpoints, epoch: int, step: int) -> None:
+    """Say that training resumes from ``checkpoints``, saved at ``epoch`` and ``step`` (0-based)."""
+    log.info(
+        "resuming from the checkpoint in %s (saved at epoch %d, step %d)", checkpoints.directory, epoch + 1, step + 1
+    )
+
+
+def _writing(checkpoints: Checkpoints) -> AbstractContextManager[None]:
+    """A full disk while saving to ``checkpoints`` becomes a DiskFullError that names the folder."""
+    return writing(f"the checkpoint in {checkpoints.directory}", "--checkpoint-dir")
 
 
 def _stopped(checkpoints: Checkpoints, epoch: int, step: int) -> TrainingInterrupted:

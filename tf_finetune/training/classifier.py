@@ -22,6 +22,7 @@ from tf_finetune.backbones.tfhub import hub
 from tf_finetune.errors import BackboneError, HyperparameterError, first_line
 from tf_finetune.hyperparameters import Hyperparameters
 from tf_finetune.registry import ModelSpec
+from tf_finetune.tasks import Task
 from tf_finetune.training.distribute import Layout
 
 if TYPE_CHECKING:
@@ -85,12 +86,12 @@ def _cannot_take(spec: ModelSpec, image_size: int | None, exc: Exception) -> Bac
         )
     expected = (
         f"float32 images [batch, {image_size}, {image_size}, 3] in [0, 1]"
-        if spec.task == "image"
+        if spec.task == Task.IMAGE
         else "a batch of strings"
     )
     takes = re.search(r"Option 1:\s+Positional arguments \(\d+ total\):\s+\* (TensorSpec\(.*\))", str(exc))
     cause = f"it takes {takes.group(1)}" if takes else first_line(exc)
-    article = "an" if spec.task == "image" else "a"
+    article = "an" if spec.task == Task.IMAGE else "a"
     return BackboneError(
         f"backbone {spec.id} cannot take {expected} ({article} {spec.task} feature extractor is needed): {cause}"
     )
@@ -127,7 +128,7 @@ def build_classifier(
             "Keras model or tf.Module that has __call__"
         ) from None
     image_size = None
-    if spec.task == "image":
+    if spec.task == Task.IMAGE:
         image_size = choose_image_size(spec, fixed_image_size(layer))
         inputs = tf_keras.Input([image_size, image_size, 3], dtype=tf.float32, name="image")
     else:
@@ -250,7 +251,7 @@ def load_classifier(
     model = tf_keras.models.load_model(
         str(model_folder.saved_model_dir(previous_model)), compile=False, custom_objects={"KerasLayer": hub.KerasLayer}
     )
-    task = "text" if model.inputs[0].dtype == tf.string else "image"
+    task = Task.TEXT if model.inputs[0].dtype == tf.string else Task.IMAGE
     if task != spec.task:
         raise BackboneError(
             f"cannot continue training {spec.id}: it is a {task} model and the data is {spec.task} data"
@@ -269,7 +270,7 @@ def load_classifier(
         initializer = tf_keras.initializers.GlorotUniform(seed=hp.random_seed)
         head.kernel.assign(initializer(head.kernel.shape))
         head.bias.assign(tf.zeros_like(head.bias))
-    image_size = int(model.inputs[0].shape[1]) if task == "image" else None
+    image_size = int(model.inputs[0].shape[1]) if task == Task.IMAGE else None
     log.info(
         "continuing from %s (%s classification layer, backbone %s)",
         spec.id,

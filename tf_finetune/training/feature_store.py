@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tf_finetune.tasks import Task
+
 if TYPE_CHECKING:
     from _hashlib import HASH
 
@@ -70,7 +72,7 @@ class FeatureStore:
         cache_dir: str | Path,
         backbone_path: str,
         preprocessor_path: str | None,
-        task: str,
+        task: Task,
         image_size: int | None,
         interpolation: str,
         seq_length: int | None = None,
@@ -81,17 +83,17 @@ class FeatureStore:
             savedmodel_digest(backbone_path),
             savedmodel_digest(preprocessor_path),
             task,
-            str(image_size if task == "image" else None),
-            interpolation if task == "image" else "-",
+            str(image_size if task == Task.IMAGE else None),
+            interpolation if task == Task.IMAGE else "-",
         ]
         identity = "|".join(parts + ([f"seq{seq_length}"] if seq_length else []))
         return cls(Path(cache_dir) / "features", identity)
 
-    def key(self, inputs: Sequence[str], task: str) -> str:
+    def key(self, inputs: Sequence[str], task: Task) -> str:
         """The entry name for the features of ``inputs`` (image paths or texts), in order."""
         digest = hashlib.sha256(self.identity.encode("utf-8") + b"\n")
         for item in inputs:
-            if task == "image":
+            if task == Task.IMAGE:
                 _update_with_file(digest, Path(item))
             else:
                 digest.update(item.encode("utf-8") + b"\0")

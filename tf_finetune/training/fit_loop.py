@@ -167,6 +167,31 @@ def fit(
         TrainingInterrupted: a stop was requested (SIGTERM); the checkpoint is saved.
     """
     tracking = tracking or Tracking()
+    checkpoints = tracking.checkpoints
+    callbacks = _callbacks(hp, steps_per_epoch, validation, tracking, keep_best)
+    first_step = checkpoints.resume_step(steps_per_epoch) if checkpoints is not None else 0
+    history = model.fit(
+        batches(first_step=first_step),
+        epochs=hp.epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=0,
+        class_weight=class_weight,
+    )
+    return checkpoints.history() if checkpoints is not None else history.history
+
+
+def _callbacks(
+    hp: Hyperparameters,
+    steps_per_epoch: int,
+    validation: Scorer | None,
+    tracking: Tracking,
+    keep_best: BestEpoch | None,
+) -> list[tf_keras.callbacks.Callback]:
+    """The callbacks of :func:`fit` (its arguments), in the order they run: the validation
+    scores first (the others read its ``val_`` metrics), then the progress bars, the epoch
+    lines, the dropout seeds, the checkpoints, TensorBoard, the kept best epoch and early
+    stopping."""
     tensorboard_dir, checkpoints = tracking.tensorboard_dir, tracking.checkpoints
     # On a terminal, a bar through each epoch, cleared before the epoch's line.
     callbacks = [*bars(), EpochMetricsLogger(hp.epochs)]
@@ -195,13 +220,4 @@ def fit(
                 restore_best_weights=True,
             )
         )
-    first_step = checkpoints.resume_step(steps_per_epoch) if checkpoints is not None else 0
-    history = model.fit(
-        batches(first_step=first_step),
-        epochs=hp.epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks,
-        verbose=0,
-        class_weight=class_weight,
-    )
-    return checkpoints.history() if checkpoints is not None else history.history
+    return callbacks

@@ -25,6 +25,7 @@ import tf_keras
 from tf_finetune import progress
 from tf_finetune.data.pipeline import inference_batches, shuffle_for_epochs, steps_per_epoch
 from tf_finetune.hyperparameters import class_weight_map
+from tf_finetune.tasks import Task
 from tf_finetune.training import eval_metrics, fit_loop, head_search
 from tf_finetune.training.eval_metrics import extra_metrics
 from tf_finetune.training.feature_store import FeatureStore
@@ -40,11 +41,11 @@ log = logging.getLogger(__name__)
 MEMORY_LIMIT_BYTES = 2 << 30  # features larger than this go to a file-backed array
 
 
-def can_cache(hp: Hyperparameters, task: str, multi_worker: bool) -> tuple[bool, str]:
+def can_cache(hp: Hyperparameters, task: Task, multi_worker: bool) -> tuple[bool, str]:
     """Whether the backbone's features can be computed once; and why not, when not."""
     if not hp.train_only_top_layer:
         return False, "the backbone is trained"
-    if task == "image" and hp.augmentation:
+    if task == Task.IMAGE and hp.augmentation:
         return False, "augmentation is on, so features change every epoch; training through the backbone"
     if multi_worker:
         return False, "training on several workers"
@@ -85,7 +86,7 @@ def extract_features(
 
 
 def _features(
-    compute: Callable[[], np.ndarray], examples: Examples, store: FeatureStore | None, task: str
+    compute: Callable[[], np.ndarray], examples: Examples, store: FeatureStore | None, task: Task
 ) -> tuple[np.ndarray, str]:
     """One split's features, read from ``store`` when it has them; else computed once by
     ``compute`` (:func:`extract_features`) and kept in ``store``. Returns them and where they
@@ -125,7 +126,7 @@ def _training_batches(
     num_classes: int,
     global_batch: int,
     shuffle_seed: int,
-    task: str,
+    task: Task,
     first_step: int = 0,
 ) -> tf.data.Dataset:
     """The endless stream of full batches of (features, one-hot labels) from batch
@@ -171,7 +172,7 @@ def fit_head(
     inputs: Mapping[str, tf.data.Dataset | None],
     hp: Hyperparameters,
     workdir: Path,
-    task: str,
+    task: Task,
     *,
     tracking: fit_loop.Tracking | None = None,
     store: FeatureStore | None = None,
@@ -196,9 +197,7 @@ def fit_head(
     Returns:
         The history, validation scorer, effective hyperparameters and head_search.
     """
-    from tf_finetune.training import classifier
-
-    model, strategy, global_batch = built.model, built.layout.strategy, built.layout.global_batch
+    global_batch = built.layout.global_batch
     train_features, val_features = _all_features(built, data, inputs, workdir, store, task)
     num_classes = data.label_map.num_classes
     steps = steps_per_epoch(len(data.train), global_batch)
@@ -206,30 +205,47 @@ def fit_head(
     hp, chosen = head_search.choose_head(
         search.run, data.train.labels, val_features is not None, hp, head_search.unset(hp, set(built.given)), steps
     )
-    classifier.set_head_l2(model, hp.regularizers_l2)
-    with strategy.scope():
-        features_in = tf_keras.Input([train_features.shape[1]], dtype=tf.float32, name="features")
-        head_out = classifier.apply_layers(classifier.head_of(model), features_in)
-        head = tf_keras.Model(features_in, head_out, name="head")
-        classifier.compile_classifier(head, hp, steps * hp.epochs, built.loss_scaling)
+    head = _final_head(built, hp, train_features.shape[1], steps)
     train_batches = functools.partial(
         _training_batches, train_features, data.train.labels, num_classes, global_batch, hp.random_seed, task
     )
-    scorer = None
-    if val_features is not None:
-        assert data.validation is not None  # validation features are only computed for a validation split
-        scorer = _FeatureScorer(
-            head,
-            _inference_batches(val_features, global_batch),
-            data.validation.labels,
-            strategy,
-            hp.label_smoothing,
-            extra_metrics(hp),
-            val_features,
-        )
+    scorer = _head_scorer(head, built, data, val_features, hp)
     class_weight = class_weight_map(hp.class_weights, data.train.labels, num_classes)
     history = fit_loop.fit(head, train_batches, steps, scorer, hp, tracking=tracking, class_weight=class_weight)
     return HeadFit(history, scorer, hp, chosen)
+
+
+def _final_head(built: Built, hp: Hyperparameters, dim: int, steps: int) -> tf_keras.Model:
+    """The compiled head of ``built``'s classifier, on ``dim`` features, with ``hp``'s L2 factor:
+    it shares its layers with the classifier, so training it trains them."""
+    from tf_finetune.training import classifier
+
+    model = built.model
+    classifier.set_head_l2(model, hp.regularizers_l2)
+    with built.layout.strategy.scope():
+        features_in = tf_keras.Input([dim], dtype=tf.float32, name="features")
+        head_out = classifier.apply_layers(classifier.head_of(model), features_in)
+        head = tf_keras.Model(features_in, head_out, name="head")
+        classifier.compile_classifier(head, hp, steps * hp.epochs, built.loss_scaling)
+    return head
+
+
+def _head_scorer(
+    head: tf_keras.Model, built: Built, data: DataSplit, val_features: np.ndarray | None, hp: Hyperparameters
+) -> Scorer | None:
+    """Scores ``head`` on the validation features (None without validation)."""
+    if val_features is None:
+        return None
+    assert data.validation is not None  # validation features are only computed for a validation split
+    return _FeatureScorer(
+        head,
+        _inference_batches(val_features, built.layout.global_batch),
+        data.validation.labels,
+        built.layout.strategy,
+        hp.label_smoothing,
+        extra_metrics(hp),
+        val_features,
+    )
 
 
 def _all_features(
@@ -238,7 +254,7 @@ def _all_features(
     inputs: Mapping[str, tf.data.Dataset | None],
     workdir: Path,
     store: FeatureStore | None,
-    task: str,
+    task: Task,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The backbone's features of the training and (when given) validation examples."""
     started = time.perf_counter()
@@ -296,7 +312,7 @@ class _Search:
         val_features: np.ndarray | None,
         hp: Hyperparameters,
         built: Built,
-        task: str,
+        task: Task,
     ) -> None:
         """Candidates on ``features`` (and ``val_features``, None without validation) of ``data``'s
         splits, with ``built``'s global batch and loss scaling."""

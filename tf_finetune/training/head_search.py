@@ -121,38 +121,45 @@ def choose_head(
         l2: _best_epoch(train_head(l2, epochs, train_rows, holdout_rows), choose_epochs, sign) for l2 in candidates
     }
     seconds = time.perf_counter() - started
+    choices = _choices(names, results, epochs, sign, _judged_on(hp.eval_metric, has_validation), round(seconds, 2))
+    for choice in choices:
+        log.info("%s", choice.describe())
+    return hyperparameters.resolve(hp, {choice.name: choice.value for choice in choices}), choices
+
+
+def _choices(
+    names: Sequence[str], results: dict[float, tuple[float, int]], epochs: int, sign: int, on: str, seconds: float
+) -> list[Choice]:
+    """What the candidates' ``results`` (L2 strength -> its score and best epoch) choose of
+    ``names``: the strength whose best score is lowest (``sign`` 1) or highest (-1), ties to
+    the smaller, and that strength's best epoch; each with its evidence. ``on`` says what the
+    scores are; ``epochs``, how many each candidate could train; ``seconds``, the time taken."""
+    choose_epochs = "epochs" in names
     l2 = min(results, key=lambda value: (sign * results[value][0], value))
-    best_epoch = results[l2][1]
-    on = _judged_on(hp.eval_metric, has_validation)
-    chosen: dict[str, Any] = {}
     choices = []
     if "regularizers_l2" in names:
-        chosen["regularizers_l2"] = l2
         when = f"each at its best epoch of up to {epochs}" if choose_epochs else f"after {epochs} epochs"
         choices.append(
             Choice(
                 "regularizers_l2",
                 l2,
-                f"of {len(candidates)} candidates by {on} on cached features, {when}",
+                f"of {len(results)} candidates by {on} on cached features, {when}",
                 {f"{value:g}": round(score, 5) for value, (score, _) in results.items()},
-                round(seconds, 2),
+                seconds,
             )
         )
     if choose_epochs:
-        chosen["epochs"] = best_epoch
         best = "lowest" if sign == 1 else "highest"
         choices.append(
             Choice(
                 "epochs",
-                best_epoch,
+                results[l2][1],
                 f"of up to {epochs}: the epoch with the {best} {on} (early stopping, patience {PATIENCE})",
-                {f"{value:g}": results[value][1] for value in candidates},
-                round(seconds, 2),
+                {f"{value:g}": epoch for value, (_, epoch) in results.items()},
+                seconds,
             )
         )
-    for choice in choices:
-        log.info("%s", choice.describe())
-    return hyperparameters.resolve(hp, chosen), choices
+    return choices
 
 
 def _judged_on(metric: str, has_validation: bool) -> str:

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import logging
-import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +39,11 @@ if TYPE_CHECKING:  # TensorFlow's modules: imported when the job needs them
     import tensorflow as tf
 
     from tf_finetune.backbones.bert_inputs import Preprocessor
-    from tf_finetune.data.pipeline import Decoding
+    from tf_finetune.tasks import Task
     from tf_finetune.training.classifier import Backbone, Built
     from tf_finetune.training.distribute import Layout
-    from tf_finetune.training.fit_loop import Tracking
+    from tf_finetune.training.fit_loop import BestEpoch, Tracking
+    from tf_finetune.training.input_streams import Streams
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +101,8 @@ def _localize_backbone(spec: ModelSpec, workdir: Path) -> ModelSpec:
 
 
 # The job's records: job_outputs.Inputs (the data), classifier.Backbone, distribute.Layout (the
-# batch), classifier.Built (the compiled classifier), job_outputs.Fitted (what training produced).
-
-
-@dataclass(frozen=True)
-class _Streams:
-    """How examples become model inputs: decoding settings, decoded-image cache files, and the
-    validation batches."""
-
-    task: str
-    decoding: Decoding
-    decoded: dict[str, str]
-    validation: tf.data.Dataset | None
+# batch), classifier.Built (the compiled classifier), input_streams.Streams (the model inputs),
+# job_outputs.Fitted (what training produced).
 
 
 def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextlib.ExitStack) -> JobResult:
@@ -157,7 +146,7 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
 
 def _prepare_data(job: JobPlan) -> job_outputs.Inputs:
     """Read the training, validation and test data once; log the data report's summary."""
-    from tf_finetune.reports import data_check
+    from tf_finetune.reports import data_check, image_scan
 
     config, spec, hp = job.config, job.spec, job.hyperparameters
     data = load_data(
@@ -166,10 +155,10 @@ def _prepare_data(job: JobPlan) -> job_outputs.Inputs:
         config.validation_data,
         hp.validation_split_ratio,
         hp.random_seed,
-        inspect=data_check.inspect_image,
+        inspect=image_scan.inspect_image,
     )
     test = (
-        load_examples(spec.task, config.test_data, data.label_map, data_check.inspect_image, data.details)
+        load_examples(spec.task, config.test_data, data.label_map, image_scan.inspect_image, data.details)
         if config.test_data
         else None
     )
@@ -301,29 +290,22 @@ def _fit(
 ) -> job_outputs.Fitted:
     """Train: the head on cached features when the backbone is frozen and that is allowed,
     else the whole model through the backbone every epoch."""
-    from tf_finetune.data.pipeline import Decoding, inference_batches
-    from tf_finetune.training import head_only
+    from tf_finetune.data.pipeline import inference_batches
+    from tf_finetune.training import head_only, input_streams
 
     config, hp, task, data = job.config, job.hyperparameters, backbone.spec.task, inputs.data
     layout, image_size = built.layout, built.image_size
     cache, why_not = head_only.can_cache(hp, task, config.multi_worker)
     if cache and not config.feature_cache:
         cache, why_not = False, "the feature cache is turned off"
-    decoding = Decoding(image_size, hp.image_resize_interpolation)
-    decoded = _decoded_image_cache(task, data, image_size, workdir) if not cache else {}
-    val_inputs = (
-        inference_batches(
-            data.validation.inputs, task, layout.global_batch, decoding=decoding, cache_file=decoded.get("validation")
-        )
-        if data.validation
-        else None
+    streams = input_streams.make_streams(
+        task, data, hp, layout.global_batch, image_size, workdir, cache_decoded=not cache
     )
-    streams = _Streams(task, decoding, decoded, val_inputs)
     if cache:
         from tf_finetune.training.feature_store import FeatureStore
 
         started = time.perf_counter()
-        train_inputs = inference_batches(data.train.inputs, task, layout.global_batch, decoding=decoding)
+        train_inputs = inference_batches(data.train.inputs, task, layout.global_batch, decoding=streams.decoding)
         store = FeatureStore.open(
             config.cache_dir,
             backbone.path,
@@ -336,7 +318,7 @@ def _fit(
         head = head_only.fit_head(
             built,
             data,
-            {"train": train_inputs, "validation": val_inputs},
+            {"train": train_inputs, "validation": streams.validation},
             hp,
             workdir,
             task,
@@ -350,46 +332,19 @@ def _fit(
 
 
 def _fit_through_backbone(
-    job: JobPlan, inputs: job_outputs.Inputs, built: Built, streams: _Streams, why_not: str, tracking: Tracking
+    job: JobPlan, inputs: job_outputs.Inputs, built: Built, streams: Streams, why_not: str, tracking: Tracking
 ) -> job_outputs.Fitted:
     """Train the whole model (the backbone every epoch), on ``streams``; ``why_not`` says why
     not on cached features when only the head trains."""
-    from tf_finetune.data.pipeline import make_augmenter, training_batches
     from tf_finetune.training import fit_loop
     from tf_finetune.training.eval_metrics import extra_metrics
     from tf_finetune.training.scoring import Scorer
 
     started = time.perf_counter()
-    hp, data, task, given, model = job.hyperparameters, inputs.data, streams.task, built.given, built.model
-    layout = built.layout
-    unset = [name for name in head_search.unset(hp, given) if name != "epochs"]
+    hp, data, given, model, layout = job.hyperparameters, inputs.data, built.given, built.model, built.layout
     if hp.train_only_top_layer:
-        log.info("head-only training through the backbone every epoch: %s", why_not)
-        if unset:
-            log.info(
-                "%s not chosen (that needs cached features): using %s",
-                ", ".join(unset),
-                ", ".join(f"{name}={hp[name]}" for name in unset),
-            )
-    augmenter = None
-    if task == "image" and hp.augmentation:
-        augmenter = make_augmenter(
-            hp.augmentation_random_flip, hp.augmentation_random_rotation, hp.augmentation_random_zoom, hp.random_seed
-        )
-    # An explicit seed asks for a repeatable run; otherwise parallel decoding may reorder the
-    # training stream. Everything predicted on keeps its order whatever the seed.
-    train_batches = functools.partial(
-        training_batches,
-        data.train,
-        task,
-        data.label_map.num_classes,
-        layout.global_batch,
-        shuffle_seed=hp.random_seed,
-        augmenter=augmenter,
-        cache_file=streams.decoded.get("train"),
-        deterministic="random_seed" in given,
-        decoding=streams.decoding,
-    )  # fit_loop.fit picks the first step (a resume)
+        _log_head_only_through_backbone(hp, given, why_not)
+    train_batches = streams.training(data, hp, given)  # fit_loop.fit picks the first step (a resume)
     val_scorer = (
         Scorer(
             model, streams.validation, data.validation.labels, layout.strategy, hp.label_smoothing, extra_metrics(hp)
@@ -410,16 +365,36 @@ def _fit_through_backbone(
         class_weight=inputs.class_weight,
         keep_best=keep_best,
     )
-    chosen = []
-    if keep_best is not None and keep_best.best_epoch is not None:
-        choice = head_search.kept_epoch(keep_best.best_epoch, keep_best.scores, hp.eval_metric)
-        log.info("%s", choice.describe())
-        chosen.append(choice)
-        hp = hyperparameters.resolve(hp, {"epochs": choice.value})
+    hp, chosen = _kept_epochs(keep_best, hp)
     return job_outputs.Fitted(history, val_scorer, hp, chosen, time.perf_counter() - started)
 
 
-def _final_metrics(fitted: job_outputs.Fitted, test: Examples | None, built: Built, task: str) -> job_outputs.Fitted:
+def _log_head_only_through_backbone(hp: hyperparameters.Hyperparameters, given: Collection[str], why_not: str) -> None:
+    """Say why only the head trains but through the backbone every epoch (``why_not``), and
+    which of the hyperparameters the tool would choose are used as they are."""
+    unset = [name for name in head_search.unset(hp, given) if name != "epochs"]
+    log.info("head-only training through the backbone every epoch: %s", why_not)
+    if unset:
+        log.info(
+            "%s not chosen (that needs cached features): using %s",
+            ", ".join(unset),
+            ", ".join(f"{name}={hp[name]}" for name in unset),
+        )
+
+
+def _kept_epochs(
+    keep_best: BestEpoch | None, hp: hyperparameters.Hyperparameters
+) -> tuple[hyperparameters.Hyperparameters, list[head_search.Choice]]:
+    """``hp`` with the epochs whose weights ``keep_best`` kept, and that choice (logged); ``hp``
+    and no choice when the epochs were not left to the tool."""
+    if keep_best is None or keep_best.best_epoch is None:
+        return hp, []
+    choice = head_search.kept_epoch(keep_best.best_epoch, keep_best.scores, hp.eval_metric)
+    log.info("%s", choice.describe())
+    return hyperparameters.resolve(hp, {"epochs": choice.value}), [choice]
+
+
+def _final_metrics(fitted: job_outputs.Fitted, test: Examples | None, built: Built, task: Task) -> job_outputs.Fitted:
     """``fitted`` with the final training, validation and test metrics, and the validation
     probabilities they came from (one prediction: the metrics and the reports count the same)."""
     from tf_finetune.data.pipeline import Decoding, inference_batches
@@ -508,23 +483,3 @@ def _open_checkpoints(
     )
     log.info("checkpoints: %s (%s)", checkpoints.directory, "resuming this job" if resuming else "new job")
     return checkpoints
-
-
-def _decoded_image_cache(task: str, data: DataSplit, image_size: int | None, workdir: Path) -> dict[str, str]:
-    """Cache files for decoded training and validation images, when the disk has room for them.
-
-    Decoding is then paid once instead of every epoch; the files live in the job's temporary
-    folder and go with it.
-    """
-    from tf_finetune.data.pipeline import decoded_size
-
-    if task != "image" or not image_size:
-        return {}
-    splits = {"train": data.train, "validation": data.validation}
-    needed = sum(decoded_size(len(examples), image_size) for examples in splits.values() if examples)
-    free = shutil.disk_usage(workdir).free
-    if needed * 2 > free:  # leave room for the export and everything else
-        log.info("decoded images (%.1f GiB) are not cached: %.1f GiB free in %s", needed / 2**30, free / 2**30, workdir)
-        return {}
-    log.info("decoded images are cached as 8-bit RGB after the first epoch (%.2f GiB in %s)", needed / 2**30, workdir)
-    return {name: str(workdir / f"decoded-{name}") for name, examples in splits.items() if examples}

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tf_finetune import hyperparameters, job_options, storage
-from tf_finetune.backbones.peek import handle_task, local_handle, saved_model_task
+from tf_finetune import hyperparameters, job_options, model_folder, storage
+from tf_finetune.backbones.peek import local_handle, task_of_model
 from tf_finetune.data import DATA_FORMS
 from tf_finetune.data.text import csv_files
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError
 from tf_finetune.job_options import JobConfig
 from tf_finetune.registry import ModelSpec, load_registry
+from tf_finetune.tasks import Task
 
 if TYPE_CHECKING:
     from tf_finetune.reports import data_check
@@ -86,7 +87,7 @@ def plan(config: JobConfig, backbone_required: bool = True) -> JobPlan:
     """The backbone and the effective hyperparameters of ``config``, checked, without TensorFlow.
 
     The data is read as the backbone's task's format: a registry entry's task, or what a local
-    ``handle`` takes (:func:`~tf_finetune.backbones.peek.handle_task`); when neither tells, the
+    ``handle`` takes (:func:`~tf_finetune.backbones.peek.task_of_model`); when neither tells, the
     data's own form (:func:`data_task`).
 
     Args:
@@ -147,11 +148,11 @@ def _plan(config: JobConfig, user: Mapping[str, Any]) -> JobPlan:
         if config.handle:  # the entry's weights from elsewhere: a fetched copy, the model channel
             spec = dataclasses.replace(spec, handle=config.handle)
         overrides = model.hyperparameters
-        reason = f"model {model.id} is {_a(model.task)} model"
+        reason = f"model {model.id} is {model.task.with_article} model"
     else:
         handle = config.handle or ""  # no backbone: check-data's plan of the data alone
-        known = handle_task(handle) if handle else None
-        task, reason = (known, f"backbone {handle} takes {_INPUTS[known]}") if known else data_task(config.data)
+        known = task_of_model(handle) if handle else None
+        task, reason = (known, f"backbone {handle} takes {known.inputs}") if known else data_task(config.data)
         spec = ModelSpec(
             id=handle, task=task, handle=handle, image_size=config.image_size, max_seq_length=config.max_seq_length
         )
@@ -162,10 +163,10 @@ def _plan(config: JobConfig, user: Mapping[str, Any]) -> JobPlan:
             "add --checkpoint-dir DIR (on SageMaker, the estimator's "
             "checkpoint_s3_uri, or launch --spot)"
         )
-    if spec.task == "text" and config.image_size:
+    if spec.task == Task.TEXT and config.image_size:
         raise HyperparameterError("image_size applies to image models only")
     _check_max_seq_length(spec)
-    if spec.task == "text" and user.get("augmentation"):
+    if spec.task == Task.TEXT and user.get("augmentation"):
         raise HyperparameterError(
             "augmentation applies to image models only; remove augmentation=True for this text model"
         )
@@ -175,7 +176,7 @@ def _plan(config: JobConfig, user: Mapping[str, Any]) -> JobPlan:
             raise HyperparameterError(f"backbone {spec.id} is not fine-tunable; train_only_top_layer must be True")
         hp = hyperparameters.resolve(hp, {"train_only_top_layer": True})
         log.info("backbone %s is not fine-tunable: training the top layer only", spec.id)
-    if hp.tflite != "none" and spec.task == "text":
+    if hp.tflite != "none" and spec.task == Task.TEXT:
         raise HyperparameterError(
             f"tflite={hp.tflite} applies to image models: a text model's "
             "string ops have no TFLite builtins; leave tflite at none"
@@ -193,7 +194,7 @@ def _check_max_seq_length(spec: ModelSpec) -> None:
     length = spec.max_seq_length
     if length is None:
         return
-    if spec.task != "text":
+    if spec.task != Task.TEXT:
         raise HyperparameterError(
             "max_seq_length applies to text models with a BERT-style preprocessor only; remove it for this image model"
         )
@@ -213,14 +214,7 @@ def require_backbone(config: JobConfig) -> None:
         load_registry(config.registry).get(config.model_id)  # an unknown id is a RegistryError
 
 
-_INPUTS = {"image": "images", "text": "text"}
-
-
-def _a(task: str) -> str:
-    return f"an {task}" if task == "image" else f"a {task}"
-
-
-def data_task(data: str) -> tuple[str, str]:
+def data_task(data: str) -> tuple[Task, str]:
     """The task of data whose backbone does not say: a file is text (a ``label,text`` CSV under
     any name), a folder is images (class folders) unless it holds a ``.csv``.
 
@@ -228,13 +222,13 @@ def data_task(data: str) -> tuple[str, str]:
         (``image`` or ``text``, why, naming the data).
     """
     if storage.is_s3(data):  # a prefix is planned again once downloaded
-        return ("text", f"{data} is a .csv") if looks_like_text(data) else ("image", f"{data} is a prefix")
+        return (Task.TEXT, f"{data} is a .csv") if looks_like_text(data) else (Task.IMAGE, f"{data} is a prefix")
     path = Path(data)
     if path.is_file():
-        return "text", f"{data} is a file"
+        return Task.TEXT, f"{data} is a file"
     if looks_like_text(data):
-        return "text", f"{data} is a folder holding a .csv"
-    return "image", f"{data} is a folder without a .csv"
+        return Task.TEXT, f"{data} is a folder holding a .csv"
+    return Task.IMAGE, f"{data} is a folder without a .csv"
 
 
 def check_backbone_task(job: JobPlan, backbone_path: str) -> None:
@@ -249,12 +243,14 @@ def check_backbone_task(job: JobPlan, backbone_path: str) -> None:
     Raises:
         BackboneError: what the backbone takes, why the data was read otherwise, and what to pass.
     """
-    actual = None if job.config.model_id else saved_model_task(backbone_path)
+    if job.config.model_id or model_folder.is_model_folder(backbone_path):
+        return  # a previous model says so itself when it is continued
+    actual = task_of_model(backbone_path)
     if actual and actual != job.spec.task:
         raise BackboneError(
-            f"backbone {job.spec.id} takes {_INPUTS[actual]}, but the data was read as "
+            f"backbone {job.spec.id} takes {actual.inputs}, but the data was read as "
             f"{DATA_FORMS[job.spec.task]} because {job.task_reason}; give {DATA_FORMS[actual]} as "
-            f"--data, or a backbone that takes {_INPUTS[job.spec.task]}"
+            f"--data, or a backbone that takes {job.spec.task.inputs}"
         )
 
 
@@ -322,7 +318,7 @@ def check_job(config: JobConfig, replicas: int = 1) -> data_check.DataReport:
     with tempfile.TemporaryDirectory(prefix="tf_finetune-check-") as folder:
         job = plan_local(config, Path(folder), user)
         config, spec, hp = job.config, job.spec, job.hyperparameters
-        image_size = (spec.image_size or DEFAULT_IMAGE_SIZE) if spec.task == "image" else None
+        image_size = (spec.image_size or DEFAULT_IMAGE_SIZE) if spec.task == Task.IMAGE else None
         return data_check.check_data(
             spec.task,
             config.data,
