@@ -97,16 +97,4 @@ def test_without_tensorflow_text_the_error_names_six_ops_and_the_pip_extra(image
     assert info.value.__suppress_context__  # one error, not the ImportError chained under it
 
 
-CASE_FOLD = "Rain AND Snow ÄÖ"
-
 # A fresh interpreter: no tensorflow_text imported yet, as in a serving or training process.
-FRESH_PROCESS = """
-import json, sys
-import tensorflow as tf
-from tf_finetune.backbones.custom_ops import register_ops_for, unknown_ops
-model = sys.argv[1]
-before = unknown_ops(model), "tensorflow_text" in sys.modules
-register_ops_for(model, "the model " + model)
-folded = tf.saved_model.load(model)(tf.constant([sys.argv[2]]))[0].numpy().decode()
-print(json.dumps({"before": before, "after": unknown_ops(model), "folded": folded}))
-"""

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from option_cases import ALL_FLAGS, ALL_VALUES
 from tf_finetune import api, hyperparameters, job_options
 from tf_finetune.cli import commands
 from tf_finetune.cli import parser as cli_parser
@@ -87,57 +88,6 @@ def test_values_are_parsed_with_the_option_named():
         job_options.parse_options({"max_seq_length": "600"})
     with pytest.raises(HyperparameterError, match="hyperparameter model_id='  ': expected a value"):
         job_options.parse_options({"model_id": "  "})
-
-
-ALL_FLAGS = [
-    "--model-id",
-    "m",
-    "--handle",
-    "h",
-    "--validation-data",
-    "v",
-    "--test-data",
-    "t",
-    "--no-feature-cache",
-    "--image-size",
-    "96",
-    "--max-seq-length",
-    "64",
-    "--checkpoint-dir",
-    "ck",
-    "--checkpoint-steps",
-    "5",
-    "--fresh-start",
-    "--feature-layer",
-    "pool",
-    "--pixel-range=-1,1",
-    "--registry",
-    "r.yaml",
-    "--cache-dir",
-    "c",
-    "--epochs",
-    "3",
-    "--learning_rate",
-    "0.1",
-]
-ALL_VALUES = dict(
-    data="d",
-    output="o",
-    model_id="m",
-    handle="h",
-    validation_data="v",
-    test_data="t",
-    feature_cache=False,
-    image_size=96,
-    max_seq_length=64,
-    checkpoint_dir="ck",
-    checkpoint_steps=5,
-    fresh_start=True,
-    feature_layer="pool",
-    pixel_range="-1,1",
-    registry="r.yaml",
-    cache_dir="c",
-)
 
 
 @pytest.mark.parametrize("command", ["train", "check-data"])

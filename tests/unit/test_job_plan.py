@@ -7,30 +7,10 @@ import pytest
 import yaml
 
 from helpers import SHARED
+from plan_cases import ENTRIES
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError, StorageError
 from tf_finetune.job_options import JobConfig
 from tf_finetune.training.job_plan import check_sources, data_task, looks_like_text, plan
-
-ENTRIES = [
-    {
-        "id": "img",
-        "task": "image",
-        "handle": "https://tfhub.dev/google/tiny/1",
-        "image_size": 32,
-        "fine_tunable": True,
-        "license": "Apache-2.0",
-        "description": "an image backbone",
-        "hyperparameters": {"learning_rate": 0.02, "epochs": 7},
-    },
-    {
-        "id": "frozen-text",
-        "task": "text",
-        "handle": "https://tfhub.dev/google/tiny-text/1",
-        "fine_tunable": False,
-        "license": "MIT",
-        "description": "a text backbone that cannot be fine-tuned",
-    },
-]
 
 
 @pytest.fixture

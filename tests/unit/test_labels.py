@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-import tiny_modules
-from helpers import extract
 from tf_finetune.data.labels import LabelMap, read_class_names
 from tf_finetune.errors import DataError
-from tf_finetune.job_options import JobConfig
-from tf_finetune.training.job import run
 
 
 def test_integer_labels_get_contiguous_indices_in_label_order():
@@ -35,9 +30,6 @@ def test_the_json_file_round_trips_and_spells_out_both_mappings():
 
 
 # --- class names of text data: labels.json beside data.csv -------------------------------------
-
-NAMES = '{"1": "weather", "2": "sport"}'  # tiny_modules' first topic is weather words, the second sport
-FAST = {"epochs": 6, "batch_size": 4, "learning_rate": 0.05, "label_smoothing": 0.0}
 
 
 @pytest.mark.parametrize(
@@ -104,22 +96,3 @@ def test_continuing_a_model_keeps_the_names_it_answers_with():
         "its classes differ from the data's. Only in the model: ['2']; only in the data: ['3']. "
         "Train from a backbone instead, or use data with the model's classes."
     )
-
-
-@pytest.fixture(scope="module")
-def named_model(text_module, cache_dir, tmp_path_factory) -> Path:
-    """A text model trained on labels 1 and 2 named by labels.json; its run's folder."""
-    root = tmp_path_factory.mktemp("named")
-    tiny_modules.write_text_csv(root / "train" / "data.csv", labels=(1, 2))
-    (root / "train" / "labels.json").write_text(NAMES, encoding="utf-8")
-    run(
-        JobConfig(
-            data=str(root / "train"),
-            output=str(root / "out"),
-            handle=str(text_module),
-            hyperparameters=FAST,
-            cache_dir=str(cache_dir),
-        )
-    )
-    extract(root / "out" / "output" / "model.tar.gz", root / "model")
-    return root

@@ -33,18 +33,6 @@ def test_the_quiet_import_hides_the_native_start_up_lines():
     assert len(loud.strip().splitlines()) > 1  # the lines exist on this machine, or the test proves nothing
 
 
-KERAS_SCRIPT = """
-import sys
-from tf_finetune import startup
-startup.prepare_tensorflow(quiet=False)
-import tensorflow as tf
-import tensorflow_hub as hub
-import tf_keras
-hub.KerasLayer(sys.argv[1])
-print(tf.keras.layers.Dense is tf_keras.layers.Dense, "keras" in sys.modules)
-"""
-
-
 def test_the_users_keras_choice_wins():
     from tf_finetune import startup
 

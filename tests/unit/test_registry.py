@@ -5,50 +5,21 @@ command-line doors (without training and without importing TensorFlow)."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from helpers import REPO
+from registry_cases import HUB_OR_KAGGLE, IMAGE_ENTRY, TEXT_ENTRY, write_registry
 from tf_finetune.cli import catalog
 from tf_finetune.errors import HyperparameterError, RegistryError
 from tf_finetune.hyperparameters import SCHEMA, normalize, resolve
 from tf_finetune.registry import ModelSpec, Registry, default_registry_path, load_registry
 
-IMAGE_ENTRY = {
-    "id": "tiny-image",
-    "task": "image",
-    "handle": "https://tfhub.dev/google/tiny/1",
-    "image_size": 32,
-    "fine_tunable": True,
-    "license": "Apache-2.0",
-    "description": "A tiny image backbone.",
-}
-TEXT_ENTRY = {
-    "id": "tiny-text",
-    "task": "text",
-    "handle": "builtin:tiny-text",
-    "fine_tunable": False,
-    "license": "MIT",
-    "description": "A tiny text backbone.",
-}
-HUB_OR_KAGGLE = re.compile(r"^https://(tfhub\.dev|www\.kaggle\.com)/\S+$")
-
 
 @pytest.fixture(scope="module")
 def packaged() -> Registry:
     return load_registry()
-
-
-def write_registry(tmp_path: Path, models, task_defaults=None, name="registry.yaml") -> Path:
-    document = {"models": models}
-    if task_defaults is not None:
-        document["task_defaults"] = task_defaults
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return path
 
 
 def registry_error(path: Path, *fragments: str) -> str:
@@ -459,7 +430,3 @@ def test_card_from_another_registry(tmp_path):
 
 
 # ---- the command line --------------------------------------------------------------------------
-
-
-def _no_traceback(result: subprocess.CompletedProcess) -> None:
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout

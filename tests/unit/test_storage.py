@@ -61,15 +61,6 @@ def test_not_a_tar_is_one_clear_error(tmp_path):
 
 
 # Two jobs on one machine share the cache: both may extract the same backbone archive at once.
-RACE_SCRIPT = """
-import os, sys, time
-from pathlib import Path
-from tf_finetune.backbones import loading
-archive, cache, go = sys.argv[1:]
-while not os.path.exists(go):
-    time.sleep(0.001)
-print(loading.local_saved_model(archive, Path(cache)))
-"""
 
 
 def test_move_into_place_keeps_a_finished_entry_and_refuses_a_file(tmp_path):

@@ -18,18 +18,12 @@ import tensorflow as tf
 import tf_keras
 
 from helpers import REPLICAS
-from tf_finetune.data.pipeline import inference_batches
-from tf_finetune.hyperparameters import resolve
 from tf_finetune.training.classifier import compile_classifier
 from tf_finetune.training.distribute import create_strategy
-from tf_finetune.training.fit_loop import BestEpoch, EpochMetricsLogger, Tracking, fit, format_metrics
-from tf_finetune.training.scoring import Scorer
+from tf_finetune.training.fit_loop import BestEpoch, EpochMetricsLogger, format_metrics
 
 RNG = np.random.default_rng(11)
 TRAIN_X = RNG.normal(size=(8 * REPLICAS, 4)).astype("float32")
-TRAIN_Y = (TRAIN_X[:, 0] > 0).astype(int)  # separable on the first feature
-VAL_X = RNG.normal(size=(7, 4)).astype("float32")
-SWAPPED_VAL_Y = tuple(int(v) for v in VAL_X[:, 0] <= 0)
 GLOBAL_BATCH = 4 * REPLICAS
 STEPS = len(TRAIN_X) // GLOBAL_BATCH  # one pass over the training data per epoch
 
@@ -46,56 +40,6 @@ def classifier(strategy, hp) -> tf_keras.Model:
         model.set_weights([np.full((4, 2), 0.1, "float32"), np.zeros(2, "float32")])
         compile_classifier(model, hp, STEPS * hp.epochs)
     return model
-
-
-def training_stream(first_step: int = 0) -> tf.data.Dataset:
-    """Endless full batches in a fixed order from step ``first_step`` (the job's stream shuffles;
-    order is not under test here)."""
-    onehot = np.eye(2, dtype="float32")[TRAIN_Y]
-    batches = tf.data.Dataset.from_tensor_slices((TRAIN_X, onehot)).repeat().batch(GLOBAL_BATCH, drop_remainder=True)
-    return batches.skip(first_step)
-
-
-def swapped_validation(model, strategy) -> Scorer:
-    table = tf.constant(VAL_X)
-    batches = inference_batches(tf.range(len(VAL_X), dtype=tf.int64), "index", GLOBAL_BATCH)
-    return Scorer(model, batches.map(lambda i: tf.gather(table, i)), SWAPPED_VAL_Y, strategy, label_smoothing=0.0)
-
-
-class Lines(logging.Handler):
-    """The messages of tf_finetune.training.fit_loop's log."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture(scope="module")
-def kept_best_run(strategy, tmp_path_factory):
-    """ONE fit of 3 epochs with validation, a BestEpoch and TensorBoard logs.
-
-    Returns (model, scorer, keep_best, history, the epoch lines logged, the TensorBoard folder).
-    """
-    hp = resolve({"epochs": 3, "learning_rate": 0.5, "optimizer": "sgd"})
-    model = classifier(strategy, hp)
-    scorer = swapped_validation(model, strategy)
-    keep_best = BestEpoch("loss")
-    tensorboard = tmp_path_factory.mktemp("tensorboard")
-    logger, lines = logging.getLogger("tf_finetune.training.fit_loop"), Lines()
-    logger.addHandler(lines)
-    saved_level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        history = fit(
-            model, training_stream, STEPS, scorer, hp, tracking=Tracking(str(tensorboard)), keep_best=keep_best
-        )
-    finally:
-        logger.removeHandler(lines)
-        logger.setLevel(saved_level)
-    return model, scorer, keep_best, history, [m for m in lines.messages if m.startswith("epoch=")], tensorboard
 
 
 def test_format_metrics_gives_name_value_pairs_with_four_decimals_in_the_given_order():

@@ -1,0 +1,55 @@
+"""Every job option given at once, as flags and as the JobConfig values they make (the job-option tests)."""
+
+from __future__ import annotations
+
+ALL_FLAGS = [
+    "--model-id",
+    "m",
+    "--handle",
+    "h",
+    "--validation-data",
+    "v",
+    "--test-data",
+    "t",
+    "--no-feature-cache",
+    "--image-size",
+    "96",
+    "--max-seq-length",
+    "64",
+    "--checkpoint-dir",
+    "ck",
+    "--checkpoint-steps",
+    "5",
+    "--fresh-start",
+    "--feature-layer",
+    "pool",
+    "--pixel-range=-1,1",
+    "--registry",
+    "r.yaml",
+    "--cache-dir",
+    "c",
+    "--epochs",
+    "3",
+    "--learning_rate",
+    "0.1",
+]
+
+
+ALL_VALUES = dict(
+    data="d",
+    output="o",
+    model_id="m",
+    handle="h",
+    validation_data="v",
+    test_data="t",
+    feature_cache=False,
+    image_size=96,
+    max_seq_length=64,
+    checkpoint_dir="ck",
+    checkpoint_steps=5,
+    fresh_start=True,
+    feature_layer="pool",
+    pixel_range="-1,1",
+    registry="r.yaml",
+    cache_dir="c",
+)
