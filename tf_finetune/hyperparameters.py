@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -31,7 +31,55 @@ def parse_bool(value: Any) -> bool | None:
     return True if text in _TRUE else False if text in _FALSE else None
 
 
-Task = Literal["image", "text", "both"]
+# The value converters of every door (hyperparameters, job options, flags): None when the value
+# is not of the kind; each door words its own message around them.
+
+
+def parse_int(value: Any) -> int | None:
+    """A whole number from an int, a whole float or their text (``"32"``, ``"32.0"``, as SageMaker
+    may pass an integer); None otherwise (booleans included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() else None
+
+
+def parse_float(value: Any) -> float | None:
+    """A finite number from a number or its text; None otherwise (booleans, nan and inf included)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_weights(value: Any) -> str | tuple[float, ...] | None:
+    """``none``, ``auto`` or positive finite weights from a list or comma-separated text; None otherwise."""
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        text = "none" if value is None else str(value).strip().strip("[]")
+        if text.lower() in ("none", "auto"):
+            return text.lower()
+        parts = text.split(",")
+    weights = tuple(parse_float(part) for part in parts)
+    if not weights or any(w is None or w <= 0 for w in weights):
+        return None
+    return tuple(float(w) for w in weights if w is not None)
+
+
+TaskScope = Literal["image", "text", "both"]
 Level = Literal["basic", "advanced"]
 
 
@@ -57,7 +105,7 @@ class Param:
     high_open: bool = False
     choices: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
-    task: Task = "both"
+    task: TaskScope = "both"
     level: Level = "advanced"
     only_when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
@@ -99,13 +147,11 @@ class Param:
         Raises:
             HyperparameterError: naming the hyperparameter, the value and what is allowed.
         """
-        try:
-            parsed = getattr(self, f"_parse_{self.kind}")(value)
-        except (TypeError, ValueError):
-            parsed = None
+        parsed: Any = self._parse_choice(value) if self.kind == "choice" else _CONVERTERS[self.kind](value)
         if parsed is None:
             raise HyperparameterError(f"hyperparameter {self.name}={value!r} is invalid: expected {self.allowed()}")
         if self.kind in ("int", "float"):
+            assert self.low is not None  # every number has a lower bound (test_hyperparameters checks it)
             too_high = self.high is not None and (parsed >= self.high if self.high_open else parsed > self.high)
             too_low = parsed <= self.low if self.low_open else parsed < self.low
             if too_low or too_high:
@@ -113,43 +159,6 @@ class Param:
                     f"hyperparameter {self.name}={value!r} is out of range: expected {self.allowed()}"
                 )
         return parsed
-
-    @staticmethod
-    def _parse_bool(value: Any) -> bool | None:
-        return parse_bool(value)
-
-    @staticmethod
-    def _parse_int(value: Any) -> int | None:
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, float):
-            return int(value) if value.is_integer() else None
-        text = str(value).strip()
-        try:
-            return int(text)
-        except ValueError:  # "32.0", as SageMaker may pass an integer
-            number = float(text)
-            return int(number) if number.is_integer() else None
-
-    @staticmethod
-    def _parse_float(value: Any) -> float | None:
-        if isinstance(value, bool):
-            return None
-        number = float(str(value).strip())
-        return number if math.isfinite(number) else None
-
-    @staticmethod
-    def _parse_weights(value: Any) -> str | tuple[float, ...] | None:
-        if isinstance(value, (list, tuple)):
-            parts = list(value)
-        else:
-            text = "none" if value is None else str(value).strip().strip("[]")
-            if text.lower() in ("none", "auto"):
-                return text.lower()
-            parts = text.split(",")
-        weights = tuple(float(str(part).strip()) for part in parts)
-        ok = weights and all(math.isfinite(w) and w > 0 for w in weights)
-        return weights if ok else None
 
     def _parse_choice(self, value: Any) -> str | None:
         text = "None" if value is None else str(value).strip()
@@ -159,6 +168,12 @@ class Param:
         return None
 
 
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "bool": parse_bool,
+    "int": parse_int,
+    "float": parse_float,
+    "weights": parse_weights,
+}
 _OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov", "rmsprop", "adagrad", "adadelta")
 # TensorFlow Lite export: float32, float16 weights, int8 weights (dynamic range), int8 throughout.
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tf_finetune.errors import HyperparameterError
-from tf_finetune.hyperparameters import parse_bool
+from tf_finetune.hyperparameters import parse_bool, parse_int
 
 CACHE_ENV = "TF_FINETUNE_CACHE"
 
@@ -118,11 +118,8 @@ def _boolean(text: str) -> bool:
 
 def _whole(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(str(text).strip())
-        except ValueError:
-            raise ValueError(f"expected a whole number from {low} to {high}") from None
-        if not low <= value <= high:
+        value = parse_int(text)
+        if value is None or not low <= value <= high:
             raise ValueError(f"expected a whole number from {low} to {high}")
         return value
 

@@ -482,3 +482,37 @@ def test_every_hyperparameter_has_a_level_and_the_basic_ones_come_first_in_a_for
     assert {p.level for p in SCHEMA} == {"basic", "advanced"}
     basic = [p.name for p in SCHEMA if p.level == "basic"]
     assert {"epochs", "batch_size", "learning_rate", "optimizer", "train_only_top_layer"} <= set(basic)
+
+
+# ---- one family of value converters, for every door -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("32", 32),
+        ("32.0", 32),
+        (" 7 ", 7),
+        (32.0, 32),
+        ("3.5", None),
+        ("x", None),
+        (True, None),
+        ("nan", None),
+        ("1e400", None),
+    ],
+)
+def test_parse_int_takes_whole_numbers_in_any_spelling_sagemaker_uses(text, value):
+    from tf_finetune.hyperparameters import parse_int
+
+    assert parse_int(text) == value
+
+
+def test_the_doors_convert_with_the_same_family():
+    from tf_finetune import job_options
+    from tf_finetune.cli import parser
+
+    # "96.0" is how SageMaker may pass an integer: a job option takes it as a hyperparameter does.
+    assert job_options.parse_options({"image_size": "96.0"})["image_size"] == 96 == resolve({"epochs": "96.0"}).epochs
+    assert parser.build_parser().parse_args(["predict", "--model", "m", "--top-k", "2.0", "x"]).top_k == 2
+    with pytest.raises(HyperparameterError, match=r"image_size='96.5': expected a whole number from 16 to 4096"):
+        job_options.parse_options({"image_size": "96.5"})

@@ -7,7 +7,7 @@ import functools
 from typing import TYPE_CHECKING, NoReturn
 
 from tf_finetune import __version__, job_options
-from tf_finetune.hyperparameters import SCHEMA, Hyperparameters, Param, resolve
+from tf_finetune.hyperparameters import SCHEMA, Hyperparameters, Param, parse_int, resolve
 from tf_finetune.registry import load_registry
 from tf_finetune.sagemaker.instances import DEFAULT_INSTANCE_TYPE
 from tf_finetune.tasks import TASK_NAMES, Task
@@ -30,11 +30,8 @@ if TYPE_CHECKING:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
+    value = parse_int(text)
+    if value is None or value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {text!r}")
     return value
 
