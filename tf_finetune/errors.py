@@ -8,6 +8,7 @@ without a traceback and exit non-zero.
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 from collections.abc import Iterator
 
@@ -41,8 +42,6 @@ def disk_full(exc: BaseException, writing: str | None = None, flag: str | None =
         writing: what was being written and where (e.g. ``the checkpoint in /ckpt``), when known.
         flag: the option that moves that write elsewhere (e.g. ``--checkpoint-dir``), when known.
     """
-    import errno
-
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):

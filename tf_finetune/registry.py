@@ -7,6 +7,7 @@ The catalogue is data: one YAML file, one :class:`ModelSpec` per entry, one door
 
 from __future__ import annotations
 
+import difflib
 import importlib.resources
 import re
 from collections.abc import Mapping
@@ -98,7 +99,6 @@ class Registry:
         for spec in self.models:
             if spec.id == model_id:
                 return spec
-        import difflib
 
         close = difflib.get_close_matches(model_id, [m.id for m in self.models], n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""

@@ -7,6 +7,8 @@ the code has one place to ask.)
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import tarfile
@@ -160,8 +162,6 @@ def output_lock(cache_dir: str | Path, output: str) -> Iterator[None]:
     Raises:
         StorageError: another process holds the lock (its pid is named).
     """
-    import fcntl
-    import hashlib
 
     key = str(output) if is_s3(str(output)) else str(Path(output).expanduser().resolve())
     folder = Path(cache_dir) / "locks"

@@ -244,3 +244,36 @@ def test_every_test_file_is_a_unit_or_an_end_to_end_one():
     assert sorted(p.name for p in (tests / "support").glob("test_*.py")) == []
     unit, e2e = ({p.name for p in (tests / kind).glob("test_*.py")} for kind in ("unit", "e2e"))
     assert unit and e2e and unit.isdisjoint(e2e)
+
+
+def local_stdlib_imports(package: Path = PACKAGE) -> list[str]:
+    """Function-local imports of the standard library: they cost nothing at the top, where a reader
+    looks for them (local imports are for what keeps TensorFlow and the SDKs out of the fast commands)."""
+    import sys
+
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Import):
+                        names = [alias.name for alias in inner.names]
+                    elif isinstance(inner, ast.ImportFrom) and not inner.level:
+                        names = [inner.module or ""]
+                    else:
+                        continue
+                    found += [
+                        f"{path.relative_to(package)}:{inner.lineno} {name}"
+                        for name in names
+                        if name.split(".")[0] in sys.stdlib_module_names
+                    ]
+    return found
+
+
+def test_the_standard_library_is_imported_at_the_top():
+    assert local_stdlib_imports() == []
+
+
+def test_a_local_standard_library_import_would_be_found(tmp_path):
+    (tmp_path / "late.py").write_text("def late():\n    import json\n    return json\n", encoding="utf-8")
+    assert local_stdlib_imports(tmp_path) == ["late.py:2 json"]

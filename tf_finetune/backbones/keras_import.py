@@ -20,6 +20,7 @@ and ``regularization_losses``, so ``hub.KerasLayer`` loads it frozen or trainabl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -273,8 +274,6 @@ def with_declared_size(spec: ModelSpec, module_dir: str | Path) -> ModelSpec:
         ``spec``, or a copy whose ``image_size`` is the Keras model's declared input size (for
         a module that takes any size; a fixed-size module fixes the size by itself).
     """
-    import dataclasses
-
     info = read_info(module_dir)
     if (
         info is None

@@ -8,6 +8,7 @@ local SavedModel folder, ``file://`` path, a ``.tar.gz`` of a SavedModel, or
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -136,8 +137,6 @@ def check_requirements(spec: ModelSpec) -> None:
     Raises:
         BackboneError: a required package is not installed.
     """
-    import importlib
-
     for requirement in spec.requires:
         try:
             importlib.import_module(requirement.replace("-", "_"))

@@ -7,6 +7,8 @@ TensorFlow is imported only by the commands that train, so ``--help``, ``list-mo
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import logging
 import os
 import sys
@@ -48,8 +50,6 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def _unrecognized(command: argparse.ArgumentParser, unknown: Sequence[str]) -> str:
     """The usage error of ``unknown`` arguments, with the closest known flags of each."""
-    import difflib
-
     # --snake_case and --kebab-case are the same flag: suggest the kebab-case spelling once.
     known = sorted(
         {
@@ -216,8 +216,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    import json
-
     from tf_finetune.sagemaker import launch
 
     # --output is where the SageMaker job writes, not the job's own output; the cluster is SageMaker's.
@@ -247,8 +245,6 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _check_data(args: argparse.Namespace) -> int:
-    import json
-
     from tf_finetune.training.job_plan import check_job
 
     # train's flags: those of its output and checkpoints are accepted and unused; --cpu-devices
@@ -259,8 +255,6 @@ def _check_data(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import json
-
     from tf_finetune.serving.predictor import collect_inputs, open_model, top_k
 
     with open_model(args.model) as model:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -144,7 +145,5 @@ def fit_width(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, wid
 
 def grid_layout(tiles: int) -> tuple[int, int]:
     """(columns, rows) of :func:`image_grid` for ``tiles`` tiles: near square, at most 6 wide."""
-    import math
-
     columns = max(1, min(6, math.ceil(math.sqrt(tiles or 1))))
     return columns, max(1, math.ceil(tiles / columns))

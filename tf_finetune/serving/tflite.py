@@ -22,9 +22,11 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -213,8 +215,6 @@ def check_accuracy(
 def _interpreter(content: bytes) -> tuple[Any, str]:
     """A LiteRT interpreter of ``content`` and the runtime's name; TensorFlow's own
     ``tf.lite.Interpreter`` (deprecated) only where ``ai-edge-litert`` is not installed."""
-    from importlib.metadata import version
-
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -304,8 +304,6 @@ def _convert(
 
 
 def _convert_text(function: PolymorphicFunction, loaded: Any, quantize: str) -> bytes:
-    import re
-
     string_ops = _string_ops(function.get_concrete_function().graph)
     if string_ops:
         _refuse_text(", ".join(string_ops[:8]))
