@@ -16,7 +16,9 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tf_finetune import logs
+from tf_finetune import job_options, logs, startup
+from tf_finetune.errors import DiskFullError, HyperparameterError, TfFinetuneError, disk_full
+from tf_finetune.hyperparameters import SCHEMA, canonical_name
 
 if TYPE_CHECKING:
     from tf_finetune.job_options import JobConfig
@@ -65,7 +67,6 @@ def fine_tune(
             ``tf-finetune: error:``; nothing is written then.
     """
     logs.show_progress()
-    from tf_finetune import startup
 
     startup.prepare_tensorflow()  # before TensorFlow's first import, as the other doors do
     config = job_config(
@@ -99,8 +100,6 @@ def job_config(
     Raises:
         HyperparameterError: a name that is neither a JobConfig field nor a hyperparameter.
     """
-    from tf_finetune import job_options
-
     fields = sorted(set(job_options.FIELDS) - {"data", "output", "hyperparameters"})
     named = {name: value for name, value in options.items() if name not in fields}
     for name in named:
@@ -116,7 +115,6 @@ def train_job(config: JobConfig) -> JobResult:
     Raises:
         TfFinetuneError: as :func:`~tf_finetune.training.job.run`; a full disk, as a DiskFullError.
     """
-    from tf_finetune.errors import DiskFullError, TfFinetuneError, disk_full
     from tf_finetune.sagemaker import launch
     from tf_finetune.training.job import run
 
@@ -141,8 +139,6 @@ def train_job(config: JobConfig) -> JobResult:
 
 def _check_hyperparameter_name(name: str, fields: list[str]) -> None:
     """Raise unless ``name`` is a hyperparameter (in any accepted spelling)."""
-    from tf_finetune.errors import HyperparameterError
-    from tf_finetune.hyperparameters import SCHEMA, canonical_name
 
     try:
         canonical_name(name)

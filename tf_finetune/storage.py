@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import overload
 
+from tf_finetune import s3
 from tf_finetune.errors import StorageError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -37,7 +38,6 @@ def localize_channel(uri: str | None, target: Path) -> str | None:
     """Download ``uri`` into ``target`` when it is an ``s3://`` URI; other values pass through."""
     if not uri or not is_s3(uri):
         return uri
-    from tf_finetune import s3
 
     return str(s3.download_prefix(uri, target))
 

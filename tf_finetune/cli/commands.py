@@ -16,9 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tf_finetune import logs, startup, storage
+from tf_finetune import job_options, logs, startup, storage
+from tf_finetune.api import train_job
+from tf_finetune.cli import catalog
 from tf_finetune.cli.parser import build_parsers, hyperparameters_given
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted, disk_full, writing
+from tf_finetune.reports import gallery
+from tf_finetune.reports.evaluation import classification_report, format_report, write_report
+from tf_finetune.training.checkpoint import TRAINING_STATE_DIR
+from tf_finetune.training.cluster import worker_count
 
 if TYPE_CHECKING:
     from tf_finetune.job_options import JobConfig
@@ -96,8 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _interrupted(args: argparse.Namespace) -> str:
     """What Ctrl-C leaves: for ``train``, the checkpoint to resume from, or that nothing was
     kept and how to make the next run resumable."""
-    from tf_finetune.training.checkpoint import TRAINING_STATE_DIR
-
     if args.command != "train":
         return "interrupted"
     folder = args.checkpoint_dir
@@ -132,15 +136,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _list_models(args: argparse.Namespace) -> int:
-    from tf_finetune.cli import catalog
-
     print(catalog.table(args.registry, args.task))
     return 0
 
 
 def _describe(args: argparse.Namespace) -> int:
-    from tf_finetune.cli import catalog
-
     print(catalog.card(args.registry, args.model_id))
     return 0
 
@@ -194,16 +194,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _job_config(args: argparse.Namespace, **values: object) -> JobConfig:
     """The training job that a command's flags describe (``train``'s; ``check-data`` and ``launch``
     take the same job flags), with ``values`` instead of some of them."""
-    from tf_finetune import job_options
-    from tf_finetune.training.cluster import worker_count
 
     cluster = {"multi_worker": worker_count(os.environ.get("TF_CONFIG")) > 1}
     return job_options.job_config({**vars(args), **cluster, **values}, hyperparameters_given(args))
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tf_finetune.api import train_job
-
     _split_cpu(args)
     if args.checkpoint_dir:
         from tf_finetune.training.checkpoint import install_sigterm_handler
@@ -283,8 +279,6 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from tf_finetune.data import load_examples
-    from tf_finetune.reports import gallery
-    from tf_finetune.reports.evaluation import classification_report, format_report, write_report
     from tf_finetune.serving.predictor import open_model
 
     storage.check_destination(args.output, "--output")

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tf_finetune.data import DATA_FORMS, DataSplit, Examples, check_kind
+from tf_finetune.data.batching import fit_batch
+from tf_finetune.data.split import held_out
+from tf_finetune.data.text import read_text_csv
 from tf_finetune.errors import DataError
 from tf_finetune.reports.duplicates import find_duplicates
 from tf_finetune.reports.image_scan import read_images
@@ -195,8 +198,6 @@ def summary(report: DataReport) -> str:
 
 
 def _read_text(split: SplitReport, path: Path, long_words: int, findings: list[Finding]) -> None:
-    from tf_finetune.data.text import read_text_csv
-
     rows = read_text_csv(path)
     split.path = str(rows.path)
     split.examples = len(rows.texts)
@@ -285,8 +286,6 @@ def _training(
 ) -> dict[str, Any]:
     """What ``train`` would do with the training split: the validation it holds out, the batch
     and the steps an epoch, by the functions ``train`` uses (per-class hold-out, batch fitting)."""
-    from tf_finetune.data.batching import fit_batch
-    from tf_finetune.data.split import held_out
 
     if not splits or not splits[0].examples:
         return {}

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from tf_finetune.reports import plots
+
 EVALUATION_FILE = "evaluation.json"
 CONFUSION_PNG = "confusion_matrix.png"
 
@@ -81,8 +83,6 @@ def write_report(report: dict[str, Any], directory: Path, title: str = "") -> li
     Returns:
         The files written.
     """
-    from tf_finetune.reports import plots
-
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / EVALUATION_FILE
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

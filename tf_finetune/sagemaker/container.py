@@ -24,6 +24,7 @@ from typing import Any
 from tf_finetune import job_options, logs, model_folder, startup
 from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted, disk_full
 from tf_finetune.job_options import JobConfig
+from tf_finetune.training.cluster import DEFAULT_WORKER_PORT, cluster_config, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +200,6 @@ def configure_cluster(env: SageMakerEnv, parsed: Mapping[str, Any], environ: Mut
     Returns:
         Whether the job spans several workers.
     """
-    from tf_finetune.training.cluster import DEFAULT_WORKER_PORT, cluster_config, worker_count
-
     if len(env.hosts) > 1 and not environ.get("TF_CONFIG"):
         port = parsed.get("worker_port") or DEFAULT_WORKER_PORT
         environ["TF_CONFIG"] = json.dumps(cluster_config(env.hosts, env.current_host, port))

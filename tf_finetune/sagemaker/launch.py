@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from tf_finetune import job_options, model_folder
 from tf_finetune.errors import TfFinetuneError, UsageError
+from tf_finetune.s3 import S3Uri
 from tf_finetune.sagemaker.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
 from tf_finetune.storage import check_s3_spelling, is_s3
 
@@ -188,8 +189,6 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
 
 def _checked_output_path(config: LaunchConfig) -> str:
     """Check the launch's own flags (name, output, role, counts); returns the S3 output path."""
-    from tf_finetune.s3 import S3Uri
-
     if not NAME_PATTERN.match(config.name or ""):
         raise UsageError(
             f"--name {config.name!r}: use 1-48 letters, digits and hyphens, "
@@ -257,8 +256,6 @@ def training_image(region: str, instance_type: str, gpus: int | None = None) -> 
 
 
 def _check_source(channel: str, source: str) -> None:
-    from tf_finetune.s3 import S3Uri
-
     flag = job_options.BY_CHANNEL[channel].flag
     check_s3_spelling(source, flag)
     if is_s3(source):

@@ -20,6 +20,7 @@ import numpy as np
 from tf_finetune import model_folder, storage
 from tf_finetune.backbones.peek import task_of_model
 from tf_finetune.data import LabelMap
+from tf_finetune.data.text import read_text_csv
 from tf_finetune.errors import TfFinetuneError, first_line
 from tf_finetune.tasks import Task
 
@@ -241,7 +242,6 @@ def collect_inputs(arguments: Sequence[str], task: Task, stdin_lines: Sequence[s
         DataError: a ``data.csv`` that cannot be read (file and line named).
     """
     from tf_finetune.data.images import IMAGE_EXTENSIONS, check_image, walk_files
-    from tf_finetune.data.text import read_text_csv
 
     items: list[str] = []
     refused: dict[int, str] = {}

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from tf_finetune import model_folder, storage
+from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.peek import task_of_model
 from tf_finetune.errors import TfFinetuneError, first_line
 from tf_finetune.hyperparameters import QUANTIZATIONS
@@ -141,8 +142,6 @@ def _converted(
 ) -> tuple[Task, PolymorphicFunction, int | None, bytes]:
     """(task, the SavedModel function converted, its image size, the ``.tflite`` bytes)."""
     import tensorflow as tf
-
-    from tf_finetune.backbones.custom_ops import register_ops_for
 
     register_ops_for(model_folder.saved_model_dir(folder), f"the model {folder}")
     loaded = tf.saved_model.load(str(model_folder.saved_model_dir(folder)))
@@ -419,8 +418,6 @@ def export_after_training(
     Returns:
         The report.
     """
-    from tf_finetune import storage
-
     staging = workdir / "tflite"
     report = export_tflite(folder, staging, quantize, data.train, data.validation)
     for target in targets:

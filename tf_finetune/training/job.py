@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tf_finetune import hyperparameters, model_folder, storage
+from tf_finetune.backbones import bert_inputs
 from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.loading import check_requirements, local_preprocessor, local_saved_model
 from tf_finetune.data import DATA_FORMS, DataSplit, Examples, load_data, load_examples
+from tf_finetune.data.batching import fit_batch
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import ModelSpec
 from tf_finetune.training import checkpoint, head_search, job_outputs
+from tf_finetune.training.eval_metrics import extra_metrics
 from tf_finetune.training.job_plan import (
     JobConfig,
     JobPlan,
@@ -227,7 +230,6 @@ def _check_free_space(job: JobPlan, backbone: Backbone) -> None:
 def _layout(strategy: tf.distribute.Strategy, hp: hyperparameters.Hyperparameters, data: DataSplit) -> Layout:
     """The replicas, the batch (cut to the training data when ``batch_size`` is larger, with a
     warning) and the steps an epoch."""
-    from tf_finetune.data.batching import fit_batch
     from tf_finetune.training import distribute
 
     batches = fit_batch(hp.batch_size, strategy.num_replicas_in_sync, len(data.train))
@@ -337,7 +339,6 @@ def _fit_through_backbone(
     """Train the whole model (the backbone every epoch), on ``streams``; ``why_not`` says why
     not on cached features when only the head trains."""
     from tf_finetune.training import fit_loop
-    from tf_finetune.training.eval_metrics import extra_metrics
     from tf_finetune.training.scoring import Scorer
 
     started = time.perf_counter()
@@ -399,7 +400,6 @@ def _final_metrics(fitted: job_outputs.Fitted, test: Examples | None, built: Bui
     probabilities they came from (one prediction: the metrics and the reports count the same)."""
     from tf_finetune.data.pipeline import Decoding, inference_batches
     from tf_finetune.training import classifier, fit_loop
-    from tf_finetune.training.eval_metrics import extra_metrics
     from tf_finetune.training.scoring import Scorer
 
     hp, model, layout = fitted.hyperparameters, built.model, built.layout
@@ -434,8 +434,6 @@ def _text_preprocessor(
     Raises:
         HyperparameterError: ``max_seq_length`` is set for a backbone without such a preprocessor.
     """
-    from tf_finetune.backbones import bert_inputs
-
     if spec.max_seq_length and not preprocessor_path:
         why = (
             "this job continues from a previous model, whose text preprocessing is part of it"

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tf_finetune import model_folder, storage
+from tf_finetune import model_folder, s3, storage
 from tf_finetune.data import DataSplit, Examples, LabelMap
 from tf_finetune.errors import writing
+from tf_finetune.reports import evaluation, plots
 
 if TYPE_CHECKING:
     import numpy as np
@@ -238,7 +239,6 @@ def write_archive(
         export.export_archive(model, label_map, metrics, archive, signatures)
         log.info("model written to %s", archive)
         return archive
-    from tf_finetune import s3
 
     local = export.export_archive(model, label_map, metrics, workdir / model_folder.ARCHIVE_NAME, signatures)
     uri = storage.publish(
@@ -296,8 +296,6 @@ def _draw_reports(
     report: DataReport,
 ) -> None:
     """Write the reports into ``directory``."""
-    from tf_finetune.reports import evaluation, plots
-
     (directory / "data_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     plots.training_curves(history, directory / "training_curves.png")
     if val_probabilities is not None and data.validation is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tf_finetune import hyperparameters, job_options, model_folder, storage
+from tf_finetune.backbones.bert_inputs import MAX_SEQ_LENGTH
 from tf_finetune.backbones.peek import local_handle, task_of_model
 from tf_finetune.data import DATA_FORMS
 from tf_finetune.data.text import csv_files
@@ -189,8 +190,6 @@ def _plan(config: JobConfig, user: Mapping[str, Any]) -> JobPlan:
 
 
 def _check_max_seq_length(spec: ModelSpec) -> None:
-    from tf_finetune.backbones.bert_inputs import MAX_SEQ_LENGTH
-
     length = spec.max_seq_length
     if length is None:
         return
