@@ -81,6 +81,9 @@ class ModelSpec:
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     max_seq_length: int | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task(self.task))  # "image" as written in YAML or code: a Task
+
 
 @dataclass(frozen=True)
 class Registry:
@@ -189,7 +192,7 @@ def _parse_entry(path: Path, index: int, entry: Any) -> ModelSpec:
     _check_hyperparameters(path, where, overrides)
     return ModelSpec(
         id=entry["id"],
-        task=Task(entry["task"]),
+        task=entry["task"],
         handle=entry["handle"],
         fine_tunable=entry["fine_tunable"],
         license=str(entry["license"]),

@@ -29,3 +29,10 @@ def test_the_registry_hands_out_tasks():
     tasks = {spec.task for spec in load_registry().models}
     assert tasks == set(Task) and all(isinstance(task, Task) for task in tasks)
     assert yaml.safe_load(yaml.safe_dump({"task": str(Task.IMAGE)})) == {"task": "image"}
+
+
+def test_a_spec_written_with_the_tasks_text_holds_a_task():
+    from tf_finetune.registry import ModelSpec
+
+    spec = ModelSpec("tiny", "text", "h")
+    assert spec.task is Task.TEXT and spec.task.with_article == "a text"

@@ -91,9 +91,8 @@ def _cannot_take(spec: ModelSpec, image_size: int | None, exc: Exception) -> Bac
     )
     takes = re.search(r"Option 1:\s+Positional arguments \(\d+ total\):\s+\* (TensorSpec\(.*\))", str(exc))
     cause = f"it takes {takes.group(1)}" if takes else first_line(exc)
-    article = "an" if spec.task == Task.IMAGE else "a"
     return BackboneError(
-        f"backbone {spec.id} cannot take {expected} ({article} {spec.task} feature extractor is needed): {cause}"
+        f"backbone {spec.id} cannot take {expected} ({spec.task.with_article} feature extractor is needed): {cause}"
     )
 
 
