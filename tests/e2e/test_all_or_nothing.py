@@ -17,7 +17,7 @@ from flaky_proxy import FlakyProxy
 from helpers import REPO, s3_environment
 from tf_finetune.errors import DataError, StorageError, TrainingInterrupted
 from tf_finetune.job_options import JobConfig
-from tf_finetune.training import checkpoint
+from tf_finetune.training import stopping
 from tf_finetune.training.job import run
 
 FAST = {"epochs": 2, "batch_size": 4, "learning_rate": 0.05}
@@ -65,7 +65,7 @@ def test_failing_in_data_keeps_the_previous_model(previous, text_module, cache_d
 
 def test_failing_in_training_keeps_the_previous_model(previous, text_module, text_data, cache_dir, tmp_path):
     out, archive_bytes = previous
-    checkpoint.request_stop()  # what SIGTERM does: stop after the next step
+    stopping.request_stop()  # what SIGTERM does: stop after the next step
     job = JobConfig(
         data=str(text_data),
         output=str(out),
@@ -79,7 +79,7 @@ def test_failing_in_training_keeps_the_previous_model(previous, text_module, tex
     unchanged(out, archive_bytes)
     # The request ended with its job: the next job in this process (a notebook, a service)
     # resumes from the checkpoint and runs to the end instead of stopping at its first step.
-    assert not checkpoint.stop_requested()
+    assert not stopping.stop_requested()
     resumed = run(dataclasses.replace(job, output=str(tmp_path / "second")))
     assert resumed.metrics["epochs_run"] == FAST["epochs"]
 

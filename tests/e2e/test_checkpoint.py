@@ -30,7 +30,7 @@ class Training:
 
     def __init__(self, *args: str, signal_at: tuple[str, int] | None = None):
         """``signal_at``: (pattern, signal) to send the moment a line matching it is read."""
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONFAULTHANDLER="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tf_finetune", "train", *args],
             stdout=subprocess.PIPE,
@@ -62,7 +62,15 @@ class Training:
         assert found and any(re.search(pattern, line) for line in self.lines), self.log
 
     def finish(self, timeout: float = 240) -> int:
-        code = self.proc.wait(timeout)
+        """The exit code; a process still running after ``timeout`` is aborted, and the test
+        fails with its log and every thread's stack (``PYTHONFAULTHANDLER`` prints them)."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.wait(30)
+            self._reader.join(10)
+            pytest.fail(f"still running {timeout:.0f} s later; its log and stacks:\n{self.log}")
         self._reader.join(10)
         return code
 

@@ -12,7 +12,7 @@ import pytest
 import tiny_modules
 from tf_finetune.errors import TrainingInterrupted
 from tf_finetune.job_options import JobConfig
-from tf_finetune.training import checkpoint
+from tf_finetune.training import stopping
 from tf_finetune.training.job import run
 
 HP = {
@@ -98,7 +98,7 @@ class _StopWhenLogged(logging.Handler):
 
     def emit(self, record):
         if self.pattern.search(record.getMessage()):
-            checkpoint.request_stop()
+            stopping.request_stop()
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,10 @@ data, the worse its validation loss: the best epoch is the first, and keeping it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -18,9 +20,11 @@ import tensorflow as tf
 import tf_keras
 
 from helpers import REPLICAS
+from tf_finetune.hyperparameters import Hyperparameters
+from tf_finetune.training import stopping
 from tf_finetune.training.classifier import compile_classifier
 from tf_finetune.training.distribute import create_strategy
-from tf_finetune.training.fit_loop import BestEpoch, EpochMetricsLogger, format_metrics
+from tf_finetune.training.fit_loop import BestEpoch, EpochMetricsLogger, fit, format_metrics
 
 RNG = np.random.default_rng(11)
 TRAIN_X = RNG.normal(size=(8 * REPLICAS, 4)).astype("float32")
@@ -104,3 +108,38 @@ def test_best_epoch_after_a_resume_chooses_among_the_epochs_run_since():
     best = BestEpoch("loss")
     assert run_epochs(best, [0.7, 0.3, 0.8], first_epoch=4) == 6
     assert best.best_epoch == 6 and best.scores == {5: 0.7, 6: 0.3, 7: 0.8}
+
+
+class SwallowsACtrlC(BestEpoch):
+    """Presses Ctrl-C at the third step, in code that swallows the ``KeyboardInterrupt`` (as a
+    finalizer or a library's broad ``except`` running at that moment would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.steps == 3:
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+
+
+def test_a_ctrl_c_whose_keyboard_interrupt_was_lost_still_stops_fit_at_the_next_step(strategy):
+    hp = Hyperparameters(epochs=50, batch_size=4, learning_rate=0.01)
+    model = classifier(strategy, hp)
+    data = (
+        tf.data.Dataset.from_tensor_slices((TRAIN_X, np.eye(2, dtype="float32")[np.arange(len(TRAIN_X)) % 2]))
+        .repeat()
+        .batch(GLOBAL_BATCH)
+    )
+    swallower = SwallowsACtrlC()
+    previous = signal.getsignal(signal.SIGINT)
+    stopping.install_ctrl_c_handler()  # what the command line does
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit(model, lambda first_step: data, STEPS, None, hp, keep_best=swallower)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        stopping.clear_stop_request()
+    assert swallower.steps == 3  # not one step more

@@ -201,10 +201,11 @@ def _job_config(args: argparse.Namespace, **values: object) -> JobConfig:
 
 def _train(args: argparse.Namespace) -> int:
     _split_cpu(args)
-    if args.checkpoint_dir:
-        from tf_finetune.training.checkpoint import install_sigterm_handler
+    from tf_finetune.training import stopping
 
-        install_sigterm_handler()
+    stopping.install_ctrl_c_handler()
+    if args.checkpoint_dir:
+        stopping.install_sigterm_handler()
     result = train_job(_job_config(args))
     if result.archive:
         print(result.archive)

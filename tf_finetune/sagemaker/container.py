@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
         from tf_finetune.training.job import run
 
         if config.checkpoint_dir:  # spot interruption: save, then stop
-            from tf_finetune.training.checkpoint import install_sigterm_handler
+            from tf_finetune.training.stopping import install_sigterm_handler
 
             install_sigterm_handler()
         result = run(config)

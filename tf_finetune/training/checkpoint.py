@@ -14,19 +14,17 @@ import json
 import logging
 import os
 import shutil
-import signal
-import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tf_finetune import storage
 from tf_finetune.errors import CheckpointError, TrainingInterrupted, writing
+from tf_finetune.training.stopping import stop_requested
 
 if TYPE_CHECKING:  # TensorFlow only where a checkpoint is saved or read
     import tf_keras
@@ -39,28 +37,6 @@ STATE_FILE = "job.json"
 TRAINING_STATE_DIR = "training_state"
 _NEVER = 2**62  # BackupAndRestore's step-count mode without periodic step saves
 _KERAS_READ_DIR = "chief"  # where BackupAndRestore keeps the checkpoint that every worker restores
-
-_stop_requested = threading.Event()
-
-
-def request_stop(signum: int | None = None, frame: FrameType | None = None) -> None:
-    """Ask the running training to save a checkpoint after the current step and stop."""
-    _stop_requested.set()
-
-
-def stop_requested() -> bool:
-    """Whether a stop was requested (by SIGTERM or :func:`request_stop`)."""
-    return _stop_requested.is_set()
-
-
-def clear_stop_request() -> None:
-    """Forget a stop request: it was for the job that has ended (each job calls this at its end)."""
-    _stop_requested.clear()
-
-
-def install_sigterm_handler() -> None:
-    """Turn SIGTERM into a stop request (for the doors: the library installs no handlers)."""
-    signal.signal(signal.SIGTERM, request_stop)
 
 
 def fingerprint_examples(examples: Examples, root: str | None) -> str:

@@ -15,7 +15,7 @@ import tf_keras
 
 from tf_finetune.hyperparameters import Hyperparameters
 from tf_finetune.progress import bars
-from tf_finetune.training import eval_metrics
+from tf_finetune.training import eval_metrics, stopping
 from tf_finetune.training.scoring import Scorer, ValidationCallback
 
 if TYPE_CHECKING:
@@ -128,6 +128,19 @@ class DropoutSeeds(tf_keras.callbacks.Callback):
             generator.reset_from_seed(state)
 
 
+class CtrlCGuard(tf_keras.callbacks.Callback):
+    """Stops the training at the next step or epoch end after a Ctrl-C whose
+    ``KeyboardInterrupt`` was lost (:func:`~tf_finetune.training.stopping.raise_if_interrupted`)."""
+
+    _supports_tf_logs = True  # it reads no logs
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        stopping.raise_if_interrupted()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        stopping.raise_if_interrupted()
+
+
 def fit(
     model: tf_keras.Model,
     batches: Callable[..., tf.data.Dataset],
@@ -190,12 +203,12 @@ def _callbacks(
 ) -> list[tf_keras.callbacks.Callback]:
     """The callbacks of :func:`fit` (its arguments), in the order they run: the validation
     scores first (the others read its ``val_`` metrics), then the progress bars, the epoch
-    lines, the dropout seeds, the checkpoints, TensorBoard, the kept best epoch and early
+    lines, the dropout seeds, the Ctrl-C guard, the checkpoints, TensorBoard, the kept best epoch and early
     stopping."""
     tensorboard_dir, checkpoints = tracking.tensorboard_dir, tracking.checkpoints
     # On a terminal, a bar through each epoch, cleared before the epoch's line.
     callbacks = [*bars(), EpochMetricsLogger(hp.epochs)]
-    callbacks.append(DropoutSeeds(hp.random_seed, steps_per_epoch))
+    callbacks += [DropoutSeeds(hp.random_seed, steps_per_epoch), CtrlCGuard()]
     if checkpoints is not None:
         from tf_finetune.training import checkpoint
 

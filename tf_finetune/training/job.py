@@ -24,7 +24,7 @@ from tf_finetune.data import DATA_FORMS, DataSplit, Examples, load_data, load_ex
 from tf_finetune.data.batching import fit_batch
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import ModelSpec
-from tf_finetune.training import checkpoint, head_search, job_outputs
+from tf_finetune.training import checkpoint, head_search, job_outputs, stopping
 from tf_finetune.training.eval_metrics import extra_metrics
 from tf_finetune.training.job_plan import (
     JobConfig,
@@ -73,7 +73,7 @@ def run(config: JobConfig) -> JobResult:
     # Undoes process-wide settings when the job ends, however it ends, so that the next job in
     # this process (a notebook, a service) starts as this one did.
     with contextlib.ExitStack() as job_scope:
-        job_scope.callback(checkpoint.clear_stop_request)  # a stop request is for this job only
+        job_scope.callback(stopping.clear_stop_request)  # a stop request is for this job only
         require_backbone(config)  # these before any download or training
         user = hyperparameters.normalize(config.hyperparameters)  # checked once: the plan takes them
         _check_locations(config)
