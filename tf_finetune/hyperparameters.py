@@ -221,6 +221,7 @@ class Hyperparameters(Mapping[str, Any]):
         low=0.0,
         high=1.0,
         only_when=_optimizers("adam", "adamw", "rmsprop", "adadelta", "adagrad"),
+        aliases=("eps",),  # the name both JumpStart tuning pages give it
     )
     momentum: float = _hp(
         "float",

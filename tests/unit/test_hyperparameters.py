@@ -9,6 +9,7 @@ import pickle
 
 import pytest
 
+import jumpstart_docs
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.hyperparameters import SCHEMA, Hyperparameters, canonical_name, normalize, resolve
 
@@ -516,3 +517,32 @@ def test_the_doors_convert_with_the_same_family():
     assert parser.build_parser().parse_args(["predict", "--model", "m", "--top-k", "2.0", "x"]).top_k == 2
     with pytest.raises(HyperparameterError, match=r"image_size='96.5': expected a whole number from 16 to 4096"):
         job_options.parse_options({"image_size": "96.5"})
+
+
+@pytest.mark.parametrize(
+    "documented", [jumpstart_docs.IMAGE_HYPERPARAMETERS, jumpstart_docs.TEXT_HYPERPARAMETERS], ids=["image", "text"]
+)
+def test_every_hyperparameter_on_the_jumpstart_pages_is_accepted_with_its_documented_default(documented):
+    hp = resolve(documented)
+    for name, value in documented.items():
+        param = next(p for p in SCHEMA if p.name == canonical_name(name))
+        assert hp[param.name] == param.parse(value), name
+
+
+@pytest.mark.parametrize(
+    "ranges", [jumpstart_docs.IMAGE_TUNING_RANGES, jumpstart_docs.TEXT_TUNING_RANGES], ids=["image", "text"]
+)
+def test_every_value_at_the_ends_of_the_jumpstart_tuning_ranges_is_accepted(ranges):
+    for name, values in ranges.items():
+        for value in values:
+            hp = resolve({name: str(value)})
+            assert hp[canonical_name(name)] == next(p for p in SCHEMA if p.name == canonical_name(name)).parse(
+                str(value)
+            ), (name, value)
+
+
+def test_eps_is_the_tuning_pages_name_for_epsilon():
+    assert canonical_name("eps") == "epsilon"
+    assert resolve({"eps": "1e-8"}).epsilon == 1e-8
+    with pytest.raises(HyperparameterError, match="twice"):
+        resolve({"eps": "1e-8", "epsilon": "1e-7"})
