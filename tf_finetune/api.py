@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from tf_finetune import job_options, logs, startup
 from tf_finetune.errors import DiskFullError, HyperparameterError, TfFinetuneError, disk_full
 from tf_finetune.hyperparameters import SCHEMA, canonical_name
+from tf_finetune.sagemaker import launch
+from tf_finetune.training.job import run
 
 if TYPE_CHECKING:
     from tf_finetune.job_options import JobConfig
@@ -115,8 +117,6 @@ def train_job(config: JobConfig) -> JobResult:
     Raises:
         TfFinetuneError: as :func:`~tf_finetune.training.job.run`; a full disk, as a DiskFullError.
     """
-    from tf_finetune.sagemaker import launch
-    from tf_finetune.training.job import run
 
     started = time.perf_counter()
     try:

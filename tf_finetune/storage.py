@@ -355,8 +355,6 @@ def publish(local: Path, destination: str) -> str:
             previous file, if any, is left as it was).
     """
     if is_s3(destination):
-        from tf_finetune import s3
-
         return s3.upload_file(local, destination)
     with atomic_path(Path(destination)) as tmp:
         shutil.copyfile(local, tmp)
@@ -387,8 +385,6 @@ def publish_folder(local: Path, destination: str) -> str:
     """
     names = sorted(path.name for path in local.iterdir())
     if is_s3(destination):
-        from tf_finetune import s3
-
         for name in names:
             publish(local / name, f"{destination.rstrip('/')}/{name}")
         s3.delete_others(destination, names)

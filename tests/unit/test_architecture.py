@@ -19,8 +19,8 @@ from helpers import REPO
 PACKAGE = REPO / "tf_finetune"
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
+def _module_name(path: Path, root: Path = REPO) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -277,3 +277,119 @@ def test_the_standard_library_is_imported_at_the_top():
 def test_a_local_standard_library_import_would_be_found(tmp_path):
     (tmp_path / "late.py").write_text("def late():\n    import json\n    return json\n", encoding="utf-8")
     assert local_stdlib_imports(tmp_path) == ["late.py:2 json"]
+
+
+# What a function-local import may defer: a library that takes seconds to load or pulls in much.
+HEAVY_LIBRARIES = frozenset(
+    {"tensorflow", "tf_keras", "tensorflow_hub", "tensorflow_text", "matplotlib", "boto3", "botocore", "sagemaker"}
+)
+
+
+def _import_time_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """The imports a module runs when imported: its body's, not those under ``if TYPE_CHECKING``,
+    and its functions' only for a function its body calls (``hub = _import_hub()``)."""
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    found: list[ast.Import | ast.ImportFrom] = []
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending += node.orelse
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            pending += [] if not isinstance(node, ast.ClassDef) else node.body
+        else:
+            called = [n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+            pending += [inner for name in called if name in functions for inner in ast.walk(functions.pop(name))]
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                pending += getattr(node, field, [])
+    return found
+
+
+def heavy_at_import(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """module -> the HEAVY_LIBRARIES that importing it loads: its own import-time imports, and
+    those of the package modules (and parent packages) it imports, transitively."""
+    files = {_module_name(p, package.parent): p for p in sorted(package.rglob("*.py")) if "entrypoint" not in p.parts}
+    direct: dict[str, tuple[set[str], set[str]]] = {}
+    for name, path in files.items():
+        libraries, modules = set(), {parent for parent in _parents(name) if parent in files}
+        for node in _import_time_imports(ast.parse(path.read_text("utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(package.name):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            for target in names:
+                if target.split(".")[0] == package.name:
+                    modules.add(_module_of(target, files))
+                else:
+                    libraries |= {target.split(".")[0]} & HEAVY_LIBRARIES
+        direct[name] = (libraries, modules - {name, ""})
+    heavy: dict[str, set[str]] = {}
+
+    def visit(name: str, seen: frozenset[str]) -> set[str]:
+        if name not in heavy:
+            libraries, modules = direct[name]
+            heavy[name] = set(libraries).union(*(visit(m, seen | {name}) for m in modules if m not in seen))
+        return heavy[name]
+
+    for name in files:
+        visit(name, frozenset())
+    return heavy
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _module_of(target: str, files: dict[str, Path]) -> str:
+    while target and target not in files:  # a name inside a module: its module
+        target = target.rpartition(".")[0]
+    return target
+
+
+def light_local_imports(package: Path = PACKAGE) -> list[str]:
+    """Function-local imports of package modules that load none of HEAVY_LIBRARIES: nothing is
+    saved by deferring them, so they belong at the top, where a reader looks for them."""
+    files = {_module_name(p, package.parent): p for p in sorted(package.rglob("*.py")) if "entrypoint" not in p.parts}
+    heavy = heavy_at_import(package)
+    found = []
+    for path in files.values():
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith(package.name):
+                    targets = [_module_of(f"{inner.module}.{a.name}", files) for a in inner.names]
+                elif isinstance(inner, ast.Import) and inner.names[0].name.startswith(package.name):
+                    targets = [_module_of(a.name, files) for a in inner.names]
+                else:
+                    continue
+                if not any(heavy.get(t) for t in targets):
+                    found.append(f"{path.relative_to(package)}:{inner.lineno} {', '.join(targets)}")
+    return found
+
+
+def test_function_local_imports_defer_only_modules_that_load_a_heavy_library():
+    assert light_local_imports() == []
+
+
+def test_a_light_local_import_would_be_found_and_a_heavy_one_allowed(tmp_path):
+    package = tmp_path / "tf_finetune"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "light.py").write_text("import json\n")
+    (package / "heavy.py").write_text("from tf_finetune import light\nimport tensorflow as tf\n")
+    (package / "hidden.py").write_text("def _load():\n    import matplotlib\n    return matplotlib\n\nplt = _load()\n")
+    (package / "user.py").write_text(
+        "def f():\n    from tf_finetune import heavy, hidden\n    from tf_finetune.light import json\n"
+        "    return heavy, hidden, json\n"
+    )
+    assert heavy_at_import(package) == {
+        "tf_finetune": set(),
+        "tf_finetune.light": set(),
+        "tf_finetune.heavy": {"tensorflow"},
+        "tf_finetune.hidden": {"matplotlib"},
+        "tf_finetune.user": set(),
+    }
+    assert light_local_imports(package) == ["user.py:3 tf_finetune.light"]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.errors import BackboneError
 
 if TYPE_CHECKING:  # TensorFlow only when a preprocessor is loaded
@@ -59,8 +60,6 @@ class Preprocessor:
 
     def __init__(self, path: str, name: str) -> None:
         import tensorflow as tf
-
-        from tf_finetune.backbones.custom_ops import register_ops_for
 
         register_ops_for(path, f"the text preprocessor of {name} ({path})")
         self.path, self.name = path, name

@@ -18,13 +18,21 @@ from typing import TYPE_CHECKING
 
 from tf_finetune import job_options, logs, startup, storage
 from tf_finetune.api import train_job
-from tf_finetune.cli import catalog
+from tf_finetune.backbones.packing import fetch_model, import_to
+from tf_finetune.cli import catalog, demo
 from tf_finetune.cli.parser import build_parsers, hyperparameters_given
+from tf_finetune.data import load_examples
 from tf_finetune.errors import TfFinetuneError, TrainingInterrupted, disk_full, writing
 from tf_finetune.reports import gallery
 from tf_finetune.reports.evaluation import classification_report, format_report, write_report
+from tf_finetune.sagemaker import launch
+from tf_finetune.sagemaker.sdk import submit
+from tf_finetune.serving.predictor import collect_inputs, open_model, top_k
+from tf_finetune.serving.tflite import export_model
+from tf_finetune.training import stopping
 from tf_finetune.training.checkpoint import TRAINING_STATE_DIR
 from tf_finetune.training.cluster import worker_count
+from tf_finetune.training.job_plan import check_job
 
 if TYPE_CHECKING:
     from tf_finetune.job_options import JobConfig
@@ -146,7 +154,6 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _fetch_model(args: argparse.Namespace) -> int:
-    from tf_finetune.backbones.packing import fetch_model
 
     storage.check_destination(args.output, "--output")
     storage.check_destination(args.cache_dir, "--cache-dir")
@@ -156,7 +163,6 @@ def _fetch_model(args: argparse.Namespace) -> int:
 
 
 def _import_backbone(args: argparse.Namespace) -> int:
-    from tf_finetune.backbones.packing import import_to
 
     folder = str(Path(args.output).parent) if storage.is_archive(args.output) else args.output
     storage.check_destination(folder, "--output")
@@ -165,7 +171,6 @@ def _import_backbone(args: argparse.Namespace) -> int:
 
 
 def _export_tflite(args: argparse.Namespace) -> int:
-    from tf_finetune.serving.tflite import export_model
 
     if args.output:
         storage.check_destination(args.output, "--output")
@@ -183,7 +188,6 @@ def _split_cpu(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tf_finetune.cli import demo
 
     storage.check_destination(args.cache_dir, "--cache-dir")
     _split_cpu(args)
@@ -201,7 +205,6 @@ def _job_config(args: argparse.Namespace, **values: object) -> JobConfig:
 
 def _train(args: argparse.Namespace) -> int:
     _split_cpu(args)
-    from tf_finetune.training import stopping
 
     stopping.install_ctrl_c_handler()
     if args.checkpoint_dir:
@@ -213,7 +216,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    from tf_finetune.sagemaker import launch
 
     # --output is where the SageMaker job writes, not the job's own output; the cluster is SageMaker's.
     job = _job_config(args, output=None, multi_worker=False)
@@ -236,13 +238,11 @@ def _launch(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(plan.request(), indent=2))
         return 0
-    from tf_finetune.sagemaker.sdk import submit
 
     return launch.finish(plan, submit(plan, args.wait), args.wait)
 
 
 def _check_data(args: argparse.Namespace) -> int:
-    from tf_finetune.training.job_plan import check_job
 
     # train's flags: those of its output and checkpoints are accepted and unused; --cpu-devices
     # gives the replicas (without it one, as train on a CPU).
@@ -252,7 +252,6 @@ def _check_data(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from tf_finetune.serving.predictor import collect_inputs, open_model, top_k
 
     with open_model(args.model) as model:
         stdin = sys.stdin.readlines() if "-" in args.inputs else ()
@@ -279,8 +278,6 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tf_finetune.data import load_examples
-    from tf_finetune.serving.predictor import open_model
 
     storage.check_destination(args.output, "--output")
     with open_model(args.model) as model:

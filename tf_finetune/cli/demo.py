@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from tf_finetune.job_options import JobConfig
+from tf_finetune.serving.predictor import open_model, top_k
 from tf_finetune.training.job import run
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,6 @@ def run_demo(output: str | None, cache_dir: str, epochs: int | None = None) -> d
 
 def predict_texts(archive: Path, texts: list[str]) -> list[tuple[str, tuple[str, float]]]:
     """Each text's top label and probability from the exported ``model.tar.gz``."""
-    from tf_finetune.serving.predictor import open_model, top_k
 
     with open_model(str(archive)) as model:
         best = top_k(model.predict(texts), model.label_map.class_names, 1)

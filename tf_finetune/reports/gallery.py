@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_finetune.reports.plots import image_grid
 from tf_finetune.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,6 @@ def write_gallery(task: Task, found: Sequence[Mistake], report_table: str, direc
     table.write_text(report_table + "\n", encoding="utf-8")
     written = [table, _write_csv(task, found, directory / MISTAKES_CSV)]
     if task == Task.IMAGE:
-        from tf_finetune.reports.plots import image_grid
-
         shown = found[:MAX_TILES]
         title = (
             f"misclassified, most confident first ({len(shown)} of {len(found)})"

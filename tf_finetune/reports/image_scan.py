@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tf_finetune.data.images import IMAGE_EXTENSIONS, check_image, check_layout, list_class_folders
 from tf_finetune.reports.split_report import Finding, SplitReport, digest, listed, spread
 
 _MODES = {
@@ -47,7 +48,6 @@ class _Tally:
 def read_images(split: SplitReport, root: Path, image_size: int | None, findings: list[Finding], workers: int) -> None:
     """Read the class folders under ``root`` into ``split`` (counts, figures, content keys); what is
     wrong goes to ``findings``. Raises :class:`~tf_finetune.errors.DataError` as ``train`` would."""
-    from tf_finetune.data.images import check_layout, list_class_folders
 
     folders = list_class_folders(root)
     files, ignored, hidden = _walk_class_folders(root, folders)
@@ -101,7 +101,6 @@ def _file_findings(
     where: str, tally: _Tally, images: list[str], ignored: list[str], hidden: list[str]
 ) -> list[Finding]:
     """The findings about the files themselves: unusable, ignored, unusual extension, misnamed, hidden."""
-    from tf_finetune.data.images import IMAGE_EXTENSIONS
 
     findings = []
     if tally.skipped:
@@ -178,7 +177,6 @@ def _walk_class_folders(
     root: Path, folders: list[Path]
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
     """(image file, class) pairs, (other file, class) pairs and hidden entries under the folders."""
-    from tf_finetune.data.images import IMAGE_EXTENSIONS
 
     hidden = [p.name for p in root.iterdir() if p.name.startswith(".")]
     files: list[tuple[str, str]] = []
@@ -206,8 +204,6 @@ def inspect_image(path: str) -> dict[str, Any]:
     """One read of an image file: ``problem`` (as :func:`~tf_finetune.data.images.check_image`
     says), content ``hash``, and ``size``, ``mode``, ``format`` from its header."""
     from PIL import Image
-
-    from tf_finetune.data.images import check_image
 
     with open(path, "rb") as handle:
         content_hash = digest(handle.read())

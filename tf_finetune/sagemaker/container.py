@@ -25,6 +25,8 @@ from tf_finetune import job_options, logs, model_folder, startup
 from tf_finetune.errors import HyperparameterError, TfFinetuneError, TrainingInterrupted, disk_full
 from tf_finetune.job_options import JobConfig
 from tf_finetune.training.cluster import DEFAULT_WORKER_PORT, cluster_config, worker_count
+from tf_finetune.training.job import run
+from tf_finetune.training.stopping import install_sigterm_handler
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +245,8 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | 
             env.num_gpus,
             ", ".join(f"{k}={v}" for k, v in sorted(env.channels.items())),
         )
-        from tf_finetune.training.job import run
 
         if config.checkpoint_dir:  # spot interruption: save, then stop
-            from tf_finetune.training.stopping import install_sigterm_handler
-
             install_sigterm_handler()
         result = run(config)
         if result.chief:

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from tf_finetune import job_options, model_folder
 from tf_finetune.errors import TfFinetuneError, UsageError
-from tf_finetune.s3 import S3Uri
+from tf_finetune.s3 import S3Uri, client
 from tf_finetune.sagemaker.instances import DEFAULT_INSTANCE_TYPE, Deployment, gpus_of
-from tf_finetune.storage import check_s3_spelling, is_s3
+from tf_finetune.storage import check_s3_spelling, is_s3, write_atomically
+from tf_finetune.training import job as local_job
 
 if TYPE_CHECKING:
     from tf_finetune.job_options import JobConfig
@@ -159,7 +160,6 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
             hyperparameters, UsageError for the launch's other flags, RegistryError for the model,
             StorageError for paths).
     """
-    from tf_finetune.training import job as local_job
 
     output_path = _checked_output_path(config)
     job = config.job
@@ -335,13 +335,9 @@ def write_training_output(record: Mapping[str, Any]) -> str:
     archive = str(record["output_path"])
     target = archive.rsplit("/", 1)[0] + "/training_job.json"
     if is_s3(target):
-        from tf_finetune.s3 import S3Uri, client
-
         location = S3Uri.parse(target)
         client().put_object(Bucket=location.bucket, Key=location.key, Body=training_output_json(record))
     else:
-        from tf_finetune.storage import write_atomically
-
         write_atomically(Path(target), training_output_json(record))
     return target
 

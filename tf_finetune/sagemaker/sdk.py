@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import tf_finetune
 from tf_finetune.errors import StorageError, TfFinetuneError, install_extra
 from tf_finetune.s3 import S3Uri, list_keys
 from tf_finetune.sagemaker.launch import LaunchPlan
@@ -110,7 +111,6 @@ def check_buckets(plan: LaunchPlan, s3: BaseClient) -> None:
 
 def source_folder(target: Path) -> Path:
     """The code the job runs: ``train.py``, ``requirements.txt`` and the ``tf_finetune`` package."""
-    import tf_finetune
 
     package = Path(tf_finetune.__file__).resolve().parent
     shutil.copytree(

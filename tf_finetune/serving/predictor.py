@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from tf_finetune import model_folder, storage
+from tf_finetune import model_folder, s3, storage
+from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.peek import task_of_model
 from tf_finetune.data import LabelMap
+from tf_finetune.data.images import IMAGE_EXTENSIONS, check_image, walk_files
 from tf_finetune.data.text import read_text_csv
 from tf_finetune.errors import TfFinetuneError, first_line
 from tf_finetune.tasks import Task
@@ -182,8 +184,6 @@ def unpack_model(source: str, workdir: Path) -> Path:
     """
     path = Path(source)
     if storage.is_s3(source):
-        from tf_finetune import s3
-
         path = Path(s3.download_prefix(source, workdir / "download"))
     elif not path.exists():
         raise TfFinetuneError(f"{source}: no such model file or folder")
@@ -206,8 +206,6 @@ def open_model(source: str) -> Iterator[FineTunedModel]:
     with tempfile.TemporaryDirectory(prefix="tf_finetune.training.classifier.") as tmp:
         path = unpack_model(source, Path(tmp))
         import tensorflow as tf  # only now: a wrong path answers at once
-
-        from tf_finetune.backbones.custom_ops import register_ops_for
 
         label_map = model_folder.read_labels(path)
         register_ops_for(model_folder.saved_model_dir(path), f"the model {source}")
@@ -241,7 +239,6 @@ def collect_inputs(arguments: Sequence[str], task: Task, stdin_lines: Sequence[s
         TfFinetuneError: nothing at all to predict on (the ignored files are named).
         DataError: a ``data.csv`` that cannot be read (file and line named).
     """
-    from tf_finetune.data.images import IMAGE_EXTENSIONS, check_image, walk_files
 
     items: list[str] = []
     refused: dict[int, str] = {}
@@ -281,7 +278,6 @@ def collect_inputs(arguments: Sequence[str], task: Task, stdin_lines: Sequence[s
 def _check_something_found(arguments: Sequence[str], items: list[str], ignored: list[str]) -> None:
     """Raise TfFinetuneError when the arguments gave no input at all (naming the files ignored),
     else log the ignored files, if any."""
-    from tf_finetune.data.images import IMAGE_EXTENSIONS
 
     not_images = (
         f"{len(ignored)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)}, which training ignores "
@@ -303,7 +299,6 @@ _FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".json", ".jsonl") + _IMAGE_SUFFIXES
 
 def _image_problem(item: str) -> str | None:
     """Why the image file ``item`` cannot be used, by training's rules, or None."""
-    from tf_finetune.data.images import IMAGE_EXTENSIONS, check_image
 
     path = Path(item)
     if path.is_dir():

@@ -35,8 +35,10 @@ import numpy as np
 from tf_finetune import model_folder, storage
 from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.peek import task_of_model
+from tf_finetune.data import load_examples
 from tf_finetune.errors import TfFinetuneError, first_line
 from tf_finetune.hyperparameters import QUANTIZATIONS
+from tf_finetune.serving.predictor import unpack_model
 from tf_finetune.tasks import Task
 
 if TYPE_CHECKING:  # TensorFlow only when a model is converted
@@ -450,11 +452,9 @@ def export_model(
     Raises:
         TfFinetuneError: see :func:`export_tflite`; unreadable model or data.
     """
-    from tf_finetune.data import load_examples
 
     if storage.is_s3(model) and not output_dir:
         raise TfFinetuneError(f"{model} is on S3: give --output for the TFLite files")
-    from tf_finetune.serving.predictor import unpack_model
 
     with tempfile.TemporaryDirectory(prefix="tf_finetune.serving.tflite.") as tmp:
         default_out = Path(model).parent if Path(model).is_file() else Path(model)

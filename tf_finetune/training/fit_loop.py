@@ -15,7 +15,7 @@ import tf_keras
 
 from tf_finetune.hyperparameters import Hyperparameters
 from tf_finetune.progress import bars
-from tf_finetune.training import eval_metrics, stopping
+from tf_finetune.training import checkpoint, eval_metrics, stopping
 from tf_finetune.training.scoring import Scorer, ValidationCallback
 
 if TYPE_CHECKING:
@@ -210,8 +210,6 @@ def _callbacks(
     callbacks = [*bars(), EpochMetricsLogger(hp.epochs)]
     callbacks += [DropoutSeeds(hp.random_seed, steps_per_epoch), CtrlCGuard()]
     if checkpoints is not None:
-        from tf_finetune.training import checkpoint
-
         # After the epoch line (so "checkpoint saved: epoch 3" follows "epoch=3/20"); its restore
         # at train begin still comes before any epoch runs.
         callbacks.append(checkpoint.make_callback(checkpoints))

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tf_finetune import hyperparameters
+from tf_finetune.data.split import stratified_split  # numpy: not for the registry commands
 from tf_finetune.training.eval_metrics import lower_is_better
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,6 @@ def choose_head(
         return hp, []
     train_rows = holdout_rows = None
     if not has_validation:
-        from tf_finetune.data.split import stratified_split  # numpy: not for the registry commands
-
         train_rows, holdout_rows = stratified_split(labels, HOLDOUT_RATIO, hp.random_seed)
         if not holdout_rows or not train_rows:
             log.info("hyperparameters are not chosen: too little training data to hold a part out")

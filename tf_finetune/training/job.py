@@ -17,15 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tf_finetune import hyperparameters, model_folder, storage
-from tf_finetune.backbones import bert_inputs
+from tf_finetune.backbones import bert_inputs, keras_import
 from tf_finetune.backbones.custom_ops import register_ops_for
 from tf_finetune.backbones.loading import check_requirements, local_preprocessor, local_saved_model
 from tf_finetune.data import DATA_FORMS, DataSplit, Examples, load_data, load_examples
 from tf_finetune.data.batching import fit_batch
 from tf_finetune.errors import HyperparameterError
 from tf_finetune.registry import ModelSpec
+from tf_finetune.reports import data_check, image_scan
 from tf_finetune.training import checkpoint, head_search, job_outputs, stopping
 from tf_finetune.training.eval_metrics import extra_metrics
+from tf_finetune.training.feature_store import FeatureStore
 from tf_finetune.training.job_plan import (
     JobConfig,
     JobPlan,
@@ -149,7 +151,6 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
 
 def _prepare_data(job: JobPlan) -> job_outputs.Inputs:
     """Read the training, validation and test data once; log the data report's summary."""
-    from tf_finetune.reports import data_check, image_scan
 
     config, spec, hp = job.config, job.spec, job.hyperparameters
     data = load_data(
@@ -189,7 +190,6 @@ def _prepare_data(job: JobPlan) -> job_outputs.Inputs:
 def _load_backbone(job: JobPlan, data: DataSplit) -> Backbone:
     """The backbone as a local SavedModel (downloaded, built, imported or cut as needed), with
     the ops it needs registered and its BERT-style preprocessor loaded."""
-    from tf_finetune.backbones import keras_import
     from tf_finetune.training.classifier import Backbone
 
     config, spec = job.config, job.spec
@@ -304,8 +304,6 @@ def _fit(
         task, data, hp, layout.global_batch, image_size, workdir, cache_decoded=not cache
     )
     if cache:
-        from tf_finetune.training.feature_store import FeatureStore
-
         started = time.perf_counter()
         train_inputs = inference_batches(data.train.inputs, task, layout.global_batch, decoding=streams.decoding)
         store = FeatureStore.open(

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from tf_finetune import model_folder, s3, storage
 from tf_finetune.data import DataSplit, Examples, LabelMap
 from tf_finetune.errors import writing
-from tf_finetune.reports import evaluation, plots
+from tf_finetune.reports import evaluation, gallery, plots
+from tf_finetune.serving import tflite
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,8 +129,6 @@ def write_outputs(
         with writing(f"the model folder {config.model_dir}"):
             export.write_model_folder(model, data.label_map, metrics, Path(config.model_dir), served)
     if hp.tflite != "none":  # model.tflite next to model.tar.gz and in the model dir
-        from tf_finetune.serving import tflite
-
         targets = [t for t in (config.model_dir, config.output and output_folder(config.output)) if t]
         with writing(f"the TFLite model (working folder {workdir}; to {', '.join(map(str, targets))})"):
             source = (
@@ -299,8 +298,6 @@ def _draw_reports(
     (directory / "data_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     plots.training_curves(history, directory / "training_curves.png")
     if val_probabilities is not None and data.validation is not None:
-        from tf_finetune.reports import gallery
-
         predicted = val_probabilities.argmax(axis=1)
         names = data.label_map.class_names
         report = evaluation.classification_report(data.validation.labels, predicted, names)

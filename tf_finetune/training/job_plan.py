@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from tf_finetune import hyperparameters, job_options, model_folder, storage
 from tf_finetune.backbones.bert_inputs import MAX_SEQ_LENGTH
+from tf_finetune.backbones.loading import DEFAULT_IMAGE_SIZE
 from tf_finetune.backbones.peek import local_handle, task_of_model
 from tf_finetune.data import DATA_FORMS
 from tf_finetune.data.text import csv_files
 from tf_finetune.errors import BackboneError, DataError, HyperparameterError
 from tf_finetune.job_options import JobConfig
 from tf_finetune.registry import ModelSpec, load_registry
+from tf_finetune.reports import data_check
 from tf_finetune.tasks import Task
 
 if TYPE_CHECKING:
@@ -309,8 +311,6 @@ def check_job(config: JobConfig, replicas: int = 1) -> data_check.DataReport:
         TfFinetuneError: what ``train`` would refuse before reading data (missing paths, bad
             hyperparameters, an unknown model id).
     """
-    from tf_finetune.backbones.loading import DEFAULT_IMAGE_SIZE
-    from tf_finetune.reports import data_check
 
     check_sources(config)
     user = hyperparameters.normalize(config.hyperparameters)  # before any download
