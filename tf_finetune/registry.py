@@ -1,8 +1,9 @@
 """The catalogue of fine-tunable backbones (``hub_models.yaml``), read and validated.
 
 The catalogue is data: one YAML file, one :class:`ModelSpec` per entry, one door
-(:func:`get_model`). Reading it never imports TensorFlow, so ``list-models`` and
-``describe`` answer at once.
+(:meth:`Registry.get`), which also answers to SageMaker JumpStart's model ids (an entry's
+``jumpstart_ids``; the ids with no counterpart here are listed with the reason and what to use
+instead). Reading it never imports TensorFlow, so ``list-models`` and ``describe`` answer at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tf_finetune.tasks import TASK_NAMES, Task
 
 PIXEL_RANGES = ("0,1",)
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_JUMPSTART_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # JumpStart's ids keep their capitals (L-12-H-768)
 # Handles the registry accepts: hub and Kaggle URLs, buckets, local folders, built-ins.
 _HANDLE = re.compile(r"^(https://[a-z0-9.-]+/\S+|gs://\S+|s3://\S+|file://\S+|builtin:[a-z0-9_-]+)$")
 _REQUIRED = ("id", "task", "handle", "fine_tunable", "license", "description")
@@ -35,6 +37,7 @@ _KNOWN = set(_REQUIRED) | {
     "kaggle_handle",
     "requires",
     "hyperparameters",
+    "jumpstart_ids",
 }
 
 
@@ -63,6 +66,8 @@ class ModelSpec:
         hyperparameters: default overrides for this backbone.
         max_seq_length: text with a BERT-style preprocessor: the sequence length to pack to;
             None = the preprocessor's own (a job's choice, never in the catalogue).
+        jumpstart_ids: the SageMaker JumpStart model ids this entry stands for (its handle is
+            the published TF2 feature vector or encoder of the model JumpStart lists).
     """
 
     id: str
@@ -80,34 +85,53 @@ class ModelSpec:
     requires: tuple[str, ...] = ()
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     max_seq_length: int | None = None
+    jumpstart_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task(self.task))  # "image" as written in YAML or code: a Task
 
 
 @dataclass(frozen=True)
+class Unavailable:
+    """JumpStart model ids with no counterpart in the catalogue: why, and the entry to use instead."""
+
+    ids: tuple[str, ...]
+    reason: str
+    instead: str
+
+
+@dataclass(frozen=True)
 class Registry:
-    """All entries of one registry file, with the per-task default hyperparameters."""
+    """All entries of one registry file, with the per-task default hyperparameters and the
+    JumpStart ids it cannot serve."""
 
     source: str
     models: tuple[ModelSpec, ...]
     task_defaults: Mapping[str, Mapping[str, Any]]
+    unavailable: tuple[Unavailable, ...] = ()
 
     def get(self, model_id: str) -> ModelSpec:
-        """Return the entry ``model_id``.
+        """Return the entry ``model_id``: a registry id or one of an entry's JumpStart ids.
 
         Raises:
-            RegistryError: unknown id, with the closest known ids.
+            RegistryError: unknown id, with the closest known ids; or a JumpStart id with no
+                counterpart here, with the reason and the entry to use instead.
         """
         for spec in self.models:
-            if spec.id == model_id:
+            if model_id == spec.id or model_id in spec.jumpstart_ids:
                 return spec
-
-        close = difflib.get_close_matches(model_id, [m.id for m in self.models], n=3)
+        for gap in self.unavailable:
+            if model_id in gap.ids:
+                raise RegistryError(
+                    f"JumpStart model id {model_id!r} has no counterpart in {self.source}: {gap.reason} "
+                    f"Use --model-id {gap.instead} instead, or pass --handle."
+                )
+        known = [name for spec in self.models for name in (spec.id, *spec.jumpstart_ids)]
+        close = difflib.get_close_matches(model_id, known, n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise RegistryError(
             f"unknown model id {model_id!r} in {self.source}.{hint} "
-            "Run 'tf-finetune list-models' to see all ids, or pass --handle."
+            "Run 'tf-finetune list-models' to see all ids (--jumpstart for JumpStart's), or pass --handle."
         )
 
 
@@ -144,18 +168,47 @@ def load_registry(path: str | Path | None = None) -> Registry:
         if task not in TASK_NAMES:
             raise RegistryError(f"registry {path}: task_defaults has unknown task {task!r}")
         _check_hyperparameters(path, f"registry {path}, task_defaults.{task}", values)
-    models: list[ModelSpec] = []
-    seen: dict[str, int] = {}
-    for index, entry in enumerate(document["models"]):
-        spec = _parse_entry(path, index, entry)
-        if spec.id in seen:
+    models = tuple(_parse_entry(path, index, entry) for index, entry in enumerate(document["models"]))
+    unavailable = _parse_unavailable(path, document.get("jumpstart_unavailable") or [])
+    _check_unique(path, models, unavailable)
+    return Registry(str(path), models, task_defaults, unavailable)
+
+
+def _parse_unavailable(path: Path, items: Any) -> tuple[Unavailable, ...]:
+    where = f"registry {path}, jumpstart_unavailable"
+    if not isinstance(items, list):
+        raise RegistryError(f"{where}: expected a list of {{ids, reason, instead}}")
+    parsed = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) != {"ids", "reason", "instead"}:
+            raise RegistryError(f"{where}[{index}]: expected exactly the fields ids, reason, instead")
+        parsed.append(
+            Unavailable(_jumpstart_ids(f"{where}[{index}]", item["ids"]), str(item["reason"]), item["instead"])
+        )
+    return tuple(parsed)
+
+
+def _jumpstart_ids(where: str, ids: Any) -> tuple[str, ...]:
+    if not isinstance(ids, list) or not all(isinstance(i, str) and _JUMPSTART_ID.match(i) for i in ids):
+        raise RegistryError(f"{where}: JumpStart ids must be a list of ids (letters, digits, '.', '_', '-')")
+    return tuple(ids)
+
+
+def _check_unique(path: Path, models: tuple[ModelSpec, ...], unavailable: tuple[Unavailable, ...]) -> None:
+    """Every id and JumpStart id names one thing; every ``instead`` names an entry."""
+    seen: dict[str, str] = {}
+    named = [(f"models[{i}]", name) for i, spec in enumerate(models) for name in (spec.id, *spec.jumpstart_ids)]
+    named += [(f"jumpstart_unavailable[{i}]", name) for i, gap in enumerate(unavailable) for name in gap.ids]
+    for where, name in named:
+        if name in seen:
+            raise RegistryError(f"registry {path}, {where}: id {name!r} is also in {seen[name]}; ids must be unique")
+        seen[name] = where
+    ids = {spec.id for spec in models}
+    for index, gap in enumerate(unavailable):
+        if gap.instead not in ids:
             raise RegistryError(
-                f"registry {path}, models[{index}] (id {spec.id!r}): field 'id' "
-                f"duplicates models[{seen[spec.id]}]; ids must be unique"
+                f"registry {path}, jumpstart_unavailable[{index}]: 'instead' is {gap.instead!r}, not a registry id"
             )
-        seen[spec.id] = index
-        models.append(spec)
-    return Registry(str(path), tuple(models), task_defaults)
 
 
 def _parse_entry(path: Path, index: int, entry: Any) -> ModelSpec:
@@ -205,6 +258,7 @@ def _parse_entry(path: Path, index: int, entry: Any) -> ModelSpec:
         kaggle_handle=entry.get("kaggle_handle"),
         requires=tuple(entry.get("requires") or ()),
         hyperparameters=dict(overrides),
+        jumpstart_ids=_jumpstart_ids(where, entry.get("jumpstart_ids") or []),
     )
 
 

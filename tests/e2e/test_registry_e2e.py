@@ -75,6 +75,25 @@ def test_cli_describe_unknown_id():
     _no_traceback(result)
 
 
+def test_cli_describe_and_list_models_answer_to_jumpstart_ids(packaged):
+    """JumpStart's ids from its docs, through the door a user types them into."""
+    for model_id, handle in [
+        ("tensorflow-tc-bert-en-uncased-L-12-H-768-A-12-2", "tensorflow/bert_en_uncased_L-12_H-768_A-12/4"),
+        ("tensorflow-ic-bit-m-r50x1-imagenet21k-classification-1", "google/bit/m-r50x1/1"),
+    ]:
+        result = run_cli("describe", model_id)
+        assert result.returncode == 0, result.stderr
+        assert f"https://tfhub.dev/{handle}\n" in result.stdout and model_id in result.stdout
+    gap = run_cli("describe", "tensorflow-ic-efficientnet-lite0-classification-2")
+    assert gap.returncode == 1 and "TF1 Hub format" in gap.stderr and "--model-id efficientnet-b0" in gap.stderr
+    listing = run_cli("list-models", "--jumpstart")
+    assert listing.returncode == 0, listing.stderr
+    rows = [line for line in listing.stdout.splitlines()[1:] if line.split()[0] in {m.id for m in packaged.models}]
+    assert len(rows) == len(packaged.models)
+    shown = {name.strip(",") for row in rows for name in row.split() if name.startswith("tensorflow-")}
+    assert shown == {name for m in packaged.models for name in m.jumpstart_ids}
+
+
 def test_cli_help():
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr

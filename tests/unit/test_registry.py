@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+import jumpstart_docs
 from helpers import REPO
 from registry_cases import HUB_OR_KAGGLE, IMAGE_ENTRY, TEXT_ENTRY, write_registry
 from tf_finetune.cli import catalog
@@ -430,3 +432,84 @@ def test_card_from_another_registry(tmp_path):
 
 
 # ---- the command line --------------------------------------------------------------------------
+
+
+# ---- SageMaker JumpStart model ids -------------------------------------------------------------
+
+
+def jumpstart_registry(tmp_path: Path, unavailable=None, **image_changes) -> Path:
+    """IMAGE_ENTRY answering to two JumpStart ids, TEXT_ENTRY, and the given unavailable list."""
+    image = {**IMAGE_ENTRY, "jumpstart_ids": ["tensorflow-ic-tiny-1", "tensorflow-ic-tiny-21k-1"], **image_changes}
+    path = write_registry(tmp_path, [image, TEXT_ENTRY])
+    if unavailable is not None:
+        path.write_text(path.read_text() + yaml.safe_dump({"jumpstart_unavailable": unavailable}, sort_keys=False))
+    return path
+
+
+LITE = {"ids": ["tensorflow-ic-lite0-2"], "reason": "published in the TF1 Hub format only.", "instead": "tiny-image"}
+
+
+def test_a_jumpstart_id_finds_its_entry(tmp_path):
+    registry = load_registry(jumpstart_registry(tmp_path))
+    assert registry.get("tensorflow-ic-tiny-21k-1") is registry.get("tiny-image")
+    assert registry.get("tiny-image").jumpstart_ids == ("tensorflow-ic-tiny-1", "tensorflow-ic-tiny-21k-1")
+
+
+def test_a_misspelt_jumpstart_id_gets_the_nearest_jumpstart_ids(tmp_path):
+    with pytest.raises(RegistryError, match=r"Did you mean: tensorflow-ic-tiny-1\b"):
+        load_registry(jumpstart_registry(tmp_path)).get("tensorflow-ic-tinny-1")
+
+
+def test_a_jumpstart_id_without_counterpart_says_why_and_what_to_use(tmp_path):
+    registry = load_registry(jumpstart_registry(tmp_path, [LITE]))
+    with pytest.raises(RegistryError) as info:
+        registry.get("tensorflow-ic-lite0-2")
+    assert "no counterpart" in str(info.value) and LITE["reason"] in str(info.value)
+    assert "--model-id tiny-image" in str(info.value)
+
+
+def test_a_jumpstart_id_named_twice_is_refused(tmp_path):
+    twice = dict(LITE, ids=["tensorflow-ic-tiny-1"])
+    registry_error(
+        jumpstart_registry(tmp_path, [twice]), "jumpstart_unavailable[0]", "'tensorflow-ic-tiny-1'", "models[0]"
+    )
+
+
+def test_a_jumpstart_id_equal_to_a_registry_id_is_refused(tmp_path):
+    registry_error(jumpstart_registry(tmp_path, jumpstart_ids=["tiny-text"]), "'tiny-text'", "unique")
+
+
+def test_unavailable_must_point_at_an_entry(tmp_path):
+    registry_error(jumpstart_registry(tmp_path, [dict(LITE, instead="nope")]), "jumpstart_unavailable[0]", "'nope'")
+
+
+@pytest.mark.parametrize("ids", ["tensorflow-ic-tiny-1", ["has space"], [3]])
+def test_malformed_jumpstart_ids(tmp_path, ids):
+    registry_error(jumpstart_registry(tmp_path, jumpstart_ids=ids), "models[0]", "JumpStart ids")
+
+
+def test_list_models_shows_the_jumpstart_ids_beside_ours(tmp_path):
+    path = jumpstart_registry(tmp_path, [LITE])
+    lines = catalog.table(str(path), jumpstart=True).splitlines()
+    assert lines[0].split() == ["ID", "TASK", "FINE-TUNABLE", "INPUT", "DIM", "JUMPSTART", "MODEL", "IDS"]
+    assert lines[1].split()[0] == "tiny-image" and lines[1].endswith("tensorflow-ic-tiny-1, tensorflow-ic-tiny-21k-1")
+    assert lines[2].split()[0] == "tiny-text" and lines[2].endswith("-")
+    assert lines[3].startswith("tensorflow-ic-lite0-2: no counterpart here") and lines[3].endswith("use tiny-image")
+    assert [line.split() for line in catalog.table(str(path), "text", jumpstart=True).splitlines()[1:]] == [
+        lines[2].split()
+    ]
+    assert "jumpstart ids:   tensorflow-ic-tiny-1, tensorflow-ic-tiny-21k-1" in catalog.card(str(path), "tiny-image")
+
+
+@pytest.mark.parametrize(
+    "task, ids", [("image", jumpstart_docs.IMAGE_MODEL_IDS), ("text", jumpstart_docs.TEXT_MODEL_IDS)]
+)
+def test_every_jumpstart_model_id_in_the_docs_is_known(packaged, task, ids):
+    """Each id is an entry of its task, or a documented gap pointing at an entry of its task."""
+    gaps = {name: gap for gap in packaged.unavailable for name in gap.ids}
+    for model_id in ids:
+        spec = packaged.get(gaps[model_id].instead) if model_id in gaps else packaged.get(model_id)
+        assert spec.task == task, model_id
+    assert len(gaps) <= 6  # EfficientNet-Lite (TF1 only) and ResNet 50 (no published page)
+    listed = {name for spec in packaged.models for name in spec.jumpstart_ids} | set(gaps)
+    assert listed == set(jumpstart_docs.IMAGE_MODEL_IDS) | set(jumpstart_docs.TEXT_MODEL_IDS)

@@ -21,24 +21,43 @@ def _input(spec: ModelSpec) -> str:
     return "strings" + (" +preproc" if spec.preprocessor else "")
 
 
-def table(registry_path: str | None = None, task: Task | None = None) -> str:
+def table(registry_path: str | None = None, task: Task | None = None, *, jumpstart: bool = False) -> str:
     """One row per backbone: id, task, fine-tunable, input, output width, description.
 
     Args:
         registry_path: a registry file, or None for the packaged one.
         task: only this task when given.
+        jumpstart: add the SageMaker JumpStart model ids each entry answers to, and list the
+            JumpStart ids with no counterpart (with the entry to use instead).
 
     Returns:
         The aligned table as text.
     """
-    models = [m for m in load_registry(registry_path).models if task in (None, m.task)]
-    rows = [("ID", "TASK", "FINE-TUNABLE", "INPUT", "DIM", "DESCRIPTION")]
+    registry = load_registry(registry_path)
+    models = [m for m in registry.models if task in (None, m.task)]
+    head = ("ID", "TASK", "FINE-TUNABLE", "INPUT", "DIM")
+    rows = [(*head, "JUMPSTART MODEL IDS" if jumpstart else "DESCRIPTION")]
     rows += [
-        (m.id, m.task, "yes" if m.fine_tunable else "no", _input(m), str(m.output_dim or "?"), m.description)
+        (
+            m.id,
+            m.task,
+            "yes" if m.fine_tunable else "no",
+            _input(m),
+            str(m.output_dim or "?"),
+            (", ".join(m.jumpstart_ids) or "-") if jumpstart else m.description,
+        )
         for m in models
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+    if jumpstart:
+        lines += [
+            f"{name}: no counterpart here ({gap.reason}); use {gap.instead}"
+            for gap in registry.unavailable
+            for name in gap.ids
+            if task is None or registry.get(gap.instead).task == task
+        ]
+    return "\n".join(lines)
 
 
 def card(registry_path: str | None, model_id: str) -> str:
@@ -48,6 +67,8 @@ def card(registry_path: str | None, model_id: str) -> str:
     lines = [f"{spec.id}: {spec.description}", f"  task:            {spec.task}", f"  handle:          {spec.handle}"]
     if spec.kaggle_handle:
         lines.append(f"  kaggle handle:   {spec.kaggle_handle}")
+    if spec.jumpstart_ids:
+        lines.append(f"  jumpstart ids:   {', '.join(spec.jumpstart_ids)}")
     if spec.preprocessor:
         lines.append(f"  preprocessor:    {spec.preprocessor}")
     if spec.output_key:

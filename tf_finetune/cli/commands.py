@@ -144,7 +144,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _list_models(args: argparse.Namespace) -> int:
-    print(catalog.table(args.registry, args.task))
+    print(catalog.table(args.registry, args.task, jumpstart=args.jumpstart))
     return 0
 
 

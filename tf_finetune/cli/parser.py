@@ -196,11 +196,14 @@ def _add_check_data_command(commands: _Commands) -> None:
 def _add_list_models_command(commands: _Commands) -> None:
     listing = commands.add_parser("list-models", help="list the registry's backbones")
     listing.add_argument("--task", choices=TASK_NAMES)
+    listing.add_argument(
+        "--jumpstart", action="store_true", help="show the SageMaker JumpStart model ids each backbone answers to"
+    )
     listing.add_argument("--registry", default=None, metavar="YAML")
 
 
 def _add_describe_command(commands: _Commands) -> None:
-    describe = commands.add_parser("describe", help="show one registry entry")
+    describe = commands.add_parser("describe", help="show one registry entry (by its id or a JumpStart model id)")
     describe.add_argument("model_id")
     describe.add_argument("--registry", default=None, metavar="YAML")
 
