@@ -64,13 +64,13 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def _unrecognized(command: argparse.ArgumentParser, unknown: Sequence[str]) -> str:
     """The usage error of ``unknown`` arguments, with the closest known flags of each."""
-    # --snake_case and --kebab-case are the same flag: suggest the kebab-case spelling once.
+    # --snake_case and --kebab-case are the same flag: suggest the kebab-case spelling once, and an
+    # option by its own name, not an alias (--epsilon, not --eps).
     known = sorted(
         {
-            flag.replace("_", "-")
+            long[0].replace("_", "-")
             for action in command._actions
-            for flag in action.option_strings
-            if flag.startswith("--")
+            if (long := [flag for flag in action.option_strings if flag.startswith("--")])
         }
     )
     hints = []

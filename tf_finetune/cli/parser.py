@@ -66,10 +66,12 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
         "('tf-finetune describe ID' lists a model's).",
     )
     for param in SCHEMA:
-        flags = {f"--{n}" for name in (param.name, *param.aliases) for n in (name, name.replace("_", "-"))}
-        # Kebab-case first: argparse shows the first flag in the usage line.
+        own = {f"--{n}" for n in (param.name, param.name.replace("_", "-"))}
+        aliases = {f"--{n}" for name in param.aliases for n in (name, name.replace("_", "-"))} - own
+        # The own name before its aliases, kebab-case first: argparse shows the first flag in the usage line.
         group.add_argument(
-            *sorted(flags, key=lambda f: (len(f), "_" in f, f)),
+            *sorted(own, key=lambda f: ("_" in f, f)),
+            *sorted(aliases, key=lambda f: ("_" in f, f)),
             dest=HYPERPARAMETER_DEST + param.name,
             default=None,
             metavar="V",
