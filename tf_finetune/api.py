@@ -117,7 +117,6 @@ def train_job(config: JobConfig) -> JobResult:
     Raises:
         TfFinetuneError: as :func:`~tf_finetune.training.job.run`; a full disk, as a DiskFullError.
     """
-
     started = time.perf_counter()
     try:
         result = run(config)

@@ -154,7 +154,6 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _fetch_model(args: argparse.Namespace) -> int:
-
     storage.check_destination(args.output, "--output")
     storage.check_destination(args.cache_dir, "--cache-dir")
     with writing(f"the model to {args.output} (through the cache in {args.cache_dir})", "--output or --cache-dir"):
@@ -163,7 +162,6 @@ def _fetch_model(args: argparse.Namespace) -> int:
 
 
 def _import_backbone(args: argparse.Namespace) -> int:
-
     folder = str(Path(args.output).parent) if storage.is_archive(args.output) else args.output
     storage.check_destination(folder, "--output")
     print(import_to(args.model_file, args.output, args.feature_layer, args.pixel_range, args.image_size))
@@ -171,7 +169,6 @@ def _import_backbone(args: argparse.Namespace) -> int:
 
 
 def _export_tflite(args: argparse.Namespace) -> int:
-
     if args.output:
         storage.check_destination(args.output, "--output")
     with writing(f"the TFLite model to {args.output or 'the model folder'}", "--output"):
@@ -188,7 +185,6 @@ def _split_cpu(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-
     storage.check_destination(args.cache_dir, "--cache-dir")
     _split_cpu(args)
     demo.run_demo(args.output, args.cache_dir, args.epochs)
@@ -252,7 +248,6 @@ def _check_data(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-
     with open_model(args.model) as model:
         stdin = sys.stdin.readlines() if "-" in args.inputs else ()
         answers = model.answer(collect_inputs(args.inputs, model.task, stdin))
@@ -278,7 +273,6 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-
     storage.check_destination(args.output, "--output")
     with open_model(args.model) as model:
         examples = load_examples(model.task, args.data, model.label_map)

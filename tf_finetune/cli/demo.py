@@ -78,7 +78,6 @@ def run_demo(output: str | None, cache_dir: str, epochs: int | None = None) -> d
 
 def predict_texts(archive: Path, texts: list[str]) -> list[tuple[str, tuple[str, float]]]:
     """Each text's top label and probability from the exported ``model.tar.gz``."""
-
     with open_model(str(archive)) as model:
         best = top_k(model.predict(texts), model.label_map.class_names, 1)
     return [(text, ranked[0]) for text, ranked in zip(texts, best)]

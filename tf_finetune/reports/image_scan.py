@@ -48,7 +48,6 @@ class _Tally:
 def read_images(split: SplitReport, root: Path, image_size: int | None, findings: list[Finding], workers: int) -> None:
     """Read the class folders under ``root`` into ``split`` (counts, figures, content keys); what is
     wrong goes to ``findings``. Raises :class:`~tf_finetune.errors.DataError` as ``train`` would."""
-
     folders = list_class_folders(root)
     files, ignored, hidden = _walk_class_folders(root, folders)
     check_layout(root, folders, [path for path, _ in files])
@@ -101,7 +100,6 @@ def _file_findings(
     where: str, tally: _Tally, images: list[str], ignored: list[str], hidden: list[str]
 ) -> list[Finding]:
     """The findings about the files themselves: unusable, ignored, unusual extension, misnamed, hidden."""
-
     findings = []
     if tally.skipped:
         findings.append(
@@ -177,7 +175,6 @@ def _walk_class_folders(
     root: Path, folders: list[Path]
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
     """(image file, class) pairs, (other file, class) pairs and hidden entries under the folders."""
-
     hidden = [p.name for p in root.iterdir() if p.name.startswith(".")]
     files: list[tuple[str, str]] = []
     ignored: list[tuple[str, str]] = []

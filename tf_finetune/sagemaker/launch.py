@@ -160,7 +160,6 @@ def plan(config: LaunchConfig, now: datetime | None = None) -> LaunchPlan:
             hyperparameters, UsageError for the launch's other flags, RegistryError for the model,
             StorageError for paths).
     """
-
     output_path = _checked_output_path(config)
     job = config.job
     hp = local_job.plan(job).hyperparameters  # the same checks as a local train, and the batch it uses

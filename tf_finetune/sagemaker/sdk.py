@@ -111,7 +111,6 @@ def check_buckets(plan: LaunchPlan, s3: BaseClient) -> None:
 
 def source_folder(target: Path) -> Path:
     """The code the job runs: ``train.py``, ``requirements.txt`` and the ``tf_finetune`` package."""
-
     package = Path(tf_finetune.__file__).resolve().parent
     shutil.copytree(
         package,

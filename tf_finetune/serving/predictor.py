@@ -239,7 +239,6 @@ def collect_inputs(arguments: Sequence[str], task: Task, stdin_lines: Sequence[s
         TfFinetuneError: nothing at all to predict on (the ignored files are named).
         DataError: a ``data.csv`` that cannot be read (file and line named).
     """
-
     items: list[str] = []
     refused: dict[int, str] = {}
     ignored: list[str] = []
@@ -278,7 +277,6 @@ def collect_inputs(arguments: Sequence[str], task: Task, stdin_lines: Sequence[s
 def _check_something_found(arguments: Sequence[str], items: list[str], ignored: list[str]) -> None:
     """Raise TfFinetuneError when the arguments gave no input at all (naming the files ignored),
     else log the ignored files, if any."""
-
     not_images = (
         f"{len(ignored)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)}, which training ignores "
         f"too: {', '.join(ignored[:10])}{' …' if len(ignored) > 10 else ''}"
@@ -299,7 +297,6 @@ _FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".json", ".jsonl") + _IMAGE_SUFFIXES
 
 def _image_problem(item: str) -> str | None:
     """Why the image file ``item`` cannot be used, by training's rules, or None."""
-
     path = Path(item)
     if path.is_dir():
         return "a folder: give folders as arguments (standard input takes image files)"

@@ -452,7 +452,6 @@ def export_model(
     Raises:
         TfFinetuneError: see :func:`export_tflite`; unreadable model or data.
     """
-
     if storage.is_s3(model) and not output_dir:
         raise TfFinetuneError(f"{model} is on S3: give --output for the TFLite files")
 

@@ -151,7 +151,6 @@ def _run_local(job: JobPlan, started: float, workdir: Path, job_scope: contextli
 
 def _prepare_data(job: JobPlan) -> job_outputs.Inputs:
     """Read the training, validation and test data once; log the data report's summary."""
-
     config, spec, hp = job.config, job.spec, job.hyperparameters
     data = load_data(
         spec.task,

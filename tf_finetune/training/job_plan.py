@@ -311,7 +311,6 @@ def check_job(config: JobConfig, replicas: int = 1) -> data_check.DataReport:
         TfFinetuneError: what ``train`` would refuse before reading data (missing paths, bad
             hyperparameters, an unknown model id).
     """
-
     check_sources(config)
     user = hyperparameters.normalize(config.hyperparameters)  # before any download
     with tempfile.TemporaryDirectory(prefix="tf_finetune-check-") as folder:
