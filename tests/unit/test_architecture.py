@@ -19,14 +19,19 @@ from helpers import REPO
 PACKAGE = REPO / "tf_finetune"
 
 
-def _module_name(path: Path, root: Path = REPO) -> str:
+def _module_name(path: Path, root: Path) -> str:
     parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def package_modules(package: Path = PACKAGE) -> dict[str, Path]:
+    """Module name -> file, for every module of ``package`` (the SageMaker entry point script aside)."""
+    return {_module_name(p, package.parent): p for p in sorted(package.rglob("*.py")) if "entrypoint" not in p.parts}
+
+
 def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     """module -> the package modules it imports (``from tf_finetune import x`` counts as ``x``)."""
-    files = {_module_name(p): p for p in sorted(package.rglob("*.py")) if "entrypoint" not in p.parts}
+    files = package_modules(package)
     graph: dict[str, set[str]] = {name: set() for name in files}
     for name, path in files.items():
         is_package = path.name == "__init__.py"
@@ -40,9 +45,7 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
                     anchor = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
                     base = ".".join(anchor + ([base] if base else []))
                 targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
-            for target in targets:
-                while target and target not in files:  # a name inside a module: its module
-                    target = target.rpartition(".")[0]
+            for target in (_module_of(t, files) for t in targets):
                 if target and target != name and not name.startswith(target + "."):
                     graph[name].add(target)
     return graph
@@ -310,7 +313,7 @@ def _import_time_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
 def heavy_at_import(package: Path = PACKAGE) -> dict[str, set[str]]:
     """module -> the HEAVY_LIBRARIES that importing it loads: its own import-time imports, and
     those of the package modules (and parent packages) it imports, transitively."""
-    files = {_module_name(p, package.parent): p for p in sorted(package.rglob("*.py")) if "entrypoint" not in p.parts}
+    files = package_modules(package)
     direct: dict[str, tuple[set[str], set[str]]] = {}
     for name, path in files.items():
         libraries, modules = set(), {parent for parent in _parents(name) if parent in files}
@@ -351,7 +354,7 @@ def _module_of(target: str, files: dict[str, Path]) -> str:
 def light_local_imports(package: Path = PACKAGE) -> list[str]:
     """Function-local imports of package modules that load none of HEAVY_LIBRARIES: nothing is
     saved by deferring them, so they belong at the top, where a reader looks for them."""
-    files = {_module_name(p, package.parent): p for p in sorted(package.rglob("*.py")) if "entrypoint" not in p.parts}
+    files = package_modules(package)
     heavy = heavy_at_import(package)
     found = []
     for path in files.values():
